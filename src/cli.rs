@@ -1,0 +1,225 @@
+//! The command line as clap sees it. Nothing outside this module and `config` touches clap:
+//! `config` turns these raw values into a validated [`crate::config::Config`].
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+const AFTER_HELP: &str = "\
+Exit codes: 0 done (or nothing to do), 2 bad command line, 3 partial (some messages failed or
+expired), 75 temporary (database, OAuth or FCM unreachable), 78 configuration (credentials,
+database URL, missing tables, payload or APNs setup rejected), 1 a bug.";
+
+/// Sends Wolley's scheduled FCM pushes and weekly statistics, once per run, from cron.
+#[derive(Debug, Parser)]
+#[command(name = "wolley-push", version, about, after_help = AFTER_HELP)]
+#[command(long_about = "\
+Sends Wolley's scheduled Firebase Cloud Messaging pushes and weekly statistics.
+
+Host cron (TZ=Asia/Seoul) starts it; it runs one job once, pulls device tokens from the
+backend's MariaDB, sends the batch through the FCM HTTP v1 API, records the outcome and exits
+with a code cron and scripts can act on.")]
+pub struct Cli {
+    /// Settings every job shares.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// The job to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags accepted before or after any subcommand.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// MariaDB URL of the Wolley backend, e.g. mysql://wolley:secret@127.0.0.1:3306/wolley
+    #[arg(long, env = "WOLLEY_DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Google service-account JSON key used to obtain FCM access tokens
+    #[arg(long, env = "GOOGLE_APPLICATION_CREDENTIALS", global = true, value_name = "KEY_FILE")]
+    pub credentials: Option<PathBuf>,
+
+    /// Firebase project to send through [default: the key's project_id]
+    #[arg(long, env = "WOLLEY_FCM_PROJECT_ID", global = true)]
+    pub project_id: Option<String>,
+
+    /// Base URL of the FCM HTTP v1 API
+    #[arg(
+        long,
+        env = "WOLLEY_FCM_ENDPOINT",
+        global = true,
+        default_value = "https://fcm.googleapis.com"
+    )]
+    pub fcm_endpoint: String,
+
+    /// Requests in flight at once (spread over HTTP/2 connections of 100 streams each)
+    #[arg(long, env = "WOLLEY_CONCURRENCY", global = true, default_value_t = 1000)]
+    pub concurrency: usize,
+
+    /// Messages per second at most, 0 for no cap (the project quota is 10,000/s)
+    #[arg(long, env = "WOLLEY_RATE", global = true, default_value_t = 9000)]
+    pub rate: u32,
+
+    /// Time zone of slots, weeks and the backend's naive datetimes
+    #[arg(long, env = "WOLLEY_TIMEZONE", global = true, default_value = "Asia/Seoul")]
+    pub timezone: String,
+
+    /// Attempts per message before it counts as failed
+    #[arg(long, env = "WOLLEY_MAX_ATTEMPTS", global = true, default_value_t = 5)]
+    pub max_attempts: u32,
+
+    /// First back-off after a 500/503 without Retry-After (doubles each attempt; Google's minimum)
+    #[arg(long, env = "WOLLEY_BACKOFF", global = true, default_value = "10s", value_name = "DURATION")]
+    pub backoff: String,
+
+    /// First back-off after a 429 without Retry-After (doubles each attempt; Google's minimum)
+    #[arg(long, env = "WOLLEY_QUOTA_BACKOFF", global = true, default_value = "60s", value_name = "DURATION")]
+    pub quota_backoff: String,
+
+    /// Time limit of one FCM request
+    #[arg(long, env = "WOLLEY_REQUEST_TIMEOUT", global = true, default_value = "30s", value_name = "DURATION")]
+    pub request_timeout: String,
+
+    /// Format of the summary on stdout
+    #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+
+    /// Progress bar on stderr; auto = only when stderr is a terminal
+    #[arg(long, global = true, value_enum, default_value_t = Progress::Auto)]
+    pub progress: Progress,
+
+    /// Print nothing on success (cron mails any output); errors still go to stderr
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// More log detail on stderr (-v debug, -vv trace); RUST_LOG overrides
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Pretend the current time is this RFC 3339 instant (for tests and replays)
+    #[arg(long, env = "WOLLEY_NOW", global = true, hide = true)]
+    pub now: Option<String>,
+}
+
+/// Summary formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A few aligned lines for people.
+    Human,
+    /// One JSON object.
+    Json,
+}
+
+/// When to draw the progress bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Progress {
+    /// Only when stderr is a terminal.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// The jobs and operational commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Silent wake-up push to every device with a token (cron: every 30 minutes)
+    #[command(after_help = "Example:\n  wolley-push save-location -q\n  \
+        wolley-push save-location --tokens-file tokens.txt --print")]
+    SaveLocation(SaveLocationArgs),
+
+    /// Visible weekly reminder that makes the app upload its GPS logs (cron: Mondays 00:10)
+    #[command(after_help = "Example:\n  wolley-push path-daily -q\n  \
+        wolley-push path-daily --dry-run")]
+    PathDaily(PathDailyArgs),
+
+    /// One message to one device, to check a phone or the credentials by hand
+    #[command(after_help = "Example:\n  wolley-push send --token dGhpcyBpcyBhIHRva2Vu... --kind path-daily")]
+    Send(SendArgs),
+}
+
+/// What a broadcast job sends to and how.
+#[derive(Debug, Args)]
+pub struct BatchArgs {
+    /// Read `token` or `user_id<TAB>token` lines from this file (`-` = stdin) instead of the database
+    #[arg(long, value_name = "PATH|-")]
+    pub tokens_file: Option<PathBuf>,
+
+    /// Ask FCM to validate each message without delivering it; prune and record nothing
+    #[arg(long, conflicts_with = "print")]
+    pub dry_run: bool,
+
+    /// Write each request body as one JSON line to stdout; no network, no credentials
+    #[arg(long)]
+    pub print: bool,
+}
+
+/// `save-location` flags.
+#[derive(Debug, Args)]
+pub struct SaveLocationArgs {
+    /// Targets and mode.
+    #[command(flatten)]
+    pub batch: BatchArgs,
+
+    /// How long FCM and APNs keep an undelivered wake-up (one period: a stale one is useless)
+    #[arg(long, default_value = "30m", value_name = "DURATION")]
+    pub ttl: String,
+}
+
+/// `path-daily` flags.
+#[derive(Debug, Args)]
+pub struct PathDailyArgs {
+    /// Targets and mode.
+    #[command(flatten)]
+    pub batch: BatchArgs,
+
+    /// Notification text.
+    #[command(flatten)]
+    pub text: NotificationText,
+}
+
+/// Overrides for the visible notification's text.
+#[derive(Debug, Args)]
+pub struct NotificationText {
+    /// Notification title
+    #[arg(long, default_value = crate::fcm::message::PATH_DAILY_TITLE)]
+    pub title: String,
+
+    /// Notification body
+    #[arg(long, default_value = crate::fcm::message::PATH_DAILY_BODY)]
+    pub body: String,
+}
+
+/// `send` flags.
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The device's FCM registration token
+    #[arg(long)]
+    pub token: String,
+
+    /// Which message to send
+    #[arg(long, value_enum, default_value_t = Kind::PathDaily)]
+    pub kind: Kind,
+
+    /// Notification text (path-daily only).
+    #[command(flatten)]
+    pub text: NotificationText,
+
+    /// Ask FCM to validate the message without delivering it
+    #[arg(long, conflicts_with = "print")]
+    pub dry_run: bool,
+
+    /// Write the request body to stdout instead of sending it
+    #[arg(long)]
+    pub print: bool,
+}
+
+/// The message kinds `send` can produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Kind {
+    /// The silent wake-up.
+    SaveLocation,
+    /// The visible weekly reminder.
+    PathDaily,
+}

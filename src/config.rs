@@ -1,0 +1,245 @@
+//! The validated configuration of one run: the command line and environment (flag, then
+//! environment, then default) turned into typed values. Nothing past this point sees clap.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+use crate::cli::{self, Cli, Command};
+use crate::db::DatabaseUrl;
+use crate::error::{Error, Result};
+use crate::fcm::ClientSettings;
+
+/// Everything a run needs, checked.
+#[derive(Debug)]
+pub struct Config {
+    /// The backend database, when configured.
+    pub database_url: Option<DatabaseUrl>,
+    /// The service-account key file, when configured.
+    pub credentials: Option<PathBuf>,
+    /// The Firebase project, when given explicitly.
+    pub project_id: Option<String>,
+    /// Base URL of the FCM API.
+    pub fcm_endpoint: url::Url,
+    /// HTTP client settings.
+    pub client: ClientSettings,
+    /// Retry and pacing settings.
+    pub sending: Sending,
+    /// Time zone of slots, weeks and the backend's datetimes.
+    pub timezone: Tz,
+    /// The current time (overridable for tests and replays).
+    pub now: DateTime<Utc>,
+    /// Where and how to report.
+    pub output: Output,
+    /// The job to run.
+    pub job: Job,
+}
+
+/// Pacing and retry settings of the sender.
+#[derive(Debug, Clone)]
+pub struct Sending {
+    /// Requests in flight at most.
+    pub concurrency: usize,
+    /// Messages per second at most.
+    pub rate: Option<u32>,
+    /// Attempts per message.
+    pub max_attempts: u32,
+    /// First back-off after 5xx or a transport error.
+    pub backoff: Duration,
+    /// First back-off after 429.
+    pub quota_backoff: Duration,
+}
+
+/// Output settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Output {
+    /// Summary format.
+    pub format: cli::Format,
+    /// Progress bar policy.
+    pub progress: cli::Progress,
+    /// Print nothing on success.
+    pub quiet: bool,
+    /// Log detail (0 = default).
+    pub verbose: u8,
+}
+
+/// What a batch job does with its messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Deliver.
+    Send,
+    /// FCM validates only; nothing pruned or recorded.
+    DryRun,
+    /// Print request bodies; no network.
+    Print,
+}
+
+impl Mode {
+    fn from_flags(dry_run: bool, print: bool) -> Self {
+        match (dry_run, print) {
+            (_, true) => Mode::Print,
+            (true, false) => Mode::DryRun,
+            (false, false) => Mode::Send,
+        }
+    }
+
+    /// The mode's name in summaries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Send => "send",
+            Mode::DryRun => "dry-run",
+            Mode::Print => "print",
+        }
+    }
+}
+
+/// Targets and mode of a broadcast job.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// Read tokens from this file (`-` = stdin) instead of the database.
+    pub tokens_file: Option<PathBuf>,
+    /// Deliver, validate or print.
+    pub mode: Mode,
+}
+
+/// The visible notification's text.
+#[derive(Debug, Clone)]
+pub struct Text {
+    /// Title.
+    pub title: String,
+    /// Body.
+    pub body: String,
+}
+
+/// The message kind of `send`.
+#[derive(Debug, Clone)]
+pub enum SendKind {
+    /// Silent wake-up.
+    SaveLocation,
+    /// Visible reminder with this text.
+    PathDaily(Text),
+}
+
+/// The job to run, with its own settings.
+#[derive(Debug, Clone)]
+pub enum Job {
+    /// Silent wake-up to every device.
+    SaveLocation {
+        /// Targets and mode.
+        batch: Batch,
+        /// How long an undelivered wake-up is kept.
+        ttl: Duration,
+    },
+    /// Weekly visible reminder to every device.
+    PathDaily {
+        /// Targets and mode.
+        batch: Batch,
+        /// Notification text.
+        text: Text,
+    },
+    /// One message to one device.
+    Send {
+        /// The device token.
+        token: String,
+        /// Which message.
+        kind: SendKind,
+        /// Deliver, validate or print.
+        mode: Mode,
+    },
+}
+
+impl Config {
+    /// Validates the command line.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] for values that cannot be parsed, [`Error::Db`] for a malformed
+    /// database URL.
+    pub fn from_cli(cli: Cli) -> Result<Self> {
+        let global = cli.global;
+        let timezone = global
+            .timezone
+            .parse::<Tz>()
+            .map_err(|_| usage(format!("--timezone: \"{}\" is not an IANA time zone such as Asia/Seoul", global.timezone)))?;
+        let fcm_endpoint = url::Url::parse(&global.fcm_endpoint)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .ok_or_else(|| usage(format!("--fcm-endpoint: \"{}\" is not an http(s) URL", global.fcm_endpoint)))?;
+        if global.concurrency == 0 {
+            return Err(usage("--concurrency must be at least 1".into()));
+        }
+        if global.max_attempts == 0 {
+            return Err(usage("--max-attempts must be at least 1".into()));
+        }
+        let now = match &global.now {
+            Some(text) => DateTime::parse_from_rfc3339(text)
+                .map_err(|e| usage(format!("--now / WOLLEY_NOW: \"{text}\" is not an RFC 3339 time ({e})")))?
+                .with_timezone(&Utc),
+            None => Utc::now(),
+        };
+        let database_url = global.database_url.as_deref().map(DatabaseUrl::parse).transpose()?;
+        Ok(Config {
+            database_url,
+            credentials: global.credentials,
+            project_id: global.project_id,
+            fcm_endpoint,
+            client: ClientSettings {
+                concurrency: global.concurrency,
+                request_timeout: duration("--request-timeout", &global.request_timeout)?,
+            },
+            sending: Sending {
+                concurrency: global.concurrency,
+                rate: (global.rate > 0).then_some(global.rate),
+                max_attempts: global.max_attempts,
+                backoff: duration("--backoff", &global.backoff)?,
+                quota_backoff: duration("--quota-backoff", &global.quota_backoff)?,
+            },
+            timezone,
+            now,
+            output: Output {
+                format: global.format,
+                progress: global.progress,
+                quiet: global.quiet,
+                verbose: global.verbose,
+            },
+            job: job(cli.command)?,
+        })
+    }
+}
+
+fn job(command: Command) -> Result<Job> {
+    Ok(match command {
+        Command::SaveLocation(args) => Job::SaveLocation {
+            batch: batch(args.batch),
+            ttl: duration("--ttl", &args.ttl)?,
+        },
+        Command::PathDaily(args) => Job::PathDaily { batch: batch(args.batch), text: text(args.text) },
+        Command::Send(args) => Job::Send {
+            token: args.token,
+            kind: match args.kind {
+                cli::Kind::SaveLocation => SendKind::SaveLocation,
+                cli::Kind::PathDaily => SendKind::PathDaily(text(args.text)),
+            },
+            mode: Mode::from_flags(args.dry_run, args.print),
+        },
+    })
+}
+
+fn batch(args: cli::BatchArgs) -> Batch {
+    Batch { tokens_file: args.tokens_file, mode: Mode::from_flags(args.dry_run, args.print) }
+}
+
+fn text(args: cli::NotificationText) -> Text {
+    Text { title: args.title, body: args.body }
+}
+
+fn usage(message: String) -> Error {
+    Error::Usage(message)
+}
+
+/// Parses `30s`, `10m`, `1h 30m`, `250ms`.
+fn duration(flag: &str, text: &str) -> Result<Duration> {
+    humantime::parse_duration(text)
+        .map_err(|e| usage(format!("{flag}: \"{text}\" is not a duration such as 30s, 10m or 250ms ({e})")))
+}

@@ -1,0 +1,83 @@
+//! Device tokens in `app_user`: read page by page in `user_id` order, and dead ones cleared.
+
+use mysql_async::prelude::*;
+
+use super::{Database, DbError};
+
+/// Rows fetched per query. Keyset pages keep memory flat and, unlike one long streaming
+/// result, survive a slow consumer (a stalled stream breaks at `net_write_timeout`).
+pub const PAGE_SIZE: usize = 5_000;
+
+/// One `app_user` row with a token, as stored (untrimmed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    /// `app_user.user_id`.
+    pub user_id: i64,
+    /// `app_user.fcmToken` exactly as stored.
+    pub token: String,
+}
+
+/// Which users a run covers: `user_id % count == index`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// K in K/N.
+    pub index: u32,
+    /// N in K/N.
+    pub count: u32,
+}
+
+impl Shard {
+    /// Every user.
+    pub const ALL: Shard = Shard { index: 0, count: 1 };
+}
+
+const PAGE_SQL: &str = "SELECT user_id, fcmToken FROM app_user \
+     WHERE user_id > ? AND MOD(user_id, ?) = ? \
+       AND fcmToken IS NOT NULL AND fcmToken NOT IN ('', 'abc') \
+     ORDER BY user_id LIMIT ?";
+
+// `= BINARY ?`: the column's collation ignores case and trailing spaces, and a token is only
+// ours to clear if it is byte for byte the one FCM rejected.
+const PRUNE_SQL: &str = "UPDATE app_user SET fcmToken = NULL WHERE user_id = ? AND fcmToken = BINARY ?";
+
+impl Database {
+    /// The next page of users with a token, after `after_user_id`.
+    ///
+    /// # Errors
+    /// [`DbError::MissingBackendSchema`] when `app_user` is not there; others as classified.
+    pub async fn token_page(&self, after_user_id: i64, shard: Shard) -> Result<Vec<TokenRow>, DbError> {
+        let mut conn = self.conn().await?;
+        let params = (after_user_id, shard.count, shard.index, PAGE_SIZE as u64);
+        let rows: Vec<(i64, String)> = conn
+            .exec(PAGE_SQL, params)
+            .await
+            .map_err(|e| self.classify(e, "reading app_user tokens"))?;
+        Ok(rows.into_iter().map(|(user_id, token)| TokenRow { user_id, token }).collect())
+    }
+
+    /// Clears each user's token if it still holds exactly the dead one (a user who registered
+    /// a new token since it was read keeps it). Returns how many rows changed.
+    ///
+    /// # Errors
+    /// As classified.
+    pub async fn prune_tokens(&self, dead: &[TokenRow]) -> Result<u64, DbError> {
+        if dead.is_empty() {
+            return Ok(0);
+        }
+        let mut conn = self.conn().await?;
+        let mut cleared = 0;
+        // One round trip per row inside one transaction; exec_batch would hide affected rows.
+        let mut tx = conn
+            .start_transaction(Default::default())
+            .await
+            .map_err(|e| self.classify(e, "pruning dead tokens"))?;
+        for row in dead {
+            tx.exec_drop(PRUNE_SQL, (row.user_id, row.token.as_bytes()))
+                .await
+                .map_err(|e| self.classify(e, "pruning dead tokens"))?;
+            cleared += tx.affected_rows();
+        }
+        tx.commit().await.map_err(|e| self.classify(e, "pruning dead tokens"))?;
+        Ok(cleared)
+    }
+}

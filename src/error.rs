@@ -1,0 +1,59 @@
+//! The library's top-level error: every failure a user can see, each knowing its exit code.
+
+use crate::db::DbError;
+use crate::exit::ExitCode;
+use crate::fcm::auth::AuthError;
+use crate::fcm::message::MessageError;
+use crate::fcm::FatalSendError;
+use crate::tokens::TokenFileError;
+
+/// A run that could not complete, classified by what the operator has to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A flag or argument is invalid.
+    #[error("{0}")]
+    Usage(String),
+    /// Configuration is missing or wrong.
+    #[error("{0}")]
+    Config(String),
+    /// Database failure.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// OAuth failure.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The message cannot be built or is too large.
+    #[error(transparent)]
+    Message(#[from] MessageError),
+    /// FCM refused the whole run (payload or APNs configuration).
+    #[error(transparent)]
+    FatalSend(#[from] FatalSendError),
+    /// The tokens file could not be read.
+    #[error(transparent)]
+    TokenFile(#[from] TokenFileError),
+    /// Writing output failed (e.g. a closed pipe).
+    #[error("cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+    /// A bug or an unexpected condition.
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl Error {
+    /// The exit code PRODUCT.md assigns to this failure.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Error::Usage(_) => ExitCode::Usage,
+            Error::Config(_) => ExitCode::Config,
+            Error::Db(e) => e.exit_code(),
+            Error::Auth(e) => e.exit_code(),
+            Error::Message(e) => e.exit_code(),
+            Error::FatalSend(_) => ExitCode::Config,
+            Error::TokenFile(_) => ExitCode::Config,
+            Error::Output(_) | Error::Other(_) => ExitCode::Software,
+        }
+    }
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,290 @@
+//! Access tokens for FCM: a Google service-account key exchanged (by gcp_auth) for an OAuth
+//! token, cached and refreshed before expiry, and replaced at once when FCM says it expired.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use gcp_auth::{CustomServiceAccount, TokenProvider};
+use reqwest::header::HeaderValue;
+use serde::Deserialize;
+
+use crate::exit::ExitCode;
+
+/// The OAuth scope FCM's HTTP v1 API requires.
+pub const FCM_SCOPE: &str = "https://www.googleapis.com/auth/firebase.messaging";
+/// gcp_auth has no timeout of its own and retries 5 times; this bounds one exchange.
+const TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Refresh this long before Google's expiry so no request carries a token that dies in flight.
+const REFRESH_MARGIN: Duration = Duration::from_secs(120);
+const KEY_HELP: &str = "download a service-account key from the Firebase console \
+    (Project settings > Service accounts) and point GOOGLE_APPLICATION_CREDENTIALS or --credentials at it";
+
+/// Why no access token could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// No key configured.
+    #[error("no service-account key: set GOOGLE_APPLICATION_CREDENTIALS or --credentials; {KEY_HELP}")]
+    Missing,
+    /// The key file cannot be read.
+    #[error("cannot read the service-account key {} (GOOGLE_APPLICATION_CREDENTIALS / --credentials): {source}", path.display())]
+    Unreadable {
+        /// The key's path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The key file is not a usable service-account key.
+    #[error("{} (GOOGLE_APPLICATION_CREDENTIALS / --credentials) is not a usable Google service-account key: {reason}; {KEY_HELP}", path.display())]
+    Malformed {
+        /// The key's path.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The token endpoint answered, but refused the key.
+    #[error("Google's token endpoint {token_uri} refused the service-account key {}: check that the key is current and not deleted or disabled", path.display())]
+    Rejected {
+        /// The key's path.
+        path: PathBuf,
+        /// The key's `token_uri`.
+        token_uri: String,
+    },
+    /// The token endpoint could not be reached in time.
+    #[error("cannot get an access token from {token_uri}: {reason}; check the network and run again later")]
+    Unreachable {
+        /// The key's `token_uri`.
+        token_uri: String,
+        /// What happened.
+        reason: String,
+    },
+}
+
+impl AuthError {
+    /// Unreachable is temporary; everything else needs the operator.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            AuthError::Unreachable { .. } => ExitCode::TempFail,
+            _ => ExitCode::Config,
+        }
+    }
+}
+
+/// The parts of a service-account key wolley-push reads itself, for clear errors and defaults.
+#[derive(Deserialize)]
+struct KeyFields {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    project_id: Option<String>,
+    client_email: Option<String>,
+    private_key: Option<String>,
+    token_uri: Option<String>,
+}
+
+/// A validated service-account key file. Its text is a secret: never formatted anywhere.
+pub struct ServiceAccountKey {
+    path: PathBuf,
+    json: String,
+    /// The key's Firebase project.
+    pub project_id: Option<String>,
+    /// The service account's e-mail address.
+    pub client_email: String,
+    /// Where tokens are exchanged.
+    pub token_uri: String,
+}
+
+impl std::fmt::Debug for ServiceAccountKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceAccountKey")
+            .field("path", &self.path)
+            .field("client_email", &self.client_email)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServiceAccountKey {
+    /// Reads and checks the key at `path`.
+    ///
+    /// # Errors
+    /// [`AuthError::Unreadable`] or [`AuthError::Malformed`], naming the file.
+    pub fn load(path: &Path) -> Result<Self, AuthError> {
+        let json = std::fs::read_to_string(path)
+            .map_err(|source| AuthError::Unreadable { path: path.to_owned(), source })?;
+        Self::parse(path, json)
+    }
+
+    fn parse(path: &Path, json: String) -> Result<Self, AuthError> {
+        let malformed = |reason: String| AuthError::Malformed { path: path.to_owned(), reason };
+        // serde_json's messages name a line and column, never the content: safe to show.
+        let fields: KeyFields = serde_json::from_str(&json).map_err(|e| malformed(format!("not JSON ({e})")))?;
+        match fields.kind.as_deref() {
+            Some("service_account") => {}
+            Some(other) => return Err(malformed(format!("its type is \"{other}\", not \"service_account\""))),
+            None => return Err(malformed("it has no \"type\" field".into())),
+        }
+        let private_key = fields.private_key.ok_or_else(|| malformed("it has no private_key".into()))?;
+        if !private_key.contains("-----BEGIN PRIVATE KEY-----") {
+            return Err(malformed("its private_key is not a PKCS#8 PEM key".into()));
+        }
+        let client_email = fields.client_email.ok_or_else(|| malformed("it has no client_email".into()))?;
+        let token_uri = fields.token_uri.ok_or_else(|| malformed("it has no token_uri".into()))?;
+        Ok(ServiceAccountKey { path: path.to_owned(), json, project_id: fields.project_id, client_email, token_uri })
+    }
+
+    /// The key's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn provider(&self) -> Result<CustomServiceAccount, AuthError> {
+        CustomServiceAccount::from_json(&self.json).map_err(|e| AuthError::Malformed {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        })
+    }
+}
+
+struct CachedToken {
+    header: HeaderValue,
+    refresh_at: Instant,
+    generation: u64,
+}
+
+/// An `Authorization` header value and which token it came from.
+#[derive(Clone)]
+pub struct Bearer {
+    /// `Bearer ...`, marked sensitive so it is never printed by HTTP debug output.
+    pub header: HeaderValue,
+    /// Which token this is, for [`Authenticator::reject`].
+    pub generation: u64,
+}
+
+/// Hands out access tokens to many concurrent senders; one refresh at a time.
+pub struct Authenticator {
+    key: ServiceAccountKey,
+    provider: tokio::sync::Mutex<Arc<CustomServiceAccount>>,
+    cached: RwLock<Option<CachedToken>>,
+}
+
+impl Authenticator {
+    /// Prepares the exchange (no network yet).
+    ///
+    /// # Errors
+    /// [`AuthError::Malformed`] when gcp_auth cannot use the key.
+    pub fn new(key: ServiceAccountKey) -> Result<Self, AuthError> {
+        let provider = Arc::new(key.provider()?);
+        Ok(Authenticator { key, provider: tokio::sync::Mutex::new(provider), cached: RwLock::new(None) })
+    }
+
+    /// The key this authenticator uses.
+    pub fn key(&self) -> &ServiceAccountKey {
+        &self.key
+    }
+
+    /// A current access token, fetched or refreshed when needed.
+    ///
+    /// # Errors
+    /// [`AuthError::Rejected`] or [`AuthError::Unreachable`].
+    pub async fn bearer(&self) -> Result<Bearer, AuthError> {
+        if let Some(bearer) = self.cached_bearer(None) {
+            return Ok(bearer);
+        }
+        self.refresh(None).await
+    }
+
+    /// FCM said the token of `generation` is not valid: get a new one (once, however many
+    /// requests saw the same rejection).
+    ///
+    /// # Errors
+    /// As [`Authenticator::bearer`].
+    pub async fn reject(&self, generation: u64) -> Result<Bearer, AuthError> {
+        self.refresh(Some(generation)).await
+    }
+
+    fn cached_bearer(&self, rejected: Option<u64>) -> Option<Bearer> {
+        let cached = self.cached.read().expect("token cache lock");
+        let token = cached.as_ref()?;
+        let usable = Instant::now() < token.refresh_at && Some(token.generation) != rejected;
+        usable.then(|| Bearer { header: token.header.clone(), generation: token.generation })
+    }
+
+    async fn refresh(&self, rejected: Option<u64>) -> Result<Bearer, AuthError> {
+        let mut provider = self.provider.lock().await;
+        if let Some(bearer) = self.cached_bearer(rejected) {
+            return Ok(bearer);
+        }
+        if rejected.is_some() {
+            // gcp_auth caches tokens until their own expiry: a fresh provider is the only way
+            // to make it exchange again.
+            *provider = Arc::new(self.key.provider()?);
+        }
+        let token = tokio::time::timeout(TOKEN_TIMEOUT, provider.token(&[FCM_SCOPE]))
+            .await
+            .map_err(|_| self.unreachable(format!("no answer within {}s", TOKEN_TIMEOUT.as_secs())))?
+            .map_err(|e| self.classify(e))?;
+        let mut header = HeaderValue::try_from(format!("Bearer {}", token.as_str()))
+            .map_err(|_| self.unreachable("the token endpoint returned a malformed access token".into()))?;
+        header.set_sensitive(true);
+        let lifetime = (token.expires_at() - chrono::Utc::now()).to_std().unwrap_or_default();
+        let refresh_at = Instant::now() + lifetime.saturating_sub(REFRESH_MARGIN).max(lifetime / 2);
+        let mut cached = self.cached.write().expect("token cache lock");
+        let generation = cached.as_ref().map_or(1, |c| c.generation + 1);
+        *cached = Some(CachedToken { header: header.clone(), refresh_at, generation });
+        tracing::debug!(generation, valid_for_secs = lifetime.as_secs(), "obtained an FCM access token");
+        Ok(Bearer { header, generation })
+    }
+
+    fn unreachable(&self, reason: String) -> AuthError {
+        AuthError::Unreachable { token_uri: self.key.token_uri.clone(), reason }
+    }
+
+    /// gcp_auth hides the HTTP status: an answer that was not a success reads "token request failed".
+    fn classify(&self, error: gcp_auth::Error) -> AuthError {
+        match error {
+            gcp_auth::Error::Str(_) | gcp_auth::Error::Json(..) => {
+                AuthError::Rejected { path: self.key.path.clone(), token_uri: self.key.token_uri.clone() }
+            }
+            other => self.unreachable(error_chain(&other)),
+        }
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<ServiceAccountKey, AuthError> {
+        ServiceAccountKey::parse(Path::new("key.json"), json.to_owned())
+    }
+
+    #[test]
+    fn a_key_of_another_type_is_refused_by_name() {
+        let err = parse(r#"{"type": "authorized_user", "client_id": "x"}"#).unwrap_err();
+        assert!(err.to_string().contains("\"authorized_user\", not \"service_account\""), "{err}");
+    }
+
+    #[test]
+    fn a_key_that_is_not_json_is_refused() {
+        let err = parse("-----BEGIN PRIVATE KEY-----").unwrap_err();
+        assert!(err.to_string().contains("not JSON"), "{err}");
+    }
+
+    #[test]
+    fn a_key_without_a_pem_private_key_is_refused() {
+        let err = parse(r#"{"type": "service_account", "private_key": "abc", "client_email": "a@b", "token_uri": "http://x"}"#)
+            .unwrap_err();
+        assert!(err.to_string().contains("PKCS#8"), "{err}");
+        assert_eq!(err.exit_code(), ExitCode::Config);
+    }
+}

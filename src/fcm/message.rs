@@ -1,0 +1,257 @@
+//! The two message kinds the app understands, built exactly as PRODUCT.md specifies, and the
+//! pre-serialised request template the sender splices each device token into.
+
+use chrono::{DateTime, Duration as ChronoDuration, TimeZone};
+use serde_json::{json, Map, Value};
+
+use crate::exit::ExitCode;
+
+/// Default title of the weekly `path-daily` notification.
+pub const PATH_DAILY_TITLE: &str = "From Wolley 🗓";
+/// Default body of the weekly `path-daily` notification.
+pub const PATH_DAILY_BODY: &str = "일주일 동안의 기록을 확인해보세요!";
+/// FCM's limit on a message's payload, in bytes.
+pub const MAX_MESSAGE_BYTES: usize = 4096;
+/// How long an undelivered `path-daily` reminder stays worth showing.
+const PATH_DAILY_TTL_SECS: i64 = 86_400;
+
+/// A message that cannot be sent as built.
+#[derive(Debug, thiserror::Error)]
+pub enum MessageError {
+    /// The serialised message is over FCM's limit.
+    #[error(
+        "the {kind} message is {bytes} bytes, over FCM's {MAX_MESSAGE_BYTES}-byte limit; \
+         shorten --title/--body (nothing was sent)"
+    )]
+    TooLarge {
+        /// The message kind's name.
+        kind: &'static str,
+        /// Its size without the token.
+        bytes: usize,
+    },
+}
+
+impl MessageError {
+    /// Oversized messages come from the command line (`--title`, `--body`).
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::Usage
+    }
+}
+
+/// What one run sends: the message without its target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// Silent wake-up so the app records a GPS point.
+    SaveLocation {
+        /// Start of the half-hour slot, RFC 3339 with offset.
+        slot: String,
+        /// Unix seconds after which APNs drops the push.
+        expires_at: i64,
+        /// Android time to live, in seconds.
+        ttl_secs: u64,
+    },
+    /// Visible weekly reminder that makes the app upload its GPS logs.
+    PathDaily {
+        /// ISO week label, e.g. `2026-W48`.
+        week: String,
+        /// Unix seconds after which APNs drops the notification.
+        expires_at: i64,
+        /// Notification title.
+        title: String,
+        /// Notification body.
+        body: String,
+    },
+}
+
+impl Message {
+    /// A `save-location` wake-up for the half-hour slot starting at `slot`.
+    pub fn save_location<Tz: TimeZone>(slot: &DateTime<Tz>, ttl: std::time::Duration) -> Self
+    where
+        Tz::Offset: std::fmt::Display,
+    {
+        let ttl_secs = ttl.as_secs();
+        let ttl_chrono = ChronoDuration::seconds(ttl_secs as i64);
+        Message::SaveLocation {
+            slot: slot.to_rfc3339(),
+            expires_at: (slot.clone() + ttl_chrono).timestamp(),
+            ttl_secs,
+        }
+    }
+
+    /// A `path-daily` reminder for `week`, sent at `now`.
+    pub fn path_daily<Tz: TimeZone>(week: String, now: &DateTime<Tz>, title: String, body: String) -> Self {
+        Message::PathDaily {
+            week,
+            expires_at: now.timestamp() + PATH_DAILY_TTL_SECS,
+            title,
+            body,
+        }
+    }
+
+    /// The kind's name as the app and `thread-id` know it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::SaveLocation { .. } => "saveLocation",
+            Message::PathDaily { .. } => "pathDaily",
+        }
+    }
+
+    /// The FCM `message` object for `token`.
+    pub fn to_json(&self, token: &str) -> Value {
+        let mut message = match self {
+            Message::SaveLocation { slot, expires_at, ttl_secs } => {
+                save_location_json(slot, *expires_at, *ttl_secs)
+            }
+            Message::PathDaily { week, expires_at, title, body } => {
+                path_daily_json(week, *expires_at, title, body)
+            }
+        };
+        let object = message.as_object_mut().expect("message builders return objects");
+        let mut with_token = Map::with_capacity(object.len() + 1);
+        with_token.insert("token".into(), Value::String(token.into()));
+        with_token.append(object);
+        Value::Object(with_token)
+    }
+}
+
+fn save_location_json(slot: &str, expires_at: i64, ttl_secs: u64) -> Value {
+    json!({
+        "data": { "type": "saveLocation", "slot": slot },
+        "android": { "priority": "normal", "ttl": format!("{ttl_secs}s"), "collapse_key": "saveLocation" },
+        "apns": {
+            // Apple and FCM reject priority 10 for background pushes; an expiration keeps a stale
+            // wake-up from being queued behind Apple's background throttle.
+            "headers": {
+                "apns-push-type": "background",
+                "apns-priority": "5",
+                "apns-expiration": expires_at.to_string(),
+                "apns-collapse-id": "saveLocation",
+            },
+            "payload": { "aps": { "content-available": 1, "thread-id": "saveLocation" } },
+        },
+    })
+}
+
+fn path_daily_json(week: &str, expires_at: i64, title: &str, body: &str) -> Value {
+    json!({
+        "notification": { "title": title, "body": body },
+        "data": { "type": "pathDaily", "week": week },
+        "android": { "priority": "high", "ttl": format!("{PATH_DAILY_TTL_SECS}s"), "collapse_key": "pathDaily" },
+        "apns": {
+            "headers": {
+                "apns-push-type": "alert",
+                "apns-priority": "10",
+                "apns-expiration": expires_at.to_string(),
+                "apns-collapse-id": "pathDaily",
+            },
+            "payload": { "aps": { "content-available": 1, "thread-id": "pathDaily", "sound": "default" } },
+        },
+    })
+}
+
+/// A request body serialised once, with the token spliced in per device: the hot path of a
+/// large fan-out does one copy per message instead of building and serialising a JSON tree.
+#[derive(Debug, Clone)]
+pub struct RequestTemplate {
+    prefix: Vec<u8>,
+    suffix: Vec<u8>,
+}
+
+const TOKEN_PLACEHOLDER: &str = "\u{1}wolley-token\u{1}";
+
+impl RequestTemplate {
+    /// Serialises `message` once, checking FCM's size limit before anything is sent.
+    ///
+    /// # Errors
+    /// [`MessageError::TooLarge`] when the message without its token is over 4096 bytes.
+    pub fn new(message: &Message, validate_only: bool) -> Result<Self, MessageError> {
+        let payload_bytes = serde_json::to_vec(&message.to_json("")).expect("JSON values serialise").len();
+        if payload_bytes > MAX_MESSAGE_BYTES {
+            return Err(MessageError::TooLarge { kind: message.kind(), bytes: payload_bytes });
+        }
+        let body = request_body(message, TOKEN_PLACEHOLDER, validate_only);
+        let text = serde_json::to_string(&body).expect("JSON values serialise");
+        let marker = serde_json::to_string(TOKEN_PLACEHOLDER).expect("strings serialise");
+        let marker = &marker[1..marker.len() - 1];
+        let at = text.find(marker).expect("the placeholder is in the body");
+        Ok(RequestTemplate {
+            prefix: text.as_bytes()[..at].to_vec(),
+            suffix: text.as_bytes()[at + marker.len()..].to_vec(),
+        })
+    }
+
+    /// The request body for `token`, written into `out` (cleared first).
+    pub fn render_into(&self, token: &str, out: &mut Vec<u8>) {
+        out.clear();
+        out.reserve(self.prefix.len() + token.len() + self.suffix.len());
+        out.extend_from_slice(&self.prefix);
+        write_json_string_contents(token, out);
+        out.extend_from_slice(&self.suffix);
+    }
+
+    /// The request body for `token` as a new buffer.
+    pub fn render(&self, token: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.render_into(token, &mut out);
+        out
+    }
+}
+
+/// The `messages:send` request body for `token`.
+pub fn request_body(message: &Message, token: &str, validate_only: bool) -> Value {
+    let mut body = json!({ "message": message.to_json(token) });
+    if validate_only {
+        body["validate_only"] = Value::Bool(true);
+    }
+    body
+}
+
+fn write_json_string_contents(text: &str, out: &mut Vec<u8>) {
+    let needs_escaping = text.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20);
+    if needs_escaping {
+        let quoted = serde_json::to_string(text).expect("strings serialise");
+        out.extend_from_slice(&quoted.as_bytes()[1..quoted.len() - 1]);
+    } else {
+        out.extend_from_slice(text.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::FixedOffset;
+
+    fn seoul_slot() -> DateTime<FixedOffset> {
+        DateTime::parse_from_rfc3339("2026-11-30T14:30:00+09:00").unwrap()
+    }
+
+    #[test]
+    fn template_renders_the_same_bytes_as_serialising_the_tree() {
+        let message = Message::save_location(&seoul_slot(), std::time::Duration::from_secs(1800));
+        let template = RequestTemplate::new(&message, false).unwrap();
+        let token = "tok\"en\\with-escapes";
+        let expected = serde_json::to_vec(&request_body(&message, token, false)).unwrap();
+        assert_eq!(template.render(token), expected);
+    }
+
+    #[test]
+    fn validate_only_is_part_of_the_template() {
+        let message = Message::save_location(&seoul_slot(), std::time::Duration::from_secs(1800));
+        let body: Value = serde_json::from_slice(&RequestTemplate::new(&message, true).unwrap().render("t")).unwrap();
+        assert_eq!(body["validate_only"], Value::Bool(true));
+    }
+
+    #[test]
+    fn save_location_expires_one_ttl_after_its_slot() {
+        let message = Message::save_location(&seoul_slot(), std::time::Duration::from_secs(1800));
+        let Message::SaveLocation { expires_at, .. } = message else { unreachable!() };
+        assert_eq!(expires_at, seoul_slot().timestamp() + 1800);
+    }
+
+    #[test]
+    fn an_oversized_body_is_refused_before_sending() {
+        let message = Message::path_daily("2026-W48".into(), &seoul_slot(), "t".into(), "가".repeat(1400));
+        let err = RequestTemplate::new(&message, false).unwrap_err();
+        assert!(matches!(err, MessageError::TooLarge { bytes, .. } if bytes > MAX_MESSAGE_BYTES));
+    }
+}

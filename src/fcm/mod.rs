@@ -1,0 +1,149 @@
+//! Everything that speaks to Firebase: OAuth access tokens ([`auth`]), the message kinds
+//! ([`message`]), what an answer means ([`verdict`]) and the HTTP/2 client ([`FcmClient`]).
+//! reqwest and gcp_auth live here and nowhere else.
+
+pub mod auth;
+pub mod message;
+pub mod verdict;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+
+pub use verdict::{DeadReason, FatalSendError, Verdict};
+
+use auth::{AuthError, Authenticator};
+
+/// Google's front ends allow about this many concurrent streams on one HTTP/2 connection.
+pub const STREAMS_PER_CONNECTION: usize = 100;
+
+/// How the client connects.
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    /// Requests in flight at most; decides how many HTTP/2 connections to open.
+    pub concurrency: usize,
+    /// Time limit of one request.
+    pub request_timeout: Duration,
+}
+
+/// The result of one request, before retry policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// FCM answered.
+    Answered(Verdict),
+    /// No answer: connection refused, reset or timed out.
+    Unreachable(String),
+}
+
+/// An FCM HTTP v1 client: a few HTTP/2 connections, each carrying many streams.
+pub struct FcmClient {
+    connections: Vec<reqwest::Client>,
+    send_url: String,
+    auth: Arc<Authenticator>,
+}
+
+impl FcmClient {
+    /// Builds the connections (lazily connected) for `project_id` at `endpoint`.
+    ///
+    /// # Errors
+    /// When the TLS configuration cannot be built.
+    pub fn new(endpoint: &url::Url, project_id: &str, auth: Arc<Authenticator>, settings: &ClientSettings) -> anyhow::Result<Self> {
+        install_crypto_provider();
+        // hyper never opens a second HTTP/2 connection to one host, and a connection carries at
+        // most ~100 streams: more throughput needs more clients.
+        let count = settings.concurrency.div_ceil(STREAMS_PER_CONNECTION).clamp(1, 64);
+        let connections = (0..count)
+            .map(|_| build_http_client(endpoint, settings.request_timeout))
+            .collect::<Result<Vec<_>, _>>()?;
+        let base = endpoint.as_str().trim_end_matches('/');
+        let send_url = format!("{base}/v1/projects/{project_id}/messages:send");
+        Ok(FcmClient { connections, send_url, auth })
+    }
+
+    /// The number of HTTP/2 connections.
+    pub fn connection_count(&self) -> usize {
+        self.connections.len()
+    }
+
+    /// Sends one request body on connection `lane`, refreshing the access token once when FCM
+    /// says it expired.
+    ///
+    /// # Errors
+    /// When no access token can be obtained.
+    pub async fn send(&self, lane: usize, body: Bytes) -> Result<Answer, AuthError> {
+        let bearer = self.auth.bearer().await?;
+        let answer = self.post(lane, &bearer.header, body.clone()).await;
+        let Answer::Answered(Verdict::Unauthenticated(_)) = answer else { return Ok(answer) };
+        tracing::debug!("FCM says the access token expired; refreshing it");
+        let fresh = self.auth.reject(bearer.generation).await?;
+        Ok(match self.post(lane, &fresh.header, body).await {
+            Answer::Answered(Verdict::Unauthenticated(message)) => {
+                Answer::Answered(Verdict::Fatal(FatalSendError::Unauthenticated(message)))
+            }
+            other => other,
+        })
+    }
+
+    async fn post(&self, lane: usize, authorization: &reqwest::header::HeaderValue, body: Bytes) -> Answer {
+        let client = &self.connections[lane % self.connections.len()];
+        let response = client
+            .post(&self.send_url)
+            .header(AUTHORIZATION, authorization.clone())
+            .header(CONTENT_TYPE, "application/json; charset=UTF-8")
+            .body(body)
+            .send()
+            .await;
+        let response = match response {
+            Ok(response) => response,
+            Err(error) => return Answer::Unreachable(transport_error(&error)),
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        match response.bytes().await {
+            Ok(bytes) => Answer::Answered(verdict::classify(status, retry_after.as_deref(), &bytes)),
+            Err(error) => Answer::Unreachable(transport_error(&error)),
+        }
+    }
+}
+
+/// reqwest and gcp_auth share rustls with the `ring` provider only; rustls needs it named once.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn build_http_client(endpoint: &url::Url, timeout: Duration) -> reqwest::Result<reqwest::Client> {
+    let builder = reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(Duration::from_secs(10))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .http2_keep_alive_while_idle(true)
+        .user_agent(concat!("wolley-push/", env!("CARGO_PKG_VERSION")));
+    // Cleartext HTTP/2 (the fake, a local proxy) has no ALPN to negotiate it.
+    let builder = if endpoint.scheme() == "http" { builder.http2_prior_knowledge() } else { builder };
+    builder.build()
+}
+
+fn transport_error(error: &reqwest::Error) -> String {
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "connection failed"
+    } else {
+        "transport error"
+    };
+    let mut text = kind.to_owned();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,236 @@
+//! What an FCM HTTP v1 answer means for the message and for the run (PRODUCT.md, "Responses").
+//! Google's error JSON is branched on `details[].errorCode` first, then on the HTTP status.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Why FCM says a token will never work again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadReason {
+    /// 404 `UNREGISTERED`: the app was uninstalled or the token expired.
+    Unregistered,
+    /// 403 `SENDER_ID_MISMATCH`: the token belongs to another Firebase project.
+    SenderIdMismatch,
+    /// 400 `INVALID_ARGUMENT` about the registration token.
+    InvalidToken,
+}
+
+impl DeadReason {
+    /// FCM's name for the reason.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadReason::Unregistered => "UNREGISTERED",
+            DeadReason::SenderIdMismatch => "SENDER_ID_MISMATCH",
+            DeadReason::InvalidToken => "INVALID_ARGUMENT (token)",
+        }
+    }
+}
+
+/// FCM rejected something every message shares: sending more cannot succeed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FatalSendError {
+    /// 400 `INVALID_ARGUMENT` not about the token: our payload is wrong.
+    #[error(
+        "FCM rejected the message payload (400 INVALID_ARGUMENT: {0}); \
+         check --title/--body, otherwise report it as a wolley-push bug; the run stopped"
+    )]
+    InvalidPayload(String),
+    /// 401 `THIRD_PARTY_AUTH_ERROR`: the APNs key or certificate in Firebase is broken.
+    #[error(
+        "FCM could not authenticate with APNs (401 THIRD_PARTY_AUTH_ERROR: {0}); upload a valid \
+         APNs auth key in the Firebase console (Project settings > Cloud Messaging); the run stopped"
+    )]
+    ThirdPartyAuth(String),
+    /// 403 other than `SENDER_ID_MISMATCH`: the service account may not send.
+    #[error(
+        "FCM refused the service account (403 {0}); give it the Firebase Cloud Messaging API \
+         Admin role and check --project-id; the run stopped"
+    )]
+    PermissionDenied(String),
+    /// 404 without `UNREGISTERED`: the project or endpoint does not exist.
+    #[error(
+        "FCM answered 404 for the send URL ({0}); check --project-id / WOLLEY_FCM_PROJECT_ID \
+         and --fcm-endpoint; the run stopped"
+    )]
+    NotFound(String),
+    /// 401 `UNAUTHENTICATED` again right after a fresh access token.
+    #[error(
+        "FCM rejects even a fresh access token (401 UNAUTHENTICATED: {0}); check that the key \
+         belongs to the project and the FCM API is enabled; the run stopped"
+    )]
+    Unauthenticated(String),
+}
+
+/// What to do after one answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// 200: count it sent.
+    Accepted,
+    /// The token is dead: prune it.
+    Dead(DeadReason),
+    /// The access token expired: refresh once and resend.
+    Unauthenticated(String),
+    /// Try again later.
+    Transient {
+        /// The server's `Retry-After`, if any.
+        retry_after: Option<Duration>,
+        /// A 429: the whole run slows down.
+        quota: bool,
+        /// Short description for logs and the summary.
+        reason: String,
+    },
+    /// This one message failed for good (an answer PRODUCT.md does not name).
+    Rejected(String),
+    /// Stop the run.
+    Fatal(FatalSendError),
+}
+
+impl Eq for FatalSendError {}
+impl PartialEq for FatalSendError {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Deserialize, Default)]
+struct ErrorDetail {
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    details: Vec<FcmErrorDetail>,
+}
+
+#[derive(Deserialize)]
+struct FcmErrorDetail {
+    #[serde(rename = "errorCode")]
+    error_code: Option<String>,
+}
+
+/// Classifies an answer by its status, `Retry-After` header and body.
+pub fn classify(status: u16, retry_after: Option<&str>, body: &[u8]) -> Verdict {
+    if (200..300).contains(&status) {
+        return Verdict::Accepted;
+    }
+    let detail = serde_json::from_slice::<ErrorBody>(body)
+        .map(|b| b.error)
+        .unwrap_or_default();
+    let error_code = detail.details.iter().find_map(|d| d.error_code.as_deref());
+    let described = describe(status, &detail);
+    let retry_after = retry_after.and_then(parse_retry_after);
+    match (error_code, status) {
+        (Some("UNREGISTERED"), _) => Verdict::Dead(DeadReason::Unregistered),
+        (Some("SENDER_ID_MISMATCH"), _) => Verdict::Dead(DeadReason::SenderIdMismatch),
+        (Some("THIRD_PARTY_AUTH_ERROR"), _) => {
+            Verdict::Fatal(FatalSendError::ThirdPartyAuth(detail.message))
+        }
+        (Some("INVALID_ARGUMENT"), _) | (None, 400) => {
+            if is_about_the_token(&detail.message) {
+                Verdict::Dead(DeadReason::InvalidToken)
+            } else {
+                Verdict::Fatal(FatalSendError::InvalidPayload(detail.message))
+            }
+        }
+        (Some("QUOTA_EXCEEDED"), _) | (_, 429) => Verdict::Transient { retry_after, quota: true, reason: described },
+        (Some("UNAVAILABLE" | "INTERNAL"), _) | (_, 500..=599) => {
+            Verdict::Transient { retry_after, quota: false, reason: described }
+        }
+        (_, 401) => Verdict::Unauthenticated(detail.message),
+        (_, 403) => Verdict::Fatal(FatalSendError::PermissionDenied(described)),
+        (_, 404) => Verdict::Fatal(FatalSendError::NotFound(described)),
+        _ => Verdict::Rejected(described),
+    }
+}
+
+/// Google words an invalid token as "The registration token is not a valid FCM registration token".
+fn is_about_the_token(message: &str) -> bool {
+    message.to_ascii_lowercase().contains("registration token")
+}
+
+fn describe(status: u16, detail: &ErrorDetail) -> String {
+    match (detail.status.is_empty(), detail.message.is_empty()) {
+        (true, true) => format!("HTTP {status}"),
+        (false, true) => format!("{status} {}", detail.status),
+        (true, false) => format!("{status}: {}", detail.message),
+        (false, false) => format!("{status} {}: {}", detail.status, detail.message),
+    }
+}
+
+/// `Retry-After` in seconds; the HTTP-date form is rare from Google and read as absent.
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(status: &str, code: Option<&str>, message: &str) -> Vec<u8> {
+        let details = match code {
+            Some(code) => serde_json::json!([{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": code}]),
+            None => serde_json::json!([]),
+        };
+        serde_json::to_vec(&serde_json::json!({"error": {"code": 0, "message": message, "status": status, "details": details}})).unwrap()
+    }
+
+    #[test]
+    fn unregistered_is_a_dead_token() {
+        let v = classify(404, None, &body("NOT_FOUND", Some("UNREGISTERED"), "Requested entity was not found."));
+        assert_eq!(v, Verdict::Dead(DeadReason::Unregistered));
+    }
+
+    #[test]
+    fn sender_id_mismatch_is_a_dead_token() {
+        let v = classify(403, None, &body("PERMISSION_DENIED", Some("SENDER_ID_MISMATCH"), "SenderId mismatch"));
+        assert_eq!(v, Verdict::Dead(DeadReason::SenderIdMismatch));
+    }
+
+    #[test]
+    fn invalid_argument_about_the_token_is_a_dead_token() {
+        let msg = "The registration token is not a valid FCM registration token";
+        let v = classify(400, None, &body("INVALID_ARGUMENT", Some("INVALID_ARGUMENT"), msg));
+        assert_eq!(v, Verdict::Dead(DeadReason::InvalidToken));
+    }
+
+    #[test]
+    fn invalid_argument_about_the_payload_stops_the_run() {
+        let msg = "Invalid value at 'message.data[0].value' (TYPE_STRING), 1";
+        let v = classify(400, None, &body("INVALID_ARGUMENT", Some("INVALID_ARGUMENT"), msg));
+        assert!(matches!(v, Verdict::Fatal(FatalSendError::InvalidPayload(_))));
+    }
+
+    #[test]
+    fn third_party_auth_error_stops_the_run() {
+        let v = classify(401, None, &body("UNAUTHENTICATED", Some("THIRD_PARTY_AUTH_ERROR"), "Auth error from APNS"));
+        assert!(matches!(v, Verdict::Fatal(FatalSendError::ThirdPartyAuth(_))));
+    }
+
+    #[test]
+    fn plain_unauthenticated_asks_for_a_new_access_token() {
+        let v = classify(401, None, &body("UNAUTHENTICATED", None, "Request had invalid authentication credentials."));
+        assert!(matches!(v, Verdict::Unauthenticated(_)));
+    }
+
+    #[test]
+    fn quota_exceeded_is_transient_and_slows_the_run() {
+        let v = classify(429, Some("7"), &body("RESOURCE_EXHAUSTED", Some("QUOTA_EXCEEDED"), "quota"));
+        assert!(matches!(v, Verdict::Transient { quota: true, retry_after: Some(d), .. } if d == Duration::from_secs(7)));
+    }
+
+    #[test]
+    fn unavailable_without_a_body_is_transient() {
+        assert!(matches!(classify(503, None, b"<html>"), Verdict::Transient { quota: false, retry_after: None, .. }));
+    }
+
+    #[test]
+    fn a_404_without_unregistered_is_a_wrong_project() {
+        assert!(matches!(classify(404, None, b""), Verdict::Fatal(FatalSendError::NotFound(_))));
+    }
+}

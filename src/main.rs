@@ -1,0 +1,21 @@
+//! The `wolley-push` binary: parse, log, run, exit with the code PRODUCT.md promises.
+
+use clap::Parser;
+use wolley_push::{cli::Cli, exit::ExitCode, output};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    output::init_logging(cli.global.quiet, cli.global.verbose);
+    match wolley_push::run(cli).await {
+        Ok(code) => code.into(),
+        Err(error) => {
+            eprintln!("wolley-push: error: {error}");
+            let code = error.exit_code();
+            if code == ExitCode::Software {
+                eprintln!("wolley-push: this looks like a bug; please report it with the command you ran");
+            }
+            code.into()
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! A run's outcome as people and scripts see it: the counts, the summary (human or JSON) and
+//! the exit code they imply.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::cli::Format;
+use crate::exit::ExitCode;
+
+/// What happened to a run's messages.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Distinct valid tokens the run set out to reach.
+    pub targeted: u64,
+    /// Accepted by FCM (validated, in a dry run; printed, with `--print`).
+    pub sent: u64,
+    /// Dead tokens (cleared from `app_user` when they came from it).
+    pub pruned: u64,
+    /// Failed for good or at the attempt limit.
+    pub failed: u64,
+    /// Not sent on purpose: duplicates and tokens that cannot be valid.
+    pub skipped: u64,
+    /// Left unsent at the deadline or when the run was stopped.
+    pub expired: u64,
+    /// Of `failed`, those where FCM never answered.
+    #[serde(skip)]
+    pub unreachable: u64,
+}
+
+/// The summary of one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// The job's name.
+    pub job: &'static str,
+    /// The slot: half-hour, ISO week, or `-`.
+    pub slot: String,
+    /// `send`, `dry-run` or `print`.
+    pub mode: &'static str,
+    /// The counts.
+    #[serde(flatten)]
+    pub counts: Counts,
+    /// Wall time in seconds.
+    pub duration_secs: f64,
+    /// Messages answered per second.
+    pub rate_per_sec: f64,
+    /// The process exit code.
+    pub exit_code: u8,
+}
+
+impl Summary {
+    /// Builds the summary, deriving the exit code from the counts.
+    pub fn new(job: &'static str, slot: String, mode: &'static str, counts: Counts, elapsed: Duration) -> Self {
+        let secs = elapsed.as_secs_f64();
+        let answered = counts.sent + counts.pruned + counts.failed;
+        let rate = if secs > 0.0 { answered as f64 / secs } else { 0.0 };
+        Summary {
+            job,
+            slot,
+            mode,
+            counts,
+            duration_secs: (secs * 1000.0).round() / 1000.0,
+            rate_per_sec: rate.round(),
+            exit_code: exit_code_for(&counts).code(),
+        }
+    }
+
+    /// The exit code the counts imply.
+    pub fn exit_code(&self) -> ExitCode {
+        exit_code_for(&self.counts)
+    }
+
+    /// The summary in `format`, ending with a newline.
+    pub fn render(&self, format: Format) -> String {
+        match format {
+            Format::Json => serde_json::to_string(self).expect("summaries serialise") + "\n",
+            Format::Human => self.human(),
+        }
+    }
+
+    fn human(&self) -> String {
+        let c = &self.counts;
+        let mut out = String::new();
+        let _ = writeln!(out, "{} {} ({})", self.job, self.slot, self.mode);
+        for (name, value) in [
+            ("targeted", c.targeted),
+            ("sent", c.sent),
+            ("pruned", c.pruned),
+            ("failed", c.failed),
+            ("skipped", c.skipped),
+            ("expired", c.expired),
+        ] {
+            let _ = writeln!(out, "  {name:<9}{value:>10}");
+        }
+        let _ = writeln!(out, "  {:<9}{:>10.3} s", "duration", self.duration_secs);
+        let _ = writeln!(out, "  {:<9}{:>10} msg/s", "rate", self.rate_per_sec);
+        out
+    }
+}
+
+/// 3 when anything failed or expired; 75 when FCM never answered at all.
+fn exit_code_for(counts: &Counts) -> ExitCode {
+    let nothing_answered = counts.sent + counts.pruned == 0 && counts.failed == counts.unreachable;
+    if counts.unreachable > 0 && nothing_answered {
+        ExitCode::TempFail
+    } else if counts.failed > 0 || counts.expired > 0 {
+        ExitCode::Partial
+    } else {
+        ExitCode::Success
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clean_run_exits_zero() {
+        let counts = Counts { targeted: 2, sent: 1, pruned: 1, ..Counts::default() };
+        assert_eq!(exit_code_for(&counts), ExitCode::Success);
+    }
+
+    #[test]
+    fn failures_or_expired_messages_make_a_partial_run() {
+        assert_eq!(exit_code_for(&Counts { sent: 5, failed: 1, ..Counts::default() }), ExitCode::Partial);
+        assert_eq!(exit_code_for(&Counts { sent: 5, expired: 1, ..Counts::default() }), ExitCode::Partial);
+    }
+
+    #[test]
+    fn a_run_where_fcm_never_answered_is_temporary() {
+        let counts = Counts { targeted: 3, failed: 3, unreachable: 3, ..Counts::default() };
+        assert_eq!(exit_code_for(&counts), ExitCode::TempFail);
+    }
+
+    #[test]
+    fn the_json_summary_is_one_object_with_every_count() {
+        let summary = Summary::new("save-location", "slot".into(), "send", Counts::default(), Duration::ZERO);
+        let value: serde_json::Value = serde_json::from_str(&summary.render(Format::Json)).unwrap();
+        for key in ["job", "slot", "targeted", "sent", "pruned", "failed", "skipped", "expired", "duration_secs", "rate_per_sec", "exit_code"] {
+            assert!(value.get(key).is_some(), "{key}");
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! The concurrency engine: a bounded number of requests in flight, an optional rate cap, retries
+//! with exponential back-off and jitter, a run-wide pause on 429, and a deadline. It knows
+//! nothing of databases: targets come in on a channel and deliveries go out on another.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use rand::Rng;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::fcm::auth::AuthError;
+use crate::fcm::message::RequestTemplate;
+use crate::fcm::{Answer, DeadReason, FatalSendError, FcmClient, Verdict};
+use crate::tokens::Target;
+
+/// One back-off never exceeds this, whatever the attempt number.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// How the engine paces and retries.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Requests in flight at most.
+    pub concurrency: usize,
+    /// Messages per second at most.
+    pub rate: Option<u32>,
+    /// Attempts per message, the first included.
+    pub max_attempts: u32,
+    /// First back-off after a 5xx or a transport error without `Retry-After`.
+    pub backoff: Duration,
+    /// First back-off after a 429 without `Retry-After`.
+    pub quota_backoff: Duration,
+    /// No request starts after this instant.
+    pub deadline: Option<Instant>,
+}
+
+/// What became of one target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// FCM accepted it.
+    Sent,
+    /// The token is dead.
+    Dead(DeadReason),
+    /// Failed for good, or still failing at the attempt limit or the deadline.
+    Failed {
+        /// The last error.
+        reason: String,
+        /// True when FCM never answered (connection or timeout).
+        unreachable: bool,
+    },
+    /// Not sent: the deadline passed or the run was asked to stop first.
+    Expired,
+}
+
+/// A target and its outcome.
+#[derive(Debug)]
+pub struct Delivery {
+    /// The device.
+    pub target: Target,
+    /// What happened.
+    pub outcome: Outcome,
+}
+
+/// Why the engine stopped the whole run.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// FCM rejected something all messages share.
+    #[error(transparent)]
+    Fatal(#[from] FatalSendError),
+    /// No access token.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+}
+
+/// Sends targets through one [`FcmClient`] under a [`Policy`].
+pub struct Engine {
+    client: Arc<FcmClient>,
+    template: Arc<RequestTemplate>,
+    policy: Policy,
+    pacing: Pacing,
+    stop: CancellationToken,
+}
+
+impl Engine {
+    /// An engine that stops taking targets when `stop` fires (in-flight requests finish).
+    pub fn new(client: Arc<FcmClient>, template: RequestTemplate, policy: Policy, stop: CancellationToken) -> Arc<Self> {
+        let pacing = Pacing::new(policy.rate);
+        Arc::new(Engine { client, template: Arc::new(template), policy, pacing, stop })
+    }
+
+    /// Sends every target from `targets`, reporting each on `deliveries`, until the channel
+    /// closes or the run stops.
+    ///
+    /// # Errors
+    /// [`EngineError`] when FCM or OAuth refuse the run; in-flight requests finish first.
+    pub async fn run(self: Arc<Self>, targets: async_channel::Receiver<Target>, deliveries: mpsc::Sender<Delivery>) -> Result<(), EngineError> {
+        let mut workers = JoinSet::new();
+        for lane in 0..self.policy.concurrency.max(1) {
+            let engine = Arc::clone(&self);
+            let (targets, deliveries) = (targets.clone(), deliveries.clone());
+            workers.spawn(async move { engine.work(lane, targets, deliveries).await });
+        }
+        drop(deliveries);
+        let mut first_error = None;
+        while let Some(joined) = workers.join_next().await {
+            if let Err(error) = joined.expect("sender workers do not panic") {
+                self.stop.cancel();
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    async fn work(&self, lane: usize, targets: async_channel::Receiver<Target>, deliveries: mpsc::Sender<Delivery>) -> Result<(), EngineError> {
+        loop {
+            let target = tokio::select! {
+                biased;
+                () = self.stop.cancelled() => return Ok(()),
+                next = targets.recv() => match next { Ok(target) => target, Err(_) => return Ok(()) },
+            };
+            let outcome = if self.past_deadline() { Outcome::Expired } else { self.deliver(lane, &target).await? };
+            if deliveries.send(Delivery { target, outcome }).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn past_deadline(&self) -> bool {
+        self.policy.deadline.is_some_and(|deadline| Instant::now() >= deadline)
+    }
+
+    async fn deliver(&self, lane: usize, target: &Target) -> Result<Outcome, EngineError> {
+        let body = Bytes::from(self.template.render(&target.token));
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            if !self.pacing.admit(&self.stop).await {
+                return Ok(Outcome::Expired);
+            }
+            let (retry_after, quota, reason, unreachable) = match self.client.send(lane, body.clone()).await? {
+                Answer::Answered(Verdict::Accepted) => return Ok(Outcome::Sent),
+                Answer::Answered(Verdict::Dead(reason)) => return Ok(Outcome::Dead(reason)),
+                Answer::Answered(Verdict::Fatal(error)) => return Err(error.into()),
+                Answer::Answered(Verdict::Unauthenticated(message)) => {
+                    return Err(FatalSendError::Unauthenticated(message).into())
+                }
+                Answer::Answered(Verdict::Rejected(reason)) => return Ok(Outcome::Failed { reason, unreachable: false }),
+                Answer::Answered(Verdict::Transient { retry_after, quota, reason }) => (retry_after, quota, reason, false),
+                Answer::Unreachable(reason) => (None, false, reason, true),
+            };
+            let base = if quota { self.policy.quota_backoff } else { self.policy.backoff };
+            let delay = backoff_delay(base, attempt, retry_after);
+            let resume_at = Instant::now() + delay;
+            if quota {
+                self.pacing.pause_until(resume_at);
+            }
+            let out_of_time = self.policy.deadline.is_some_and(|deadline| resume_at >= deadline);
+            if attempt >= self.policy.max_attempts || out_of_time {
+                tracing::warn!(token = target.short(), attempt, %reason, "giving up on a message");
+                return Ok(Outcome::Failed { reason, unreachable });
+            }
+            tracing::debug!(token = target.short(), attempt, %reason, delay_ms = delay.as_millis() as u64, "retrying");
+            tokio::select! {
+                () = tokio::time::sleep_until(resume_at) => {}
+                () = self.stop.cancelled() => return Ok(Outcome::Expired),
+            }
+        }
+    }
+}
+
+/// Exponential back-off from `base`, or the server's `Retry-After` when it gave one, plus up to
+/// 25% random jitter so retries from many requests do not arrive together.
+pub fn backoff_delay(base: Duration, attempt: u32, retry_after: Option<Duration>) -> Duration {
+    let exponential = base.saturating_mul(1 << attempt.saturating_sub(1).min(16)).min(MAX_BACKOFF);
+    let floor = retry_after.unwrap_or(exponential);
+    let jitter = floor.mul_f64(rand::rng().random_range(0.0..0.25));
+    floor + jitter
+}
+
+/// The run-wide gate every request passes: a pause after a 429, and the rate cap.
+struct Pacing {
+    interval: Option<Duration>,
+    next_slot: Mutex<Instant>,
+    paused_until: Mutex<Instant>,
+}
+
+impl Pacing {
+    fn new(rate: Option<u32>) -> Self {
+        let interval = rate.filter(|&r| r > 0).map(|r| Duration::from_secs(1) / r);
+        let now = Instant::now();
+        Pacing { interval, next_slot: Mutex::new(now), paused_until: Mutex::new(now) }
+    }
+
+    /// Waits for the pause to end and for a rate slot; false when the run stops meanwhile.
+    async fn admit(&self, stop: &CancellationToken) -> bool {
+        loop {
+            let until = *self.paused_until.lock().expect("pacing lock");
+            if until <= Instant::now() {
+                break;
+            }
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => {}
+                () = stop.cancelled() => return false,
+            }
+        }
+        let Some(interval) = self.interval else { return true };
+        let slot = {
+            let mut next = self.next_slot.lock().expect("pacing lock");
+            let slot = (*next).max(Instant::now());
+            *next = slot + interval;
+            slot
+        };
+        tokio::select! {
+            () = tokio::time::sleep_until(slot) => true,
+            () = stop.cancelled() => false,
+        }
+    }
+
+    fn pause_until(&self, until: Instant) {
+        let mut paused = self.paused_until.lock().expect("pacing lock");
+        if until > *paused {
+            tracing::info!(pause_ms = (until - Instant::now()).as_millis() as u64, "FCM quota exceeded: pausing all sends");
+            *paused = until;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_its_base_with_at_most_a_quarter_of_jitter() {
+        let base = Duration::from_secs(10);
+        for (attempt, floor) in [(1, 10), (2, 20), (3, 40)] {
+            let delay = backoff_delay(base, attempt, None);
+            assert!(delay >= Duration::from_secs(floor) && delay <= Duration::from_secs(floor) * 5 / 4, "{delay:?}");
+        }
+    }
+
+    #[test]
+    fn retry_after_replaces_the_exponential_delay() {
+        let delay = backoff_delay(Duration::from_secs(60), 3, Some(Duration::from_secs(2)));
+        assert!(delay >= Duration::from_secs(2) && delay <= Duration::from_millis(2500), "{delay:?}");
+    }
+
+    #[test]
+    fn backoff_is_capped() {
+        assert!(backoff_delay(Duration::from_secs(60), 30, None) <= MAX_BACKOFF * 5 / 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_cap_spaces_requests_evenly() {
+        let pacing = Pacing::new(Some(100));
+        let stop = CancellationToken::new();
+        let start = Instant::now();
+        for _ in 0..51 {
+            assert!(pacing.admit(&stop).await);
+        }
+        assert_eq!(Instant::now() - start, Duration::from_millis(500));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_holds_every_request_until_it_ends() {
+        let pacing = Pacing::new(None);
+        let start = Instant::now();
+        pacing.pause_until(start + Duration::from_secs(60));
+        assert!(pacing.admit(&CancellationToken::new()).await);
+        assert!(Instant::now() - start >= Duration::from_secs(60));
+    }
+}
