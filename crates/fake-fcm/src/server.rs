@@ -1,0 +1,100 @@
+//! The server thread: its own tokio runtime, the accept loop, and routing to the endpoints.
+//!
+//! Exists because the callers are synchronous tests that run the client as a child process:
+//! the fake must serve from a thread of its own, HTTP/1.1 and cleartext HTTP/2 on one port,
+//! and stop cleanly when the handle is dropped.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Method, Request};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use crate::fcm::{send_endpoint, send_path_project};
+use crate::http::{json_response, HttpResponse};
+use crate::oauth::token_endpoint;
+use crate::state::Shared;
+
+/// The running server: dropping `stop` (or sending on it) ends it, then `thread` finishes.
+pub(crate) struct Server {
+    pub(crate) stop: oneshot::Sender<()>,
+    pub(crate) thread: JoinHandle<()>,
+}
+
+/// Serves `listener` (already bound and listening) on a new thread.
+pub(crate) fn spawn(listener: std::net::TcpListener, shared: Arc<Shared>) -> Server {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(shared.options.workers.max(1))
+        .thread_name("fake-fcm-worker")
+        .enable_all()
+        .build()
+        .expect("a tokio runtime for the fake FCM server");
+    listener
+        .set_nonblocking(true)
+        .expect("a non-blocking listener");
+    let (stop, stopped) = oneshot::channel();
+    let thread = std::thread::Builder::new()
+        .name("fake-fcm".into())
+        .spawn(move || runtime.block_on(serve(listener, shared, stopped)))
+        .expect("the fake FCM server thread");
+    Server { stop, thread }
+}
+
+async fn serve(
+    listener: std::net::TcpListener,
+    shared: Arc<Shared>,
+    mut stopped: oneshot::Receiver<()>,
+) {
+    let listener = TcpListener::from_std(listener).expect("a tokio listener");
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http2()
+        .max_concurrent_streams(shared.options.max_concurrent_streams);
+    loop {
+        let stream = tokio::select! {
+            _ = &mut stopped => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(_) => continue,
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        let builder = builder.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| route(shared.clone(), request));
+            // A client that goes away mid-request is not the fake's problem.
+            let _ = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn route(
+    shared: Arc<Shared>,
+    request: Request<Incoming>,
+) -> Result<HttpResponse, Infallible> {
+    let path = request.uri().path().to_owned();
+    let response = match (request.method() == Method::POST, path.as_str()) {
+        (true, "/token") => token_endpoint(&shared, request).await,
+        (true, path) => match send_path_project(path) {
+            Some(project) => send_endpoint(&shared, request, project).await,
+            None => not_found(),
+        },
+        (false, _) => not_found(),
+    };
+    Ok(response)
+}
+
+fn not_found() -> HttpResponse {
+    let error = json!({ "code": 404, "message": "Not Found", "status": "NOT_FOUND" });
+    json_response(404, &json!({ "error": error }))
+}
