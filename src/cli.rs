@@ -137,6 +137,47 @@ pub enum Command {
     /// One message to one device, to check a phone or the credentials by hand
     #[command(after_help = "Example:\n  wolley-push send --token dGhpcyBpcyBhIHRva2Vu... --kind path-daily")]
     Send(SendArgs),
+
+    /// Weekly statistics per user and category, and badges (cron: Mondays 00:30)
+    #[command(subcommand)]
+    Stats(StatsCommand),
+
+    /// Create or upgrade the tables wolley-push owns (never touches the backend's tables)
+    #[command(after_help = "Example:\n  WOLLEY_DATABASE_URL=mysql://wolley:secret@db:3306/wolley wolley-push migrate")]
+    Migrate,
+}
+
+/// `stats` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum StatsCommand {
+    /// Aggregate one finished ISO week per user and category and award badges
+    #[command(after_help = "Example:\n  wolley-push stats weekly -q --notify\n  \
+        wolley-push stats weekly --week 2026-W48 --user 1042")]
+    Weekly(WeeklyArgs),
+}
+
+/// `stats weekly` flags.
+#[derive(Debug, Args)]
+pub struct WeeklyArgs {
+    /// ISO week to aggregate [default: the last finished week in --timezone]
+    #[arg(long, value_parser = clap::value_parser!(crate::slot::IsoWeek), value_name = "YYYY-Www")]
+    pub week: Option<crate::slot::IsoWeek>,
+
+    /// Badge rules (TOML) replacing the built-in set
+    #[arg(long, value_name = "FILE")]
+    pub badges: Option<PathBuf>,
+
+    /// After awarding, send each user who earned a badge one notification
+    #[arg(long)]
+    pub notify: bool,
+
+    /// Print this one user's week instead of the summary table
+    #[arg(long, value_name = "USER_ID")]
+    pub user: Option<i64>,
+
+    /// With --notify: ask FCM to validate the notifications without delivering them
+    #[arg(long, requires = "notify")]
+    pub dry_run: bool,
 }
 
 /// What a broadcast job sends to and how.

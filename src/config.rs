@@ -122,6 +122,21 @@ pub enum SendKind {
     PathDaily(Text),
 }
 
+/// `stats weekly` settings.
+#[derive(Debug, Clone)]
+pub struct StatsWeekly {
+    /// The week to aggregate; `None` = the last finished week.
+    pub week: Option<crate::slot::IsoWeek>,
+    /// Badge rules replacing the built-in set.
+    pub badges: Option<PathBuf>,
+    /// Notify each user who earned a badge.
+    pub notify: bool,
+    /// Show only this user's week.
+    pub user: Option<i64>,
+    /// Deliver or only validate the notifications.
+    pub mode: Mode,
+}
+
 /// The job to run, with its own settings.
 #[derive(Debug, Clone)]
 pub enum Job {
@@ -139,6 +154,10 @@ pub enum Job {
         /// Notification text.
         text: Text,
     },
+    /// Weekly statistics and badges.
+    StatsWeekly(StatsWeekly),
+    /// Create or upgrade wolley-push's tables.
+    Migrate,
     /// One message to one device.
     Send {
         /// The device token.
@@ -215,6 +234,14 @@ fn job(command: Command) -> Result<Job> {
             ttl: duration("--ttl", &args.ttl)?,
         },
         Command::PathDaily(args) => Job::PathDaily { batch: batch(args.batch), text: text(args.text) },
+        Command::Stats(cli::StatsCommand::Weekly(args)) => Job::StatsWeekly(StatsWeekly {
+            week: args.week,
+            badges: args.badges,
+            notify: args.notify,
+            user: args.user,
+            mode: Mode::from_flags(args.dry_run, false),
+        }),
+        Command::Migrate => Job::Migrate,
         Command::Send(args) => Job::Send {
             token: args.token,
             kind: match args.kind {

@@ -17,37 +17,17 @@ pub mod send;
 pub mod slot;
 pub mod tokens;
 
-use std::io::Write;
-
 use cli::Cli;
-use config::{Config, Mode};
+use config::Config;
 use error::Result;
 use exit::ExitCode;
 
-/// Runs one invocation: validate, run the job, print the summary, return the exit code.
+/// Runs one invocation: validate, run the job, report, return the exit code.
 ///
 /// # Errors
 /// Whatever stopped the run; [`error::Error::exit_code`] says which exit code it deserves.
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     let config = Config::from_cli(cli)?;
     fcm::install_crypto_provider();
-    let summary = jobs::run(&config).await?;
-    let code = summary.exit_code();
-    if !(config.output.quiet && code == ExitCode::Success) {
-        let text = summary.render(config.output.format);
-        // With --print, stdout carries the request bodies: the summary goes to stderr.
-        if printing(&config) {
-            std::io::stderr().write_all(text.as_bytes())?;
-        } else {
-            std::io::stdout().write_all(text.as_bytes())?;
-        }
-    }
-    Ok(code)
-}
-
-fn printing(config: &Config) -> bool {
-    match &config.job {
-        config::Job::SaveLocation { batch, .. } | config::Job::PathDaily { batch, .. } => batch.mode == Mode::Print,
-        config::Job::Send { mode, .. } => *mode == Mode::Print,
-    }
+    jobs::run(&config).await
 }

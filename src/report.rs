@@ -2,11 +2,13 @@
 //! the exit code they imply.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::cli::Format;
+use crate::config::Output;
 use crate::exit::ExitCode;
 
 /// What happened to a run's messages.
@@ -96,6 +98,23 @@ impl Summary {
         let _ = writeln!(out, "  {:<9}{:>10.3} s", "duration", self.duration_secs);
         let _ = writeln!(out, "  {:<9}{:>10} msg/s", "rate", self.rate_per_sec);
         out
+    }
+}
+
+/// Prints `summary` on stdout (stderr when stdout carries `--print` bodies), or nothing after
+/// a successful run with `-q`.
+///
+/// # Errors
+/// When the output cannot be written.
+pub fn emit(summary: &Summary, output: &Output, to_stderr: bool) -> std::io::Result<()> {
+    if output.quiet && summary.exit_code() == ExitCode::Success {
+        return Ok(());
+    }
+    let text = summary.render(output.format);
+    if to_stderr {
+        std::io::stderr().write_all(text.as_bytes())
+    } else {
+        std::io::stdout().write_all(text.as_bytes())
     }
 }
 

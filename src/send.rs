@@ -133,7 +133,9 @@ impl Engine {
     }
 
     async fn deliver(&self, lane: usize, target: &Target) -> Result<Outcome, EngineError> {
-        let body = Bytes::from(self.template.render(&target.token));
+        let mut body = Vec::new();
+        self.template.render_for(&target.token, target.message.as_deref(), &mut body);
+        let body = Bytes::from(body);
         let mut attempt = 0;
         loop {
             attempt += 1;

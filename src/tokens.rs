@@ -4,12 +4,14 @@
 use std::collections::HashSet;
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio_util::sync::CancellationToken;
 
 use crate::db::tokens::{Shard, TokenRow};
 use crate::db::{Database, DbError};
+use crate::fcm::message::Message;
 
 /// Tokens this long or longer cannot be FCM registration tokens.
 pub const MAX_TOKEN_BYTES: usize = 4096;
@@ -25,6 +27,8 @@ pub struct Target {
     pub token: String,
     /// The token exactly as stored, when it differs from `token` (pruning compares this).
     pub stored: Option<String>,
+    /// A message of this target's own, instead of the run's (e.g. which badges a user won).
+    pub message: Option<Arc<Message>>,
 }
 
 impl Target {
@@ -113,7 +117,7 @@ impl TokenFilter {
         }
         self.counts.targeted += 1;
         let stored = (token.len() != stored.len()).then(|| stored.to_owned());
-        Ok(Target { user_id, token: token.to_owned(), stored })
+        Ok(Target { user_id, token: token.to_owned(), stored, message: None })
     }
 
     /// What was admitted and rejected so far.

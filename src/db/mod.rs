@@ -1,6 +1,7 @@
 //! The Wolley backend's MariaDB: connecting, classifying failures, and (in submodules) every SQL
 //! statement wolley-push runs. mysql_async lives here and nowhere else.
 
+pub mod schema;
 pub mod tokens;
 
 use std::fmt;
@@ -103,6 +104,9 @@ pub enum DbError {
         /// The server's message.
         reason: String,
     },
+    /// wolley-push's own tables are missing or older than this build.
+    #[error(transparent)]
+    SchemaBehind(#[from] schema::SchemaBehind),
     /// Any other failure of a statement.
     #[error("database error while {doing} at {url}: {reason}")]
     Query {
@@ -120,9 +124,10 @@ impl DbError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             DbError::Unreachable { .. } | DbError::Query { .. } => ExitCode::TempFail,
-            DbError::BadUrl { .. } | DbError::AccessDenied { .. } | DbError::MissingBackendSchema { .. } => {
-                ExitCode::Config
-            }
+            DbError::BadUrl { .. }
+            | DbError::AccessDenied { .. }
+            | DbError::MissingBackendSchema { .. }
+            | DbError::SchemaBehind(_) => ExitCode::Config,
         }
     }
 }

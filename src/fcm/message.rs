@@ -155,6 +155,7 @@ fn path_daily_json(week: &str, expires_at: i64, title: &str, body: &str) -> Valu
 pub struct RequestTemplate {
     prefix: Vec<u8>,
     suffix: Vec<u8>,
+    validate_only: bool,
 }
 
 const TOKEN_PLACEHOLDER: &str = "\u{1}wolley-token\u{1}";
@@ -177,6 +178,7 @@ impl RequestTemplate {
         Ok(RequestTemplate {
             prefix: text.as_bytes()[..at].to_vec(),
             suffix: text.as_bytes()[at + marker.len()..].to_vec(),
+            validate_only,
         })
     }
 
@@ -187,6 +189,19 @@ impl RequestTemplate {
         out.extend_from_slice(&self.prefix);
         write_json_string_contents(token, out);
         out.extend_from_slice(&self.suffix);
+    }
+
+    /// The request body for `token`, or for `token` with its own `message` when a target
+    /// carries one (e.g. a per-user badge notification), written into `out`.
+    pub fn render_for(&self, token: &str, message: Option<&Message>, out: &mut Vec<u8>) {
+        match message {
+            None => self.render_into(token, out),
+            Some(message) => {
+                out.clear();
+                serde_json::to_writer(&mut *out, &request_body(message, token, self.validate_only))
+                    .expect("JSON values serialise");
+            }
+        }
     }
 
     /// The request body for `token` as a new buffer.

@@ -1,24 +1,48 @@
 //! The jobs, each a short script over the pieces: build the message, pick the tokens, run the
 //! [`pipeline`], report.
 
+pub mod migrate;
 pub mod pipeline;
+pub mod stats_weekly;
 
 use std::time::Instant;
 
-use crate::config::{Config, Job, SendKind};
+use crate::config::{Config, Job, Mode, SendKind};
 use crate::error::Result;
+use crate::exit::ExitCode;
 use crate::fcm::message::Message;
-use crate::report::Summary;
+use crate::report::{self, Summary};
 use crate::slot::{self, IsoWeek};
 use crate::tokens::TokenSource;
 
 use pipeline::Plan;
 
-/// Runs the configured job once and returns its summary.
+/// Runs the configured job once, reports it, and returns the exit code it deserves.
 ///
 /// # Errors
 /// Whatever stopped the run; see [`crate::error::Error`].
-pub async fn run(config: &Config) -> Result<Summary> {
+pub async fn run(config: &Config) -> Result<ExitCode> {
+    match &config.job {
+        Job::Migrate => migrate::run(config).await,
+        Job::StatsWeekly(job) => stats_weekly::run(config, job).await,
+        Job::SaveLocation { .. } | Job::PathDaily { .. } | Job::Send { .. } => {
+            let summary = send_job(config).await?;
+            report::emit(&summary, &config.output, printing(config))?;
+            Ok(summary.exit_code())
+        }
+    }
+}
+
+/// With `--print`, stdout carries the request bodies.
+fn printing(config: &Config) -> bool {
+    match &config.job {
+        Job::SaveLocation { batch, .. } | Job::PathDaily { batch, .. } => batch.mode == Mode::Print,
+        Job::Send { mode, .. } => *mode == Mode::Print,
+        Job::StatsWeekly(_) | Job::Migrate => false,
+    }
+}
+
+async fn send_job(config: &Config) -> Result<Summary> {
     let started = Instant::now();
     let plan = match &config.job {
         Job::SaveLocation { batch, ttl } => {
@@ -49,6 +73,7 @@ pub async fn run(config: &Config) -> Result<Summary> {
             mode: *mode,
             source: TokenSource::Single(token.clone()),
         },
+        Job::StatsWeekly(_) | Job::Migrate => unreachable!("not a sending job"),
     };
     pipeline::execute(config, plan, started).await
 }

@@ -96,7 +96,7 @@ async fn print_all(source: TokenSource, template: &RequestTemplate) -> Result<Co
     let mut body = Vec::new();
     let mut printed = 0;
     while let Ok(target) = rx.recv().await {
-        template.render_into(&target.token, &mut body);
+        template.render_for(&target.token, target.message.as_deref(), &mut body);
         body.push(b'\n');
         stdout.write_all(&body)?;
         printed += 1;

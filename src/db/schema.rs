@@ -1,0 +1,125 @@
+//! The tables wolley-push owns (prefix `wolley_push_`), created and upgraded by `migrate`.
+//! Never touches the backend's tables. Every statement is idempotent, so a migration that was
+//! interrupted (MariaDB commits DDL at once) is finished by running `migrate` again.
+
+use mysql_async::prelude::*;
+
+use super::{Database, DbError};
+
+/// One step of the schema's history.
+pub struct Migration {
+    /// The version the schema has once this step ran.
+    pub version: u32,
+    /// What the step does, for the `migrate` output.
+    pub description: &'static str,
+    /// Idempotent statements, run in order.
+    pub statements: &'static [&'static str],
+}
+
+/// Every migration, oldest first. Append only: never edit one that has shipped.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "run journal (wolley_push_run)",
+    statements: &["CREATE TABLE IF NOT EXISTS wolley_push_run (
+        job                VARCHAR(32)     NOT NULL,
+        slot               VARCHAR(40)     NOT NULL,
+        shard              VARCHAR(16)     NOT NULL,
+        status             VARCHAR(16)     NOT NULL,
+        checkpoint_user_id BIGINT          NOT NULL DEFAULT 0,
+        targeted           BIGINT UNSIGNED NOT NULL DEFAULT 0,
+        sent               BIGINT UNSIGNED NOT NULL DEFAULT 0,
+        pruned             BIGINT UNSIGNED NOT NULL DEFAULT 0,
+        failed             BIGINT UNSIGNED NOT NULL DEFAULT 0,
+        skipped            BIGINT UNSIGNED NOT NULL DEFAULT 0,
+        expired            BIGINT UNSIGNED NOT NULL DEFAULT 0,
+        attempts           INT UNSIGNED    NOT NULL DEFAULT 1,
+        host               VARCHAR(255)    NOT NULL,
+        pid                INT UNSIGNED    NOT NULL,
+        started_at         DATETIME(6)     NOT NULL,
+        updated_at         DATETIME(6)     NOT NULL,
+        finished_at        DATETIME(6)     NULL,
+        error              TEXT            NULL,
+        PRIMARY KEY (job, slot, shard)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"],
+}];
+
+/// The version this build of wolley-push needs.
+pub fn required_version() -> u32 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+const CREATE_VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS wolley_push_schema (
+    id         TINYINT     NOT NULL PRIMARY KEY,
+    version    INT         NOT NULL,
+    updated_at DATETIME(6) NOT NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4";
+const READ_VERSION: &str = "SELECT version FROM wolley_push_schema WHERE id = 1";
+const WRITE_VERSION: &str = "INSERT INTO wolley_push_schema (id, version, updated_at) VALUES (1, ?, NOW(6)) \
+     ON DUPLICATE KEY UPDATE version = VALUES(version), updated_at = VALUES(updated_at)";
+/// Serialises concurrent `migrate` runs.
+const MIGRATE_LOCK: &str = "wolley_push_migrate";
+
+/// The schema is older than this build.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "wolley-push's tables in {url} are at schema version {found}, this build needs {required}: \
+     run `wolley-push migrate` first"
+)]
+pub struct SchemaBehind {
+    /// The masked database URL.
+    pub url: String,
+    /// The version found (0 = none).
+    pub found: u32,
+    /// The version needed.
+    pub required: u32,
+}
+
+impl Database {
+    /// The schema version recorded in the database (0 when never migrated).
+    ///
+    /// # Errors
+    /// As classified.
+    pub async fn schema_version(&self) -> Result<u32, DbError> {
+        let mut conn = self.conn().await?;
+        match conn.query_first::<u32, _>(READ_VERSION).await {
+            Ok(version) => Ok(version.unwrap_or(0)),
+            Err(mysql_async::Error::Server(e)) if e.code == super::code::NO_SUCH_TABLE => Ok(0),
+            Err(e) => Err(self.classify(e, "reading the schema version")),
+        }
+    }
+
+    /// Fails with [`SchemaBehind`] unless `migrate` has brought the schema up to date.
+    ///
+    /// # Errors
+    /// [`DbError::SchemaBehind`] or database errors.
+    pub async fn check_schema(&self) -> Result<(), DbError> {
+        let found = self.schema_version().await?;
+        let required = required_version();
+        if found < required {
+            return Err(DbError::SchemaBehind(SchemaBehind { url: self.url.to_string(), found, required }));
+        }
+        Ok(())
+    }
+
+    /// Applies every migration newer than the database's version; returns those applied.
+    ///
+    /// # Errors
+    /// As classified.
+    pub async fn migrate(&self) -> Result<Vec<&'static Migration>, DbError> {
+        let fail = |e| self.classify(e, "migrating wolley-push's tables");
+        let mut conn = self.conn().await?;
+        conn.exec_drop("SELECT GET_LOCK(?, 60)", (MIGRATE_LOCK,)).await.map_err(fail)?;
+        conn.query_drop(CREATE_VERSION_TABLE).await.map_err(fail)?;
+        let current = self.schema_version().await?;
+        let mut applied = Vec::new();
+        for migration in MIGRATIONS.iter().filter(|m| m.version > current) {
+            for statement in migration.statements {
+                conn.query_drop(*statement).await.map_err(fail)?;
+            }
+            conn.exec_drop(WRITE_VERSION, (migration.version,)).await.map_err(fail)?;
+            applied.push(migration);
+        }
+        conn.exec_drop("DO RELEASE_LOCK(?)", (MIGRATE_LOCK,)).await.map_err(fail)?;
+        Ok(applied)
+    }
+}
