@@ -44,12 +44,7 @@ pub struct GlobalArgs {
     pub project_id: Option<String>,
 
     /// Base URL of the FCM HTTP v1 API
-    #[arg(
-        long,
-        env = "WOLLEY_FCM_ENDPOINT",
-        global = true,
-        default_value = "https://fcm.googleapis.com"
-    )]
+    #[arg(long, env = "WOLLEY_FCM_ENDPOINT", global = true, default_value = "https://fcm.googleapis.com")]
     pub fcm_endpoint: String,
 
     /// Requests in flight at once (spread over HTTP/2 connections of 100 streams each)
@@ -77,7 +72,13 @@ pub struct GlobalArgs {
     pub quota_backoff: String,
 
     /// Time limit of one FCM request
-    #[arg(long, env = "WOLLEY_REQUEST_TIMEOUT", global = true, default_value = "30s", value_name = "DURATION")]
+    #[arg(
+        long,
+        env = "WOLLEY_REQUEST_TIMEOUT",
+        global = true,
+        default_value = "30s",
+        value_name = "DURATION"
+    )]
     pub request_timeout: String,
 
     /// Format of the summary on stdout
@@ -143,7 +144,9 @@ pub enum Command {
     Stats(StatsCommand),
 
     /// Create or upgrade the tables wolley-push owns (never touches the backend's tables)
-    #[command(after_help = "Example:\n  WOLLEY_DATABASE_URL=mysql://wolley:secret@db:3306/wolley wolley-push migrate")]
+    #[command(
+        after_help = "Example:\n  WOLLEY_DATABASE_URL=mysql://wolley:secret@db:3306/wolley wolley-push migrate"
+    )]
     Migrate,
 }
 

@@ -177,14 +177,15 @@ impl Config {
     /// database URL.
     pub fn from_cli(cli: Cli) -> Result<Self> {
         let global = cli.global;
-        let timezone = global
-            .timezone
-            .parse::<Tz>()
-            .map_err(|_| usage(format!("--timezone: \"{}\" is not an IANA time zone such as Asia/Seoul", global.timezone)))?;
+        let timezone = global.timezone.parse::<Tz>().map_err(|_| {
+            usage(format!("--timezone: \"{}\" is not an IANA time zone such as Asia/Seoul", global.timezone))
+        })?;
         let fcm_endpoint = url::Url::parse(&global.fcm_endpoint)
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https"))
-            .ok_or_else(|| usage(format!("--fcm-endpoint: \"{}\" is not an http(s) URL", global.fcm_endpoint)))?;
+            .ok_or_else(|| {
+                usage(format!("--fcm-endpoint: \"{}\" is not an http(s) URL", global.fcm_endpoint))
+            })?;
         if global.concurrency == 0 {
             return Err(usage("--concurrency must be at least 1".into()));
         }
@@ -229,10 +230,9 @@ impl Config {
 
 fn job(command: Command) -> Result<Job> {
     Ok(match command {
-        Command::SaveLocation(args) => Job::SaveLocation {
-            batch: batch(args.batch),
-            ttl: duration("--ttl", &args.ttl)?,
-        },
+        Command::SaveLocation(args) => {
+            Job::SaveLocation { batch: batch(args.batch), ttl: duration("--ttl", &args.ttl)? }
+        }
         Command::PathDaily(args) => Job::PathDaily { batch: batch(args.batch), text: text(args.text) },
         Command::Stats(cli::StatsCommand::Weekly(args)) => Job::StatsWeekly(StatsWeekly {
             week: args.week,

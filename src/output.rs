@@ -17,12 +17,14 @@ fn bars() -> &'static MultiProgress {
 }
 
 /// Starts logging to stderr. `RUST_LOG` wins; otherwise `-q` shows warnings and errors only,
-/// `-v` adds wolley-push's debug lines, `-vv` its trace lines. Other crates stay at `warn`:
-/// their debug output can carry request details.
+/// `-v` adds wolley-push's debug lines (and gcp_auth's warnings, which quote the token
+/// endpoint's error answer), `-vv` its trace lines. Other crates stay at `warn`: their debug
+/// output can carry request details. gcp_auth warns on each of its own retries, which our one
+/// error line already sums up.
 pub fn init_logging(quiet: bool, verbose: u8) {
     let default = match (quiet, verbose) {
-        (true, _) => "warn",
-        (false, 0) => "warn,wolley_push=info",
+        (true, _) => "warn,gcp_auth=error",
+        (false, 0) => "warn,gcp_auth=error,wolley_push=info",
         (false, 1) => "warn,wolley_push=debug",
         (false, _) => "warn,wolley_push=trace",
     };

@@ -53,7 +53,13 @@ pub struct Summary {
 
 impl Summary {
     /// Builds the summary, deriving the exit code from the counts.
-    pub fn new(job: &'static str, slot: String, mode: &'static str, counts: Counts, elapsed: Duration) -> Self {
+    pub fn new(
+        job: &'static str,
+        slot: String,
+        mode: &'static str,
+        counts: Counts,
+        elapsed: Duration,
+    ) -> Self {
         let secs = elapsed.as_secs_f64();
         let answered = counts.sent + counts.pruned + counts.failed;
         let rate = if secs > 0.0 { answered as f64 / secs } else { 0.0 };
@@ -85,9 +91,14 @@ impl Summary {
         let c = &self.counts;
         let mut out = String::new();
         let _ = writeln!(out, "{} {} ({})", self.job, self.slot, self.mode);
+        let sent = match self.mode {
+            "print" => "printed",
+            "dry-run" => "valid",
+            _ => "sent",
+        };
         for (name, value) in [
             ("targeted", c.targeted),
-            ("sent", c.sent),
+            (sent, c.sent),
             ("pruned", c.pruned),
             ("failed", c.failed),
             ("skipped", c.skipped),
@@ -156,7 +167,19 @@ mod tests {
     fn the_json_summary_is_one_object_with_every_count() {
         let summary = Summary::new("save-location", "slot".into(), "send", Counts::default(), Duration::ZERO);
         let value: serde_json::Value = serde_json::from_str(&summary.render(Format::Json)).unwrap();
-        for key in ["job", "slot", "targeted", "sent", "pruned", "failed", "skipped", "expired", "duration_secs", "rate_per_sec", "exit_code"] {
+        for key in [
+            "job",
+            "slot",
+            "targeted",
+            "sent",
+            "pruned",
+            "failed",
+            "skipped",
+            "expired",
+            "duration_secs",
+            "rate_per_sec",
+            "exit_code",
+        ] {
             assert!(value.get(key).is_some(), "{key}");
         }
     }

@@ -86,7 +86,12 @@ pub struct Engine {
 
 impl Engine {
     /// An engine that stops taking targets when `stop` fires (in-flight requests finish).
-    pub fn new(client: Arc<FcmClient>, template: RequestTemplate, policy: Policy, stop: CancellationToken) -> Arc<Self> {
+    pub fn new(
+        client: Arc<FcmClient>,
+        template: RequestTemplate,
+        policy: Policy,
+        stop: CancellationToken,
+    ) -> Arc<Self> {
         let pacing = Pacing::new(policy.rate);
         Arc::new(Engine { client, template: Arc::new(template), policy, pacing, stop })
     }
@@ -96,7 +101,11 @@ impl Engine {
     ///
     /// # Errors
     /// [`EngineError`] when FCM or OAuth refuse the run; in-flight requests finish first.
-    pub async fn run(self: Arc<Self>, targets: async_channel::Receiver<Target>, deliveries: mpsc::Sender<Delivery>) -> Result<(), EngineError> {
+    pub async fn run(
+        self: Arc<Self>,
+        targets: async_channel::Receiver<Target>,
+        deliveries: mpsc::Sender<Delivery>,
+    ) -> Result<(), EngineError> {
         let mut workers = JoinSet::new();
         for lane in 0..self.policy.concurrency.max(1) {
             let engine = Arc::clone(&self);
@@ -114,14 +123,20 @@ impl Engine {
         first_error.map_or(Ok(()), Err)
     }
 
-    async fn work(&self, lane: usize, targets: async_channel::Receiver<Target>, deliveries: mpsc::Sender<Delivery>) -> Result<(), EngineError> {
+    async fn work(
+        &self,
+        lane: usize,
+        targets: async_channel::Receiver<Target>,
+        deliveries: mpsc::Sender<Delivery>,
+    ) -> Result<(), EngineError> {
         loop {
             let target = tokio::select! {
                 biased;
                 () = self.stop.cancelled() => return Ok(()),
                 next = targets.recv() => match next { Ok(target) => target, Err(_) => return Ok(()) },
             };
-            let outcome = if self.past_deadline() { Outcome::Expired } else { self.deliver(lane, &target).await? };
+            let outcome =
+                if self.past_deadline() { Outcome::Expired } else { self.deliver(lane, &target).await? };
             if deliveries.send(Delivery { target, outcome }).await.is_err() {
                 return Ok(());
             }
@@ -142,15 +157,20 @@ impl Engine {
             if !self.pacing.admit(&self.stop).await {
                 return Ok(Outcome::Expired);
             }
-            let (retry_after, quota, reason, unreachable) = match self.client.send(lane, body.clone()).await? {
+            let (retry_after, quota, reason, unreachable) = match self.client.send(lane, body.clone()).await?
+            {
                 Answer::Answered(Verdict::Accepted) => return Ok(Outcome::Sent),
                 Answer::Answered(Verdict::Dead(reason)) => return Ok(Outcome::Dead(reason)),
                 Answer::Answered(Verdict::Fatal(error)) => return Err(error.into()),
                 Answer::Answered(Verdict::Unauthenticated(message)) => {
                     return Err(FatalSendError::Unauthenticated(message).into())
                 }
-                Answer::Answered(Verdict::Rejected(reason)) => return Ok(Outcome::Failed { reason, unreachable: false }),
-                Answer::Answered(Verdict::Transient { retry_after, quota, reason }) => (retry_after, quota, reason, false),
+                Answer::Answered(Verdict::Rejected(reason)) => {
+                    return Ok(Outcome::Failed { reason, unreachable: false })
+                }
+                Answer::Answered(Verdict::Transient { retry_after, quota, reason }) => {
+                    (retry_after, quota, reason, false)
+                }
                 Answer::Unreachable(reason) => (None, false, reason, true),
             };
             let base = if quota { self.policy.quota_backoff } else { self.policy.backoff };
@@ -208,7 +228,9 @@ impl Pacing {
                 () = stop.cancelled() => return false,
             }
         }
-        let Some(interval) = self.interval else { return true };
+        let Some(interval) = self.interval else {
+            return true;
+        };
         let slot = {
             let mut next = self.next_slot.lock().expect("pacing lock");
             let slot = (*next).max(Instant::now());
@@ -224,7 +246,10 @@ impl Pacing {
     fn pause_until(&self, until: Instant) {
         let mut paused = self.paused_until.lock().expect("pacing lock");
         if until > *paused {
-            tracing::info!(pause_ms = (until - Instant::now()).as_millis() as u64, "FCM quota exceeded: pausing all sends");
+            tracing::info!(
+                pause_ms = (until - Instant::now()).as_millis() as u64,
+                "FCM quota exceeded: pausing all sends"
+            );
             *paused = until;
         }
     }
@@ -239,7 +264,10 @@ mod tests {
         let base = Duration::from_secs(10);
         for (attempt, floor) in [(1, 10), (2, 20), (3, 40)] {
             let delay = backoff_delay(base, attempt, None);
-            assert!(delay >= Duration::from_secs(floor) && delay <= Duration::from_secs(floor) * 5 / 4, "{delay:?}");
+            assert!(
+                delay >= Duration::from_secs(floor) && delay <= Duration::from_secs(floor) * 5 / 4,
+                "{delay:?}"
+            );
         }
     }
 

@@ -4,7 +4,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc, Weekday};
+use chrono::{
+    DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc, Weekday,
+};
 use chrono_tz::Tz;
 
 /// The half-hour slot containing `now`: floored to :00 or :30 in `tz`.
@@ -17,9 +19,7 @@ pub fn half_hour(now: DateTime<Utc>, tz: Tz) -> DateTime<Tz> {
 
 /// The instant of a wall-clock time in `tz`; in a DST gap, the first valid instant after it.
 pub fn local_instant(tz: Tz, naive: NaiveDateTime) -> DateTime<Tz> {
-    tz.from_local_datetime(&naive)
-        .earliest()
-        .unwrap_or_else(|| local_instant(tz, naive + Duration::hours(1)))
+    tz.from_local_datetime(&naive).earliest().unwrap_or_else(|| local_instant(tz, naive + Duration::hours(1)))
 }
 
 /// An ISO 8601 week such as `2026-W48`.
@@ -97,9 +97,18 @@ impl FromStr for IsoWeek {
         if input.is_empty() {
             return Err(fail("it is empty"));
         }
-        let (year, week) = input.split_once("-W").ok_or_else(|| fail("it lacks the \"-W\" before the week number"))?;
-        let year: i32 = year.parse().ok().filter(|_| year.len() == 4).ok_or_else(|| fail("the year is not four digits"))?;
-        let number: u32 = week.parse().ok().filter(|_| week.len() == 2).ok_or_else(|| fail("the week is not two digits"))?;
+        let (year, week) =
+            input.split_once("-W").ok_or_else(|| fail("it lacks the \"-W\" before the week number"))?;
+        let year: i32 = year
+            .parse()
+            .ok()
+            .filter(|_| year.len() == 4)
+            .ok_or_else(|| fail("the year is not four digits"))?;
+        let number: u32 = week
+            .parse()
+            .ok()
+            .filter(|_| week.len() == 2)
+            .ok_or_else(|| fail("the week is not two digits"))?;
         IsoWeek::new(year, number).ok_or_else(|| fail(&format!("{year} has no week {number}")))
     }
 }

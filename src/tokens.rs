@@ -164,7 +164,11 @@ impl TokenSource {
     ///
     /// # Errors
     /// When the database or the file fails.
-    pub async fn feed(self, out: async_channel::Sender<Target>, stop: CancellationToken) -> Result<TokenCounts, SourceError> {
+    pub async fn feed(
+        self,
+        out: async_channel::Sender<Target>,
+        stop: CancellationToken,
+    ) -> Result<TokenCounts, SourceError> {
         let mut filter = TokenFilter::default();
         match self {
             TokenSource::Database { db, after_user_id, shard } => {
@@ -191,7 +195,9 @@ async fn feed_from_database(
 ) -> Result<(), DbError> {
     loop {
         let page = db.token_page(after, shard).await?;
-        let Some(last) = page.last() else { return Ok(()) };
+        let Some(last) = page.last() else {
+            return Ok(());
+        };
         after = last.user_id;
         let full = page.len() == crate::db::tokens::PAGE_SIZE;
         for TokenRow { user_id, token } in page {
@@ -223,7 +229,9 @@ async fn feed_from_file(
     let mut number = 0u64;
     while let Some(line) = lines.next_line().await.map_err(unreadable)? {
         number += 1;
-        let Some((user_id, token)) = parse_line(&line) else { continue };
+        let Some((user_id, token)) = parse_line(&line) else {
+            continue;
+        };
         let Ok(user_id) = user_id.map(str::parse::<i64>).transpose() else {
             tracing::warn!(line = number, file = %path.display(), "skipping a line whose user id is not a number");
             continue;

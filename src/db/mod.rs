@@ -176,7 +176,9 @@ impl Database {
                     code::ACCESS_DENIED | code::DB_ACCESS_DENIED | code::UNKNOWN_DATABASE => {
                         DbError::AccessDenied { url, reason }
                     }
-                    code::NO_SUCH_TABLE | code::UNKNOWN_COLUMN => DbError::MissingBackendSchema { url, reason },
+                    code::NO_SUCH_TABLE | code::UNKNOWN_COLUMN => {
+                        DbError::MissingBackendSchema { url, reason }
+                    }
                     _ => DbError::Query { doing, url, reason },
                 }
             }

@@ -48,10 +48,8 @@ impl Database {
     pub async fn token_page(&self, after_user_id: i64, shard: Shard) -> Result<Vec<TokenRow>, DbError> {
         let mut conn = self.conn().await?;
         let params = (after_user_id, shard.count, shard.index, PAGE_SIZE as u64);
-        let rows: Vec<(i64, String)> = conn
-            .exec(PAGE_SQL, params)
-            .await
-            .map_err(|e| self.classify(e, "reading app_user tokens"))?;
+        let rows: Vec<(i64, String)> =
+            conn.exec(PAGE_SQL, params).await.map_err(|e| self.classify(e, "reading app_user tokens"))?;
         Ok(rows.into_iter().map(|(user_id, token)| TokenRow { user_id, token }).collect())
     }
 

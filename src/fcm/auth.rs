@@ -116,10 +116,13 @@ impl ServiceAccountKey {
     fn parse(path: &Path, json: String) -> Result<Self, AuthError> {
         let malformed = |reason: String| AuthError::Malformed { path: path.to_owned(), reason };
         // serde_json's messages name a line and column, never the content: safe to show.
-        let fields: KeyFields = serde_json::from_str(&json).map_err(|e| malformed(format!("not JSON ({e})")))?;
+        let fields: KeyFields =
+            serde_json::from_str(&json).map_err(|e| malformed(format!("not JSON ({e})")))?;
         match fields.kind.as_deref() {
             Some("service_account") => {}
-            Some(other) => return Err(malformed(format!("its type is \"{other}\", not \"service_account\""))),
+            Some(other) => {
+                return Err(malformed(format!("its type is \"{other}\", not \"service_account\"")))
+            }
             None => return Err(malformed("it has no \"type\" field".into())),
         }
         let private_key = fields.private_key.ok_or_else(|| malformed("it has no private_key".into()))?;
@@ -128,7 +131,13 @@ impl ServiceAccountKey {
         }
         let client_email = fields.client_email.ok_or_else(|| malformed("it has no client_email".into()))?;
         let token_uri = fields.token_uri.ok_or_else(|| malformed("it has no token_uri".into()))?;
-        Ok(ServiceAccountKey { path: path.to_owned(), json, project_id: fields.project_id, client_email, token_uri })
+        Ok(ServiceAccountKey {
+            path: path.to_owned(),
+            json,
+            project_id: fields.project_id,
+            client_email,
+            token_uri,
+        })
     }
 
     /// The key's path.
@@ -137,10 +146,8 @@ impl ServiceAccountKey {
     }
 
     fn provider(&self) -> Result<CustomServiceAccount, AuthError> {
-        CustomServiceAccount::from_json(&self.json).map_err(|e| AuthError::Malformed {
-            path: self.path.clone(),
-            reason: e.to_string(),
-        })
+        CustomServiceAccount::from_json(&self.json)
+            .map_err(|e| AuthError::Malformed { path: self.path.clone(), reason: e.to_string() })
     }
 }
 

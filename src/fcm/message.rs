@@ -80,12 +80,7 @@ impl Message {
 
     /// A `path-daily` reminder for `week`, sent at `now`.
     pub fn path_daily<Tz: TimeZone>(week: String, now: &DateTime<Tz>, title: String, body: String) -> Self {
-        Message::PathDaily {
-            week,
-            expires_at: now.timestamp() + PATH_DAILY_TTL_SECS,
-            title,
-            body,
-        }
+        Message::PathDaily { week, expires_at: now.timestamp() + PATH_DAILY_TTL_SECS, title, body }
     }
 
     /// The kind's name as the app and `thread-id` know it.
@@ -252,7 +247,8 @@ mod tests {
     #[test]
     fn validate_only_is_part_of_the_template() {
         let message = Message::save_location(&seoul_slot(), std::time::Duration::from_secs(1800));
-        let body: Value = serde_json::from_slice(&RequestTemplate::new(&message, true).unwrap().render("t")).unwrap();
+        let body: Value =
+            serde_json::from_slice(&RequestTemplate::new(&message, true).unwrap().render("t")).unwrap();
         assert_eq!(body["validate_only"], Value::Bool(true));
     }
 

@@ -49,7 +49,12 @@ impl FcmClient {
     ///
     /// # Errors
     /// When the TLS configuration cannot be built.
-    pub fn new(endpoint: &url::Url, project_id: &str, auth: Arc<Authenticator>, settings: &ClientSettings) -> anyhow::Result<Self> {
+    pub fn new(
+        endpoint: &url::Url,
+        project_id: &str,
+        auth: Arc<Authenticator>,
+        settings: &ClientSettings,
+    ) -> anyhow::Result<Self> {
         install_crypto_provider();
         // hyper never opens a second HTTP/2 connection to one host, and a connection carries at
         // most ~100 streams: more throughput needs more clients.
@@ -75,7 +80,9 @@ impl FcmClient {
     pub async fn send(&self, lane: usize, body: Bytes) -> Result<Answer, AuthError> {
         let bearer = self.auth.bearer().await?;
         let answer = self.post(lane, &bearer.header, body.clone()).await;
-        let Answer::Answered(Verdict::Unauthenticated(_)) = answer else { return Ok(answer) };
+        let Answer::Answered(Verdict::Unauthenticated(_)) = answer else {
+            return Ok(answer);
+        };
         tracing::debug!("FCM says the access token expired; refreshing it");
         let fresh = self.auth.reject(bearer.generation).await?;
         Ok(match self.post(lane, &fresh.header, body).await {
@@ -100,11 +107,8 @@ impl FcmClient {
             Err(error) => return Answer::Unreachable(transport_error(&error)),
         };
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let retry_after =
+            response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
         match response.bytes().await {
             Ok(bytes) => Answer::Answered(verdict::classify(status, retry_after.as_deref(), &bytes)),
             Err(error) => Answer::Unreachable(transport_error(&error)),

@@ -119,18 +119,14 @@ pub fn classify(status: u16, retry_after: Option<&str>, body: &[u8]) -> Verdict 
     if (200..300).contains(&status) {
         return Verdict::Accepted;
     }
-    let detail = serde_json::from_slice::<ErrorBody>(body)
-        .map(|b| b.error)
-        .unwrap_or_default();
+    let detail = serde_json::from_slice::<ErrorBody>(body).map(|b| b.error).unwrap_or_default();
     let error_code = detail.details.iter().find_map(|d| d.error_code.as_deref());
     let described = describe(status, &detail);
     let retry_after = retry_after.and_then(parse_retry_after);
     match (error_code, status) {
         (Some("UNREGISTERED"), _) => Verdict::Dead(DeadReason::Unregistered),
         (Some("SENDER_ID_MISMATCH"), _) => Verdict::Dead(DeadReason::SenderIdMismatch),
-        (Some("THIRD_PARTY_AUTH_ERROR"), _) => {
-            Verdict::Fatal(FatalSendError::ThirdPartyAuth(detail.message))
-        }
+        (Some("THIRD_PARTY_AUTH_ERROR"), _) => Verdict::Fatal(FatalSendError::ThirdPartyAuth(detail.message)),
         (Some("INVALID_ARGUMENT"), _) | (None, 400) => {
             if is_about_the_token(&detail.message) {
                 Verdict::Dead(DeadReason::InvalidToken)
@@ -138,7 +134,9 @@ pub fn classify(status: u16, retry_after: Option<&str>, body: &[u8]) -> Verdict 
                 Verdict::Fatal(FatalSendError::InvalidPayload(detail.message))
             }
         }
-        (Some("QUOTA_EXCEEDED"), _) | (_, 429) => Verdict::Transient { retry_after, quota: true, reason: described },
+        (Some("QUOTA_EXCEEDED"), _) | (_, 429) => {
+            Verdict::Transient { retry_after, quota: true, reason: described }
+        }
         (Some("UNAVAILABLE" | "INTERNAL"), _) | (_, 500..=599) => {
             Verdict::Transient { retry_after, quota: false, reason: described }
         }
@@ -174,7 +172,9 @@ mod tests {
 
     fn body(status: &str, code: Option<&str>, message: &str) -> Vec<u8> {
         let details = match code {
-            Some(code) => serde_json::json!([{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": code}]),
+            Some(code) => {
+                serde_json::json!([{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": code}])
+            }
             None => serde_json::json!([]),
         };
         serde_json::to_vec(&serde_json::json!({"error": {"code": 0, "message": message, "status": status, "details": details}})).unwrap()
@@ -182,13 +182,15 @@ mod tests {
 
     #[test]
     fn unregistered_is_a_dead_token() {
-        let v = classify(404, None, &body("NOT_FOUND", Some("UNREGISTERED"), "Requested entity was not found."));
+        let v =
+            classify(404, None, &body("NOT_FOUND", Some("UNREGISTERED"), "Requested entity was not found."));
         assert_eq!(v, Verdict::Dead(DeadReason::Unregistered));
     }
 
     #[test]
     fn sender_id_mismatch_is_a_dead_token() {
-        let v = classify(403, None, &body("PERMISSION_DENIED", Some("SENDER_ID_MISMATCH"), "SenderId mismatch"));
+        let v =
+            classify(403, None, &body("PERMISSION_DENIED", Some("SENDER_ID_MISMATCH"), "SenderId mismatch"));
         assert_eq!(v, Verdict::Dead(DeadReason::SenderIdMismatch));
     }
 
@@ -208,25 +210,38 @@ mod tests {
 
     #[test]
     fn third_party_auth_error_stops_the_run() {
-        let v = classify(401, None, &body("UNAUTHENTICATED", Some("THIRD_PARTY_AUTH_ERROR"), "Auth error from APNS"));
+        let v = classify(
+            401,
+            None,
+            &body("UNAUTHENTICATED", Some("THIRD_PARTY_AUTH_ERROR"), "Auth error from APNS"),
+        );
         assert!(matches!(v, Verdict::Fatal(FatalSendError::ThirdPartyAuth(_))));
     }
 
     #[test]
     fn plain_unauthenticated_asks_for_a_new_access_token() {
-        let v = classify(401, None, &body("UNAUTHENTICATED", None, "Request had invalid authentication credentials."));
+        let v = classify(
+            401,
+            None,
+            &body("UNAUTHENTICATED", None, "Request had invalid authentication credentials."),
+        );
         assert!(matches!(v, Verdict::Unauthenticated(_)));
     }
 
     #[test]
     fn quota_exceeded_is_transient_and_slows_the_run() {
         let v = classify(429, Some("7"), &body("RESOURCE_EXHAUSTED", Some("QUOTA_EXCEEDED"), "quota"));
-        assert!(matches!(v, Verdict::Transient { quota: true, retry_after: Some(d), .. } if d == Duration::from_secs(7)));
+        assert!(
+            matches!(v, Verdict::Transient { quota: true, retry_after: Some(d), .. } if d == Duration::from_secs(7))
+        );
     }
 
     #[test]
     fn unavailable_without_a_body_is_transient() {
-        assert!(matches!(classify(503, None, b"<html>"), Verdict::Transient { quota: false, retry_after: None, .. }));
+        assert!(matches!(
+            classify(503, None, b"<html>"),
+            Verdict::Transient { quota: false, retry_after: None, .. }
+        ));
     }
 
     #[test]

@@ -10,10 +10,9 @@ use crate::exit::ExitCode;
 /// # Errors
 /// Without a database URL, or when the database fails.
 pub async fn run(config: &Config) -> Result<ExitCode> {
-    let url = config
-        .database_url
-        .as_ref()
-        .ok_or_else(|| Error::Config("migrate needs the database: set WOLLEY_DATABASE_URL or --database-url".into()))?;
+    let url = config.database_url.as_ref().ok_or_else(|| {
+        Error::Config("migrate needs the database: set WOLLEY_DATABASE_URL or --database-url".into())
+    })?;
     let db = Database::connect(url).await?;
     let applied = db.migrate().await;
     db.close().await;

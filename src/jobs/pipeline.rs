@@ -106,7 +106,13 @@ async fn print_all(source: TokenSource, template: &RequestTemplate) -> Result<Co
     Ok(Counts { targeted: tokens.targeted, sent: printed, skipped: tokens.skipped(), ..Counts::default() })
 }
 
-async fn send_all(config: &Config, source: TokenSource, template: RequestTemplate, prune: Option<Database>, job: &str) -> Result<Counts> {
+async fn send_all(
+    config: &Config,
+    source: TokenSource,
+    template: RequestTemplate,
+    prune: Option<Database>,
+    job: &str,
+) -> Result<Counts> {
     let client = Arc::new(fcm_client(config).await?);
     tracing::debug!(connections = client.connection_count(), "FCM client ready");
     let stop = CancellationToken::new();
@@ -152,7 +158,11 @@ async fn fcm_client(config: &Config) -> Result<FcmClient> {
 }
 
 /// Counts every delivery and clears dead tokens from `app_user` in batches.
-async fn record(mut deliveries: mpsc::Receiver<Delivery>, prune: Option<&Database>, bar: &ProgressBar) -> Counts {
+async fn record(
+    mut deliveries: mpsc::Receiver<Delivery>,
+    prune: Option<&Database>,
+    bar: &ProgressBar,
+) -> Counts {
     let mut counts = Counts::default();
     let mut dead = Vec::new();
     while let Some(Delivery { target, outcome }) = deliveries.recv().await {

@@ -1,0 +1,261 @@
+//! Test support: a fresh MariaDB database per test, a fake FCM server with a matching
+//! service-account key, and the real `wolley-push` binary wired to both.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use assert_cmd::Command;
+use fake_fcm::{FakeFcm, Options};
+use mysql_async::prelude::*;
+use serde_json::Value;
+
+/// The backend's schema, shipped beside the repository.
+const BACKEND_SCHEMA: &str =
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/schema/wolley-backend.sql"));
+/// A fixed "now" so slots and expirations are reproducible: Monday 2026-11-30 14:44 in Seoul.
+pub const NOW: &str = "2026-11-30T05:44:00Z";
+
+/// The MariaDB server tests use: `WOLLEY_TEST_DATABASE_URL`, default root on 127.0.0.1.
+pub fn server_url() -> String {
+    std::env::var("WOLLEY_TEST_DATABASE_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
+}
+
+/// A database of its own for one test, with the backend's tables; dropped with the value.
+pub struct TestDb {
+    name: String,
+    runtime: tokio::runtime::Runtime,
+    pool: mysql_async::Pool,
+    server: mysql_async::Pool,
+}
+
+impl TestDb {
+    /// A new database with the backend's schema.
+    pub fn new() -> Self {
+        let db = Self::empty();
+        db.exec(BACKEND_SCHEMA);
+        db
+    }
+
+    /// A new database without any table.
+    pub fn empty() -> Self {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let name = format!("wolley_it_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let server = mysql_async::Pool::new(server_url().as_str());
+        runtime
+            .block_on(async {
+                let mut conn = server.get_conn().await?;
+                conn.query_drop(format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4")).await
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "MariaDB is not reachable at {} ({e}). These tests need a real MariaDB: start it \
+                     (see .ci/run) or set WOLLEY_TEST_DATABASE_URL",
+                    server_url()
+                )
+            });
+        let pool = mysql_async::Pool::new(format!("{}/{name}", server_url()).as_str());
+        TestDb { name, runtime, pool, server }
+    }
+
+    /// The URL the binary gets.
+    pub fn url(&self) -> String {
+        format!("{}/{}", server_url(), self.name)
+    }
+
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs statements (several allowed, separated by `;`).
+    pub fn exec(&self, sql: &str) {
+        self.runtime
+            .block_on(async { self.pool.get_conn().await?.query_drop(sql).await })
+            .unwrap_or_else(|e| panic!("test SQL failed: {e}\n{sql}"));
+    }
+
+    /// Runs one statement with bound parameters.
+    pub fn exec_with(&self, sql: &str, params: impl Into<mysql_async::Params> + Send) {
+        let params = params.into();
+        self.runtime
+            .block_on(async { self.pool.get_conn().await?.exec_drop(sql, params).await })
+            .unwrap_or_else(|e| panic!("test SQL failed: {e}\n{sql}"));
+    }
+
+    /// Rows of a query.
+    pub fn query<T: FromRow + Send + 'static>(&self, sql: &str) -> Vec<T> {
+        self.runtime
+            .block_on(async { self.pool.get_conn().await?.query(sql).await })
+            .unwrap_or_else(|e| panic!("test SQL failed: {e}\n{sql}"))
+    }
+
+    /// Adds users with these tokens (and their `auth_user` rows).
+    pub fn add_users(&self, users: &[(i64, Option<&str>)]) {
+        self.runtime
+            .block_on(async {
+                let mut conn = self.pool.get_conn().await?;
+                conn.exec_batch(
+                    "INSERT INTO auth_user (id, password, is_superuser, username, first_name, last_name, email, \
+                     is_staff, is_active, date_joined) VALUES (?, '', 0, CONCAT('user', ?), '', '', '', 0, 1, NOW())",
+                    users.iter().map(|(id, _)| (id, id)),
+                )
+                .await?;
+                conn.exec_batch(
+                    "INSERT INTO app_user (user_id, fcmToken) VALUES (?, ?)",
+                    users.iter().map(|(id, token)| (id, token)),
+                )
+                .await
+            })
+            .unwrap_or_else(|e| panic!("adding users failed: {e}"));
+    }
+
+    /// Adds `count` users with ids from 1 and tokens `token_of(id)`, in one statement.
+    pub fn add_numbered_users(&self, count: u32) {
+        self.exec(&format!(
+            "INSERT INTO auth_user (id, password, is_superuser, username, first_name, last_name, email, \
+               is_staff, is_active, date_joined) \
+             SELECT seq, '', 0, CONCAT('user', seq), '', '', '', 0, 1, NOW() FROM seq_1_to_{count}; \
+             INSERT INTO app_user (user_id, fcmToken) SELECT seq, CONCAT('{TOKEN_PREFIX}', seq) FROM seq_1_to_{count}"
+        ));
+    }
+
+    /// A user's token now.
+    pub fn token_of(&self, user_id: i64) -> Option<String> {
+        self.query::<Option<String>>(&format!("SELECT fcmToken FROM app_user WHERE user_id = {user_id}"))
+            .pop()
+            .expect("the user exists")
+    }
+}
+
+/// The shape of the tokens [`TestDb::add_numbered_users`] writes.
+pub const TOKEN_PREFIX: &str = "fcm-token-for-user:APA91b-";
+
+/// The token [`TestDb::add_numbered_users`] gives `user_id`.
+pub fn numbered_token(user_id: u32) -> String {
+    format!("{TOKEN_PREFIX}{user_id}")
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let (pool, server) = (self.pool.clone(), self.server.clone());
+        let _ = self.runtime.block_on(async move {
+            let _ = pool.disconnect().await;
+            let mut conn = server.get_conn().await?;
+            conn.query_drop(format!("DROP DATABASE IF EXISTS `{name}`")).await?;
+            drop(conn);
+            server.disconnect().await
+        });
+    }
+}
+
+/// A fake FCM server, its key on disk, and optionally a database: one test's world.
+pub struct World {
+    /// The fake FCM server.
+    pub fcm: FakeFcm,
+    /// The backend database, if the test has one.
+    pub db: Option<TestDb>,
+    dir: tempfile::TempDir,
+    key_path: PathBuf,
+}
+
+impl World {
+    /// A fake FCM with default options and no database.
+    pub fn new() -> Self {
+        Self::with_options(Options::default())
+    }
+
+    /// A fake FCM with these options and no database.
+    pub fn with_options(options: Options) -> Self {
+        let fcm = FakeFcm::start(options);
+        let dir = tempfile::tempdir().unwrap();
+        let key_path = dir.path().join("service-account.json");
+        std::fs::write(&key_path, fcm.service_account_json()).unwrap();
+        World { fcm, db: None, dir, key_path }
+    }
+
+    /// Adds a fresh backend database.
+    pub fn with_db(mut self) -> Self {
+        self.db = Some(TestDb::new());
+        self
+    }
+
+    /// The database.
+    pub fn db(&self) -> &TestDb {
+        self.db.as_ref().expect("this world has a database")
+    }
+
+    /// Writes a file into the test's directory and returns its path.
+    pub fn file(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+
+    /// The binary, pointed at the fake and the database, with short back-offs.
+    pub fn cmd(&self) -> Command {
+        let mut cmd = bare_cmd();
+        cmd.env("GOOGLE_APPLICATION_CREDENTIALS", &self.key_path)
+            .env("WOLLEY_FCM_ENDPOINT", self.fcm.endpoint())
+            .env("WOLLEY_BACKOFF", "20ms")
+            .env("WOLLEY_QUOTA_BACKOFF", "50ms");
+        if let Some(db) = &self.db {
+            cmd.env("WOLLEY_DATABASE_URL", db.url());
+        }
+        cmd
+    }
+
+    /// The same, as a `std::process::Command` (for tests that spawn and signal it).
+    pub fn std_cmd(&self) -> std::process::Command {
+        let cmd = self.cmd();
+        let mut std_cmd = std::process::Command::new(cmd.get_program());
+        std_cmd.args(cmd.get_args());
+        for (key, value) in cmd.get_envs() {
+            match value {
+                Some(value) => std_cmd.env(key, value),
+                None => std_cmd.env_remove(key),
+            };
+        }
+        std_cmd
+    }
+}
+
+/// The binary with a clean environment: no configuration leaks in from the machine.
+pub fn bare_cmd() -> Command {
+    let mut cmd = Command::cargo_bin("wolley-push").unwrap();
+    for var in [
+        "WOLLEY_DATABASE_URL",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "WOLLEY_FCM_PROJECT_ID",
+        "WOLLEY_FCM_ENDPOINT",
+        "WOLLEY_CONCURRENCY",
+        "WOLLEY_RATE",
+        "WOLLEY_TIMEZONE",
+        "RUST_LOG",
+        "JOB_COMPLETION_INDEX",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("WOLLEY_NOW", NOW).timeout(Duration::from_secs(120));
+    cmd
+}
+
+/// The JSON summary a `--format json` run printed.
+pub fn summary(output: &std::process::Output) -> Value {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line =
+        stdout.lines().last().unwrap_or_else(|| panic!("no summary on stdout; stderr: {}", stderr(output)));
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("summary is not JSON ({e}): {stdout}"))
+}
+
+/// stderr as text.
+pub fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The exit code, which must exist (no signal).
+pub fn code(output: &std::process::Output) -> i32 {
+    output.status.code().unwrap_or_else(|| panic!("killed by a signal; stderr: {}", stderr(output)))
+}

@@ -1,0 +1,10 @@
+//! Integration tests: the real binary against a real MariaDB and the in-repo fake FCM.
+
+mod harness;
+
+mod bad_inputs;
+mod messages;
+mod responses;
+mod retries;
+mod secrets;
+mod targeting;

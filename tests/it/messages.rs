@@ -1,0 +1,83 @@
+//! What goes on the wire: exact request bodies and headers for both message kinds.
+
+use serde_json::Value;
+
+use crate::harness::{bare_cmd, code, stderr, World};
+
+const GOLDEN_TOKEN: &str = "GOLDEN-TOKEN:APA91bExample";
+
+fn golden(name: &str) -> Value {
+    let path = format!("{}/tests/fixtures/golden/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn sent_body(world: &World, job: &str) -> Value {
+    let tokens = world.file("tokens.txt", &format!("{GOLDEN_TOKEN}\n"));
+    let output = world.cmd().arg(job).arg("--tokens-file").arg(&tokens).output().unwrap();
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let requests = world.fcm.requests();
+    assert_eq!(requests.len(), 1);
+    requests[0].body.clone().expect("a JSON body")
+}
+
+#[test]
+fn save_location_sends_exactly_the_golden_silent_push() {
+    let world = World::new();
+    assert_eq!(sent_body(&world, "save-location"), golden("save-location"));
+}
+
+#[test]
+fn path_daily_sends_exactly_the_golden_visible_notification() {
+    let world = World::new();
+    assert_eq!(sent_body(&world, "path-daily"), golden("path-daily"));
+}
+
+#[test]
+fn requests_carry_a_bearer_token_and_json_over_http2() {
+    let world = World::new();
+    sent_body(&world, "save-location");
+    let request = &world.fcm.requests()[0];
+    assert!(request.authorization.as_deref().is_some_and(|a| a.starts_with("Bearer ya29.")), "{request:?}");
+    assert!(
+        request.content_type.as_deref().is_some_and(|c| c.starts_with("application/json")),
+        "{request:?}"
+    );
+    assert_eq!(request.http_version, "HTTP/2.0");
+    assert!(!request.validate_only);
+}
+
+#[test]
+fn print_writes_the_golden_bodies_without_credentials_or_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.txt");
+    std::fs::write(&tokens, format!("{GOLDEN_TOKEN}\n")).unwrap();
+    for job in ["save-location", "path-daily"] {
+        let output = bare_cmd().arg(job).arg("--print").arg("--tokens-file").arg(&tokens).output().unwrap();
+        assert_eq!(code(&output), 0, "{}", stderr(&output));
+        let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(printed, golden(job), "{job}");
+    }
+}
+
+#[test]
+fn send_delivers_one_message_to_the_given_token() {
+    let world = World::new();
+    let output =
+        world.cmd().args(["send", "--token", GOLDEN_TOKEN, "--kind", "save-location"]).output().unwrap();
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(world.fcm.deliveries(GOLDEN_TOKEN), 1);
+    assert_eq!(world.fcm.requests()[0].body.as_ref().unwrap(), &golden("save-location"));
+}
+
+#[test]
+fn send_accepts_a_custom_title_and_body() {
+    let world = World::new();
+    let output = world
+        .cmd()
+        .args(["send", "--token", GOLDEN_TOKEN, "--title", "점검", "--body", "테스트 알림"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let body = world.fcm.requests()[0].body.clone().unwrap();
+    assert_eq!(body["message"]["notification"], serde_json::json!({"title": "점검", "body": "테스트 알림"}));
+}

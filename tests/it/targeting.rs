@@ -1,0 +1,66 @@
+//! Which devices a run reaches: only valid tokens, each once, all of them.
+
+use crate::harness::{code, numbered_token, stderr, summary, World};
+
+const VALID_A: &str = "valid-token-a:APA91bGk2Lq8Vn3Xz7Tr1Wy5Pm9Hs4Jd6";
+const VALID_B: &str = "valid-token-b:APA91bHq4Tz8Vr2Lx6Nm0Ws3Pk9Jd5Fb1";
+
+#[test]
+fn only_valid_distinct_tokens_are_sent() {
+    let world = World::new().with_db();
+    let padded = format!("  {VALID_B}\t");
+    world.db().add_users(&[
+        (1, Some(VALID_A)),
+        (2, None),
+        (3, Some("")),
+        (4, Some("abc")),
+        (5, Some(VALID_A)),
+        (6, Some("junk token with spaces")),
+        (7, Some(&padded)),
+        (8, Some("ctrl\u{7}char")),
+    ]);
+    let output = world.cmd().args(["save-location", "--format", "json"]).output().unwrap();
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(world.fcm.delivered_tokens(), vec![VALID_A.to_owned(), VALID_B.to_owned()]);
+    assert_eq!(world.fcm.total_requests(), 2);
+    let summary = summary(&output);
+    assert_eq!(
+        (summary["targeted"].as_u64(), summary["sent"].as_u64(), summary["skipped"].as_u64()),
+        (Some(2), Some(2), Some(3))
+    );
+}
+
+#[test]
+fn every_user_is_reached_once_across_many_pages() {
+    let world = World::new().with_db();
+    world.db().add_numbered_users(12_345);
+    let output = world.cmd().args(["save-location", "--format", "json"]).output().unwrap();
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(world.fcm.total_deliveries(), 12_345);
+    assert_eq!(world.fcm.delivered_tokens().len(), 12_345);
+    assert_eq!(world.fcm.deliveries(&numbered_token(12_345)), 1);
+}
+
+#[test]
+fn a_tokens_file_replaces_the_database() {
+    let world = World::new();
+    let tokens = world.file("tokens.txt", &format!("# comment\n{VALID_A}\n42\t{VALID_B}\n\n{VALID_A}\n"));
+    let output =
+        world.cmd().args(["path-daily", "--format", "json", "--tokens-file"]).arg(&tokens).output().unwrap();
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(world.fcm.delivered_tokens(), vec![VALID_A.to_owned(), VALID_B.to_owned()]);
+    assert_eq!(summary(&output)["skipped"], 1);
+}
+
+#[test]
+fn tokens_can_come_from_stdin() {
+    let world = World::new();
+    let output = world
+        .cmd()
+        .args(["save-location", "--tokens-file", "-"])
+        .write_stdin(format!("{VALID_A}\n"))
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(world.fcm.deliveries(VALID_A), 1);
+}
