@@ -22,8 +22,7 @@ const MAX_MESSAGE_BYTES: usize = 4096;
 /// The project id in a `/v1/projects/{project_id}/messages:send` path.
 pub(crate) fn send_path_project(path: &str) -> Option<&str> {
     let rest = path.strip_prefix("/v1/projects/")?;
-    rest.strip_suffix("/messages:send")
-        .or_else(|| rest.strip_suffix("/messages%3Asend"))
+    rest.strip_suffix("/messages:send").or_else(|| rest.strip_suffix("/messages%3Asend"))
 }
 
 /// One send request as it arrived.
@@ -43,10 +42,7 @@ impl Send {
     }
 
     fn validate_only(&self) -> bool {
-        let flag = self
-            .body
-            .as_ref()
-            .and_then(|body| body.get("validate_only"));
+        let flag = self.body.as_ref().and_then(|body| body.get("validate_only"));
         flag.and_then(Value::as_bool).unwrap_or(false)
     }
 }
@@ -68,20 +64,9 @@ pub(crate) async fn send_endpoint(
         tokio::time::sleep(shared.options.latency).await;
     }
     let project_matches = project == shared.options.project_id;
-    let send = Send {
-        at,
-        sequence,
-        project_matches,
-        authorization,
-        content_type,
-        http_version,
-        body,
-    };
+    let send = Send { at, sequence, project_matches, authorization, content_type, http_version, body };
     let reply = answer_and_record(shared, send);
-    let message_name = format!(
-        "projects/{project}/messages/0:{sequence}%{:016x}",
-        mix(sequence)
-    );
+    let message_name = format!("projects/{project}/messages/0:{sequence}%{:016x}", mix(sequence));
     reply.to_response(&message_name)
 }
 
@@ -138,16 +123,12 @@ fn record(send: Send, status: u16) -> RecordedRequest {
 
 /// The checks FCM makes on the request body before anything else.
 fn check_body(body: Option<&Value>) -> Result<(), Reply> {
-    let body = body.ok_or_else(|| {
-        Reply::invalid_payload("Invalid JSON payload received. Unexpected token.")
-    })?;
+    let body =
+        body.ok_or_else(|| Reply::invalid_payload("Invalid JSON payload received. Unexpected token."))?;
     let message = body.get("message").filter(|message| message.is_object());
-    let message =
-        message.ok_or_else(|| Reply::invalid_payload("Request contains an invalid argument."))?;
+    let message = message.ok_or_else(|| Reply::invalid_payload("Request contains an invalid argument."))?;
     if !message.get("token").is_some_and(Value::is_string) {
-        return Err(Reply::invalid_payload(
-            "Invalid request: message.token is required.",
-        ));
+        return Err(Reply::invalid_payload("Invalid request: message.token is required."));
     }
     check_data(message.get("data"))?;
     check_size(message)?;
@@ -160,15 +141,9 @@ fn check_data(data: Option<&Value>) -> Result<(), Reply> {
         return Ok(());
     };
     let Some(entries) = data.as_object() else {
-        return Err(Reply::invalid_payload(
-            "Invalid value at 'message.data' (map<string, string>)",
-        ));
+        return Err(Reply::invalid_payload("Invalid value at 'message.data' (map<string, string>)"));
     };
-    match entries
-        .values()
-        .enumerate()
-        .find(|(_, value)| !value.is_string())
-    {
+    match entries.values().enumerate().find(|(_, value)| !value.is_string()) {
         Some((index, value)) => Err(Reply::invalid_payload(&format!(
             "Invalid value at 'message.data[{index}].value' (TYPE_STRING), {value}"
         ))),
@@ -190,9 +165,7 @@ fn check_apns_headers(message: &Value) -> Result<(), Reply> {
         return Ok(());
     };
     let get = |name: &str| {
-        let found = headers
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name));
+        let found = headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name));
         found.and_then(|(_, value)| value.as_str())
     };
     if get("apns-push-type") == Some("background") && get("apns-priority") == Some("10") {
@@ -232,10 +205,7 @@ mod tests {
 
     #[test]
     fn send_path_project_reads_the_project_id() {
-        assert_eq!(
-            send_path_project("/v1/projects/p-1/messages:send"),
-            Some("p-1")
-        );
+        assert_eq!(send_path_project("/v1/projects/p-1/messages:send"), Some("p-1"));
         assert_eq!(send_path_project("/v1/projects/p-1/messages"), None);
     }
 
@@ -247,10 +217,7 @@ mod tests {
     #[test]
     fn a_data_value_that_is_not_a_string_names_its_index() {
         let body = json!({"message": {"token": "t", "data": {"a": "1", "b": 2}}});
-        assert_eq!(
-            refusal(body),
-            "Invalid value at 'message.data[1].value' (TYPE_STRING), 2"
-        );
+        assert_eq!(refusal(body), "Invalid value at 'message.data[1].value' (TYPE_STRING), 2");
     }
 
     #[test]

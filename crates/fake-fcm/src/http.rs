@@ -16,21 +16,13 @@ pub(crate) type HttpResponse = Response<Full<Bytes>>;
 pub(crate) fn json_response(status: u16, body: &Value) -> HttpResponse {
     let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
     *response.status_mut() = StatusCode::from_u16(status).expect("a valid status code");
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        "application/json; charset=UTF-8".parse().unwrap(),
-    );
+    response.headers_mut().insert(CONTENT_TYPE, "application/json; charset=UTF-8".parse().unwrap());
     response
 }
 
 /// The value of a request header, if present and valid UTF-8.
 pub(crate) fn header(request: &Request<Incoming>, name: HeaderName) -> Option<String> {
-    request
-        .headers()
-        .get(name)?
-        .to_str()
-        .ok()
-        .map(str::to_owned)
+    request.headers().get(name)?.to_str().ok().map(str::to_owned)
 }
 
 /// The whole request body; a body cut short by the client reads as empty (and so is rejected).

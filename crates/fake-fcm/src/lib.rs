@@ -109,11 +109,7 @@ impl FakeFcm {
         let verifier = Verifier::new(client_email, format!("{endpoint}/token"));
         let shared = Arc::new(Shared::new(options, verifier));
         let server = server::spawn(listener, shared.clone());
-        FakeFcm {
-            endpoint,
-            shared,
-            server: Some(server),
-        }
+        FakeFcm { endpoint, shared, server: Some(server) }
     }
 
     /// The FCM endpoint the client must use, `http://127.0.0.1:PORT`.
@@ -164,11 +160,7 @@ impl FakeFcm {
     /// `validate_only` sends take their turn like any other.
     pub fn script(&self, token: &str, replies: Vec<Reply>) {
         let mut state = self.shared.state();
-        state
-            .scripts
-            .entry(token.to_owned())
-            .or_default()
-            .extend(replies);
+        state.scripts.entry(token.to_owned()).or_default().extend(replies);
     }
 
     /// The next sends, whatever their token, get these replies in order, before any
@@ -198,12 +190,7 @@ impl FakeFcm {
 
     /// How many real (not `validate_only`) sends to `token` were answered 200.
     pub fn deliveries(&self, token: &str) -> u32 {
-        self.shared
-            .state()
-            .deliveries
-            .get(token)
-            .copied()
-            .unwrap_or(0)
+        self.shared.state().deliveries.get(token).copied().unwrap_or(0)
     }
 
     /// The distinct tokens delivered to at least once, sorted.

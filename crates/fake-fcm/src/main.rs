@@ -42,11 +42,7 @@ fn main() -> ExitCode {
         }
     }
     announce_and_wait(&fake.endpoint());
-    eprintln!(
-        "deliveries={} requests={}",
-        fake.total_deliveries(),
-        fake.total_requests()
-    );
+    eprintln!("deliveries={} requests={}", fake.total_deliveries(), fake.total_requests());
     ExitCode::SUCCESS
 }
 
@@ -72,8 +68,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
 /// The value after `flag`, parsed.
 fn value<T: FromStr>(args: &mut impl Iterator<Item = String>, flag: &str) -> Result<T, String> {
     let raw = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
-    raw.parse()
-        .map_err(|_| format!("{flag}: invalid value {raw:?}"))
+    raw.parse().map_err(|_| format!("{flag}: invalid value {raw:?}"))
 }
 
 /// Prints `endpoint=...` once SIGTERM and SIGINT are caught (so a signal sent as soon as

@@ -48,10 +48,7 @@ struct OAuthError {
 
 impl OAuthError {
     fn new(error: &'static str, description: &str) -> OAuthError {
-        OAuthError {
-            error,
-            description: description.to_owned(),
-        }
+        OAuthError { error, description: description.to_owned() }
     }
 
     fn invalid_grant(description: &str) -> OAuthError {
@@ -64,10 +61,7 @@ impl OAuthError {
     }
 
     fn to_response(&self) -> HttpResponse {
-        json_response(
-            400,
-            &json!({ "error": self.error, "error_description": self.description }),
-        )
+        json_response(400, &json!({ "error": self.error, "error_description": self.description }))
     }
 }
 
@@ -115,13 +109,8 @@ pub(crate) struct Verifier {
 impl Verifier {
     /// A verifier for JWTs signed with the test key, issued by `client_email` for `token_uri`.
     pub(crate) fn new(client_email: String, token_uri: String) -> Verifier {
-        let pair =
-            RsaKeyPair::from_pkcs8(&pem_to_der(TEST_KEY_PEM)).expect("test key is PKCS#8 RSA");
-        Verifier {
-            public_key: pair.public().as_ref().to_vec(),
-            client_email,
-            token_uri,
-        }
+        let pair = RsaKeyPair::from_pkcs8(&pem_to_der(TEST_KEY_PEM)).expect("test key is PKCS#8 RSA");
+        Verifier { public_key: pair.public().as_ref().to_vec(), client_email, token_uri }
     }
 
     /// Checks a token request: a URL-encoded form with the JWT grant type and a valid JWT.
@@ -131,17 +120,14 @@ impl Verifier {
             return Err(OAuthError::new("invalid_request", description));
         }
         let fields: HashMap<_, _> = url::form_urlencoded::parse(form).collect();
-        let grant_type = fields
-            .get("grant_type")
-            .map(|g| g.as_ref())
-            .unwrap_or_default();
+        let grant_type = fields.get("grant_type").map(|g| g.as_ref()).unwrap_or_default();
         if grant_type != JWT_BEARER {
             let description = format!("Invalid grant_type: {grant_type}");
             return Err(OAuthError::new("unsupported_grant_type", &description));
         }
-        let assertion = fields.get("assertion").ok_or_else(|| {
-            OAuthError::new("invalid_request", "Missing required parameter: assertion")
-        })?;
+        let assertion = fields
+            .get("assertion")
+            .ok_or_else(|| OAuthError::new("invalid_request", "Missing required parameter: assertion"))?;
         self.check_jwt(assertion, unix_now())
     }
 
@@ -172,16 +158,11 @@ impl Verifier {
             return Err(OAuthError::account_not_found());
         }
         if claims.aud != self.token_uri {
-            let description = format!(
-                "Invalid JWT: Failed audience check. The right audience is {}",
-                self.token_uri
-            );
+            let description =
+                format!("Invalid JWT: Failed audience check. The right audience is {}", self.token_uri);
             return Err(OAuthError::invalid_grant(&description));
         }
-        let asks_for_fcm = claims
-            .scope
-            .split_whitespace()
-            .any(|scope| scope == FCM_SCOPE);
+        let asks_for_fcm = claims.scope.split_whitespace().any(|scope| scope == FCM_SCOPE);
         if !asks_for_fcm {
             let description = "Invalid OAuth scope or ID token audience provided.";
             return Err(OAuthError::new("invalid_scope", description));
@@ -202,17 +183,12 @@ fn decode_segment<T: DeserializeOwned>(segment: &str) -> Option<T> {
 
 /// The DER bytes inside a PEM block.
 fn pem_to_der(pem: &str) -> Vec<u8> {
-    let base64: String = pem
-        .lines()
-        .filter(|line| !line.starts_with("-----"))
-        .collect();
+    let base64: String = pem.lines().filter(|line| !line.starts_with("-----")).collect();
     STANDARD.decode(base64).expect("PEM body is base64")
 }
 
 fn unix_now() -> i64 {
-    let since_epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     since_epoch.as_secs() as i64
 }
 
@@ -240,8 +216,7 @@ impl AccessTokens {
         let number = self.issued_count;
         let token = format!("ya29.fake-{number}-{}", random_hex());
         let expires_at = Instant::now() + lifetime;
-        self.issued
-            .insert(token.clone(), Issued { number, expires_at });
+        self.issued.insert(token.clone(), Issued { number, expires_at });
         token
     }
 
@@ -277,9 +252,7 @@ impl AccessTokens {
 
 fn random_hex() -> String {
     let mut bytes = [0u8; 8];
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .expect("system randomness");
+    SystemRandom::new().fill(&mut bytes).expect("system randomness");
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
@@ -288,10 +261,7 @@ mod tests {
     use super::*;
 
     fn verifier() -> Verifier {
-        Verifier::new(
-            "sa@p.iam.gserviceaccount.com".into(),
-            "http://127.0.0.1:1/token".into(),
-        )
+        Verifier::new("sa@p.iam.gserviceaccount.com".into(), "http://127.0.0.1:1/token".into())
     }
 
     fn claims(scope: &str, iat: i64) -> Claims {
@@ -312,19 +282,13 @@ mod tests {
 
     #[test]
     fn claims_issued_in_the_future_are_refused() {
-        assert!(verifier()
-            .check_claims(&claims(FCM_SCOPE, 1000), 100)
-            .is_err());
-        assert!(verifier()
-            .check_claims(&claims(FCM_SCOPE, 160), 100)
-            .is_ok());
+        assert!(verifier().check_claims(&claims(FCM_SCOPE, 1000), 100).is_err());
+        assert!(verifier().check_claims(&claims(FCM_SCOPE, 160), 100).is_ok());
     }
 
     #[test]
     fn expired_claims_are_refused() {
-        assert!(verifier()
-            .check_claims(&claims(FCM_SCOPE, 100), 3700)
-            .is_err());
+        assert!(verifier().check_claims(&claims(FCM_SCOPE, 100), 3700).is_err());
     }
 
     #[test]

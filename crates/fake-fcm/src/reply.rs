@@ -38,36 +38,18 @@ impl Reply {
         retry_after: Option<u64>,
     ) -> Reply {
         let message = message.to_owned();
-        Reply::Error {
-            status,
-            grpc_status,
-            error_code,
-            message,
-            retry_after,
-        }
+        Reply::Error { status, grpc_status, error_code, message, retry_after }
     }
 
     /// 404 NOT_FOUND, errorCode UNREGISTERED: the app was uninstalled or the token expired.
     pub fn unregistered() -> Reply {
-        Reply::error(
-            404,
-            "NOT_FOUND",
-            Some("UNREGISTERED"),
-            "Requested entity was not found.",
-            None,
-        )
+        Reply::error(404, "NOT_FOUND", Some("UNREGISTERED"), "Requested entity was not found.", None)
     }
 
     /// 403 PERMISSION_DENIED, errorCode SENDER_ID_MISMATCH: the token belongs to another project.
     pub fn sender_id_mismatch() -> Reply {
         let message = "SenderId mismatch";
-        Reply::error(
-            403,
-            "PERMISSION_DENIED",
-            Some("SENDER_ID_MISMATCH"),
-            message,
-            None,
-        )
+        Reply::error(403, "PERMISSION_DENIED", Some("SENDER_ID_MISMATCH"), message, None)
     }
 
     /// 400 INVALID_ARGUMENT: the registration token is malformed.
@@ -77,37 +59,19 @@ impl Reply {
 
     /// 400 INVALID_ARGUMENT, errorCode INVALID_ARGUMENT, with this message.
     pub fn invalid_payload(message: &str) -> Reply {
-        Reply::error(
-            400,
-            "INVALID_ARGUMENT",
-            Some("INVALID_ARGUMENT"),
-            message,
-            None,
-        )
+        Reply::error(400, "INVALID_ARGUMENT", Some("INVALID_ARGUMENT"), message, None)
     }
 
     /// 401 UNAUTHENTICATED, errorCode THIRD_PARTY_AUTH_ERROR: APNs or Web Push rejected the project's credentials.
     pub fn third_party_auth_error() -> Reply {
         let message = "Auth error from APNS or Web Push Service";
-        Reply::error(
-            401,
-            "UNAUTHENTICATED",
-            Some("THIRD_PARTY_AUTH_ERROR"),
-            message,
-            None,
-        )
+        Reply::error(401, "UNAUTHENTICATED", Some("THIRD_PARTY_AUTH_ERROR"), message, None)
     }
 
     /// 503 UNAVAILABLE, errorCode UNAVAILABLE, optionally with `Retry-After`.
     pub fn unavailable(retry_after: Option<u64>) -> Reply {
         let message = "The service is currently unavailable.";
-        Reply::error(
-            503,
-            "UNAVAILABLE",
-            Some("UNAVAILABLE"),
-            message,
-            retry_after,
-        )
+        Reply::error(503, "UNAVAILABLE", Some("UNAVAILABLE"), message, retry_after)
     }
 
     /// 500 INTERNAL, errorCode INTERNAL.
@@ -119,13 +83,7 @@ impl Reply {
     /// 429 RESOURCE_EXHAUSTED, errorCode QUOTA_EXCEEDED, optionally with `Retry-After`.
     pub fn quota_exceeded(retry_after: Option<u64>) -> Reply {
         let message = "Quota exceeded for quota metric 'Send requests'.";
-        Reply::error(
-            429,
-            "RESOURCE_EXHAUSTED",
-            Some("QUOTA_EXCEEDED"),
-            message,
-            retry_after,
-        )
+        Reply::error(429, "RESOURCE_EXHAUSTED", Some("QUOTA_EXCEEDED"), message, retry_after)
     }
 
     /// 401 UNAUTHENTICATED without details: the OAuth access token is missing, unknown or expired.
@@ -138,13 +96,7 @@ impl Reply {
 
     /// 404 NOT_FOUND without details: the project in the path does not exist.
     pub(crate) fn project_not_found() -> Reply {
-        Reply::error(
-            404,
-            "NOT_FOUND",
-            None,
-            "Requested entity was not found.",
-            None,
-        )
+        Reply::error(404, "NOT_FOUND", None, "Requested entity was not found.", None)
     }
 
     /// The HTTP status this reply is sent with.
@@ -159,23 +111,14 @@ impl Reply {
     pub(crate) fn to_response(&self, message_name: &str) -> HttpResponse {
         match self {
             Reply::Ok => json_response(200, &json!({ "name": message_name })),
-            Reply::Error {
-                status,
-                grpc_status,
-                error_code,
-                message,
-                retry_after,
-            } => {
-                let mut error =
-                    json!({ "code": status, "message": message, "status": grpc_status });
+            Reply::Error { status, grpc_status, error_code, message, retry_after } => {
+                let mut error = json!({ "code": status, "message": message, "status": grpc_status });
                 if let Some(code) = error_code {
                     error["details"] = json!([{ "@type": FCM_ERROR_TYPE, "errorCode": code }]);
                 }
                 let mut response = json_response(*status, &json!({ "error": error }));
                 if let Some(seconds) = retry_after {
-                    response
-                        .headers_mut()
-                        .insert("retry-after", (*seconds).into());
+                    response.headers_mut().insert("retry-after", (*seconds).into());
                 }
                 response
             }
@@ -191,9 +134,7 @@ mod tests {
 
     fn body_of(reply: &Reply) -> Value {
         let collect = reply.to_response("n").into_body().collect();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
         let bytes = runtime.block_on(collect).unwrap().to_bytes();
         serde_json::from_slice(&bytes).unwrap()
     }
@@ -211,9 +152,7 @@ mod tests {
 
     #[test]
     fn unauthenticated_has_no_details() {
-        assert!(body_of(&Reply::unauthenticated())["error"]
-            .get("details")
-            .is_none());
+        assert!(body_of(&Reply::unauthenticated())["error"].get("details").is_none());
     }
 
     #[test]

@@ -36,9 +36,7 @@ pub(crate) fn spawn(listener: std::net::TcpListener, shared: Arc<Shared>) -> Ser
         .enable_all()
         .build()
         .expect("a tokio runtime for the fake FCM server");
-    listener
-        .set_nonblocking(true)
-        .expect("a non-blocking listener");
+    listener.set_nonblocking(true).expect("a non-blocking listener");
     let (stop, stopped) = oneshot::channel();
     let thread = std::thread::Builder::new()
         .name("fake-fcm".into())
@@ -47,16 +45,10 @@ pub(crate) fn spawn(listener: std::net::TcpListener, shared: Arc<Shared>) -> Ser
     Server { stop, thread }
 }
 
-async fn serve(
-    listener: std::net::TcpListener,
-    shared: Arc<Shared>,
-    mut stopped: oneshot::Receiver<()>,
-) {
+async fn serve(listener: std::net::TcpListener, shared: Arc<Shared>, mut stopped: oneshot::Receiver<()>) {
     let listener = TcpListener::from_std(listener).expect("a tokio listener");
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http2()
-        .max_concurrent_streams(shared.options.max_concurrent_streams);
+    builder.http2().max_concurrent_streams(shared.options.max_concurrent_streams);
     loop {
         let stream = tokio::select! {
             _ = &mut stopped => return,
@@ -71,17 +63,12 @@ async fn serve(
         tokio::spawn(async move {
             let service = service_fn(move |request| route(shared.clone(), request));
             // A client that goes away mid-request is not the fake's problem.
-            let _ = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let _ = builder.serve_connection(TokioIo::new(stream), service).await;
         });
     }
 }
 
-async fn route(
-    shared: Arc<Shared>,
-    request: Request<Incoming>,
-) -> Result<HttpResponse, Infallible> {
+async fn route(shared: Arc<Shared>, request: Request<Incoming>) -> Result<HttpResponse, Infallible> {
     let path = request.uri().path().to_owned();
     let response = match (request.method() == Method::POST, path.as_str()) {
         (true, "/token") => token_endpoint(&shared, request).await,

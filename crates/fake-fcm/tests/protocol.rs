@@ -14,10 +14,7 @@ async fn token_endpoint_accepts_a_correctly_signed_padded_jwt() {
     let fake = FakeFcm::start(Options::default());
     let answer = request_token(&fake, &sign_jwt(&claims(&fake), true)).await;
     assert_eq!(answer.status, 200, "{}", answer.json);
-    assert!(answer.json["access_token"]
-        .as_str()
-        .unwrap()
-        .starts_with("ya29.fake-1-"));
+    assert!(answer.json["access_token"].as_str().unwrap().starts_with("ya29.fake-1-"));
     assert_eq!(answer.json["expires_in"], 3600);
     assert_eq!(answer.json["token_type"], "Bearer");
     assert_eq!(fake.oauth_requests(), 1);
@@ -39,10 +36,7 @@ async fn token_endpoint_rejects_a_jwt_with_a_bad_signature() {
     let forged = format!("{signed}.{}", other.rsplit_once('.').unwrap().1);
     let answer = request_token(&fake, &forged).await;
     assert_eq!(answer.status, 400);
-    assert_eq!(
-        answer.json,
-        json!({"error": "invalid_grant", "error_description": "Invalid JWT Signature."})
-    );
+    assert_eq!(answer.json, json!({"error": "invalid_grant", "error_description": "Invalid JWT Signature."}));
 }
 
 #[tokio::test]
@@ -60,17 +54,9 @@ async fn refuse_oauth_makes_the_token_endpoint_answer_invalid_grant() {
     let fake = FakeFcm::start(Options::default());
     fake.refuse_oauth(true);
     let answer = request_token(&fake, &sign_jwt(&claims(&fake), true)).await;
-    assert_eq!(
-        (answer.status, answer.json["error"].as_str()),
-        (400, Some("invalid_grant"))
-    );
+    assert_eq!((answer.status, answer.json["error"].as_str()), (400, Some("invalid_grant")));
     fake.refuse_oauth(false);
-    assert_eq!(
-        request_token(&fake, &sign_jwt(&claims(&fake), true))
-            .await
-            .status,
-        200
-    );
+    assert_eq!(request_token(&fake, &sign_jwt(&claims(&fake), true)).await.status, 200);
     assert_eq!(fake.oauth_requests(), 2);
 }
 
@@ -116,10 +102,7 @@ async fn send_to_another_project_gets_404_without_details() {
 #[tokio::test]
 async fn scripted_token_gets_its_replies_in_order_then_200() {
     let fake = FakeFcm::start(Options::default());
-    fake.script(
-        "t",
-        vec![Reply::unavailable(Some(3)), Reply::unregistered()],
-    );
+    fake.script("t", vec![Reply::unavailable(Some(3)), Reply::unregistered()]);
     let bearer = access_token(&fake).await;
     let first = send_as(&fake, &bearer, &message("t"), Version::Http1).await;
     assert_eq!((first.status, error_code(&first)), (503, "UNAVAILABLE"));
@@ -128,12 +111,7 @@ async fn scripted_token_gets_its_replies_in_order_then_200() {
     assert_eq!((second.status, error_code(&second)), (404, "UNREGISTERED"));
     let other = send_as(&fake, &bearer, &message("other"), Version::Http1).await;
     assert_eq!(other.status, 200);
-    assert_eq!(
-        send_as(&fake, &bearer, &message("t"), Version::Http1)
-            .await
-            .status,
-        200
-    );
+    assert_eq!(send_as(&fake, &bearer, &message("t"), Version::Http1).await.status, 200);
     assert_eq!(fake.deliveries("t"), 1);
 }
 
@@ -144,15 +122,9 @@ async fn script_next_applies_to_any_token_before_per_token_scripts() {
     fake.script_next(vec![Reply::quota_exceeded(Some(1))]);
     let bearer = access_token(&fake).await;
     let statuses = [
-        send_as(&fake, &bearer, &message("t"), Version::Http1)
-            .await
-            .status,
-        send_as(&fake, &bearer, &message("t"), Version::Http1)
-            .await
-            .status,
-        send_as(&fake, &bearer, &message("u"), Version::Http1)
-            .await
-            .status,
+        send_as(&fake, &bearer, &message("t"), Version::Http1).await.status,
+        send_as(&fake, &bearer, &message("t"), Version::Http1).await.status,
+        send_as(&fake, &bearer, &message("u"), Version::Http1).await.status,
     ];
     assert_eq!(statuses, [429, 500, 200]);
 }
@@ -163,15 +135,9 @@ async fn non_string_data_value_gets_400_invalid_argument() {
     let bearer = access_token(&fake).await;
     let body = json!({"message": {"token": "t", "data": {"count": 3}}});
     let answer = send_as(&fake, &bearer, &body, Version::Http1).await;
-    assert_eq!(
-        (answer.status, error_code(&answer)),
-        (400, "INVALID_ARGUMENT")
-    );
+    assert_eq!((answer.status, error_code(&answer)), (400, "INVALID_ARGUMENT"));
     let text = answer.json["error"]["message"].as_str().unwrap();
-    assert!(
-        text.starts_with("Invalid value at 'message.data[0].value' (TYPE_STRING)"),
-        "{text}"
-    );
+    assert!(text.starts_with("Invalid value at 'message.data[0].value' (TYPE_STRING)"), "{text}");
 }
 
 #[tokio::test]
@@ -181,10 +147,7 @@ async fn background_push_with_priority_10_gets_400() {
     let headers = json!({"apns-push-type": "background", "apns-priority": "10"});
     let body = json!({"message": {"token": "t", "apns": {"headers": headers}}});
     let answer = send_as(&fake, &bearer, &body, Version::Http1).await;
-    assert_eq!(
-        (answer.status, error_code(&answer)),
-        (400, "INVALID_ARGUMENT")
-    );
+    assert_eq!((answer.status, error_code(&answer)), (400, "INVALID_ARGUMENT"));
     assert_eq!(fake.total_deliveries(), 0);
 }
 
@@ -194,16 +157,8 @@ async fn checks_run_before_scripted_replies() {
     fake.script("t", vec![Reply::unregistered()]);
     let bearer = access_token(&fake).await;
     let body = json!({"message": {"token": "t", "data": {"n": 1}}});
-    assert_eq!(
-        send_as(&fake, &bearer, &body, Version::Http1).await.status,
-        400
-    );
-    assert_eq!(
-        send_as(&fake, &bearer, &message("t"), Version::Http1)
-            .await
-            .status,
-        404
-    );
+    assert_eq!(send_as(&fake, &bearer, &body, Version::Http1).await.status, 400);
+    assert_eq!(send_as(&fake, &bearer, &message("t"), Version::Http1).await.status, 404);
 }
 
 #[tokio::test]
@@ -212,12 +167,7 @@ async fn counters_count_deliveries_and_requests_but_not_validate_only() {
     let bearer = access_token(&fake).await;
     let mut dry_run = message("a");
     dry_run["validate_only"] = json!(true);
-    assert_eq!(
-        send_as(&fake, &bearer, &dry_run, Version::Http1)
-            .await
-            .status,
-        200
-    );
+    assert_eq!(send_as(&fake, &bearer, &dry_run, Version::Http1).await.status, 200);
     send_as(&fake, &bearer, &message("a"), Version::Http1).await;
     send_as(&fake, &bearer, &message("b"), Version::Http1).await;
     send_as(&fake, &bearer, &message("b"), Version::Http1).await;
@@ -229,10 +179,7 @@ async fn counters_count_deliveries_and_requests_but_not_validate_only() {
     assert_eq!(requests.len(), 5);
     assert!(requests[0].validate_only);
     assert_eq!(requests[4].status, 400);
-    assert_eq!(
-        requests[1].authorization.as_deref(),
-        Some(format!("Bearer {bearer}").as_str())
-    );
+    assert_eq!(requests[1].authorization.as_deref(), Some(format!("Bearer {bearer}").as_str()));
     assert!(fake.wait_for_deliveries(3, Duration::ZERO));
 }
 
@@ -241,75 +188,34 @@ async fn expire_access_tokens_after_revokes_the_tokens_issued_so_far() {
     let fake = FakeFcm::start(Options::default());
     let old = access_token(&fake).await;
     fake.expire_access_tokens_after(1);
-    assert_eq!(
-        send_as(&fake, &old, &message("t"), Version::Http1)
-            .await
-            .status,
-        200
-    );
-    assert_eq!(
-        send_as(&fake, &old, &message("t"), Version::Http1)
-            .await
-            .status,
-        401
-    );
+    assert_eq!(send_as(&fake, &old, &message("t"), Version::Http1).await.status, 200);
+    assert_eq!(send_as(&fake, &old, &message("t"), Version::Http1).await.status, 401);
     let new = access_token(&fake).await;
-    assert_eq!(
-        send_as(&fake, &new, &message("t"), Version::Http1)
-            .await
-            .status,
-        200
-    );
-    assert_eq!(
-        send_as(&fake, &old, &message("t"), Version::Http1)
-            .await
-            .status,
-        401
-    );
+    assert_eq!(send_as(&fake, &new, &message("t"), Version::Http1).await.status, 200);
+    assert_eq!(send_as(&fake, &old, &message("t"), Version::Http1).await.status, 401);
 }
 
 #[tokio::test]
 async fn access_tokens_expire_after_expires_in() {
-    let options = Options {
-        access_token_expires_in: 1,
-        ..Options::default()
-    };
+    let options = Options { access_token_expires_in: 1, ..Options::default() };
     let fake = FakeFcm::start(options);
     let bearer = access_token(&fake).await;
-    assert_eq!(
-        send_as(&fake, &bearer, &message("t"), Version::Http1)
-            .await
-            .status,
-        200
-    );
+    assert_eq!(send_as(&fake, &bearer, &message("t"), Version::Http1).await.status, 200);
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(
-        send_as(&fake, &bearer, &message("t"), Version::Http1)
-            .await
-            .status,
-        401
-    );
+    assert_eq!(send_as(&fake, &bearer, &message("t"), Version::Http1).await.status, 401);
 }
 
 #[tokio::test]
 async fn http2_with_prior_knowledge_is_served_on_the_same_port() {
     let fake = FakeFcm::start(Options::default());
     let bearer = access_token(&fake).await;
-    assert_eq!(
-        send_as(&fake, &bearer, &message("t"), Version::Http2)
-            .await
-            .status,
-        200
-    );
+    assert_eq!(send_as(&fake, &bearer, &message("t"), Version::Http2).await.status, 200);
     assert_eq!(fake.requests()[0].http_version, "HTTP/2.0");
 }
 
 #[tokio::test]
 async fn latency_is_applied_to_concurrent_sends_in_parallel() {
-    let options = Options {
-        latency: Duration::from_millis(300),
-        ..Options::default()
-    };
+    let options = Options { latency: Duration::from_millis(300), ..Options::default() };
     let fake = FakeFcm::start(options);
     let (url, bearer) = (send_url(&fake), access_token(&fake).await);
     let started = Instant::now();
@@ -321,32 +227,19 @@ async fn latency_is_applied_to_concurrent_sends_in_parallel() {
     let statuses = sends.join_all().await;
     assert!(statuses.iter().all(|&status| status == 200));
     assert!(started.elapsed() >= Duration::from_millis(300));
-    assert!(
-        started.elapsed() < Duration::from_millis(2000),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_millis(2000), "{:?}", started.elapsed());
     assert!(fake.max_in_flight() >= 2, "{}", fake.max_in_flight());
 }
 
 #[tokio::test]
 async fn max_concurrent_streams_limits_streams_per_http2_connection() {
     let latency = Duration::from_millis(100);
-    let fake = FakeFcm::start(Options {
-        latency,
-        max_concurrent_streams: 2,
-        ..Options::default()
-    });
+    let fake = FakeFcm::start(Options { latency, max_concurrent_streams: 2, ..Options::default() });
     let (url, bearer) = (send_url(&fake), access_token(&fake).await);
     let mut connection = http2_connection(&url).await;
     // Streams opened before the server's SETTINGS arrive are refused (REFUSED_STREAM), as
     // with any HTTP/2 server: one request first makes the client learn the limit.
-    assert_eq!(
-        send_on(&mut connection, &url, &bearer, &message("t"))
-            .await
-            .status,
-        200
-    );
+    assert_eq!(send_on(&mut connection, &url, &bearer, &message("t")).await.status, 200);
     let mut sends = tokio::task::JoinSet::new();
     for i in 0..6 {
         let (mut connection, url, bearer) = (connection.clone(), url.clone(), bearer.clone());
@@ -359,10 +252,7 @@ async fn max_concurrent_streams_limits_streams_per_http2_connection() {
 
 #[tokio::test]
 async fn transient_503_ratio_answers_a_share_of_sends_with_503() {
-    let fake = FakeFcm::start(Options {
-        transient_503_ratio: 0.5,
-        ..Options::default()
-    });
+    let fake = FakeFcm::start(Options { transient_503_ratio: 0.5, ..Options::default() });
     let bearer = access_token(&fake).await;
     let mut unavailable = 0;
     for _ in 0..20 {
@@ -378,10 +268,7 @@ async fn transient_503_ratio_answers_a_share_of_sends_with_503() {
 
 #[tokio::test]
 async fn record_bodies_off_keeps_only_counters() {
-    let fake = FakeFcm::start(Options {
-        record_bodies: false,
-        ..Options::default()
-    });
+    let fake = FakeFcm::start(Options { record_bodies: false, ..Options::default() });
     let bearer = access_token(&fake).await;
     send_as(&fake, &bearer, &message("t"), Version::Http1).await;
     assert!(fake.requests().is_empty());
@@ -394,10 +281,7 @@ fn service_account_json_points_at_the_fake() {
     let key: serde_json::Value = serde_json::from_str(&fake.service_account_json()).unwrap();
     assert_eq!(key["type"], "service_account");
     assert_eq!(key["project_id"], "wolley-test");
-    assert_eq!(
-        key["client_email"],
-        "wolley-push@wolley-test.iam.gserviceaccount.com"
-    );
+    assert_eq!(key["client_email"], "wolley-push@wolley-test.iam.gserviceaccount.com");
     assert_eq!(key["token_uri"], fake.token_uri());
     assert_eq!(key["private_key"], FakeFcm::private_key_pem());
 }

@@ -45,9 +45,7 @@ pub type Http2Sender = hyper::client::conn::http2::SendRequest<Full<Bytes>>;
 /// Opens an HTTP/2 connection to the host of `url`.
 pub async fn http2_connection(url: &str) -> Http2Sender {
     let io = TokioIo::new(connect(url).await);
-    let (sender, connection) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
-        .await
-        .unwrap();
+    let (sender, connection) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await.unwrap();
     tokio::spawn(connection);
     sender
 }
@@ -69,9 +67,7 @@ pub async fn post(request: Request<Full<Bytes>>, version: Version) -> Answer {
 
 async fn connect(url: &str) -> TcpStream {
     let uri: hyper::Uri = url.parse().unwrap();
-    TcpStream::connect(uri.authority().unwrap().as_str())
-        .await
-        .unwrap()
+    TcpStream::connect(uri.authority().unwrap().as_str()).await.unwrap()
 }
 
 /// A POST to `url` with these headers and body.
@@ -87,20 +83,13 @@ async fn read_answer(response: Response<Incoming>) -> Answer {
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    Answer {
-        status,
-        headers,
-        json: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    }
+    Answer { status, headers, json: serde_json::from_slice(&bytes).unwrap_or(Value::Null) }
 }
 
 /// Claims as gcp_auth sends them for this fake's service account.
 pub fn claims(fake: &FakeFcm) -> Value {
     let key: Value = serde_json::from_str(&fake.service_account_json()).unwrap();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
     json!({
         "iss": key["client_email"],
         "aud": fake.token_uri(),
@@ -117,19 +106,10 @@ pub fn sign_jwt(claims: &Value, padded: bool) -> String {
     let header = engine.encode(r#"{"alg":"RS256","typ":"JWT"}"#);
     let signed = format!("{header}.{}", engine.encode(claims.to_string()));
     let pem = FakeFcm::private_key_pem();
-    let base64: String = pem
-        .lines()
-        .filter(|line| !line.starts_with("-----"))
-        .collect();
+    let base64: String = pem.lines().filter(|line| !line.starts_with("-----")).collect();
     let key = RsaKeyPair::from_pkcs8(&STANDARD.decode(base64).unwrap()).unwrap();
     let mut signature = vec![0; key.public().modulus_len()];
-    key.sign(
-        &RSA_PKCS1_SHA256,
-        &SystemRandom::new(),
-        signed.as_bytes(),
-        &mut signature,
-    )
-    .unwrap();
+    key.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), signed.as_bytes(), &mut signature).unwrap();
     format!("{signed}.{}", engine.encode(signature))
 }
 
@@ -140,11 +120,7 @@ pub async fn request_token(fake: &FakeFcm, jwt: &str) -> Answer {
         .append_pair("assertion", jwt)
         .finish();
     let headers = [("content-type", "application/x-www-form-urlencoded")];
-    post(
-        build_request(&fake.token_uri(), &headers, form.into_bytes()),
-        Version::Http1,
-    )
-    .await
+    post(build_request(&fake.token_uri(), &headers, form.into_bytes()), Version::Http1).await
 }
 
 /// A working access token from the fake.
@@ -156,11 +132,7 @@ pub async fn access_token(fake: &FakeFcm) -> String {
 
 /// The send URL of the fake's project.
 pub fn send_url(fake: &FakeFcm) -> String {
-    format!(
-        "{}/v1/projects/{}/messages:send",
-        fake.endpoint(),
-        fake.project_id()
-    )
+    format!("{}/v1/projects/{}/messages:send", fake.endpoint(), fake.project_id())
 }
 
 /// Sends `body` with this bearer token over a new connection.
@@ -169,25 +141,15 @@ pub async fn send_as(fake: &FakeFcm, bearer: &str, body: &Value, version: Versio
 }
 
 /// Sends `body` to `url` with this bearer token, as a new stream of `connection`.
-pub async fn send_on(
-    connection: &mut Http2Sender,
-    url: &str,
-    bearer: &str,
-    body: &Value,
-) -> Answer {
-    let response = connection
-        .send_request(send_request(url, bearer, body))
-        .await;
+pub async fn send_on(connection: &mut Http2Sender, url: &str, bearer: &str, body: &Value) -> Answer {
+    let response = connection.send_request(send_request(url, bearer, body)).await;
     read_answer(response.unwrap()).await
 }
 
 /// A send of `body` to `url` with this bearer token.
 pub fn send_request(url: &str, bearer: &str, body: &Value) -> Request<Full<Bytes>> {
     let authorization = format!("Bearer {bearer}");
-    let headers = [
-        ("authorization", authorization.as_str()),
-        ("content-type", "application/json"),
-    ];
+    let headers = [("authorization", authorization.as_str()), ("content-type", "application/json")];
     build_request(url, &headers, body.to_string().into_bytes())
 }
 
@@ -198,7 +160,5 @@ pub fn message(token: &str) -> Value {
 
 /// The FCM `errorCode` of an error answer.
 pub fn error_code(answer: &Answer) -> &str {
-    answer.json["error"]["details"][0]["errorCode"]
-        .as_str()
-        .unwrap_or("")
+    answer.json["error"]["details"][0]["errorCode"].as_str().unwrap_or("")
 }
