@@ -197,6 +197,28 @@ pub struct BatchArgs {
     /// Write each request body as one JSON line to stdout; no network, no credentials
     #[arg(long)]
     pub print: bool,
+
+    /// The slot to run [default: now's half-hour (save-location) or ISO week (path-daily)],
+    /// e.g. 2026-11-30T14:30 or 2026-W49
+    #[arg(long)]
+    pub slot: Option<String>,
+
+    /// Send the slot again even if the journal says it is done
+    #[arg(long)]
+    pub force: bool,
+
+    /// Stop sending this long after the start; the rest counts as expired and a rerun resumes
+    /// [default: 25m for save-location, 6h for path-daily]
+    #[arg(long, value_name = "DURATION")]
+    pub deadline: Option<String>,
+
+    /// Only users with user_id % N == K, with a lock and journal row of its own
+    #[arg(long, value_name = "K/N", value_parser = clap::value_parser!(crate::shard::Shard), conflicts_with = "shards")]
+    pub shard: Option<crate::shard::Shard>,
+
+    /// Split users into N shards, this run taking shard $JOB_COMPLETION_INDEX (Kubernetes Indexed Job)
+    #[arg(long, value_name = "N")]
+    pub shards: Option<u32>,
 }
 
 /// `save-location` flags.

@@ -4,13 +4,15 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Timelike, Utc};
 use chrono_tz::Tz;
 
 use crate::cli::{self, Cli, Command};
 use crate::db::DatabaseUrl;
 use crate::error::{Error, Result};
 use crate::fcm::ClientSettings;
+use crate::shard::Shard;
+use crate::slot::{self, IsoWeek};
 
 /// Everything a run needs, checked.
 #[derive(Debug)]
@@ -95,13 +97,19 @@ impl Mode {
     }
 }
 
-/// Targets and mode of a broadcast job.
+/// Targets, mode and run-safety settings of a scheduled job.
 #[derive(Debug, Clone)]
 pub struct Batch {
     /// Read tokens from this file (`-` = stdin) instead of the database.
     pub tokens_file: Option<PathBuf>,
     /// Deliver, validate or print.
     pub mode: Mode,
+    /// Send a slot again even when it is done.
+    pub force: bool,
+    /// Stop sending this long after the start.
+    pub deadline: Duration,
+    /// Which users.
+    pub shard: Shard,
 }
 
 /// The visible notification's text.
@@ -144,6 +152,8 @@ pub enum Job {
     SaveLocation {
         /// Targets and mode.
         batch: Batch,
+        /// The half-hour slot.
+        slot: DateTime<Tz>,
         /// How long an undelivered wake-up is kept.
         ttl: Duration,
     },
@@ -151,6 +161,8 @@ pub enum Job {
     PathDaily {
         /// Targets and mode.
         batch: Batch,
+        /// The ISO week slot.
+        week: IsoWeek,
         /// Notification text.
         text: Text,
     },
@@ -223,17 +235,35 @@ impl Config {
                 quiet: global.quiet,
                 verbose: global.verbose,
             },
-            job: job(cli.command)?,
+            job: job(cli.command, now, timezone)?,
         })
     }
 }
 
-fn job(command: Command) -> Result<Job> {
+/// `save-location` stops sending in time for the next half-hour; `path-daily` has the night.
+const SAVE_LOCATION_DEADLINE: Duration = Duration::from_secs(25 * 60);
+const PATH_DAILY_DEADLINE: Duration = Duration::from_secs(6 * 3600);
+
+fn job(command: Command, now: DateTime<Utc>, timezone: Tz) -> Result<Job> {
     Ok(match command {
         Command::SaveLocation(args) => {
-            Job::SaveLocation { batch: batch(args.batch), ttl: duration("--ttl", &args.ttl)? }
+            let slot = match &args.batch.slot {
+                Some(text) => half_hour_slot(text, timezone)?,
+                None => slot::half_hour(now, timezone),
+            };
+            Job::SaveLocation {
+                batch: batch(args.batch, SAVE_LOCATION_DEADLINE)?,
+                slot,
+                ttl: duration("--ttl", &args.ttl)?,
+            }
         }
-        Command::PathDaily(args) => Job::PathDaily { batch: batch(args.batch), text: text(args.text) },
+        Command::PathDaily(args) => {
+            let week = match &args.batch.slot {
+                Some(text) => text.parse::<IsoWeek>().map_err(|e| usage(format!("--slot: {e}")))?,
+                None => IsoWeek::containing(now, timezone),
+            };
+            Job::PathDaily { batch: batch(args.batch, PATH_DAILY_DEADLINE)?, week, text: text(args.text) }
+        }
         Command::Stats(cli::StatsCommand::Weekly(args)) => Job::StatsWeekly(StatsWeekly {
             week: args.week,
             badges: args.badges,
@@ -253,8 +283,42 @@ fn job(command: Command) -> Result<Job> {
     })
 }
 
-fn batch(args: cli::BatchArgs) -> Batch {
-    Batch { tokens_file: args.tokens_file, mode: Mode::from_flags(args.dry_run, args.print) }
+fn batch(args: cli::BatchArgs, default_deadline: Duration) -> Result<Batch> {
+    let completion_index = std::env::var("JOB_COMPLETION_INDEX").ok();
+    let shard = Shard::resolve(args.shard, args.shards, completion_index.as_deref()).map_err(usage)?;
+    let deadline = match &args.deadline {
+        Some(text) => duration("--deadline", text)?,
+        None => default_deadline,
+    };
+    Ok(Batch {
+        tokens_file: args.tokens_file,
+        mode: Mode::from_flags(args.dry_run, args.print),
+        force: args.force,
+        deadline,
+        shard,
+    })
+}
+
+/// A `save-location` slot: RFC 3339, or a wall-clock time in `tz`, on :00 or :30.
+fn half_hour_slot(text: &str, tz: Tz) -> Result<DateTime<Tz>> {
+    let invalid = |why: &str| {
+        usage(format!(
+            "--slot: \"{text}\" {why} (expected a half-hour such as 2026-11-30T14:30 or 2026-11-30T14:30:00+09:00)"
+        ))
+    };
+    let slot = match DateTime::parse_from_rfc3339(text) {
+        Ok(instant) => instant.with_timezone(&tz),
+        Err(_) => {
+            let naive = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M")
+                .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S"))
+                .map_err(|_| invalid("is not a date and time"))?;
+            slot::local_instant(tz, naive)
+        }
+    };
+    if slot.minute() % 30 != 0 || slot.second() != 0 || slot.nanosecond() != 0 {
+        return Err(invalid("is not on :00 or :30"));
+    }
+    Ok(slot)
 }
 
 fn text(args: cli::NotificationText) -> Text {

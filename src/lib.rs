@@ -11,9 +11,11 @@ pub mod error;
 pub mod exit;
 pub mod fcm;
 pub mod jobs;
+pub mod journal;
 pub mod output;
 pub mod report;
 pub mod send;
+pub mod shard;
 pub mod slot;
 pub mod tokens;
 

@@ -31,6 +31,21 @@ pub struct Counts {
     pub unreachable: u64,
 }
 
+impl Counts {
+    /// These counts and `other`'s, added (an earlier attempt at a slot plus this one).
+    pub fn plus(&self, other: &Counts) -> Counts {
+        Counts {
+            targeted: self.targeted + other.targeted,
+            sent: self.sent + other.sent,
+            pruned: self.pruned + other.pruned,
+            failed: self.failed + other.failed,
+            skipped: self.skipped + other.skipped,
+            expired: self.expired + other.expired,
+            unreachable: self.unreachable + other.unreachable,
+        }
+    }
+}
+
 /// The summary of one run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
@@ -47,6 +62,8 @@ pub struct Summary {
     pub duration_secs: f64,
     /// Messages answered per second.
     pub rate_per_sec: f64,
+    /// The run was stopped by SIGTERM or SIGINT before it finished.
+    pub interrupted: bool,
     /// The process exit code.
     pub exit_code: u8,
 }
@@ -70,13 +87,21 @@ impl Summary {
             counts,
             duration_secs: (secs * 1000.0).round() / 1000.0,
             rate_per_sec: rate.round(),
-            exit_code: exit_code_for(&counts).code(),
+            interrupted: false,
+            exit_code: exit_code_for(&counts, false).code(),
         }
+    }
+
+    /// Marks the run as stopped by a signal before it finished (exit 3: a rerun resumes).
+    pub fn interrupted(mut self) -> Self {
+        self.interrupted = true;
+        self.exit_code = self.exit_code().code();
+        self
     }
 
     /// The exit code the counts imply.
     pub fn exit_code(&self) -> ExitCode {
-        exit_code_for(&self.counts)
+        exit_code_for(&self.counts, self.interrupted)
     }
 
     /// The summary in `format`, ending with a newline.
@@ -129,12 +154,12 @@ pub fn emit(summary: &Summary, output: &Output, to_stderr: bool) -> std::io::Res
     }
 }
 
-/// 3 when anything failed or expired; 75 when FCM never answered at all.
-fn exit_code_for(counts: &Counts) -> ExitCode {
+/// 3 when anything failed or expired, or the run was interrupted; 75 when FCM never answered.
+fn exit_code_for(counts: &Counts, interrupted: bool) -> ExitCode {
     let nothing_answered = counts.sent + counts.pruned == 0 && counts.failed == counts.unreachable;
     if counts.unreachable > 0 && nothing_answered {
         ExitCode::TempFail
-    } else if counts.failed > 0 || counts.expired > 0 {
+    } else if counts.failed > 0 || counts.expired > 0 || interrupted {
         ExitCode::Partial
     } else {
         ExitCode::Success
@@ -148,19 +173,25 @@ mod tests {
     #[test]
     fn a_clean_run_exits_zero() {
         let counts = Counts { targeted: 2, sent: 1, pruned: 1, ..Counts::default() };
-        assert_eq!(exit_code_for(&counts), ExitCode::Success);
+        assert_eq!(exit_code_for(&counts, false), ExitCode::Success);
     }
 
     #[test]
     fn failures_or_expired_messages_make_a_partial_run() {
-        assert_eq!(exit_code_for(&Counts { sent: 5, failed: 1, ..Counts::default() }), ExitCode::Partial);
-        assert_eq!(exit_code_for(&Counts { sent: 5, expired: 1, ..Counts::default() }), ExitCode::Partial);
+        assert_eq!(
+            exit_code_for(&Counts { sent: 5, failed: 1, ..Counts::default() }, false),
+            ExitCode::Partial
+        );
+        assert_eq!(
+            exit_code_for(&Counts { sent: 5, expired: 1, ..Counts::default() }, false),
+            ExitCode::Partial
+        );
     }
 
     #[test]
     fn a_run_where_fcm_never_answered_is_temporary() {
         let counts = Counts { targeted: 3, failed: 3, unreachable: 3, ..Counts::default() };
-        assert_eq!(exit_code_for(&counts), ExitCode::TempFail);
+        assert_eq!(exit_code_for(&counts, false), ExitCode::TempFail);
     }
 
     #[test]

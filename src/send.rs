@@ -50,6 +50,8 @@ pub enum Outcome {
         reason: String,
         /// True when FCM never answered (connection or timeout).
         unreachable: bool,
+        /// True when a later run may succeed (transient errors): a rerun of the slot retries it.
+        retryable: bool,
     },
     /// Not sent: the deadline passed or the run was asked to stop first.
     Expired,
@@ -166,7 +168,7 @@ impl Engine {
                     return Err(FatalSendError::Unauthenticated(message).into())
                 }
                 Answer::Answered(Verdict::Rejected(reason)) => {
-                    return Ok(Outcome::Failed { reason, unreachable: false })
+                    return Ok(Outcome::Failed { reason, unreachable: false, retryable: false })
                 }
                 Answer::Answered(Verdict::Transient { retry_after, quota, reason }) => {
                     (retry_after, quota, reason, false)
@@ -182,7 +184,7 @@ impl Engine {
             let out_of_time = self.policy.deadline.is_some_and(|deadline| resume_at >= deadline);
             if attempt >= self.policy.max_attempts || out_of_time {
                 tracing::warn!(token = target.short(), attempt, %reason, "giving up on a message");
-                return Ok(Outcome::Failed { reason, unreachable });
+                return Ok(Outcome::Failed { reason, unreachable, retryable: true });
             }
             tracing::debug!(token = target.short(), attempt, %reason, delay_ms = delay.as_millis() as u64, "retrying");
             tokio::select! {

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::db::tokens::{Shard, TokenRow};
 use crate::db::{Database, DbError};
 use crate::fcm::message::Message;
+use crate::journal::Checkpoint;
 
 /// Tokens this long or longer cannot be FCM registration tokens.
 pub const MAX_TOKEN_BYTES: usize = 4096;
@@ -140,6 +141,8 @@ pub enum TokenSource {
         after_user_id: i64,
         /// Which users.
         shard: Shard,
+        /// Told of every user handed to the sender, when the run is journaled.
+        checkpoint: Option<Arc<Checkpoint>>,
     },
     /// A tokens file, or stdin for `-`.
     File(PathBuf),
@@ -171,8 +174,9 @@ impl TokenSource {
     ) -> Result<TokenCounts, SourceError> {
         let mut filter = TokenFilter::default();
         match self {
-            TokenSource::Database { db, after_user_id, shard } => {
-                feed_from_database(&db, after_user_id, shard, &mut filter, &out, &stop).await?
+            TokenSource::Database { db, after_user_id, shard, checkpoint } => {
+                let pages = Pages { db: &db, after: after_user_id, shard };
+                feed_from_database(pages, checkpoint.as_deref(), &mut filter, &out, &stop).await?
             }
             TokenSource::File(path) => feed_from_file(&path, &mut filter, &out, &stop).await?,
             TokenSource::Single(token) => {
@@ -185,23 +189,33 @@ impl TokenSource {
     }
 }
 
-async fn feed_from_database(
-    db: &Database,
-    mut after: i64,
+/// Where the next page of `app_user` starts.
+struct Pages<'a> {
+    db: &'a Database,
+    after: i64,
     shard: Shard,
+}
+
+async fn feed_from_database(
+    mut pages: Pages<'_>,
+    checkpoint: Option<&Checkpoint>,
     filter: &mut TokenFilter,
     out: &async_channel::Sender<Target>,
     stop: &CancellationToken,
 ) -> Result<(), DbError> {
     loop {
-        let page = db.token_page(after, shard).await?;
+        let page = pages.db.token_page(pages.after, pages.shard).await?;
         let Some(last) = page.last() else {
             return Ok(());
         };
-        after = last.user_id;
+        pages.after = last.user_id;
         let full = page.len() == crate::db::tokens::PAGE_SIZE;
         for TokenRow { user_id, token } in page {
             if let Ok(target) = filter.admit(Some(user_id), &token) {
+                // Pending before it is queued, so the checkpoint never passes a queued user.
+                if let Some(checkpoint) = checkpoint {
+                    checkpoint.dispatched(user_id);
+                }
                 if !forward(out, target, stop).await {
                     return Ok(());
                 }

@@ -1,6 +1,8 @@
 //! The Wolley backend's MariaDB: connecting, classifying failures, and (in submodules) every SQL
 //! statement wolley-push runs. mysql_async lives here and nowhere else.
 
+pub mod journal;
+pub mod lock;
 pub mod schema;
 pub mod tokens;
 

@@ -3,6 +3,7 @@
 use mysql_async::prelude::*;
 
 use super::{Database, DbError};
+pub use crate::shard::Shard;
 
 /// Rows fetched per query. Keyset pages keep memory flat and, unlike one long streaming
 /// result, survive a slow consumer (a stalled stream breaks at `net_write_timeout`).
@@ -15,20 +16,6 @@ pub struct TokenRow {
     pub user_id: i64,
     /// `app_user.fcmToken` exactly as stored.
     pub token: String,
-}
-
-/// Which users a run covers: `user_id % count == index`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
-    /// K in K/N.
-    pub index: u32,
-    /// N in K/N.
-    pub count: u32,
-}
-
-impl Shard {
-    /// Every user.
-    pub const ALL: Shard = Shard { index: 0, count: 1 };
 }
 
 const PAGE_SQL: &str = "SELECT user_id, fcmToken FROM app_user \

@@ -14,6 +14,10 @@ pub const PATH_DAILY_BODY: &str = "일주일 동안의 기록을 확인해보세
 pub const MAX_MESSAGE_BYTES: usize = 4096;
 /// How long an undelivered `path-daily` reminder stays worth showing.
 const PATH_DAILY_TTL_SECS: i64 = 86_400;
+/// Title of the weekly badge notification.
+pub const BADGE_TITLE: &str = "From Wolley 🏅";
+/// How long an undelivered badge notification stays worth showing.
+const BADGE_TTL_SECS: i64 = 86_400;
 
 /// A message that cannot be sent as built.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +65,19 @@ pub enum Message {
         /// Notification body.
         body: String,
     },
+    /// Visible notification of the badges a user earned in a week (`stats weekly --notify`).
+    Badge {
+        /// ISO week label, e.g. `2026-W48`.
+        week: String,
+        /// The badges' codes, comma-joined.
+        badges: String,
+        /// Unix seconds after which APNs drops the notification.
+        expires_at: i64,
+        /// Notification title.
+        title: String,
+        /// Notification body, naming the badges.
+        body: String,
+    },
 }
 
 impl Message {
@@ -83,11 +100,24 @@ impl Message {
         Message::PathDaily { week, expires_at: now.timestamp() + PATH_DAILY_TTL_SECS, title, body }
     }
 
+    /// The notification of the badges `codes` (comma-joined), named `names`, earned in `week`,
+    /// sent at `now`.
+    pub fn badge<Tz: TimeZone>(week: String, codes: String, names: &[&str], now: &DateTime<Tz>) -> Self {
+        Message::Badge {
+            week,
+            badges: codes,
+            expires_at: now.timestamp() + BADGE_TTL_SECS,
+            title: BADGE_TITLE.to_owned(),
+            body: format!("지난주 기록으로 배지를 받았어요: {}", names.join(", ")),
+        }
+    }
+
     /// The kind's name as the app and `thread-id` know it.
     pub fn kind(&self) -> &'static str {
         match self {
             Message::SaveLocation { .. } => "saveLocation",
             Message::PathDaily { .. } => "pathDaily",
+            Message::Badge { .. } => "badge",
         }
     }
 
@@ -99,6 +129,9 @@ impl Message {
             }
             Message::PathDaily { week, expires_at, title, body } => {
                 path_daily_json(week, *expires_at, title, body)
+            }
+            Message::Badge { week, badges, expires_at, title, body } => {
+                badge_json(week, badges, *expires_at, title, body)
             }
         };
         let object = message.as_object_mut().expect("message builders return objects");
@@ -140,6 +173,23 @@ fn path_daily_json(week: &str, expires_at: i64, title: &str, body: &str) -> Valu
                 "apns-collapse-id": "pathDaily",
             },
             "payload": { "aps": { "content-available": 1, "thread-id": "pathDaily", "sound": "default" } },
+        },
+    })
+}
+
+fn badge_json(week: &str, badges: &str, expires_at: i64, title: &str, body: &str) -> Value {
+    json!({
+        "notification": { "title": title, "body": body },
+        "data": { "type": "badge", "week": week, "badges": badges },
+        "android": { "priority": "high", "ttl": format!("{BADGE_TTL_SECS}s"), "collapse_key": "badge" },
+        "apns": {
+            "headers": {
+                "apns-push-type": "alert",
+                "apns-priority": "10",
+                "apns-expiration": expires_at.to_string(),
+                "apns-collapse-id": "badge",
+            },
+            "payload": { "aps": { "content-available": 1, "thread-id": "badge", "sound": "default" } },
         },
     })
 }
@@ -257,6 +307,20 @@ mod tests {
         let message = Message::save_location(&seoul_slot(), std::time::Duration::from_secs(1800));
         let Message::SaveLocation { expires_at, .. } = message else { unreachable!() };
         assert_eq!(expires_at, seoul_slot().timestamp() + 1800);
+    }
+
+    #[test]
+    fn a_badge_notification_is_visible_and_names_the_badges() {
+        let message = Message::badge("2026-W48".into(), "cafe-lover,homebody".into(), &["카페 단골", "집콕 마스터"], &seoul_slot());
+        let json = message.to_json("t");
+        assert_eq!(message.kind(), "badge");
+        assert_eq!(json["data"], json!({ "type": "badge", "week": "2026-W48", "badges": "cafe-lover,homebody" }));
+        assert_eq!(json["notification"]["title"], BADGE_TITLE);
+        assert_eq!(json["notification"]["body"], "지난주 기록으로 배지를 받았어요: 카페 단골, 집콕 마스터");
+        assert_eq!(json["apns"]["headers"]["apns-push-type"], "alert");
+        assert_eq!(json["apns"]["headers"]["apns-expiration"], (seoul_slot().timestamp() + 86_400).to_string());
+        assert_eq!(json["apns"]["payload"]["aps"], json!({ "content-available": 1, "thread-id": "badge", "sound": "default" }));
+        assert_eq!(json["android"], json!({ "priority": "high", "ttl": "86400s", "collapse_key": "badge" }));
     }
 
     #[test]

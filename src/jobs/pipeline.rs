@@ -1,21 +1,23 @@
 //! One run's plumbing, shared by every sending job: tokens stream from their source into the
-//! sender while the recorder counts outcomes and prunes dead tokens, all three overlapped.
+//! sender while the recorder counts outcomes, prunes dead tokens and keeps the journal's
+//! checkpoint, all three overlapped. SIGTERM/SIGINT stop it cleanly.
 
 use std::io::Write;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use indicatif::ProgressBar;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Batch, Config, Mode};
-use crate::db::tokens::{Shard, TokenRow};
+use crate::config::{Config, Mode};
+use crate::db::tokens::TokenRow;
 use crate::db::Database;
 use crate::error::{Error, Result};
 use crate::fcm::auth::{AuthError, Authenticator, ServiceAccountKey};
 use crate::fcm::message::{Message, RequestTemplate};
 use crate::fcm::FcmClient;
+use crate::journal::Journal;
 use crate::output;
 use crate::report::{Counts, Summary};
 use crate::send::{Delivery, Engine, EngineError, Outcome, Policy};
@@ -25,6 +27,10 @@ use crate::tokens::{SourceError, TokenCounts, TokenSource};
 const TARGET_QUEUE: usize = 4096;
 /// Dead tokens cleared per transaction.
 const PRUNE_BATCH: usize = 500;
+/// The journal's checkpoint is written at least this often…
+const SAVE_EVERY: Duration = Duration::from_secs(1);
+/// …and at least every this many messages.
+const SAVE_EVERY_MESSAGES: u64 = 1000;
 
 /// What one run sends, to whom and how.
 pub struct Plan {
@@ -32,7 +38,7 @@ pub struct Plan {
     pub job: &'static str,
     /// The slot label.
     pub slot: String,
-    /// The message.
+    /// The message (targets may carry their own).
     pub message: Message,
     /// Deliver, validate or print.
     pub mode: Mode,
@@ -40,53 +46,55 @@ pub struct Plan {
     pub source: TokenSource,
 }
 
-/// The token source of a batch job: the tokens file, else the database.
+/// Run-safety options of a scheduled run.
+#[derive(Default)]
+pub struct Guard<'a> {
+    /// The journal row this run writes its checkpoint and counts to.
+    pub journal: Option<&'a Journal>,
+    /// No message starts after this long.
+    pub deadline: Option<Duration>,
+}
+
+/// Runs `plan` to the end, unjournaled.
 ///
 /// # Errors
-/// [`Error::Config`] when neither is configured; database errors when it cannot be reached.
-pub async fn batch_source(config: &Config, batch: &Batch) -> Result<TokenSource> {
-    if let Some(path) = &batch.tokens_file {
-        return Ok(TokenSource::File(path.clone()));
-    }
-    let db = connect(config).await?.ok_or_else(|| {
-        Error::Config(
-            "no tokens to send: set WOLLEY_DATABASE_URL (or --database-url) to the backend's \
-             MariaDB, or give --tokens-file"
-                .into(),
-        )
-    })?;
-    Ok(TokenSource::Database { db, after_user_id: 0, shard: Shard::ALL })
+/// As [`execute_guarded`].
+pub async fn execute(config: &Config, plan: Plan, started: Instant) -> Result<Summary> {
+    execute_guarded(config, plan, Guard::default(), started).await
 }
 
-async fn connect(config: &Config) -> Result<Option<Database>> {
-    match &config.database_url {
-        Some(url) => Ok(Some(Database::connect(url).await?)),
-        None => Ok(None),
-    }
-}
-
-/// Runs `plan` to the end.
+/// Runs `plan` to the end under `guard`.
 ///
 /// # Errors
 /// A message over FCM's size limit, missing credentials, an unreachable database, or FCM
 /// refusing the run.
-pub async fn execute(config: &Config, plan: Plan, started: Instant) -> Result<Summary> {
+pub async fn execute_guarded(
+    config: &Config,
+    plan: Plan,
+    guard: Guard<'_>,
+    started: Instant,
+) -> Result<Summary> {
     let template = RequestTemplate::new(&plan.message, plan.mode == Mode::DryRun)?;
-    let (counts, db) = match plan.mode {
-        Mode::Print => (print_all(plan.source, &template).await?, None),
+    let (counts, interrupted) = match plan.mode {
+        Mode::Print => (print_all(plan.source, &template).await?, false),
         Mode::Send | Mode::DryRun => {
-            let db = match &plan.source {
-                TokenSource::Database { db, .. } => Some(db.clone()),
+            let prune = match (&plan.source, plan.mode) {
+                (TokenSource::Database { db, .. }, Mode::Send) => Some(db.clone()),
                 _ => None,
             };
-            let prune = if plan.mode == Mode::Send { db.clone() } else { None };
-            (send_all(config, plan.source, template, prune, plan.job).await?, db)
+            send_all(
+                config,
+                plan.source,
+                template,
+                Recorder { prune, journal: guard.journal },
+                guard.deadline,
+                plan.job,
+            )
+            .await?
         }
     };
-    if let Some(db) = db {
-        db.close().await;
-    }
-    Ok(Summary::new(plan.job, plan.slot, plan.mode.as_str(), counts, started.elapsed()))
+    let summary = Summary::new(plan.job, plan.slot, plan.mode.as_str(), counts, started.elapsed());
+    Ok(if interrupted { summary.interrupted() } else { summary })
 }
 
 async fn print_all(source: TokenSource, template: &RequestTemplate) -> Result<Counts> {
@@ -106,23 +114,26 @@ async fn print_all(source: TokenSource, template: &RequestTemplate) -> Result<Co
     Ok(Counts { targeted: tokens.targeted, sent: printed, skipped: tokens.skipped(), ..Counts::default() })
 }
 
+/// Returns the counts and whether a signal stopped the run.
 async fn send_all(
     config: &Config,
     source: TokenSource,
     template: RequestTemplate,
-    prune: Option<Database>,
+    recorder: Recorder<'_>,
+    deadline: Option<Duration>,
     job: &str,
-) -> Result<Counts> {
+) -> Result<(Counts, bool)> {
     let client = Arc::new(fcm_client(config).await?);
     tracing::debug!(connections = client.connection_count(), "FCM client ready");
     let stop = CancellationToken::new();
+    let signals = tokio::spawn(stop_on_signal(stop.clone()));
     let policy = Policy {
         concurrency: config.sending.concurrency,
         rate: config.sending.rate,
         max_attempts: config.sending.max_attempts,
         backoff: config.sending.backoff,
         quota_backoff: config.sending.quota_backoff,
-        deadline: None,
+        deadline: deadline.map(|d| tokio::time::Instant::now() + d),
     };
     let engine = Engine::new(client, template, policy, stop.clone());
     let (targets_tx, targets_rx) = async_channel::bounded(TARGET_QUEUE);
@@ -130,15 +141,37 @@ async fn send_all(
     let feeding = tokio::spawn(source.feed(targets_tx, stop.clone()));
     let sending = tokio::spawn(engine.run(targets_rx, deliveries_tx));
     let bar = output::progress_bar(config.output.progress, 0, job);
-    let mut counts = record(deliveries_rx, prune.as_ref(), &bar).await;
+    let mut counts = recorder.record(deliveries_rx, &bar).await;
     bar.finish_and_clear();
+    signals.abort();
     let sent = sending.await.expect("the sender does not panic");
     let fed = feeding.await.expect("the token reader does not panic");
+    let interrupted = stop.is_cancelled() && sent.is_ok();
     sent.map_err(engine_error)?;
     let tokens: TokenCounts = fed.map_err(source_error)?;
     counts.targeted = tokens.targeted;
     counts.skipped = tokens.skipped();
-    Ok(counts)
+    Ok((counts, interrupted))
+}
+
+/// SIGTERM (cron's or Kubernetes' stop) or SIGINT (Ctrl-C): take no new tokens, let requests
+/// in flight finish (each is bounded by the request timeout), then record and exit 3.
+async fn stop_on_signal(stop: CancellationToken) {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(error) => {
+            tracing::warn!(
+                "cannot listen for SIGTERM ({error}); it will kill the run without a journal entry"
+            );
+            return;
+        }
+    };
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+    };
+    tracing::warn!("{name}: finishing the requests in flight, then stopping; a rerun resumes this slot");
+    stop.cancel();
 }
 
 /// The FCM client, with an access token obtained up front so a bad key fails before any
@@ -157,50 +190,93 @@ async fn fcm_client(config: &Config) -> Result<FcmClient> {
     Ok(FcmClient::new(&config.fcm_endpoint, &project_id, auth, &config.client)?)
 }
 
-/// Counts every delivery and clears dead tokens from `app_user` in batches.
-async fn record(
-    mut deliveries: mpsc::Receiver<Delivery>,
-    prune: Option<&Database>,
-    bar: &ProgressBar,
-) -> Counts {
-    let mut counts = Counts::default();
-    let mut dead = Vec::new();
-    while let Some(Delivery { target, outcome }) = deliveries.recv().await {
-        match outcome {
-            Outcome::Sent => counts.sent += 1,
+/// Counts every delivery, clears dead tokens from `app_user` in batches, and keeps the
+/// journal's checkpoint current.
+struct Recorder<'a> {
+    prune: Option<Database>,
+    journal: Option<&'a Journal>,
+}
+
+impl Recorder<'_> {
+    async fn record(&self, mut deliveries: mpsc::Receiver<Delivery>, bar: &ProgressBar) -> Counts {
+        let mut counts = Counts::default();
+        let mut dead = Vec::new();
+        let mut unsaved = 0;
+        let mut save_timer = tokio::time::interval(SAVE_EVERY);
+        save_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let delivery = tokio::select! {
+                next = deliveries.recv() => match next {
+                    Some(delivery) => delivery,
+                    None => break,
+                },
+                _ = save_timer.tick(), if self.journal.is_some() && unsaved > 0 => {
+                    self.save(&counts, &mut dead).await;
+                    unsaved = 0;
+                    continue;
+                }
+            };
+            self.count(delivery, &mut counts, &mut dead);
+            bar.inc(1);
+            unsaved += 1;
+            if dead.len() >= PRUNE_BATCH || (self.journal.is_some() && unsaved >= SAVE_EVERY_MESSAGES) {
+                self.save(&counts, &mut dead).await;
+                unsaved = 0;
+            }
+        }
+        self.flush_pruned(&mut dead).await;
+        counts
+    }
+
+    fn count(&self, Delivery { target, outcome }: Delivery, counts: &mut Counts, dead: &mut Vec<TokenRow>) {
+        let finished = match outcome {
+            Outcome::Sent => {
+                counts.sent += 1;
+                true
+            }
             Outcome::Dead(reason) => {
                 counts.pruned += 1;
                 tracing::debug!(token = target.short(), reason = reason.as_str(), "dead token");
-                if let (Some(_), Some(user_id)) = (prune, target.user_id) {
+                if let (Some(_), Some(user_id)) = (&self.prune, target.user_id) {
                     dead.push(TokenRow { user_id, token: target.stored_token().to_owned() });
                 }
+                true
             }
-            Outcome::Failed { unreachable, .. } => {
+            Outcome::Failed { unreachable, retryable, .. } => {
                 counts.failed += 1;
                 counts.unreachable += u64::from(unreachable);
+                !retryable
             }
-            Outcome::Expired => counts.expired += 1,
-        }
-        bar.inc(1);
-        if dead.len() >= PRUNE_BATCH {
-            flush_pruned(prune, &mut dead).await;
+            Outcome::Expired => {
+                counts.expired += 1;
+                false
+            }
+        };
+        if let (true, Some(journal), Some(user_id)) = (finished, self.journal, target.user_id) {
+            journal.checkpoint().finished(user_id);
         }
     }
-    flush_pruned(prune, &mut dead).await;
-    counts
-}
 
-async fn flush_pruned(db: Option<&Database>, dead: &mut Vec<TokenRow>) {
-    let Some(db) = db else { return };
-    if dead.is_empty() {
-        return;
+    /// Prunes first, so the journal never records a checkpoint past a dead token still stored.
+    async fn save(&self, counts: &Counts, dead: &mut Vec<TokenRow>) {
+        self.flush_pruned(dead).await;
+        if let Some(journal) = self.journal {
+            journal.save(counts).await;
+        }
     }
-    match db.prune_tokens(dead).await {
-        Ok(cleared) => tracing::debug!(dead = dead.len(), cleared, "pruned dead tokens"),
-        // The tokens stay; the next run meets them again and retries the prune.
-        Err(error) => tracing::warn!(dead = dead.len(), "could not prune dead tokens: {error}"),
+
+    async fn flush_pruned(&self, dead: &mut Vec<TokenRow>) {
+        let Some(db) = &self.prune else { return };
+        if dead.is_empty() {
+            return;
+        }
+        match db.prune_tokens(dead).await {
+            Ok(cleared) => tracing::debug!(dead = dead.len(), cleared, "pruned dead tokens"),
+            // The tokens stay; the next run meets them again and retries the prune.
+            Err(error) => tracing::warn!(dead = dead.len(), "could not prune dead tokens: {error}"),
+        }
+        dead.clear();
     }
-    dead.clear();
 }
 
 fn engine_error(error: EngineError) -> Error {

@@ -99,6 +99,7 @@ fn a_key_google_refuses_exits_78() {
 fn a_missing_backend_table_exits_78() {
     let world = World::new();
     let empty = TestDb::empty();
+    crate::harness::migrate(&empty);
     let output = world.cmd().env("WOLLEY_DATABASE_URL", empty.url()).arg("save-location").output().unwrap();
     assert_eq!(code(&output), 78, "{}", stderr(&output));
     assert!(error_line(&output).contains("app_user"));

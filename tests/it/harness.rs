@@ -176,8 +176,16 @@ impl World {
         World { fcm, db: None, dir, key_path }
     }
 
-    /// Adds a fresh backend database.
+    /// Adds a fresh backend database, with wolley-push's tables migrated.
     pub fn with_db(mut self) -> Self {
+        let db = TestDb::new();
+        migrate(&db);
+        self.db = Some(db);
+        self
+    }
+
+    /// Adds a fresh backend database without wolley-push's tables.
+    pub fn with_unmigrated_db(mut self) -> Self {
         self.db = Some(TestDb::new());
         self
     }
@@ -220,6 +228,12 @@ impl World {
         }
         std_cmd
     }
+}
+
+/// Runs `wolley-push migrate` on `db`.
+pub fn migrate(db: &TestDb) {
+    let output = bare_cmd().arg("migrate").env("WOLLEY_DATABASE_URL", db.url()).output().unwrap();
+    assert!(output.status.success(), "migrate failed: {}", stderr(&output));
 }
 
 /// The binary with a clean environment: no configuration leaks in from the machine.

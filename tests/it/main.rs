@@ -6,5 +6,6 @@ mod bad_inputs;
 mod messages;
 mod responses;
 mod retries;
+mod run_safety;
 mod secrets;
 mod targeting;

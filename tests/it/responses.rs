@@ -51,10 +51,12 @@ fn a_token_re_registered_during_the_run_is_kept() {
     world.db().add_users(&[(1, Some(UNREGISTERED))]);
     world.fcm.script(UNREGISTERED, vec![Reply::unregistered()]);
     let mut child = world.std_cmd().arg("save-location").spawn().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while world.fcm.requests().is_empty() {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    // The fake records a request once it answers; in-flight shows it on arrival.
+    while world.fcm.max_in_flight() == 0 {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before sending");
         assert!(std::time::Instant::now() < deadline, "the request never reached the fake");
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(10));
     }
     // The phone registers a new token while FCM is still answering about the old one.
     world

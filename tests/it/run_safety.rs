@@ -1,0 +1,230 @@
+//! Run safety: one run per slot, crash-safe resume, deadline, shards, SIGTERM, migrate.
+
+use std::process::{Child, Output};
+use std::time::Duration;
+
+use fake_fcm::Options;
+
+use crate::harness::{bare_cmd, code, migrate, numbered_token, stderr, summary, World};
+
+fn slow_world(users: u32, latency_ms: u64) -> World {
+    let world =
+        World::with_options(Options { latency: Duration::from_millis(latency_ms), ..Options::default() })
+            .with_db();
+    world.db().add_numbered_users(users);
+    world
+}
+
+/// (status, checkpoint, sent, expired) of the only journal row of `job`.
+fn journal(world: &World, job: &str) -> (String, i64, u64, u64) {
+    let rows = world.db().query::<(String, i64, u64, u64)>(&format!(
+        "SELECT status, checkpoint_user_id, sent, expired FROM wolley_push_run WHERE job = '{job}'"
+    ));
+    assert_eq!(rows.len(), 1, "one journal row: {rows:?}");
+    rows[0].clone()
+}
+
+fn finish(child: Child) -> Output {
+    child.wait_with_output().unwrap()
+}
+
+fn spawn(world: &World, args: &[&str]) -> Child {
+    world
+        .std_cmd()
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn assert_every_user_delivered(world: &World, users: u32) {
+    let missing: Vec<u32> = (1..=users).filter(|&u| world.fcm.deliveries(&numbered_token(u)) == 0).collect();
+    assert!(
+        missing.is_empty(),
+        "{} users never reached, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+}
+
+fn assert_none_twice_at_or_below(world: &World, checkpoint: i64) {
+    let twice: Vec<i64> =
+        (1..=checkpoint).filter(|&u| world.fcm.deliveries(&numbered_token(u as u32)) > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "{} users at or below checkpoint {checkpoint} delivered twice, e.g. {:?}",
+        twice.len(),
+        &twice[..twice.len().min(10)]
+    );
+}
+
+#[test]
+fn two_runs_started_together_send_each_message_once() {
+    let world = slow_world(60, 200);
+    let first = spawn(&world, &["save-location", "--concurrency", "6"]);
+    let second = spawn(&world, &["save-location", "--concurrency", "6"]);
+    let (first, second) = (finish(first), finish(second));
+    assert_eq!((code(&first), code(&second)), (0, 0), "{}\n{}", stderr(&first), stderr(&second));
+    let warnings = [&first, &second].iter().filter(|o| stderr(o).contains("holds the lock")).count();
+    assert_eq!(warnings, 1, "one run stood aside:\n{}\n{}", stderr(&first), stderr(&second));
+    assert_eq!(world.fcm.total_deliveries(), 60);
+    assert_every_user_delivered(&world, 60);
+}
+
+#[test]
+fn a_done_slot_is_skipped_on_rerun() {
+    let world = slow_world(20, 0);
+    assert_eq!(code(&world.cmd().arg("save-location").output().unwrap()), 0);
+    let again = world.cmd().args(["save-location", "--format", "json"]).output().unwrap();
+    assert_eq!(code(&again), 0, "{}", stderr(&again));
+    assert!(stderr(&again).contains("already done"), "{}", stderr(&again));
+    assert_eq!(world.fcm.total_deliveries(), 20);
+    assert_eq!(journal(&world, "save-location").0, "done");
+}
+
+#[test]
+fn force_sends_a_done_slot_again() {
+    let world = slow_world(20, 0);
+    world.cmd().arg("save-location").output().unwrap();
+    let forced = world.cmd().args(["save-location", "--force", "--format", "json"]).output().unwrap();
+    assert_eq!(code(&forced), 0, "{}", stderr(&forced));
+    assert_eq!(world.fcm.deliveries(&numbered_token(1)), 2);
+    assert_eq!(journal(&world, "save-location").2, 20, "the forced run's counts replace the old ones");
+}
+
+#[test]
+fn a_killed_run_is_resumed_from_its_checkpoint() {
+    let users = 3000;
+    let world = slow_world(users, 20);
+    let mut child = spawn(&world, &["save-location", "--concurrency", "20"]);
+    assert!(world.fcm.wait_for_deliveries(1200, Duration::from_secs(60)), "the run did not get going");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (status, checkpoint, _, _) = journal(&world, "save-location");
+    assert_eq!(status, "running", "a killed run cannot record its end");
+    assert!(checkpoint > 0, "the checkpoint advanced while sending");
+    let rerun = world.cmd().args(["save-location", "--concurrency", "50"]).output().unwrap();
+    assert_eq!(code(&rerun), 0, "{}", stderr(&rerun));
+    assert_every_user_delivered(&world, users);
+    assert_none_twice_at_or_below(&world, checkpoint);
+    assert_eq!(journal(&world, "save-location").0, "done");
+}
+
+#[test]
+fn sigterm_stops_the_run_as_partial_and_a_rerun_completes_it() {
+    let users = 3000;
+    let world = slow_world(users, 20);
+    let child = spawn(&world, &["save-location", "--concurrency", "20"]);
+    assert!(world.fcm.wait_for_deliveries(800, Duration::from_secs(60)), "the run did not get going");
+    let killed =
+        std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let stopped = finish(child);
+    assert_eq!(code(&stopped), 3, "{}", stderr(&stopped));
+    let (status, checkpoint, sent, _) = journal(&world, "save-location");
+    assert_eq!(status, "partial");
+    assert!(sent >= 800 && sent < u64::from(users), "sent {sent}");
+    let rerun = world.cmd().arg("save-location").output().unwrap();
+    assert_eq!(code(&rerun), 0, "{}", stderr(&rerun));
+    assert_every_user_delivered(&world, users);
+    assert_none_twice_at_or_below(&world, checkpoint);
+}
+
+#[test]
+fn the_deadline_expires_the_rest_and_a_rerun_finishes_it() {
+    let users = 2000;
+    let world = slow_world(users, 50);
+    let output = world
+        .cmd()
+        .args(["save-location", "--concurrency", "10", "--deadline", "1s", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 3, "{}", stderr(&output));
+    let summary = summary(&output);
+    let (sent, expired) = (summary["sent"].as_u64().unwrap(), summary["expired"].as_u64().unwrap());
+    assert!(expired > 0 && sent > 0, "{summary}");
+    assert_eq!(sent + expired, u64::from(users), "{summary}");
+    let (status, checkpoint, _, _) = journal(&world, "save-location");
+    assert_eq!(status, "partial");
+    let rerun = world.cmd().args(["save-location", "--concurrency", "100"]).output().unwrap();
+    assert_eq!(code(&rerun), 0, "{}", stderr(&rerun));
+    assert_every_user_delivered(&world, users);
+    assert_none_twice_at_or_below(&world, checkpoint);
+}
+
+#[test]
+fn three_shards_cover_every_user_exactly_once() {
+    let users = 300;
+    let world = slow_world(users, 10);
+    let children: Vec<Child> = ["0/3", "1/3", "2/3"]
+        .iter()
+        .map(|shard| spawn(&world, &["save-location", "--shard", shard]))
+        .collect();
+    for output in children.into_iter().map(finish) {
+        assert_eq!(code(&output), 0, "{}", stderr(&output));
+    }
+    assert_eq!(world.fcm.total_deliveries(), u64::from(users));
+    assert_every_user_delivered(&world, users);
+    let done =
+        world.db().query::<String>("SELECT shard FROM wolley_push_run WHERE status = 'done' ORDER BY shard");
+    assert_eq!(done, vec!["0/3", "1/3", "2/3"]);
+}
+
+#[test]
+fn a_kubernetes_completion_index_picks_the_shard() {
+    let world = slow_world(30, 0);
+    let output = world
+        .cmd()
+        .env("JOB_COMPLETION_INDEX", "1")
+        .args(["save-location", "--shards", "3"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let delivered = world.fcm.delivered_tokens();
+    let expected: Vec<String> = (1..=30).filter(|u| u % 3 == 1).map(numbered_token).collect();
+    assert_eq!(delivered.len(), 10);
+    assert!(expected.iter().all(|t| delivered.contains(t)));
+}
+
+#[test]
+fn missing_tables_stop_the_job_with_the_migrate_hint() {
+    let world = World::new().with_unmigrated_db();
+    world.db().add_numbered_users(3);
+    let output = world.cmd().arg("save-location").output().unwrap();
+    assert_eq!(code(&output), 78, "{}", stderr(&output));
+    assert!(stderr(&output).contains("wolley-push migrate"), "{}", stderr(&output));
+    assert_eq!(world.fcm.total_requests(), 0);
+}
+
+#[test]
+fn migrate_twice_is_harmless() {
+    let world = World::new().with_unmigrated_db();
+    world.db().add_numbered_users(3);
+    migrate(world.db());
+    let again = bare_cmd().arg("migrate").env("WOLLEY_DATABASE_URL", world.db().url()).output().unwrap();
+    assert_eq!(code(&again), 0, "{}", stderr(&again));
+    assert!(String::from_utf8_lossy(&again.stdout).contains("up to date"));
+    assert_eq!(world.db().query::<u64>("SELECT COUNT(*) FROM app_user"), vec![3]);
+}
+
+#[test]
+fn the_slot_flag_names_the_slot_sent_and_journaled() {
+    let world = slow_world(1, 0);
+    let output = world.cmd().args(["save-location", "--slot", "2026-11-30T09:00"]).output().unwrap();
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let body = world.fcm.requests()[0].body.clone().unwrap();
+    assert_eq!(body["message"]["data"]["slot"], "2026-11-30T09:00:00+09:00");
+    let slots = world.db().query::<String>("SELECT slot FROM wolley_push_run");
+    assert_eq!(slots, vec!["2026-11-30T09:00:00+09:00"]);
+}
+
+#[test]
+fn a_slot_off_the_half_hour_is_a_usage_error() {
+    let output = bare_cmd()
+        .args(["save-location", "--print", "--tokens-file", "-", "--slot", "2026-11-30T09:15"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 2, "{}", stderr(&output));
+    assert!(stderr(&output).contains(":00 or :30"), "{}", stderr(&output));
+}
