@@ -97,6 +97,17 @@ pub struct GlobalArgs {
     #[arg(short, long, global = true, action = ArgAction::Count)]
     pub verbose: u8,
 
+    /// Write the job's last-run metrics to this Prometheus text file (node_exporter's textfile
+    /// collector), e.g. /var/lib/node_exporter/textfile_collector/wolley-push.prom; every job
+    /// may share one file
+    #[arg(long, env = "WOLLEY_METRICS_FILE", global = true, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
+
+    /// Healthchecks-style ping URL of this job: URL/start when the run starts, URL on success,
+    /// URL/<exit code> otherwise; a failed ping is only a warning
+    #[arg(long, env = "WOLLEY_PING_URL", global = true, value_name = "URL", hide_env_values = true)]
+    pub ping_url: Option<String>,
+
     /// Pretend the current time is this RFC 3339 instant (for tests and replays)
     #[arg(long, env = "WOLLEY_NOW", global = true, hide = true)]
     pub now: Option<String>,
@@ -140,7 +151,7 @@ pub enum Command {
     Send(SendArgs),
 
     /// Weekly statistics per user and category, and badges (cron: Mondays 00:30)
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Example:\n  wolley-push stats weekly -q --notify")]
     Stats(StatsCommand),
 
     /// Create or upgrade the tables wolley-push owns (never touches the backend's tables)
@@ -148,6 +159,30 @@ pub enum Command {
         after_help = "Example:\n  WOLLEY_DATABASE_URL=mysql://wolley:secret@db:3306/wolley wolley-push migrate"
     )]
     Migrate,
+
+    /// Check configuration, key, OAuth, FCM, database and schema; one line per check
+    #[command(long_about = "\
+Check a wolley-push install before cron depends on it: configuration present, service-account
+key usable and private, OAuth access token obtained, FCM reachable and the key allowed to send
+(a validate_only request: nothing is delivered), database reachable, the backend's tables and
+columns present, wolley-push's schema migrated, and how many devices have a token.
+
+Prints one line per check (OK, WARN, FAIL with the fix, or SKIP when an earlier check failed)
+and exits 0 only when nothing failed; otherwise with the exit code of the first failure.")]
+    #[command(after_help = "Example:\n  wolley-push doctor\n  wolley-push doctor --format json")]
+    Doctor,
+
+    /// Write the shell completions and man pages generated from these definitions
+    #[command(hide = true, after_help = "Example:\n  wolley-push generate --out-dir .")]
+    Generate(GenerateArgs),
+}
+
+/// `generate` flags.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Directory that receives completions/ and man/ (the repository's root to refresh them)
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    pub out_dir: PathBuf,
 }
 
 /// `stats` subcommands.

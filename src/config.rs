@@ -35,8 +35,19 @@ pub struct Config {
     pub now: DateTime<Utc>,
     /// Where and how to report.
     pub output: Output,
+    /// Metrics file and health pings.
+    pub monitoring: Monitoring,
     /// The job to run.
     pub job: Job,
+}
+
+/// Where cron's jobs report to monitoring (see [`crate::metrics`] and [`crate::ping`]).
+#[derive(Debug, Clone, Default)]
+pub struct Monitoring {
+    /// The Prometheus text file to update after each run.
+    pub metrics_file: Option<PathBuf>,
+    /// The Healthchecks-style URL to ping at the start and end of each run.
+    pub ping_url: Option<crate::ping::PingUrl>,
 }
 
 /// Pacing and retry settings of the sender.
@@ -179,6 +190,44 @@ pub enum Job {
         /// Deliver, validate or print.
         mode: Mode,
     },
+    /// Check the installation.
+    Doctor,
+    /// Write completions and man pages.
+    Generate {
+        /// The directory that receives `completions/` and `man/`.
+        out_dir: PathBuf,
+    },
+}
+
+impl Job {
+    /// The job's name in metrics, pings and summaries.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Job::SaveLocation { .. } => "save-location",
+            Job::PathDaily { .. } => "path-daily",
+            Job::StatsWeekly(_) => "stats-weekly",
+            Job::Migrate => "migrate",
+            Job::Send { .. } => "send",
+            Job::Doctor => "doctor",
+            Job::Generate { .. } => "generate",
+        }
+    }
+
+    /// The shard a scheduled job runs, when it is one of several.
+    pub fn shard(&self) -> Option<Shard> {
+        match self {
+            Job::SaveLocation { batch, .. } | Job::PathDaily { batch, .. } => {
+                Some(batch.shard).filter(|shard| shard.count > 1)
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether runs go through the monitoring lifecycle (metrics file, pings): every job
+    /// except the operator's tools `doctor` and `generate`.
+    pub fn is_monitored(&self) -> bool {
+        !matches!(self, Job::Doctor | Job::Generate { .. })
+    }
 }
 
 impl Config {
@@ -211,6 +260,8 @@ impl Config {
             None => Utc::now(),
         };
         let database_url = global.database_url.as_deref().map(DatabaseUrl::parse).transpose()?;
+        let ping_url =
+            global.ping_url.as_deref().map(crate::ping::PingUrl::parse).transpose().map_err(usage)?;
         Ok(Config {
             database_url,
             credentials: global.credentials,
@@ -235,6 +286,7 @@ impl Config {
                 quiet: global.quiet,
                 verbose: global.verbose,
             },
+            monitoring: Monitoring { metrics_file: global.metrics_file, ping_url },
             job: job(cli.command, now, timezone)?,
         })
     }
@@ -272,6 +324,8 @@ fn job(command: Command, now: DateTime<Utc>, timezone: Tz) -> Result<Job> {
             mode: Mode::from_flags(args.dry_run, false),
         }),
         Command::Migrate => Job::Migrate,
+        Command::Doctor => Job::Doctor,
+        Command::Generate(args) => Job::Generate { out_dir: args.out_dir },
         Command::Send(args) => Job::Send {
             token: args.token,
             kind: match args.kind {

@@ -2,7 +2,8 @@
 //!
 //! The modules follow the domain: [`cli`] and [`config`] read the command line, [`tokens`]
 //! and [`db`] find the devices, [`fcm`] speaks to Firebase, [`send`] paces and retries,
-//! [`jobs`] are the scripts cron runs, [`report`] and [`output`] say what happened.
+//! [`jobs`] are the scripts cron runs, [`report`] and [`output`] say what happened, [`metrics`]
+//! and [`ping`] tell monitoring.
 
 pub mod cli;
 pub mod config;
@@ -12,11 +13,14 @@ pub mod exit;
 pub mod fcm;
 pub mod jobs;
 pub mod journal;
+pub mod metrics;
 pub mod output;
+pub mod ping;
 pub mod report;
 pub mod send;
 pub mod shard;
 pub mod slot;
+pub mod stats;
 pub mod tokens;
 
 use cli::Cli;
@@ -24,12 +28,13 @@ use config::Config;
 use error::Result;
 use exit::ExitCode;
 
-/// Runs one invocation: validate, run the job, report, return the exit code.
+/// Runs one invocation: validate, run the job (pinging and recording metrics when asked),
+/// report, return the exit code.
 ///
 /// # Errors
 /// Whatever stopped the run; [`error::Error::exit_code`] says which exit code it deserves.
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     let config = Config::from_cli(cli)?;
     fcm::install_crypto_provider();
-    jobs::run(&config).await
+    jobs::run_monitored(&config).await
 }

@@ -1,7 +1,7 @@
 //! Where device tokens come from (the backend's `app_user` table or a tokens file) and which
 //! of them are worth sending: trimmed, checked, and each token sent once per run.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use crate::db::tokens::{Shard, TokenRow};
 use crate::db::{Database, DbError};
 use crate::fcm::message::Message;
 use crate::journal::Checkpoint;
+use crate::stats::notify::{BadgeWinners, Winner};
 
 /// Tokens this long or longer cannot be FCM registration tokens.
 pub const MAX_TOKEN_BYTES: usize = 4096;
@@ -81,13 +82,37 @@ impl TokenCounts {
     }
 }
 
-/// Decides which tokens are sent. Remembers a 64-bit fingerprint per token, not the token:
-/// 8 bytes per user instead of ~200.
+/// Decides which tokens are sent: trimmed, checked, and each token once.
 #[derive(Default)]
 pub struct TokenFilter {
-    seen: HashSet<u64>,
-    hasher: BuildHasherDefault<DefaultHasher>,
+    dedup: Dedup,
     counts: TokenCounts,
+}
+
+/// How a token seen twice is recognised.
+enum Dedup {
+    /// Remember a 64-bit fingerprint of every token (files and single tokens: no database to
+    /// ask). Grows by 8 bytes per token.
+    Seen { seen: HashSet<u64>, hasher: BuildHasherDefault<DefaultHasher> },
+    /// The database named each token held by several users and its owner, the lowest such
+    /// user id: only the owner's row is sent. Memory follows the duplicated tokens, not the
+    /// users, and the rule holds across shards and resumed runs.
+    Owners(HashMap<String, i64>),
+}
+
+impl Default for Dedup {
+    fn default() -> Self {
+        Dedup::Seen { seen: HashSet::new(), hasher: BuildHasherDefault::default() }
+    }
+}
+
+impl Dedup {
+    fn is_duplicate(&mut self, user_id: Option<i64>, token: &str) -> bool {
+        match self {
+            Dedup::Seen { seen, hasher } => !seen.insert(hasher.hash_one(token)),
+            Dedup::Owners(owners) => owners.get(token).is_some_and(|&owner| Some(owner) != user_id),
+        }
+    }
 }
 
 /// Why a token is not sent.
@@ -102,6 +127,11 @@ pub enum Rejection {
 }
 
 impl TokenFilter {
+    /// A filter that sends a duplicated token only to its owner (see `Database::duplicate_tokens`).
+    pub fn with_owners(owners: HashMap<String, i64>) -> Self {
+        TokenFilter { dedup: Dedup::Owners(owners), counts: TokenCounts::default() }
+    }
+
     /// The target for `stored`, or why it is not sent.
     pub fn admit(&mut self, user_id: Option<i64>, stored: &str) -> Result<Target, Rejection> {
         let token = stored.trim();
@@ -112,7 +142,7 @@ impl TokenFilter {
             self.counts.invalid += 1;
             return Err(Rejection::Invalid);
         }
-        if !self.seen.insert(self.hasher.hash_one(token)) {
+        if self.dedup.is_duplicate(user_id, token) {
             self.counts.duplicate += 1;
             return Err(Rejection::Duplicate);
         }
@@ -148,6 +178,8 @@ pub enum TokenSource {
     File(PathBuf),
     /// One token given on the command line.
     Single(String),
+    /// The week's badge winners, each target with a notification of its own.
+    BadgeWinners(BadgeWinners),
 }
 
 /// Why reading tokens stopped early.
@@ -172,7 +204,10 @@ impl TokenSource {
         out: async_channel::Sender<Target>,
         stop: CancellationToken,
     ) -> Result<TokenCounts, SourceError> {
-        let mut filter = TokenFilter::default();
+        let mut filter = match &self {
+            TokenSource::Database { db, .. } => TokenFilter::with_owners(db.duplicate_tokens().await?),
+            _ => TokenFilter::default(),
+        };
         match self {
             TokenSource::Database { db, after_user_id, shard, checkpoint } => {
                 let pages = Pages { db: &db, after: after_user_id, shard };
@@ -183,6 +218,9 @@ impl TokenSource {
                 if let Ok(target) = filter.admit(None, &token) {
                     forward(&out, target, &stop).await;
                 }
+            }
+            TokenSource::BadgeWinners(winners) => {
+                feed_badge_winners(winners, &mut filter, &out, &stop).await?
             }
         }
         Ok(filter.counts())
@@ -223,6 +261,28 @@ async fn feed_from_database(
         }
         if !full {
             return Ok(());
+        }
+    }
+}
+
+async fn feed_badge_winners(
+    mut winners: BadgeWinners,
+    filter: &mut TokenFilter,
+    out: &async_channel::Sender<Target>,
+    stop: &CancellationToken,
+) -> Result<(), DbError> {
+    loop {
+        let page = winners.next_page().await?;
+        if page.is_empty() {
+            return Ok(());
+        }
+        for Winner { user_id, token, message } in page {
+            if let Ok(mut target) = filter.admit(Some(user_id), &token) {
+                target.message = Some(message);
+                if !forward(out, target, stop).await {
+                    return Ok(());
+                }
+            }
         }
     }
 }

@@ -1,9 +1,11 @@
 //! The Wolley backend's MariaDB: connecting, classifying failures, and (in submodules) every SQL
 //! statement wolley-push runs. mysql_async lives here and nowhere else.
 
+pub mod doctor;
 pub mod journal;
 pub mod lock;
 pub mod schema;
+pub mod stats;
 pub mod tokens;
 
 use std::fmt;

@@ -41,6 +41,37 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         error              TEXT            NULL,
         PRIMARY KEY (job, slot, shard)
     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"],
+}, Migration {
+    version: 2,
+    description: "weekly statistics and badges (wolley_push_weekly_user, wolley_push_weekly_stat, wolley_push_user_badge)",
+    statements: &[
+        "CREATE TABLE IF NOT EXISTS wolley_push_weekly_user (
+            week              CHAR(8) CHARACTER SET ascii NOT NULL,
+            user_id           INT               NOT NULL,
+            recorded_seconds  INT UNSIGNED      NOT NULL,
+            untracked_seconds INT UNSIGNED      NOT NULL,
+            days_with_data    TINYINT UNSIGNED  NOT NULL,
+            PRIMARY KEY (week, user_id),
+            KEY wolley_push_weekly_user_user (user_id, week)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+        "CREATE TABLE IF NOT EXISTS wolley_push_weekly_stat (
+            week     CHAR(8) CHARACTER SET ascii                             NOT NULL,
+            user_id  INT                                                     NOT NULL,
+            category VARCHAR(70) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+            seconds  INT UNSIGNED                                            NOT NULL,
+            share    DECIMAL(7,6)                                            NOT NULL,
+            PRIMARY KEY (week, user_id, category),
+            KEY wolley_push_weekly_stat_user (user_id, week)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+        "CREATE TABLE IF NOT EXISTS wolley_push_user_badge (
+            week    CHAR(8) CHARACTER SET ascii     NOT NULL,
+            user_id INT                             NOT NULL,
+            badge   VARCHAR(32) CHARACTER SET ascii NOT NULL,
+            name    VARCHAR(100)                    NOT NULL,
+            PRIMARY KEY (week, user_id, badge),
+            KEY wolley_push_user_badge_user (user_id, week)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+    ],
 }];
 
 /// The version this build of wolley-push needs.

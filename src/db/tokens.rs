@@ -1,5 +1,7 @@
 //! Device tokens in `app_user`: read page by page in `user_id` order, and dead ones cleared.
 
+use std::collections::HashMap;
+
 use mysql_async::prelude::*;
 
 use super::{Database, DbError};
@@ -27,7 +29,38 @@ const PAGE_SQL: &str = "SELECT user_id, fcmToken FROM app_user \
 // ours to clear if it is byte for byte the one FCM rejected.
 const PRUNE_SQL: &str = "UPDATE app_user SET fcmToken = NULL WHERE user_id = ? AND fcmToken = BINARY ?";
 
+// Grouped on the exact bytes: tokens are case-sensitive, the column's collation is not.
+// TRIM matches the filter's trimming of the spaces the app sometimes stores around a token.
+const DUPLICATES_SQL: &str = "SELECT BINARY TRIM(fcmToken), MIN(user_id) FROM app_user \
+     WHERE fcmToken IS NOT NULL AND fcmToken NOT IN ('', 'abc') \
+     GROUP BY BINARY TRIM(fcmToken) HAVING COUNT(*) > 1";
+/// Room for the grouping to stay in memory on the server (session only): on disk it is
+/// several times slower.
+const DUPLICATES_TEMP_TABLE_BYTES: u64 = 256 << 20;
+
 impl Database {
+    /// Every token held by more than one user, with its owner: the lowest such user id.
+    /// The server does the grouping, so the run's memory does not grow with the user count,
+    /// and every shard and every resumed run agrees on who owns a token.
+    ///
+    /// # Errors
+    /// [`DbError::MissingBackendSchema`] when `app_user` is not there; others as classified.
+    pub async fn duplicate_tokens(&self) -> Result<HashMap<String, i64>, DbError> {
+        let fail = |e| self.classify(e, "finding tokens shared by several users");
+        let mut conn = self.conn().await?;
+        conn.exec_drop(
+            "SET SESSION max_heap_table_size = ?, tmp_table_size = ?",
+            (DUPLICATES_TEMP_TABLE_BYTES, DUPLICATES_TEMP_TABLE_BYTES),
+        )
+        .await
+        .map_err(fail)?;
+        let rows: Vec<(Vec<u8>, i64)> = conn.query(DUPLICATES_SQL).await.map_err(fail)?;
+        Ok(rows
+            .into_iter()
+            .map(|(token, owner)| (String::from_utf8_lossy(&token).into_owned(), owner))
+            .collect())
+    }
+
     /// The next page of users with a token, after `after_user_id`.
     ///
     /// # Errors

@@ -311,15 +311,29 @@ mod tests {
 
     #[test]
     fn a_badge_notification_is_visible_and_names_the_badges() {
-        let message = Message::badge("2026-W48".into(), "cafe-lover,homebody".into(), &["카페 단골", "집콕 마스터"], &seoul_slot());
+        let message = Message::badge(
+            "2026-W48".into(),
+            "cafe-lover,homebody".into(),
+            &["카페 단골", "집콕 마스터"],
+            &seoul_slot(),
+        );
         let json = message.to_json("t");
         assert_eq!(message.kind(), "badge");
-        assert_eq!(json["data"], json!({ "type": "badge", "week": "2026-W48", "badges": "cafe-lover,homebody" }));
+        assert_eq!(
+            json["data"],
+            json!({ "type": "badge", "week": "2026-W48", "badges": "cafe-lover,homebody" })
+        );
         assert_eq!(json["notification"]["title"], BADGE_TITLE);
         assert_eq!(json["notification"]["body"], "지난주 기록으로 배지를 받았어요: 카페 단골, 집콕 마스터");
         assert_eq!(json["apns"]["headers"]["apns-push-type"], "alert");
-        assert_eq!(json["apns"]["headers"]["apns-expiration"], (seoul_slot().timestamp() + 86_400).to_string());
-        assert_eq!(json["apns"]["payload"]["aps"], json!({ "content-available": 1, "thread-id": "badge", "sound": "default" }));
+        assert_eq!(
+            json["apns"]["headers"]["apns-expiration"],
+            (seoul_slot().timestamp() + 86_400).to_string()
+        );
+        assert_eq!(
+            json["apns"]["payload"]["aps"],
+            json!({ "content-available": 1, "thread-id": "badge", "sound": "default" })
+        );
         assert_eq!(json["android"], json!({ "priority": "high", "ttl": "86400s", "collapse_key": "badge" }));
     }
 

@@ -1,32 +1,155 @@
 //! The jobs, each a short script over the pieces: build the message, pick the tokens, run the
 //! [`pipeline`] (under the [`scheduled`] run guard for cron's jobs), report.
+//!
+//! Every job cron runs goes through one lifecycle ([`run_monitored`]): ping the start, run,
+//! update the metrics file, ping the result. `doctor` and `generate` are the operator's tools
+//! and skip it.
 
+pub mod doctor;
+pub mod generate;
 pub mod migrate;
 pub mod pipeline;
 pub mod scheduled;
 pub mod stats_weekly;
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::{Config, Job, SendKind};
 use crate::error::Result;
 use crate::exit::ExitCode;
 use crate::fcm::message::Message;
-use crate::report;
+use crate::metrics::{self, RunRecord};
+use crate::ping::{Pinger, Signal};
+use crate::report::{self, Counts, Summary};
 use crate::slot::{self, IsoWeek};
 use crate::tokens::TokenSource;
 
 use pipeline::Plan;
 use scheduled::Scheduled;
 
-/// Runs the configured job once, reports it, and returns the exit code it deserves.
+/// How a run ended, as the exit status, the metrics file and the health pings report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// The process exit code.
+    pub exit_code: ExitCode,
+    /// The run's message counts, for jobs that send.
+    pub counts: Option<Counts>,
+    /// Why the run had nothing to do, if it had not.
+    pub skipped: Option<Skip>,
+}
+
+/// Why a scheduled run did nothing (and exited 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// The journal says the slot is done already.
+    SlotDone,
+    /// Another run holds the (job, shard) lock.
+    LockHeld,
+}
+
+impl Outcome {
+    /// A run that counted its messages.
+    pub fn sent(summary: &Summary) -> Self {
+        Outcome { exit_code: summary.exit_code(), counts: Some(summary.counts), skipped: None }
+    }
+
+    /// A run that counts no messages (migrate, stats).
+    pub fn exited(exit_code: ExitCode) -> Self {
+        Outcome { exit_code, counts: None, skipped: None }
+    }
+
+    /// A run that had nothing to do: it sent nothing and exits 0.
+    pub fn skipped(skip: Skip) -> Self {
+        Outcome { exit_code: ExitCode::Success, counts: Some(Counts::default()), skipped: Some(skip) }
+    }
+
+    /// Whether the run moves the last-success timestamp: it exited 0 and the job is done. A run
+    /// that found the lock held says nothing about the job: the holder reports when it ends.
+    pub fn succeeded(&self) -> bool {
+        self.exit_code == ExitCode::Success && self.skipped != Some(Skip::LockHeld)
+    }
+}
+
+/// Runs the configured command; cron's jobs under the monitoring lifecycle: ping `start`
+/// (without waiting for it), run, update `--metrics-file`, ping the result. Neither the metrics
+/// file nor a ping can change the exit code: their failures are warnings.
+///
+/// # Errors
+/// Whatever stopped the run, unchanged.
+pub async fn run_monitored(config: &Config) -> Result<ExitCode> {
+    let monitoring = &config.monitoring;
+    if !config.job.is_monitored() || (monitoring.ping_url.is_none() && monitoring.metrics_file.is_none()) {
+        return run(config).await.map(|outcome| outcome.exit_code);
+    }
+    let pinger = monitoring.ping_url.clone().and_then(Pinger::new);
+    let start_ping =
+        pinger.clone().map(|pinger| tokio::spawn(async move { pinger.ping(Signal::Start, "").await }));
+    let started = Instant::now();
+    let result = run(config).await;
+    let duration = started.elapsed();
+    let job = config.job.name();
+    let (outcome, ping_body) = match &result {
+        Ok(outcome) => (*outcome, describe(job, outcome, duration)),
+        Err(error) => {
+            let code = error.exit_code();
+            (Outcome::exited(code), format!("{job}: exit {}: {error}", code.code()))
+        }
+    };
+    if let Some(path) = &monitoring.metrics_file {
+        let record = RunRecord {
+            job,
+            shard: config.job.shard(),
+            finished_at: SystemTime::now(),
+            duration,
+            exit_code: outcome.exit_code,
+            counts: outcome.counts,
+            succeeded: outcome.succeeded(),
+        };
+        let writing = path.clone();
+        let written = tokio::task::spawn_blocking(move || metrics::record(&writing, &record)).await;
+        if let Err(error) = written.unwrap_or_else(|e| Err(std::io::Error::other(e))) {
+            tracing::warn!(
+                "cannot update the metrics file {}: {error}; the job's result is not affected",
+                path.display()
+            );
+        }
+    }
+    if let Some(pinger) = pinger {
+        // Healthchecks must see the start before the end.
+        if let Some(start) = start_ping {
+            let _ = start.await;
+        }
+        pinger.ping(Signal::Finished(outcome.exit_code), &ping_body).await;
+    }
+    result.map(|outcome| outcome.exit_code)
+}
+
+/// One line for the ping's body, which Healthchecks shows in the check's event log.
+fn describe(job: &str, outcome: &Outcome, duration: Duration) -> String {
+    let mut line = format!("{job}: exit {}", outcome.exit_code.code());
+    match (outcome.skipped, outcome.counts) {
+        (Some(Skip::SlotDone), _) => line.push_str("; the slot was already done"),
+        (Some(Skip::LockHeld), _) => line.push_str("; another run holds the lock"),
+        (None, Some(c)) => line.push_str(&format!(
+            "; sent {}, pruned {}, failed {}, expired {}, skipped {}",
+            c.sent, c.pruned, c.failed, c.expired, c.skipped
+        )),
+        (None, None) => {}
+    }
+    line.push_str(&format!(" in {:.3} s", duration.as_secs_f64()));
+    line
+}
+
+/// Runs the configured command once, reports it, and says how it ended.
 ///
 /// # Errors
 /// Whatever stopped the run; see [`crate::error::Error`].
-pub async fn run(config: &Config) -> Result<ExitCode> {
+pub async fn run(config: &Config) -> Result<Outcome> {
     match &config.job {
-        Job::Migrate => migrate::run(config).await,
-        Job::StatsWeekly(job) => stats_weekly::run(config, job).await,
+        Job::Migrate => migrate::run(config).await.map(Outcome::exited),
+        Job::StatsWeekly(job) => stats_weekly::run(config, job).await.map(Outcome::exited),
+        Job::Doctor => doctor::run(config).await.map(Outcome::exited),
+        Job::Generate { out_dir } => generate::run(out_dir, &config.output).map(Outcome::exited),
         Job::SaveLocation { batch, slot, ttl } => {
             let job = Scheduled {
                 job: "save-location",
@@ -56,7 +179,7 @@ pub async fn run(config: &Config) -> Result<ExitCode> {
             };
             let summary = pipeline::execute(config, plan, Instant::now()).await?;
             report::emit(&summary, &config.output, *mode == crate::config::Mode::Print)?;
-            Ok(summary.exit_code())
+            Ok(Outcome::sent(&summary))
         }
     }
 }

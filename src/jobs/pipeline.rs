@@ -80,6 +80,7 @@ pub async fn execute_guarded(
         Mode::Send | Mode::DryRun => {
             let prune = match (&plan.source, plan.mode) {
                 (TokenSource::Database { db, .. }, Mode::Send) => Some(db.clone()),
+                (TokenSource::BadgeWinners(winners), Mode::Send) => Some(winners.database().clone()),
                 _ => None,
             };
             send_all(

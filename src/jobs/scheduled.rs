@@ -18,6 +18,7 @@ use crate::report::{self, Summary};
 use crate::tokens::TokenSource;
 
 use super::pipeline::{self, Guard, Plan};
+use super::{Outcome, Skip};
 
 /// A scheduled job's run.
 pub struct Scheduled<'a> {
@@ -35,7 +36,7 @@ pub struct Scheduled<'a> {
 ///
 /// # Errors
 /// Whatever stopped the run.
-pub async fn run(config: &Config, job: Scheduled<'_>) -> Result<ExitCode> {
+pub async fn run(config: &Config, job: Scheduled<'_>) -> Result<Outcome> {
     let started = Instant::now();
     let batch = job.batch;
     let printing = batch.mode == Mode::Print;
@@ -53,12 +54,18 @@ pub async fn run(config: &Config, job: Scheduled<'_>) -> Result<ExitCode> {
         let result = from_database(config, &job, &db, started).await;
         db.close().await;
         match result? {
-            Some(summary) => summary,
-            None => return Ok(ExitCode::Success),
+            Ran::Sent(summary) => summary,
+            Ran::Skipped(skip) => return Ok(Outcome::skipped(skip)),
         }
     };
     report::emit(&summary, &config.output, printing)?;
-    Ok(summary.exit_code())
+    Ok(Outcome::sent(&summary))
+}
+
+/// A database run's end: it sent (whatever the counts), or there was nothing to do.
+enum Ran {
+    Sent(Summary),
+    Skipped(Skip),
 }
 
 fn plan(job: &Scheduled<'_>, source: TokenSource) -> Plan {
@@ -76,19 +83,13 @@ async fn connect(config: &Config) -> Result<Database> {
     Ok(Database::connect(url).await?)
 }
 
-/// `None` when there was nothing to do (lock held elsewhere, slot done).
-async fn from_database(
-    config: &Config,
-    job: &Scheduled<'_>,
-    db: &Database,
-    started: Instant,
-) -> Result<Option<Summary>> {
+async fn from_database(config: &Config, job: &Scheduled<'_>, db: &Database, started: Instant) -> Result<Ran> {
     let batch = job.batch;
     let shard = batch.shard;
     if batch.mode != Mode::Send {
         let source = TokenSource::Database { db: db.clone(), after_user_id: 0, shard, checkpoint: None };
         let guard = Guard { journal: None, deadline: Some(batch.deadline) };
-        return pipeline::execute_guarded(config, plan(job, source), guard, started).await.map(Some);
+        return pipeline::execute_guarded(config, plan(job, source), guard, started).await.map(Ran::Sent);
     }
     db.check_schema().await?;
     let lock_name = format!("{}:{shard}", job.job);
@@ -98,19 +99,14 @@ async fn from_database(
             None => "a run that is just starting".to_owned(),
         };
         tracing::warn!("another {} run holds the lock for shard {shard} ({holder}); nothing to do", job.job);
-        return Ok(None);
+        return Ok(Ran::Skipped(Skip::LockHeld));
     };
     let result = journaled(config, job, db, started).await;
     lock.release().await;
     result
 }
 
-async fn journaled(
-    config: &Config,
-    job: &Scheduled<'_>,
-    db: &Database,
-    started: Instant,
-) -> Result<Option<Summary>> {
+async fn journaled(config: &Config, job: &Scheduled<'_>, db: &Database, started: Instant) -> Result<Ran> {
     let batch = job.batch;
     let key = RunKey { job: job.job.to_owned(), slot: job.slot.clone(), shard: batch.shard.to_string() };
     let journal = match Journal::begin(db, key, batch.force).await? {
@@ -121,7 +117,7 @@ async fn journaled(
                 job.slot,
                 batch.shard
             );
-            return Ok(None);
+            return Ok(Ran::Skipped(Skip::SlotDone));
         }
         Begin::Run(journal) => journal,
     };
@@ -139,7 +135,7 @@ async fn journaled(
                 _ => RunStatus::Partial,
             };
             journal.finish(&summary.counts, status, None).await?;
-            Ok(Some(summary))
+            Ok(Ran::Sent(summary))
         }
         Err(error) => {
             let message = error.to_string();

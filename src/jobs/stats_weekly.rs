@@ -1,13 +1,167 @@
 //! `stats weekly`: each user's week by category, badges, and the badge notification.
+//!
+//! The script: load the badge rules (a bad file stops the run before the database is
+//! touched), replace the week's rows page by page of users in one transaction, print the
+//! report, then with `--notify` send each winner one notification through the common
+//! [`pipeline`].
+
+use std::time::Instant;
 
 use crate::config::{Config, StatsWeekly};
+use crate::db::stats::Award;
+use crate::db::Database;
 use crate::error::{Error, Result};
 use crate::exit::ExitCode;
+use crate::fcm::auth::AuthError;
+use crate::fcm::message::{Message, MAX_MESSAGE_BYTES};
+use crate::jobs::pipeline::{self, Plan};
+use crate::report;
+use crate::slot::IsoWeek;
+use crate::stats::badges::BadgeRules;
+use crate::stats::notify::{largest_notification, BadgeWinners};
+use crate::stats::report::{UserReport, WeekTotals};
+use crate::stats::week::{self, UserWeek};
+use crate::tokens::TokenSource;
+
+/// The notification run's name in its summary.
+const NOTIFY_JOB: &str = "stats-notify";
 
 /// Aggregates the week, awards badges, optionally notifies, and prints the report.
 ///
 /// # Errors
-/// Database failures, a malformed badge file.
-pub async fn run(_config: &Config, _job: &StatsWeekly) -> Result<ExitCode> {
-    Err(Error::Config("stats weekly is not built yet".into()))
+/// [`Error::Config`] for a bad badge file, a missing database URL or (with `--notify`)
+/// missing credentials; database failures; FCM refusing the notification run.
+pub async fn run(config: &Config, job: &StatsWeekly) -> Result<ExitCode> {
+    let started = Instant::now();
+    let rules = match &job.badges {
+        Some(path) => BadgeRules::load(path).map_err(|e| Error::Config(e.to_string()))?,
+        None => BadgeRules::builtin(),
+    };
+    let week = job.week.unwrap_or_else(|| IsoWeek::last_finished(config.now, config.timezone));
+    let notification = job.notify.then(|| largest_notification(&rules, week, config.now));
+    if let Some(message) = &notification {
+        check_can_notify(config, job, message)?;
+    }
+    let url = config.database_url.as_ref().ok_or_else(|| {
+        Error::Config(
+            "stats weekly needs the backend's database: set WOLLEY_DATABASE_URL or --database-url".into(),
+        )
+    })?;
+    let db = Database::connect(url).await?;
+    let result = aggregate_and_notify(config, job, &db, week, &rules, notification, started).await;
+    db.close().await;
+    result
+}
+
+async fn aggregate_and_notify(
+    config: &Config,
+    job: &StatsWeekly,
+    db: &Database,
+    week: IsoWeek,
+    rules: &BadgeRules,
+    notification: Option<Message>,
+    started: Instant,
+) -> Result<ExitCode> {
+    db.check_schema().await?;
+    let aggregated = aggregate(db, week, rules, job.user).await?;
+    let report = aggregated.totals.report(week.to_string(), rules, started.elapsed());
+    tracing::info!(%week, users = report.users, badges = report.badges_awarded, "week aggregated");
+    let text = match &aggregated.user {
+        Some(user) => user.render(config.output.format),
+        None => report.render(config.output.format),
+    };
+    if !config.output.quiet {
+        print!("{text}");
+    }
+    let Some(message) = notification else { return Ok(ExitCode::Success) };
+    let plan = Plan {
+        job: NOTIFY_JOB,
+        slot: week.to_string(),
+        message,
+        mode: job.mode,
+        source: TokenSource::BadgeWinners(BadgeWinners::new(db.clone(), week, config.now)),
+    };
+    let summary = pipeline::execute(config, plan, Instant::now()).await?;
+    report::emit(&summary, &config.output, false)?;
+    Ok(summary.exit_code())
+}
+
+/// What aggregating a week produced.
+struct Aggregated {
+    totals: WeekTotals,
+    /// The `--user` report.
+    user: Option<UserReport>,
+}
+
+/// Replaces the week's rows: every page of users is summarised, judged by the rules and
+/// written; nothing is visible to readers until the last page is committed.
+async fn aggregate(
+    db: &Database,
+    week: IsoWeek,
+    rules: &BadgeRules,
+    shown: Option<i64>,
+) -> Result<Aggregated> {
+    let mut writer = db.begin_week(week).await?;
+    let mut done = Aggregated {
+        totals: WeekTotals::new(rules),
+        user: shown.map(|id| UserReport::new(week.to_string(), &UserWeek::empty(id), &[])),
+    };
+    while let Some(page) = writer.next_page().await? {
+        let mut weeks = Vec::with_capacity(page.len());
+        let mut won = Vec::new();
+        for entry in page {
+            let summary = week::summarize(entry.user_id, entry.intervals);
+            done.totals.add_intervals(summary.counted, summary.ignored);
+            let Some(user_week) = summary.week else { continue };
+            let earned = rules.awarded_positions(&user_week);
+            done.add(week, &user_week, rules, &earned, shown);
+            won.extend(earned.iter().map(|&i| award(&user_week, rules, i)));
+            weeks.push(user_week);
+        }
+        writer.write(&weeks, &won).await?;
+    }
+    writer.commit().await?;
+    Ok(done)
+}
+
+impl Aggregated {
+    /// Counts a user's week and the badges (positions in `rules`) they earned; keeps the
+    /// report of the `shown` user.
+    fn add(
+        &mut self,
+        week: IsoWeek,
+        user: &UserWeek,
+        rules: &BadgeRules,
+        earned: &[usize],
+        shown: Option<i64>,
+    ) {
+        self.totals.add_user(user, earned);
+        if shown == Some(user.user_id) {
+            let badges: Vec<_> = earned.iter().map(|&i| &rules.rules()[i]).collect();
+            self.user = Some(UserReport::new(week.to_string(), user, &badges));
+        }
+    }
+}
+
+fn award<'a>(week: &UserWeek, rules: &'a BadgeRules, index: usize) -> Award<'a> {
+    let rule = &rules.rules()[index];
+    Award { user_id: week.user_id, code: &rule.code, name: &rule.name }
+}
+
+/// Before any work: `--notify` needs credentials, and a notification naming every badge must
+/// fit FCM's size limit (the rules' names are the only variable part).
+fn check_can_notify(config: &Config, job: &StatsWeekly, largest: &Message) -> Result<()> {
+    if config.credentials.is_none() {
+        return Err(AuthError::Missing.into());
+    }
+    let bytes = serde_json::to_vec(&largest.to_json("")).expect("JSON values serialise").len();
+    if bytes > MAX_MESSAGE_BYTES {
+        let file =
+            job.badges.as_ref().map_or_else(|| "the built-in set".to_owned(), |p| p.display().to_string());
+        return Err(Error::Config(format!(
+            "a badge notification naming every badge would be {bytes} bytes, over FCM's \
+             {MAX_MESSAGE_BYTES}-byte limit: shorten the badge names in {file}"
+        )));
+    }
+    Ok(())
 }

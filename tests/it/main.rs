@@ -3,9 +3,15 @@
 mod harness;
 
 mod bad_inputs;
+mod deploy;
+mod doctor;
+mod generated;
 mod messages;
+mod metrics;
+mod pings;
 mod responses;
 mod retries;
 mod run_safety;
 mod secrets;
+mod stats;
 mod targeting;

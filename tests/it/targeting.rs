@@ -64,3 +64,24 @@ fn tokens_can_come_from_stdin() {
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     assert_eq!(world.fcm.deliveries(VALID_A), 1);
 }
+
+#[test]
+fn a_token_shared_by_users_in_different_shards_is_sent_once() {
+    let world = World::new().with_db();
+    world.db().add_users(&[(1, Some(VALID_A)), (2, Some(VALID_A)), (3, Some(VALID_B))]);
+    for shard in ["0/2", "1/2"] {
+        let output = world.cmd().args(["save-location", "--shard", shard]).output().unwrap();
+        assert_eq!(code(&output), 0, "{}", stderr(&output));
+    }
+    assert_eq!(world.fcm.deliveries(VALID_A), 1);
+    assert_eq!(world.fcm.deliveries(VALID_B), 1);
+}
+
+#[test]
+fn tokens_differing_only_in_case_are_different_devices() {
+    let world = World::new().with_db();
+    world.db().add_users(&[(1, Some(VALID_A)), (2, Some(&VALID_A.to_uppercase()))]);
+    let output = world.cmd().arg("save-location").output().unwrap();
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(world.fcm.total_deliveries(), 2);
+}

@@ -20,6 +20,7 @@
 mod fcm;
 mod http;
 mod oauth;
+mod ping;
 mod reply;
 mod server;
 mod state;
@@ -30,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+pub use ping::Ping;
 pub use reply::Reply;
 
 use oauth::{Verifier, TEST_KEY_PEM};
@@ -218,6 +220,27 @@ impl FakeFcm {
     /// The most send requests ever handled at the same time.
     pub fn max_in_flight(&self) -> u64 {
         self.shared.counters.max_in_flight.load(Ordering::Relaxed)
+    }
+
+    /// A Healthchecks-style ping URL on this fake for the check `name`:
+    /// `http://127.0.0.1:PORT/ping/{name}`. Any request under it is answered 200 and recorded.
+    pub fn ping_url(&self, name: &str) -> String {
+        format!("{}/ping/{name}", self.endpoint)
+    }
+
+    /// The paths of every ping received (requests under `/ping/`), in arrival order.
+    pub fn pings(&self) -> Vec<String> {
+        self.shared.pings.received().into_iter().map(|ping| ping.path).collect()
+    }
+
+    /// Every ping received, with method, query and body, in arrival order.
+    pub fn ping_requests(&self) -> Vec<Ping> {
+        self.shared.pings.received()
+    }
+
+    /// Answers pings with this HTTP status from now on (`None`: 200 `OK`, like Healthchecks).
+    pub fn answer_pings_with(&self, status: Option<u16>) {
+        self.shared.pings.answer_with(status);
     }
 
     /// Waits until at least `n` deliveries were made; `false` if `timeout` passed first.

@@ -71,6 +71,7 @@ async fn serve(listener: std::net::TcpListener, shared: Arc<Shared>, mut stopped
 async fn route(shared: Arc<Shared>, request: Request<Incoming>) -> Result<HttpResponse, Infallible> {
     let path = request.uri().path().to_owned();
     let response = match (request.method() == Method::POST, path.as_str()) {
+        (_, path) if crate::ping::is_ping(path) => crate::ping::endpoint(&shared, request).await,
         (true, "/token") => token_endpoint(&shared, request).await,
         (true, path) => match send_path_project(path) {
             Some(project) => send_endpoint(&shared, request, project).await,

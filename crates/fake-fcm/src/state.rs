@@ -17,6 +17,7 @@ pub(crate) struct Shared {
     pub(crate) verifier: Verifier,
     pub(crate) counters: Counters,
     pub(crate) refuse_oauth: AtomicBool,
+    pub(crate) pings: crate::ping::PingLog,
     state: Mutex<State>,
 }
 
@@ -27,6 +28,7 @@ impl Shared {
             verifier,
             counters: Counters::default(),
             refuse_oauth: AtomicBool::new(false),
+            pings: Default::default(),
             state: Mutex::default(),
         }
     }

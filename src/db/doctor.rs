@@ -1,0 +1,94 @@
+//! The read-only statements `doctor` runs: the server's version, which of the backend's tables
+//! and columns wolley-push reads are missing, and how many users have a token.
+
+use mysql_async::prelude::*;
+
+use super::{Database, DbError};
+
+/// The backend's tables and the columns wolley-push reads from them (tokens and statistics).
+pub const BACKEND_COLUMNS: &[(&str, &[&str])] = &[
+    ("app_user", &["user_id", "fcmToken"]),
+    ("dailypath", &["dailypath_id", "date", "path_type", "user_id"]),
+    ("intervalstay", &["start_time", "end_time", "category", "daily_path_id"]),
+    ("intervalmove", &["start_time", "end_time", "daily_path_id"]),
+];
+
+// COLUMNS_SQL binds one parameter per table.
+const _: () = assert!(BACKEND_COLUMNS.len() == 4);
+
+const COLUMNS_SQL: &str = "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS \
+     WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (?, ?, ?, ?)";
+
+// The same filter as the token pages in `tokens.rs`: NULL, '' and the app's placeholder 'abc'
+// mean "no token". Trimming, duplicates and malformed tokens are only known while reading.
+const TOKEN_COUNT_SQL: &str =
+    "SELECT COUNT(*) FROM app_user WHERE fcmToken IS NOT NULL AND fcmToken NOT IN ('', 'abc')";
+
+impl Database {
+    /// The server's version string, e.g. `10.5.27-MariaDB`.
+    ///
+    /// # Errors
+    /// As classified.
+    pub async fn server_version(&self) -> Result<String, DbError> {
+        let mut conn = self.conn().await?;
+        let version: Option<String> = conn
+            .query_first("SELECT VERSION()")
+            .await
+            .map_err(|e| self.classify(e, "reading the version"))?;
+        Ok(version.unwrap_or_default())
+    }
+
+    /// The database the URL selects, if it names one.
+    ///
+    /// # Errors
+    /// As classified.
+    pub async fn current_database(&self) -> Result<Option<String>, DbError> {
+        let mut conn = self.conn().await?;
+        let name: Option<Option<String>> = conn
+            .query_first("SELECT DATABASE()")
+            .await
+            .map_err(|e| self.classify(e, "reading the database name"))?;
+        Ok(name.flatten())
+    }
+
+    /// The tables (`table`) and columns (`table.column`) of [`BACKEND_COLUMNS`] that the
+    /// database lacks; empty when everything wolley-push reads is there.
+    ///
+    /// # Errors
+    /// As classified.
+    pub async fn missing_backend_columns(&self) -> Result<Vec<String>, DbError> {
+        let mut conn = self.conn().await?;
+        let tables: Vec<&str> = BACKEND_COLUMNS.iter().map(|(table, _)| *table).collect();
+        let present: Vec<(String, String)> = conn
+            .exec(COLUMNS_SQL, (tables[0], tables[1], tables[2], tables[3]))
+            .await
+            .map_err(|e| self.classify(e, "reading information_schema.COLUMNS"))?;
+        let mut missing = Vec::new();
+        for (table, columns) in BACKEND_COLUMNS {
+            let of_table: Vec<&str> =
+                present.iter().filter(|(t, _)| t == table).map(|(_, c)| c.as_str()).collect();
+            if of_table.is_empty() {
+                missing.push(format!("table {table}"));
+                continue;
+            }
+            // MariaDB compares column names without regard to case.
+            for column in *columns {
+                if !of_table.iter().any(|c| c.eq_ignore_ascii_case(column)) {
+                    missing.push(format!("column {table}.{column}"));
+                }
+            }
+        }
+        Ok(missing)
+    }
+
+    /// How many users have a token stored.
+    ///
+    /// # Errors
+    /// As classified.
+    pub async fn stored_token_count(&self) -> Result<u64, DbError> {
+        let mut conn = self.conn().await?;
+        let count: Option<u64> =
+            conn.query_first(TOKEN_COUNT_SQL).await.map_err(|e| self.classify(e, "counting tokens"))?;
+        Ok(count.unwrap_or(0))
+    }
+}

@@ -1,0 +1,563 @@
+//! `doctor`: checks a wolley-push install before cron depends on it, and prints a checklist an
+//! operator can act on at 3 a.m.: one line per check, `OK`, `WARN`, `FAIL` with the reason and
+//! the fix, or `SKIP` when a check it depends on failed.
+//!
+//! It reuses the pieces the jobs use (key loading, the authenticator, the FCM client, the
+//! database pool and schema check), so a check that passes here passes in the job. It sends one
+//! `validate_only` message to a made-up device token: nothing is ever delivered, pruned or
+//! recorded.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::cli::Format;
+use crate::config::Config;
+use crate::db::{schema, Database, DbError};
+use crate::error::Result;
+use crate::exit::ExitCode;
+use crate::fcm::auth::{AuthError, Authenticator, ServiceAccountKey};
+use crate::fcm::message::{Message, RequestTemplate};
+use crate::fcm::{Answer, ClientSettings, FatalSendError, FcmClient, Verdict};
+use crate::slot;
+
+/// The check names, stable for scripts reading `--format json`.
+const CONFIG: &str = "config";
+const KEY: &str = "key";
+const KEY_PERMISSIONS: &str = "key-permissions";
+const OAUTH: &str = "oauth";
+const FCM: &str = "fcm";
+const DATABASE: &str = "database";
+const BACKEND_TABLES: &str = "backend-tables";
+const SCHEMA: &str = "schema";
+const TOKENS: &str = "tokens";
+
+/// A syntactically plausible registration token no device has: FCM validates the request,
+/// then answers that the token is not valid, which proves authentication and permission.
+const DOCTOR_TOKEN: &str =
+    "wolley-push-doctor:APA91bDoctorCheckNotARealDeviceTokenNothingIsDelivered0000000000";
+/// Time limit of one database statement (connecting has its own).
+const QUERY_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The outcome of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Passed.
+    Ok,
+    /// Works, but deserves attention; does not fail doctor.
+    Warn,
+    /// Broken: the jobs would fail.
+    Fail,
+    /// Not run, because a check it depends on failed.
+    Skip,
+}
+
+impl Status {
+    fn label(self) -> &'static str {
+        match self {
+            Status::Ok => "OK",
+            Status::Warn => "WARN",
+            Status::Fail => "FAIL",
+            Status::Skip => "SKIP",
+        }
+    }
+}
+
+/// One line of the checklist.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// What was checked.
+    pub name: &'static str,
+    /// How it went.
+    pub status: Status,
+    /// What was found (or why the check was skipped).
+    pub detail: String,
+    /// What to do about a warning or failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+    /// The exit code a failure of this check deserves.
+    #[serde(skip)]
+    pub exit_code: ExitCode,
+}
+
+impl Check {
+    fn ok(name: &'static str, detail: impl Into<String>) -> Self {
+        Check { name, status: Status::Ok, detail: detail.into(), fix: None, exit_code: ExitCode::Success }
+    }
+
+    fn warn(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+        Check {
+            name,
+            status: Status::Warn,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+            exit_code: ExitCode::Success,
+        }
+    }
+
+    fn fail(name: &'static str, code: ExitCode, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+        Check { name, status: Status::Fail, detail: detail.into(), fix: Some(fix.into()), exit_code: code }
+    }
+
+    fn skip(name: &'static str, why: &str) -> Self {
+        Check { name, status: Status::Skip, detail: why.to_owned(), fix: None, exit_code: ExitCode::Success }
+    }
+
+    fn passed(&self) -> bool {
+        self.status != Status::Fail
+    }
+}
+
+/// Runs every check, prints the checklist, and returns 0 when nothing failed, otherwise the
+/// exit code of the first failure (78 configuration, 75 temporary).
+///
+/// # Errors
+/// Only when stdout cannot be written: every problem found is a line of the checklist.
+pub async fn run(config: &Config) -> Result<ExitCode> {
+    let checks = checklist(config).await;
+    let code = checks.iter().find(|check| !check.passed()).map_or(ExitCode::Success, |check| check.exit_code);
+    if !(config.output.quiet && code == ExitCode::Success) {
+        let text = render(&checks, config.output.format, config.output.quiet);
+        std::io::stdout().write_all(text.as_bytes())?;
+    }
+    Ok(code)
+}
+
+/// Every check, in the order they are printed.
+pub async fn checklist(config: &Config) -> Vec<Check> {
+    let mut checks = vec![configured(config)];
+    checks.extend(credential_checks(config).await);
+    checks.extend(database_checks(config).await);
+    checks
+}
+
+/// The checklist as text: one line per check and a verdict (only the lines that are not OK
+/// with `-q`), or one JSON object.
+pub fn render(checks: &[Check], format: Format, quiet: bool) -> String {
+    let failed = checks.iter().filter(|check| !check.passed()).count();
+    if format == Format::Json {
+        let report = serde_json::json!({ "ok": failed == 0, "checks": checks });
+        return report.to_string() + "\n";
+    }
+    let mut out = String::new();
+    for check in checks.iter().filter(|check| !quiet || check.status != Status::Ok) {
+        let _ = write!(out, "{:<5}{}: {}", check.status.label(), check.name, check.detail);
+        if let Some(fix) = &check.fix {
+            let _ = write!(out, " — {fix}");
+        }
+        out.push('\n');
+    }
+    if failed == 0 {
+        let _ = writeln!(out, "doctor: all {} checks passed", checks.len());
+    } else {
+        let _ = writeln!(
+            out,
+            "doctor: {failed} of {} checks failed; fix the first FAIL line and run doctor again",
+            checks.len()
+        );
+    }
+    out
+}
+
+fn configured(config: &Config) -> Check {
+    if let (Some(url), Some(key)) = (&config.database_url, &config.credentials) {
+        return Check::ok(
+            CONFIG,
+            format!(
+                "database {url}, key {}, FCM {}, time zone {}",
+                key.display(),
+                endpoint(config),
+                config.timezone
+            ),
+        );
+    }
+    let mut missing = Vec::new();
+    if config.database_url.is_none() {
+        missing.push("database URL (WOLLEY_DATABASE_URL or --database-url)");
+    }
+    if config.credentials.is_none() {
+        missing.push("service-account key (GOOGLE_APPLICATION_CREDENTIALS or --credentials)");
+    }
+    Check::fail(
+        CONFIG,
+        ExitCode::Config,
+        format!("no {}", missing.join(" and no ")),
+        "set WOLLEY_DATABASE_URL=mysql://USER:PASSWORD@HOST:3306/DATABASE and \
+         GOOGLE_APPLICATION_CREDENTIALS=/path/to/service-account.json where the jobs run \
+         (crontab, systemd EnvironmentFile, Kubernetes Secret)",
+    )
+}
+
+fn endpoint(config: &Config) -> &str {
+    config.fcm_endpoint.as_str().trim_end_matches('/')
+}
+
+/// key, key-permissions, oauth and fcm: each needs the one before it, except the permissions.
+async fn credential_checks(config: &Config) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let Some(path) = config.credentials.as_deref() else {
+        for name in [KEY, KEY_PERMISSIONS, OAUTH, FCM] {
+            checks.push(Check::skip(name, "no service-account key is configured"));
+        }
+        return checks;
+    };
+    let key = ServiceAccountKey::load(path);
+    checks.push(match &key {
+        Ok(key) => Check::ok(
+            KEY,
+            format!(
+                "{} is a service-account key for {} (project {})",
+                path.display(),
+                key.client_email,
+                key.project_id.as_deref().unwrap_or("not named")
+            ),
+        ),
+        Err(error) => auth_failure(KEY, error),
+    });
+    checks.push(permissions(path));
+    let auth = match key.and_then(Authenticator::new) {
+        Ok(auth) => Arc::new(auth),
+        Err(_) => {
+            checks.push(Check::skip(OAUTH, "the key is not usable"));
+            checks.push(Check::skip(FCM, "the key is not usable"));
+            return checks;
+        }
+    };
+    match auth.bearer().await {
+        Ok(_) => {
+            checks.push(Check::ok(OAUTH, format!("obtained an access token from {}", auth.key().token_uri)))
+        }
+        Err(error) => {
+            checks.push(auth_failure(OAUTH, &error));
+            checks.push(Check::skip(FCM, "no access token"));
+            return checks;
+        }
+    }
+    checks.push(fcm_send(config, auth).await);
+    checks
+}
+
+/// The private key must not be readable by other users; its group having access is a warning,
+/// since a group of the job's own is how Kubernetes (fsGroup) shares a secret with a pod.
+fn permissions(path: &Path) -> Check {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let metadata = match std::fs::metadata(path) {
+        Ok(metadata) => metadata,
+        Err(_) => return Check::skip(KEY_PERMISSIONS, "the key file cannot be read"),
+    };
+    let mode = metadata.permissions().mode() & 0o777;
+    let shown = path.display();
+    if mode & 0o007 != 0 {
+        Check::fail(
+            KEY_PERMISSIONS,
+            ExitCode::Config,
+            format!(
+                "{shown} has mode {mode:04o}: every user of this host can read or replace the private key"
+            ),
+            format!("chmod 600 {shown} (owned by the user the jobs run as)"),
+        )
+    } else if mode & 0o070 != 0 {
+        Check::warn(
+            KEY_PERMISSIONS,
+            format!("{shown} has mode {mode:04o}: group {} can access the private key", metadata.gid()),
+            format!("chmod 600 {shown}, unless that group is the job's own (as a Kubernetes fsGroup is)"),
+        )
+    } else {
+        Check::ok(KEY_PERMISSIONS, format!("{shown} has mode {mode:04o}: only its owner can read it"))
+    }
+}
+
+fn auth_failure(name: &'static str, error: &AuthError) -> Check {
+    const NEW_KEY: &str = "download a service-account key from the Firebase console (Project settings › \
+                           Service accounts › Generate new private key) and point \
+                           GOOGLE_APPLICATION_CREDENTIALS or --credentials at it";
+    let code = error.exit_code();
+    match error {
+        AuthError::Missing => Check::fail(name, code, "no service-account key is configured", NEW_KEY),
+        AuthError::Unreadable { path, source } => {
+            let fix = match source.kind() {
+                std::io::ErrorKind::NotFound => NEW_KEY.to_owned(),
+                std::io::ErrorKind::PermissionDenied => {
+                    format!(
+                        "let the user the jobs run as read it: chown that user {} && chmod 600",
+                        path.display()
+                    )
+                }
+                _ => "check the file and its directory".to_owned(),
+            };
+            Check::fail(name, code, format!("cannot read {}: {source}", path.display()), fix)
+        }
+        AuthError::Malformed { path, reason } => Check::fail(
+            name,
+            code,
+            format!("{} is not a usable service-account key: {reason}", path.display()),
+            NEW_KEY,
+        ),
+        AuthError::Rejected { token_uri, .. } => Check::fail(
+            name,
+            code,
+            format!("the token endpoint {token_uri} refused the key"),
+            "the key may be deleted or disabled, or the host's clock wrong (the request is signed with \
+             the time): check the clock, or create a new key in the Firebase console",
+        ),
+        AuthError::Unreachable { token_uri, reason } => Check::fail(
+            name,
+            code,
+            format!("cannot reach the token endpoint {token_uri}: {reason}"),
+            "check DNS, the firewall and any proxy for outbound HTTPS from this host, then run doctor again",
+        ),
+    }
+}
+
+/// One `validate_only` message: proves FCM is reachable and lets this key send for the project.
+async fn fcm_send(config: &Config, auth: Arc<Authenticator>) -> Check {
+    let Some(project) = config.project_id.clone().or_else(|| auth.key().project_id.clone()) else {
+        return Check::fail(
+            FCM,
+            ExitCode::Config,
+            "the key names no project_id and none is configured",
+            "set WOLLEY_FCM_PROJECT_ID or --project-id to the Firebase project's ID",
+        );
+    };
+    let settings = ClientSettings { concurrency: 1, request_timeout: config.client.request_timeout };
+    let client = match FcmClient::new(&config.fcm_endpoint, &project, auth, &settings) {
+        Ok(client) => client,
+        Err(error) => {
+            return Check::fail(
+                FCM,
+                ExitCode::Software,
+                format!("cannot build the HTTP client: {error}"),
+                "report this as a bug",
+            )
+        }
+    };
+    let slot = slot::half_hour(config.now, config.timezone);
+    let message = Message::save_location(&slot, Duration::from_secs(1800));
+    let template = match RequestTemplate::new(&message, true) {
+        Ok(template) => template,
+        Err(error) => return Check::fail(FCM, error.exit_code(), error.to_string(), "report this as a bug"),
+    };
+    let at = endpoint(config);
+    let answer = match client.send(0, Bytes::from(template.render(DOCTOR_TOKEN))).await {
+        Ok(answer) => answer,
+        Err(error) => return auth_failure(FCM, &error),
+    };
+    match answer {
+        Answer::Answered(Verdict::Accepted) => Check::ok(
+            FCM,
+            format!("{at} accepted a validate_only message for project {project}; nothing was delivered"),
+        ),
+        // FCM authenticates and authorises the request before it looks at the token: an answer
+        // about the token is the proof doctor wants.
+        Answer::Answered(Verdict::Dead(reason)) => Check::ok(
+            FCM,
+            format!(
+                "{at} accepted the key for project {project} and refused only doctor's made-up device \
+                 token ({}), as expected; nothing was delivered",
+                reason.as_str()
+            ),
+        ),
+        Answer::Answered(Verdict::Fatal(fatal)) => fcm_refusal(&project, fatal),
+        Answer::Answered(Verdict::Unauthenticated(message)) => {
+            fcm_refusal(&project, FatalSendError::Unauthenticated(message))
+        }
+        Answer::Answered(Verdict::Transient { reason, .. }) => Check::fail(
+            FCM,
+            ExitCode::TempFail,
+            format!("{at} answered {reason}"),
+            "FCM is overloaded or unavailable: run doctor again in a few minutes",
+        ),
+        Answer::Answered(Verdict::Rejected(reason)) => Check::fail(
+            FCM,
+            ExitCode::Config,
+            format!("{at} refused the validate_only message: {reason}"),
+            "check --fcm-endpoint (normally https://fcm.googleapis.com) and --project-id",
+        ),
+        Answer::Unreachable(reason) => Check::fail(
+            FCM,
+            ExitCode::TempFail,
+            format!("cannot reach FCM at {at}: {reason}"),
+            "check DNS, the firewall and any proxy for outbound HTTPS from this host, and --fcm-endpoint",
+        ),
+    }
+}
+
+fn fcm_refusal(project: &str, fatal: FatalSendError) -> Check {
+    let (detail, fix) = match &fatal {
+        FatalSendError::PermissionDenied(why) => (
+            format!("FCM refused the service account for project {project} ({why})"),
+            "give the service account the Firebase Cloud Messaging API Admin role (Google Cloud \
+             console › IAM), and check --project-id",
+        ),
+        FatalSendError::NotFound(why) => (
+            format!("FCM knows no send URL for project {project} ({why})"),
+            "check --project-id / WOLLEY_FCM_PROJECT_ID and --fcm-endpoint, and that the Firebase \
+             Cloud Messaging API is enabled for the project",
+        ),
+        FatalSendError::Unauthenticated(why) => (
+            format!("FCM rejects the access token for project {project} ({why})"),
+            "check that the key belongs to this project and the Firebase Cloud Messaging API is enabled",
+        ),
+        FatalSendError::ThirdPartyAuth(why) => (
+            format!("FCM cannot authenticate with APNs ({why})"),
+            "upload a valid APNs auth key in the Firebase console (Project settings › Cloud Messaging)",
+        ),
+        FatalSendError::InvalidPayload(why) => {
+            (format!("FCM rejected doctor's message ({why})"), "report this as a wolley-push bug")
+        }
+    };
+    Check::fail(FCM, ExitCode::Config, detail, fix)
+}
+
+/// database, backend-tables, schema and tokens.
+async fn database_checks(config: &Config) -> Vec<Check> {
+    let Some(url) = &config.database_url else {
+        return [DATABASE, BACKEND_TABLES, SCHEMA, TOKENS]
+            .into_iter()
+            .map(|name| Check::skip(name, "no database URL is configured"))
+            .collect();
+    };
+    let db = match Database::connect(url).await {
+        Ok(db) => db,
+        Err(error) => {
+            let mut checks = vec![db_failure(DATABASE, &error)];
+            for name in [BACKEND_TABLES, SCHEMA, TOKENS] {
+                checks.push(Check::skip(name, "the database is not reachable"));
+            }
+            return checks;
+        }
+    };
+    let checks = database_contents(&db, url).await;
+    db.close().await;
+    checks
+}
+
+async fn database_contents(db: &Database, url: &crate::db::DatabaseUrl) -> Vec<Check> {
+    let timed = |doing: &'static str| {
+        let url = url.to_string();
+        move |_| DbError::Query {
+            doing,
+            url,
+            reason: format!("no answer within {}s", QUERY_TIMEOUT.as_secs()),
+        }
+    };
+    let mut checks = Vec::new();
+    let version = tokio::time::timeout(QUERY_TIMEOUT, db.server_version())
+        .await
+        .map_err(timed("reading the version"))
+        .and_then(|result| result);
+    checks.push(match version {
+        Ok(version) => Check::ok(DATABASE, format!("connected to {url} (server {version})")),
+        Err(error) => db_failure(DATABASE, &error),
+    });
+    let backend = async {
+        match db.current_database().await? {
+            None => Ok(None),
+            Some(_) => db.missing_backend_columns().await.map(Some),
+        }
+    };
+    let backend = tokio::time::timeout(QUERY_TIMEOUT, backend)
+        .await
+        .map_err(timed("reading information_schema"))
+        .and_then(|result| result);
+    let backend_ok = matches!(&backend, Ok(Some(missing)) if missing.is_empty());
+    checks.push(match backend {
+        Ok(None) => Check::fail(
+            BACKEND_TABLES,
+            ExitCode::Config,
+            format!("{url} names no database"),
+            "end WOLLEY_DATABASE_URL with the backend's database: mysql://USER:PASSWORD@HOST:3306/DATABASE",
+        ),
+        Ok(Some(missing)) if missing.is_empty() => Check::ok(
+            BACKEND_TABLES,
+            "app_user, dailypath, intervalstay and intervalmove have every column wolley-push reads",
+        ),
+        Ok(Some(missing)) => Check::fail(
+            BACKEND_TABLES,
+            ExitCode::Config,
+            format!("the database lacks {}", missing.join(", ")),
+            "point WOLLEY_DATABASE_URL at the Wolley backend's database (the one its Django app migrates)",
+        ),
+        Err(error) => db_failure(BACKEND_TABLES, &error),
+    });
+    let version = tokio::time::timeout(QUERY_TIMEOUT, db.schema_version())
+        .await
+        .map_err(timed("reading the schema version"))
+        .and_then(|result| result);
+    let required = schema::required_version();
+    checks.push(match version {
+        Ok(found) if found < required => Check::fail(
+            SCHEMA,
+            ExitCode::Config,
+            format!("wolley-push's tables are at schema version {found}, this build needs {required}"),
+            "run `wolley-push migrate` (it creates or upgrades only the wolley_push_* tables)",
+        ),
+        Ok(found) if found > required => Check::warn(
+            SCHEMA,
+            format!("wolley-push's tables are at schema version {found}, newer than this build's {required}"),
+            "a newer wolley-push migrated this database: install that version on this host too",
+        ),
+        Ok(found) => Check::ok(SCHEMA, format!("wolley-push's tables are at schema version {found}")),
+        Err(error) => db_failure(SCHEMA, &error),
+    });
+    if !backend_ok {
+        checks.push(Check::skip(TOKENS, "the backend's tables are not all there"));
+        return checks;
+    }
+    let count = tokio::time::timeout(QUERY_TIMEOUT, db.stored_token_count())
+        .await
+        .map_err(timed("counting tokens"))
+        .and_then(|result| result);
+    checks.push(match count {
+        Ok(0) => Check::warn(
+            TOKENS,
+            "no user has a token: save-location and path-daily have nobody to send to",
+            "tokens appear once the app registers with FCM and the backend stores them in app_user.fcmToken",
+        ),
+        Ok(1) => Check::ok(TOKENS, "1 user has a token to send to"),
+        Ok(count) => Check::ok(TOKENS, format!("{count} users have a token to send to")),
+        Err(error) => db_failure(TOKENS, &error),
+    });
+    checks
+}
+
+fn db_failure(name: &'static str, error: &DbError) -> Check {
+    let code = error.exit_code();
+    match error {
+        DbError::Unreachable { url, reason } => Check::fail(
+            name,
+            code,
+            format!("cannot reach {url}: {reason}"),
+            "check that MariaDB is running and that this host can reach its address and port",
+        ),
+        DbError::AccessDenied { url, reason } => Check::fail(
+            name,
+            code,
+            format!("{url} refused the connection: {reason}"),
+            "check the user, password and database name in WOLLEY_DATABASE_URL, and that the user may \
+             connect from this host",
+        ),
+        DbError::MissingBackendSchema { reason, .. } => Check::fail(
+            name,
+            code,
+            format!("the backend's tables are missing: {reason}"),
+            "point WOLLEY_DATABASE_URL at the Wolley backend's database",
+        ),
+        DbError::SchemaBehind(behind) => {
+            Check::fail(name, code, behind.to_string(), "run `wolley-push migrate`")
+        }
+        DbError::BadUrl { .. } => Check::fail(name, code, error.to_string(), "fix WOLLEY_DATABASE_URL"),
+        DbError::Query { doing, url, reason } => Check::fail(
+            name,
+            code,
+            format!("{doing} failed at {url}: {reason}"),
+            "check the database's health and the user's privileges, then run doctor again",
+        ),
+    }
+}

@@ -1,0 +1,417 @@
+//! The metrics file (`--metrics-file`): each job's last run in the Prometheus text format, for
+//! node_exporter's textfile collector.
+//!
+//! Every job may share one file: a run reads it, replaces its own job's series (per shard,
+//! when sharded) and keeps everything else. The new file is written beside the old one
+//! (`PATH.tmp`) and renamed over it, so the collector never reads half a file; an advisory
+//! lock on `PATH.lock` keeps two jobs that finish together from losing each other's series.
+//!
+//! The series (label `job`, plus `shard` for a sharded run):
+//! - `wolley_push_last_run_timestamp_seconds`: when the last run ended, whatever its outcome;
+//! - `wolley_push_last_success_timestamp_seconds`: when the last successful run ended; only a
+//!   run that exits 0 and did its job (including "slot already done") moves it, a run that
+//!   found another run holding the lock does not;
+//! - `wolley_push_last_run_duration_seconds`;
+//! - `wolley_push_last_run_messages{result="sent|pruned|failed|expired|skipped"}`: absent when
+//!   the last run counted no messages (it stopped with an error, or the job sends none);
+//! - `wolley_push_last_run_exit_code`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs::{File, TryLockError};
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::exit::ExitCode;
+use crate::report::Counts;
+use crate::shard::Shard;
+
+/// Prefix of every series wolley-push writes.
+pub const PREFIX: &str = "wolley_push_";
+const LAST_RUN: &str = "wolley_push_last_run_timestamp_seconds";
+const LAST_SUCCESS: &str = "wolley_push_last_success_timestamp_seconds";
+const DURATION: &str = "wolley_push_last_run_duration_seconds";
+const MESSAGES: &str = "wolley_push_last_run_messages";
+const EXIT_CODE: &str = "wolley_push_last_run_exit_code";
+
+/// wolley-push's metric families in the order they are written, with their help text.
+const FAMILIES: &[(&str, &str)] = &[
+    (LAST_RUN, "Unix time the job's last run ended, whatever its outcome."),
+    (LAST_SUCCESS, "Unix time the job's last successful run ended (exit code 0)."),
+    (DURATION, "Wall time of the job's last run."),
+    (MESSAGES, "Messages of the job's last run by result (sent, pruned, failed, expired, skipped)."),
+    (EXIT_CODE, "Exit code of the job's last run (0 ok, 3 partial, 75 temporary, 78 configuration)."),
+];
+
+/// How long a run waits for another run to finish writing the file.
+const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One run, as the metrics file records it.
+#[derive(Debug, Clone)]
+pub struct RunRecord<'a> {
+    /// The job's name (label `job`).
+    pub job: &'a str,
+    /// The shard, when the run was one of several (label `shard`).
+    pub shard: Option<Shard>,
+    /// When the run ended.
+    pub finished_at: SystemTime,
+    /// How long it took.
+    pub duration: Duration,
+    /// Its exit code.
+    pub exit_code: ExitCode,
+    /// Its message counts, when it counted any.
+    pub counts: Option<Counts>,
+    /// Whether it moves the last-success timestamp.
+    pub succeeded: bool,
+}
+
+/// Records `run` in the file at `path`, keeping every other job's series.
+///
+/// # Errors
+/// When the file's directory cannot be written, or another writer holds the lock too long.
+pub fn record(path: &Path, run: &RunRecord<'_>) -> io::Result<()> {
+    let _lock = lock(path)?;
+    let existing = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => String::new(),
+        Err(error) => return Err(error),
+    };
+    let mut exposition = Exposition::parse(&existing);
+    exposition.replace_run(run);
+    write_atomically(path, exposition.render().as_bytes())
+}
+
+/// `PATH` with `suffix` appended to its file name.
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// An exclusive lock on `PATH.lock`, released when the file is dropped.
+fn lock(path: &Path) -> io::Result<File> {
+    let lock_path = sibling(path, ".lock");
+    let file = File::options().create(true).truncate(false).write(true).open(&lock_path)?;
+    let deadline = Instant::now() + LOCK_TIMEOUT;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(TryLockError::WouldBlock) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("another process held {} for {}s", lock_path.display(), LOCK_TIMEOUT.as_secs()),
+                ))
+            }
+            Err(TryLockError::Error(error)) => return Err(error),
+        }
+    }
+}
+
+/// Writes `PATH.tmp`, flushes it to disk, and renames it over `PATH`.
+fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let temporary = sibling(path, ".tmp");
+    let result = (|| {
+        let mut file = File::create(&temporary)?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    result
+}
+
+/// One sample line: `name{labels} value`.
+#[derive(Debug, Clone, PartialEq)]
+struct Sample {
+    labels: Vec<(String, String)>,
+    value: String,
+}
+
+impl Sample {
+    fn label(&self, name: &str) -> Option<&str> {
+        self.labels.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+    }
+
+    fn is_of(&self, job: &str, shard: Option<&str>) -> bool {
+        self.label("job") == Some(job) && self.label("shard") == shard
+    }
+}
+
+/// One metric family: its comments and samples.
+#[derive(Debug, Default)]
+struct Family {
+    help: Option<String>,
+    kind: Option<String>,
+    samples: Vec<Sample>,
+}
+
+/// The parts of a text exposition this module reads and writes: `# HELP`, `# TYPE` and
+/// sample lines without timestamps. Lines it does not understand are dropped.
+#[derive(Debug, Default)]
+struct Exposition {
+    families: BTreeMap<String, Family>,
+}
+
+impl Exposition {
+    fn parse(text: &str) -> Self {
+        let mut exposition = Exposition::default();
+        for line in text.lines().map(str::trim).filter(|line| !line.is_empty()) {
+            if let Some(comment) = line.strip_prefix('#') {
+                let mut words = comment.trim_start().splitn(3, ' ');
+                match (words.next(), words.next(), words.next()) {
+                    (Some("HELP"), Some(name), help) => {
+                        exposition.family(name).help = Some(help.unwrap_or_default().to_owned());
+                    }
+                    (Some("TYPE"), Some(name), Some(kind)) => {
+                        exposition.family(name).kind = Some(kind.trim().to_owned());
+                    }
+                    _ => {}
+                }
+            } else if let Some((name, sample)) = parse_sample(line) {
+                exposition.family(&name).samples.push(sample);
+            } else {
+                tracing::warn!("dropping a line of the metrics file that is not a sample: {line:.80}");
+            }
+        }
+        exposition
+    }
+
+    fn family(&mut self, name: &str) -> &mut Family {
+        self.families.entry(name.to_owned()).or_default()
+    }
+
+    /// Replaces `run`'s job's series (only that shard's, when sharded).
+    fn replace_run(&mut self, run: &RunRecord<'_>) {
+        let shard = run.shard.map(|shard| shard.to_string());
+        let shard = shard.as_deref();
+        let previous_success = self
+            .families
+            .get(LAST_SUCCESS)
+            .and_then(|family| family.samples.iter().find(|s| s.is_of(run.job, shard)))
+            .map(|sample| sample.value.clone());
+        for (name, _) in FAMILIES {
+            if let Some(family) = self.families.get_mut(*name) {
+                family.samples.retain(|sample| !sample.is_of(run.job, shard));
+            }
+        }
+        let labels = |extra: Option<(&str, &str)>| {
+            let mut labels = vec![("job".to_owned(), run.job.to_owned())];
+            if let Some(shard) = shard {
+                labels.push(("shard".to_owned(), shard.to_owned()));
+            }
+            if let Some((key, value)) = extra {
+                labels.push((key.to_owned(), value.to_owned()));
+            }
+            labels
+        };
+        let finished = seconds(run.finished_at.duration_since(UNIX_EPOCH).unwrap_or_default());
+        let mut add = |name: &str, labels: Vec<(String, String)>, value: String| {
+            self.family(name).samples.push(Sample { labels, value });
+        };
+        add(LAST_RUN, labels(None), finished.clone());
+        match (run.succeeded, previous_success) {
+            (true, _) => add(LAST_SUCCESS, labels(None), finished),
+            (false, Some(previous)) => add(LAST_SUCCESS, labels(None), previous),
+            (false, None) => {}
+        }
+        add(DURATION, labels(None), seconds(run.duration));
+        if let Some(counts) = &run.counts {
+            for (result, value) in [
+                ("sent", counts.sent),
+                ("pruned", counts.pruned),
+                ("failed", counts.failed),
+                ("expired", counts.expired),
+                ("skipped", counts.skipped),
+            ] {
+                add(MESSAGES, labels(Some(("result", result))), value.to_string());
+            }
+        }
+        add(EXIT_CODE, labels(None), run.exit_code.code().to_string());
+    }
+
+    /// The file's text: wolley-push's families first in a fixed order, then any others;
+    /// samples sorted by their labels, so the same series always land on the same line.
+    fn render(&mut self) -> String {
+        let mut out = String::new();
+        let ours = FAMILIES.iter().map(|(name, help)| (name.to_string(), Some(*help)));
+        let others: Vec<_> = self
+            .families
+            .keys()
+            .filter(|name| !FAMILIES.iter().any(|(ours, _)| ours == name))
+            .map(|name| (name.clone(), None))
+            .collect();
+        for (name, our_help) in ours.chain(others) {
+            let Some(family) = self.families.get_mut(&name) else { continue };
+            if family.samples.is_empty() {
+                continue;
+            }
+            let help = our_help.map(str::to_owned).or_else(|| family.help.clone());
+            if let Some(help) = help {
+                let _ = writeln!(out, "# HELP {name} {help}");
+            }
+            let kind = if our_help.is_some() { Some("gauge".to_owned()) } else { family.kind.clone() };
+            if let Some(kind) = kind {
+                let _ = writeln!(out, "# TYPE {name} {kind}");
+            }
+            family.samples.sort_by(|a, b| a.labels.cmp(&b.labels));
+            for sample in &family.samples {
+                out.push_str(&name);
+                if !sample.labels.is_empty() {
+                    out.push('{');
+                    for (i, (key, value)) in sample.labels.iter().enumerate() {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        let _ = write!(out, "{key}=\"{}\"", escape(value));
+                    }
+                    out.push('}');
+                }
+                let _ = writeln!(out, " {}", sample.value);
+            }
+        }
+        out
+    }
+}
+
+/// Seconds with millisecond precision.
+fn seconds(duration: Duration) -> String {
+    format!("{:.3}", duration.as_secs_f64())
+}
+
+fn escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// `name{key="value",...} value`, or `name value`; `None` for anything else (timestamps too).
+fn parse_sample(line: &str) -> Option<(String, Sample)> {
+    let name_end = line.find(|c: char| c == '{' || c.is_whitespace())?;
+    let (name, mut rest) = line.split_at(name_end);
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':') {
+        return None;
+    }
+    let mut labels = Vec::new();
+    if let Some(inner) = rest.strip_prefix('{') {
+        let mut chars = inner.char_indices().peekable();
+        loop {
+            while chars.next_if(|(_, c)| *c == ',' || c.is_whitespace()).is_some() {}
+            match chars.peek() {
+                Some((i, '}')) => {
+                    rest = &inner[i + 1..];
+                    break;
+                }
+                Some(_) => {}
+                None => return None,
+            }
+            let mut key = String::new();
+            while let Some((_, c)) = chars.next_if(|(_, c)| *c != '=') {
+                key.push(c);
+            }
+            chars.next()?; // '='
+            if chars.next()?.1 != '"' {
+                return None;
+            }
+            let mut value = String::new();
+            loop {
+                match chars.next()?.1 {
+                    '"' => break,
+                    '\\' => match chars.next()?.1 {
+                        'n' => value.push('\n'),
+                        other => value.push(other),
+                    },
+                    c => value.push(c),
+                }
+            }
+            labels.push((key.trim().to_owned(), value));
+        }
+    }
+    let mut fields = rest.split_whitespace();
+    let value = fields.next()?;
+    if fields.next().is_some() || value.parse::<f64>().is_err() {
+        return None;
+    }
+    Some((name.to_owned(), Sample { labels, value: value.to_owned() }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(job: &str, exit_code: ExitCode, finished_secs: u64) -> RunRecord<'_> {
+        RunRecord {
+            job,
+            shard: None,
+            finished_at: UNIX_EPOCH + Duration::from_secs(finished_secs),
+            duration: Duration::from_millis(1500),
+            exit_code,
+            counts: Some(Counts { sent: 7, pruned: 1, ..Counts::default() }),
+            succeeded: exit_code == ExitCode::Success,
+        }
+    }
+
+    fn apply(text: &str, record: &RunRecord<'_>) -> String {
+        let mut exposition = Exposition::parse(text);
+        exposition.replace_run(record);
+        exposition.render()
+    }
+
+    #[test]
+    fn a_run_writes_every_series_with_help_and_type() {
+        let text = apply("", &run("save-location", ExitCode::Success, 100));
+        for (name, _) in FAMILIES {
+            assert!(text.contains(&format!("# TYPE {name} gauge")), "{text}");
+        }
+        assert!(text.contains("wolley_push_last_run_messages{job=\"save-location\",result=\"sent\"} 7\n"));
+        assert!(text.contains("wolley_push_last_success_timestamp_seconds{job=\"save-location\"} 100.000\n"));
+        assert!(text.contains("wolley_push_last_run_duration_seconds{job=\"save-location\"} 1.500\n"));
+    }
+
+    #[test]
+    fn a_failed_run_keeps_the_previous_success() {
+        let first = apply("", &run("path-daily", ExitCode::Success, 100));
+        let second = apply(&first, &run("path-daily", ExitCode::TempFail, 200));
+        assert!(second.contains("wolley_push_last_success_timestamp_seconds{job=\"path-daily\"} 100.000\n"));
+        assert!(second.contains("wolley_push_last_run_timestamp_seconds{job=\"path-daily\"} 200.000\n"));
+        assert!(second.contains("wolley_push_last_run_exit_code{job=\"path-daily\"} 75\n"));
+    }
+
+    #[test]
+    fn other_jobs_and_shards_keep_their_series() {
+        let mut sharded = run("save-location", ExitCode::Success, 50);
+        sharded.shard = Some(Shard { index: 1, count: 2 });
+        let text = apply("", &run("path-daily", ExitCode::Success, 100));
+        let text = apply(&text, &sharded);
+        let text = apply(&text, &run("save-location", ExitCode::Partial, 150));
+        assert!(text.contains("wolley_push_last_run_exit_code{job=\"path-daily\"} 0\n"), "{text}");
+        assert!(text.contains("wolley_push_last_run_exit_code{job=\"save-location\",shard=\"1/2\"} 0\n"));
+        assert!(text.contains("wolley_push_last_run_exit_code{job=\"save-location\"} 3\n"));
+    }
+
+    #[test]
+    fn rendering_what_was_parsed_gives_the_same_text() {
+        let text = apply("", &run("migrate", ExitCode::Success, 100));
+        let text = apply(&text, &run("send", ExitCode::Partial, 100));
+        assert_eq!(Exposition::parse(&text).render(), text);
+    }
+
+    #[test]
+    fn foreign_families_and_escaped_labels_survive() {
+        let foreign = "# HELP other_metric Something else.\n# TYPE other_metric counter\n\
+                       other_metric{path=\"a\\\"b\\\\c\"} 3\n";
+        let text = apply(foreign, &run("send", ExitCode::Success, 1));
+        assert!(text.ends_with(foreign), "{text}");
+    }
+
+    #[test]
+    fn lines_that_are_not_samples_are_rejected() {
+        for line in ["no_value", "bad name 1", "m{job=\"x\" 1", "m{job=x} 1", "m 1 1700000000000", "m abc"] {
+            assert_eq!(parse_sample(line), None, "{line}");
+        }
+        assert_eq!(parse_sample("m 1").unwrap().1.value, "1");
+    }
+}

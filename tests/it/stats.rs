@@ -1,0 +1,516 @@
+//! `stats weekly`: each user's week by category, badges, and the badge notification, checked
+//! against figures computed by hand on the backend's real tables.
+
+use std::cell::Cell;
+use std::process::Output;
+
+use chrono::{Duration, NaiveDate, NaiveDateTime};
+use fake_fcm::Reply;
+use serde_json::{json, Value};
+
+use crate::harness::{code, stderr, TestDb, World};
+
+const WEEK: &str = "2026-W48";
+const H: i64 = 3600;
+const WEEK_SECONDS: u32 = 7 * 86_400;
+const TOKEN_A: &str = "winner-a:APA91bGk2Lq8Vn3Xz7Tr1Wy5Pm9Hs4Jd6";
+const TOKEN_B: &str = "winner-b:APA91bHq4Tz8Vr2Lx6Nm0Ws3Pk9Jd5Fb1";
+const TOKEN_C: &str = "loser-c:APA91bXq4Tz8Vr2Lx6Nm0Ws3Pk9Jd5Fb1";
+
+/// Writes backend rows (`dailypath`, `intervalstay`, `intervalmove`) with readable times.
+struct Backend<'a> {
+    db: &'a TestDb,
+    next_day: Cell<i64>,
+}
+
+impl<'a> Backend<'a> {
+    fn new(db: &'a TestDb) -> Self {
+        Backend { db, next_day: Cell::new(1000) }
+    }
+
+    /// A `dailypath` row with this id.
+    fn day(&self, id: i64, user: i64, date: &str, path_type: &str) -> i64 {
+        self.db.exec_with(
+            "INSERT INTO dailypath (dailypath_id, date, path_type, date_created, last_updated, user_id) \
+             VALUES (?, ?, ?, NOW(6), NOW(6), ?)",
+            (id, date, path_type, user),
+        );
+        id
+    }
+
+    fn stay(&self, day: i64, start: &str, end: &str, category: &str) {
+        self.db.exec_with(
+            "INSERT INTO intervalstay (start_time, end_time, latitude, longitude, address, category, location, \
+             location_id, percent, date_created, last_updated, daily_path_id) \
+             VALUES (?, ?, 37.5, 127.0, '서울', ?, '', '', 0.5, NOW(6), NOW(6), ?)",
+            (start, end, category, day),
+        );
+    }
+
+    fn moving(&self, day: i64, start: &str, end: &str) {
+        self.db.exec_with(
+            "INSERT INTO intervalmove (start_time, end_time, transport, percent, date_created, last_updated, \
+             daily_path_id) VALUES (?, ?, 'walk', 0.5, NOW(6), NOW(6), ?)",
+            (start, end, day),
+        );
+    }
+
+    /// A day of its own for `user` on the week's day `weekday` (0 = Monday) with one stay of
+    /// `seconds` from `at` ("HH:MM:SS").
+    fn stay_for(&self, user: i64, weekday: i64, at: &str, category: &str, seconds: i64) {
+        let date = week_day(weekday);
+        let start = NaiveDateTime::parse_from_str(&format!("{date} {at}"), "%Y-%m-%d %H:%M:%S").unwrap();
+        let end = start + Duration::seconds(seconds);
+        let id = self.next_day.get();
+        self.next_day.set(id + 1);
+        self.day(id, user, &date.to_string(), "daily");
+        self.stay(id, &start.to_string(), &end.to_string(), category);
+    }
+}
+
+fn week_day(weekday: i64) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 11, 23).unwrap() + Duration::days(weekday)
+}
+
+fn users(db: &TestDb, ids: &[i64]) {
+    let tokens: Vec<(i64, Option<&str>)> = ids.iter().map(|&id| (id, None)).collect();
+    db.add_users(&tokens);
+}
+
+/// `stats weekly` for the test week with `args`; the output whatever the exit code.
+fn stats(world: &World, args: &[&str]) -> Output {
+    world
+        .cmd()
+        .args(["stats", "weekly", "--timezone", "Asia/Seoul", "--week", WEEK])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The JSON report of a successful run (the first line of stdout).
+fn report(world: &World, args: &[&str]) -> Value {
+    let output = stats(world, &[&["--format", "json"], args].concat());
+    assert_eq!(code(&output), 0, "stats weekly failed: {}", stderr(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout.lines().next().unwrap_or_else(|| panic!("no report; stderr: {}", stderr(&output)));
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("the report is not JSON ({e}): {stdout}"))
+}
+
+/// (user, category, seconds, share) of `week`.
+fn stat_rows(db: &TestDb, week: &str) -> Vec<(i64, String, u32, String)> {
+    db.query(&format!(
+        "SELECT user_id, category, seconds, CAST(share AS CHAR) FROM wolley_push_weekly_stat \
+         WHERE week = '{week}' ORDER BY user_id, category"
+    ))
+}
+
+/// (user, recorded, untracked, days with data) of `week`.
+fn user_rows(db: &TestDb, week: &str) -> Vec<(i64, u32, u32, u8)> {
+    db.query(&format!(
+        "SELECT user_id, recorded_seconds, untracked_seconds, days_with_data FROM wolley_push_weekly_user \
+         WHERE week = '{week}' ORDER BY user_id"
+    ))
+}
+
+/// (user, badge) of `week`.
+fn badge_rows(db: &TestDb, week: &str) -> Vec<(i64, String)> {
+    db.query(&format!(
+        "SELECT user_id, badge FROM wolley_push_user_badge WHERE week = '{week}' ORDER BY user_id, badge"
+    ))
+}
+
+fn badges_of(db: &TestDb, user: i64) -> Vec<String> {
+    badge_rows(db, WEEK).into_iter().filter(|(u, _)| *u == user).map(|(_, b)| b).collect()
+}
+
+/// User 1's hand-computed week and user 2 without any data.
+///
+/// | row | counts | why |
+/// | --- | --- | --- |
+/// | 집 Sun 22:00 → Mon 07:00 (day of the Sunday before) | 집 7 h | clipped at the week's start |
+/// | 회사 Mon 09:00-12:00 and 11:00-13:00 | 회사 4 h | two overlapping rows of one stay |
+/// | move Mon 08:00-09:00 and 12:30-13:30 | 이동 2 h | the second overlaps 회사 by 30 min |
+/// | 식사 Mon 13:00-13:00, 카페 Mon 15:00 → 14:00 | nothing, 2 ignored | zero-length, reversed |
+/// | 헬스장 Mon 18:00-19:30 | 헬스장 1.5 h | a category the app does not know |
+/// | 집 00:00-08:00 and move 08:00-09:00 on a past Wednesday | 과거 9 h | every interval of a past day |
+/// | 집 Sun 20:00 → next Mon 06:00 | 집 4 h | clipped at the week's end |
+/// | a day of the next week and one of the week before | nothing | outside the week |
+///
+/// Recorded (the union): Mon 00-07, 08-13:30, 18-19:30 (14 h), Wed 00-09 (9 h), Sun 20-24
+/// (4 h) = 27 h. Days with data: Monday, Wednesday, Sunday (the Sunday before is not in the
+/// week). Categories with an hour or more: 5, which earns `explorer`.
+fn hand_computed_week(db: &TestDb) {
+    users(db, &[1, 2]);
+    let b = Backend::new(db);
+    let sunday_before = b.day(101, 1, "2026-11-22", "daily");
+    b.stay(sunday_before, "2026-11-22 22:00:00", "2026-11-23 07:00:00", "집");
+    let monday = b.day(102, 1, "2026-11-23", "daily");
+    b.stay(monday, "2026-11-23 09:00:00", "2026-11-23 12:00:00", "회사");
+    b.stay(monday, "2026-11-23 11:00:00", "2026-11-23 13:00:00", "회사");
+    b.moving(monday, "2026-11-23 08:00:00", "2026-11-23 09:00:00");
+    b.moving(monday, "2026-11-23 12:30:00", "2026-11-23 13:30:00");
+    b.stay(monday, "2026-11-23 13:00:00", "2026-11-23 13:00:00", "식사");
+    b.stay(monday, "2026-11-23 15:00:00", "2026-11-23 14:00:00", "카페");
+    b.stay(monday, "2026-11-23 18:00:00", "2026-11-23 19:30:00", "헬스장");
+    let past_wednesday = b.day(103, 1, "2026-11-25", "past");
+    b.stay(past_wednesday, "2026-11-25 00:00:00", "2026-11-25 08:00:00", "집");
+    b.moving(past_wednesday, "2026-11-25 08:00:00", "2026-11-25 09:00:00");
+    let sunday = b.day(104, 1, "2026-11-29", "daily");
+    b.stay(sunday, "2026-11-29 20:00:00", "2026-11-30 06:00:00", "집");
+    let next_monday = b.day(105, 1, "2026-11-30", "daily");
+    b.stay(next_monday, "2026-11-30 06:00:00", "2026-11-30 09:00:00", "집");
+    let week_before = b.day(106, 1, "2026-11-16", "daily");
+    b.stay(week_before, "2026-11-16 10:00:00", "2026-11-16 12:00:00", "집");
+}
+
+fn row(user: i64, category: &str, seconds: i64, share: &str) -> (i64, String, u32, String) {
+    (user, category.to_owned(), seconds as u32, share.to_owned())
+}
+
+#[test]
+fn a_small_week_adds_up_to_the_hand_computed_figures() {
+    let world = World::new().with_db();
+    hand_computed_week(world.db());
+    let report = report(&world, &[]);
+    assert_eq!(
+        stat_rows(world.db(), WEEK),
+        [
+            row(1, "과거", 9 * H, "0.333333"),
+            row(1, "이동", 2 * H, "0.074074"),
+            row(1, "집", 11 * H, "0.407407"),
+            row(1, "헬스장", 3 * H / 2, "0.055556"),
+            row(1, "회사", 4 * H, "0.148148"),
+        ]
+    );
+    assert_eq!(user_rows(world.db(), WEEK), [(1, 27 * H as u32, WEEK_SECONDS - 27 * H as u32, 3)]);
+    assert_eq!(badge_rows(world.db(), WEEK), [(1, "explorer".to_owned())]);
+    assert_eq!((report["week"].as_str(), report["users"].as_u64()), (Some(WEEK), Some(1)));
+    assert_eq!(
+        (report["intervals_counted"].as_u64(), report["intervals_ignored"].as_u64()),
+        (Some(9), Some(2))
+    );
+    assert_eq!(report["recorded_hours"], 27.0);
+    let categories: Vec<(&str, f64)> = report["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["category"].as_str().unwrap(), c["hours"].as_f64().unwrap()))
+        .collect();
+    assert_eq!(categories, [("집", 11.0), ("회사", 4.0), ("이동", 2.0), ("과거", 9.0), ("헬스장", 1.5)]);
+    assert_eq!(report["badges_awarded"], 1);
+}
+
+#[test]
+fn user_prints_that_user_s_week() {
+    let world = World::new().with_db();
+    hand_computed_week(world.db());
+    let week = report(&world, &["--user", "1"]);
+    assert_eq!((week["user_id"].as_i64(), week["recorded_seconds"].as_u64()), (Some(1), Some(27 * 3600)));
+    assert_eq!(
+        (week["untracked_seconds"].as_u64(), week["days_with_data"].as_u64()),
+        (Some(141 * 3600), Some(3))
+    );
+    assert_eq!(
+        week["categories"][0],
+        json!({ "category": "집", "seconds": 39600, "hours": 11.0, "share": 0.407407 })
+    );
+    assert_eq!(week["badges"], json!([{ "code": "explorer", "name": "다채로운 한 주" }]));
+}
+
+#[test]
+fn a_user_without_data_has_an_untracked_week_and_no_rows() {
+    let world = World::new().with_db();
+    hand_computed_week(world.db());
+    let week = report(&world, &["--user", "2"]);
+    assert_eq!(
+        (week["recorded_seconds"].as_u64(), week["untracked_seconds"].as_u64()),
+        (Some(0), Some(604_800))
+    );
+    assert_eq!((week["categories"].clone(), week["badges"].clone()), (json!([]), json!([])));
+    assert!(user_rows(world.db(), WEEK).iter().all(|r| r.0 != 2));
+}
+
+#[test]
+fn days_with_data_are_the_week_s_dates_whose_days_have_a_counted_interval() {
+    let world = World::new().with_db();
+    users(world.db(), &[1]);
+    let b = Backend::new(world.db());
+    // The Sunday before reaches into Monday but is not a date of the week.
+    let sunday_before = b.day(1, 1, "2026-11-22", "daily");
+    b.stay(sunday_before, "2026-11-22 23:00:00", "2026-11-23 01:00:00", "집");
+    // Tuesday has two day rows: one date.
+    for id in [2, 3] {
+        let tuesday = b.day(id, 1, "2026-11-24", "daily");
+        b.stay(tuesday, "2026-11-24 10:00:00", "2026-11-24 11:00:00", "카페");
+    }
+    // Thursday's only interval is reversed; Friday has a day row without intervals.
+    let thursday = b.day(4, 1, "2026-11-26", "daily");
+    b.stay(thursday, "2026-11-26 10:00:00", "2026-11-26 09:00:00", "카페");
+    b.day(5, 1, "2026-11-27", "daily");
+    // A past Saturday counts like any other day.
+    let saturday = b.day(6, 1, "2026-11-28", "past");
+    b.stay(saturday, "2026-11-28 10:00:00", "2026-11-28 11:00:00", "집");
+    report(&world, &[]);
+    assert_eq!(user_rows(world.db(), WEEK), [(1, 3 * H as u32, WEEK_SECONDS - 3 * H as u32, 2)]);
+}
+
+#[test]
+fn running_a_week_twice_writes_identical_rows_and_leaves_other_weeks_alone() {
+    let world = World::new().with_db();
+    hand_computed_week(world.db());
+    world.db().exec(
+        "INSERT INTO wolley_push_weekly_stat VALUES ('2026-W47', 1, '집', 3600, 1); \
+         INSERT INTO wolley_push_weekly_user VALUES ('2026-W47', 1, 3600, 601200, 1); \
+         INSERT INTO wolley_push_user_badge VALUES ('2026-W47', 1, 'homebody', '집콕 마스터')",
+    );
+    report(&world, &[]);
+    let first = (stat_rows(world.db(), WEEK), user_rows(world.db(), WEEK), badge_rows(world.db(), WEEK));
+    report(&world, &[]);
+    let second = (stat_rows(world.db(), WEEK), user_rows(world.db(), WEEK), badge_rows(world.db(), WEEK));
+    assert_eq!(first, second);
+    assert_eq!(stat_rows(world.db(), "2026-W47"), [row(1, "집", H, "1.000000")]);
+    assert_eq!(badge_rows(world.db(), "2026-W47"), [(1, "homebody".to_owned())]);
+}
+
+#[test]
+fn a_rerun_follows_changed_input_rows() {
+    let world = World::new().with_db();
+    hand_computed_week(world.db());
+    report(&world, &[]);
+    // 회사 now runs to 14:00 (5 h, covering the second move's last 30 min too); 헬스장 is gone,
+    // which leaves four categories of an hour or more: no more `explorer`.
+    world.db().exec(
+        "UPDATE intervalstay SET end_time = '2026-11-23 14:00:00' WHERE category = '회사' AND start_time = '2026-11-23 11:00:00'; \
+         DELETE FROM intervalstay WHERE category = '헬스장'",
+    );
+    report(&world, &[]);
+    assert_eq!(
+        stat_rows(world.db(), WEEK),
+        [
+            row(1, "과거", 9 * H, "0.346154"),
+            row(1, "이동", 2 * H, "0.076923"),
+            row(1, "집", 11 * H, "0.423077"),
+            row(1, "회사", 5 * H, "0.192308"),
+        ]
+    );
+    assert_eq!(user_rows(world.db(), WEEK), [(1, 26 * H as u32, WEEK_SECONDS - 26 * H as u32, 3)]);
+    assert!(badge_rows(world.db(), WEEK).is_empty());
+}
+
+#[test]
+fn the_default_week_is_the_last_finished_one_in_seoul() {
+    let world = World::new().with_db();
+    hand_computed_week(world.db());
+    // Monday 00:30 in Seoul is still Sunday in UTC: the week that just ended is 2026-W48.
+    let output = world
+        .cmd()
+        .args([
+            "stats",
+            "weekly",
+            "--timezone",
+            "Asia/Seoul",
+            "--format",
+            "json",
+            "--now",
+            "2026-11-29T15:30:00Z",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["week"], WEEK);
+    assert_eq!(user_rows(world.db(), WEEK).len(), 1);
+}
+
+/// Users 1 and 2 get `build(backend, user, less)` with `less` = 0 and 1 second: user 1 must
+/// earn exactly `code`, user 2 nothing.
+fn assert_awarded_at_threshold_only(code: &str, build: impl Fn(&Backend, i64, i64)) {
+    let world = World::new().with_db();
+    users(world.db(), &[1, 2]);
+    let backend = Backend::new(world.db());
+    build(&backend, 1, 0);
+    build(&backend, 2, 1);
+    report(&world, &[]);
+    assert_eq!(badges_of(world.db(), 1), [code], "at the threshold");
+    assert!(badges_of(world.db(), 2).is_empty(), "one second below: {:?}", badges_of(world.db(), 2));
+}
+
+#[test]
+fn homebody_needs_half_the_recorded_time_at_home() {
+    assert_awarded_at_threshold_only("homebody", |b, user, less| {
+        b.stay_for(user, 0, "00:00:00", "집", 24 * H - less);
+        b.stay_for(user, 2, "00:00:00", "회사", 24 * H + less);
+    });
+}
+
+#[test]
+fn homebody_needs_48_hours_recorded() {
+    assert_awarded_at_threshold_only("homebody", |b, user, less| {
+        b.stay_for(user, 0, "00:00:00", "집", 24 * H);
+        b.stay_for(user, 2, "00:00:00", "회사", 24 * H - less);
+    });
+}
+
+#[test]
+fn hard_worker_needs_45_hours_at_work() {
+    assert_awarded_at_threshold_only("hard-worker", |b, user, less| {
+        for day in 0..5 {
+            b.stay_for(user, day, "09:00:00", "회사", 9 * H - if day == 4 { less } else { 0 });
+        }
+    });
+}
+
+#[test]
+fn scholar_needs_20_hours_at_school() {
+    assert_awarded_at_threshold_only("scholar", |b, user, less| {
+        for day in 0..4 {
+            b.stay_for(user, day, "09:00:00", "학교", 5 * H - if day == 3 { less } else { 0 });
+        }
+    });
+}
+
+#[test]
+fn athlete_needs_5_hours_of_exercise() {
+    assert_awarded_at_threshold_only("athlete", |b, user, less| {
+        b.stay_for(user, 0, "18:00:00", "운동", 5 * H - less)
+    });
+}
+
+#[test]
+fn cafe_lover_needs_6_hours_in_cafes() {
+    assert_awarded_at_threshold_only("cafe-lover", |b, user, less| {
+        b.stay_for(user, 1, "10:00:00", "카페", 3 * H);
+        b.stay_for(user, 3, "10:00:00", "카페", 3 * H - less);
+    });
+}
+
+#[test]
+fn social_needs_6_hours_of_meetings() {
+    assert_awarded_at_threshold_only("social", |b, user, less| {
+        b.stay_for(user, 5, "12:00:00", "모임", 6 * H - less)
+    });
+}
+
+#[test]
+fn everyday_needs_data_on_all_seven_days() {
+    assert_awarded_at_threshold_only("everyday", |b, user, less| {
+        // One second less means no interval at all on Sunday.
+        for day in 0..7 - less {
+            b.stay_for(user, day, "12:00:00", "기타", H / 2);
+        }
+    });
+}
+
+#[test]
+fn explorer_needs_five_categories_of_an_hour_each() {
+    assert_awarded_at_threshold_only("explorer", |b, user, less| {
+        for (slot, category) in ["집", "식사", "쇼핑", "병원", "기타"].into_iter().enumerate() {
+            let at = format!("{:02}:00:00", 8 + 2 * slot);
+            b.stay_for(user, 0, &at, category, H - if category == "기타" { less } else { 0 });
+        }
+    });
+}
+
+#[test]
+fn a_custom_rule_file_replaces_the_default_badges() {
+    let world = World::new().with_db();
+    users(world.db(), &[1, 2]);
+    let b = Backend::new(world.db());
+    b.stay_for(1, 0, "10:00:00", "카페", 2 * H);
+    b.stay_for(1, 1, "10:00:00", "집", 6 * H);
+    b.stay_for(2, 0, "18:00:00", "운동", 5 * H); // `athlete` in the default set
+    let rules = world.file(
+        "badges.toml",
+        "[[badge]]\ncode = \"coffee-break\"\nname = \"커피 한 잔\"\n[badge.when]\n\
+         category = \"카페\"\ncategory_share_at_least = 0.25\ndays_with_data_at_least = 2\n",
+    );
+    let report = report(&world, &["--badges", rules.to_str().unwrap()]);
+    assert_eq!(badge_rows(world.db(), WEEK), [(1, "coffee-break".to_owned())]);
+    assert_eq!(report["badges"], json!([{ "code": "coffee-break", "name": "커피 한 잔", "users": 1 }]));
+}
+
+#[test]
+fn a_rule_file_with_an_unknown_condition_is_refused_naming_its_line() {
+    let world = World::new().with_db();
+    let rules = world.file(
+        "badges.toml",
+        "[[badge]]\ncode = \"x\"\nname = \"X\"\n[badge.when]\ncategory = \"집\"\ncategory_hour_at_least = 3\n",
+    );
+    let output = stats(&world, &["--badges", rules.to_str().unwrap()]);
+    assert_eq!(code(&output), 78, "{}", stderr(&output));
+    let message = stderr(&output);
+    assert!(
+        message.contains("badges.toml, line 6") && message.contains("category_hour_at_least"),
+        "{message}"
+    );
+    assert!(user_rows(world.db(), WEEK).is_empty());
+}
+
+#[test]
+fn a_rule_file_that_is_not_toml_is_refused_naming_its_line() {
+    let world = World::new().with_db();
+    let rules = world.file("badges.toml", "[[badge]]\ncode = \"x\"\nname = X\n");
+    let output = stats(&world, &["--badges", rules.to_str().unwrap()]);
+    assert_eq!(code(&output), 78, "{}", stderr(&output));
+    assert!(stderr(&output).contains("badges.toml, line 3"), "{}", stderr(&output));
+}
+
+#[test]
+fn notify_sends_each_winner_exactly_one_badge_push() {
+    let world = World::new().with_db();
+    world.db().add_users(&[(1, Some(TOKEN_A)), (2, Some(TOKEN_B)), (3, Some(TOKEN_C)), (4, Some("abc"))]);
+    let b = Backend::new(world.db());
+    b.stay_for(1, 0, "18:00:00", "운동", 5 * H);
+    b.stay_for(1, 1, "10:00:00", "카페", 6 * H);
+    b.stay_for(2, 0, "18:00:00", "운동", 5 * H);
+    b.stay_for(3, 0, "18:00:00", "운동", H);
+    b.stay_for(4, 0, "18:00:00", "운동", 5 * H); // a winner without a token
+    let output = stats(&world, &["--notify", "--format", "json"]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(world.fcm.total_requests(), 2);
+    assert_eq!((world.fcm.deliveries(TOKEN_A), world.fcm.deliveries(TOKEN_B)), (1, 1));
+    let requests = world.fcm.requests();
+    let to_a = requests.iter().find(|r| r.token.as_deref() == Some(TOKEN_A)).unwrap();
+    let message = &to_a.body.as_ref().unwrap()["message"];
+    assert_eq!(message["data"], json!({ "type": "badge", "week": WEEK, "badges": "athlete,cafe-lover" }));
+    assert_eq!(message["notification"]["title"], "From Wolley 🏅");
+    assert_eq!(message["notification"]["body"], "지난주 기록으로 배지를 받았어요: 운동 꾸준러, 카페 단골");
+    assert_eq!(message["apns"]["payload"]["aps"]["thread-id"], "badge");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let summary: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!((summary["job"].as_str(), summary["sent"].as_u64()), (Some("stats-notify"), Some(2)));
+}
+
+#[test]
+fn notify_prunes_a_winner_s_dead_token() {
+    let world = World::new().with_db();
+    world.db().add_users(&[(1, Some(TOKEN_A)), (2, Some(TOKEN_B))]);
+    let b = Backend::new(world.db());
+    b.stay_for(1, 0, "18:00:00", "운동", 5 * H);
+    b.stay_for(2, 0, "18:00:00", "운동", 5 * H);
+    world.fcm.script(TOKEN_B, vec![Reply::unregistered()]);
+    let output = stats(&world, &["--notify", "-q"]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(world.db().token_of(1).as_deref(), Some(TOKEN_A));
+    assert_eq!(world.db().token_of(2), None);
+}
+
+#[test]
+fn week_values_that_are_not_iso_weeks_exit_2_with_the_reason() {
+    let world = World::new().with_db();
+    for (week, reason) in
+        [("2026-W54", "2026 has no week 54"), ("2026-48", "lacks the \"-W\""), ("", "it is empty")]
+    {
+        let output = world.cmd().args(["stats", "weekly", "--week", week]).output().unwrap();
+        assert_eq!(code(&output), 2, "--week {week:?}: {}", stderr(&output));
+        assert!(stderr(&output).contains(reason), "--week {week:?}: {}", stderr(&output));
+    }
+}
+
+#[test]
+fn stats_before_migrate_asks_for_it() {
+    let world = World::new().with_unmigrated_db();
+    let output = stats(&world, &[]);
+    assert_eq!(code(&output), 78, "{}", stderr(&output));
+    assert!(stderr(&output).contains("wolley-push migrate"), "{}", stderr(&output));
+}
