@@ -186,6 +186,7 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fis
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l ping-url -d 'Healthchecks-style ping URL of this job: URL/start when the run starts, URL on success, URL/<exit code> otherwise; a failed ping is only a warning' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l notify -d 'After awarding, send each user who earned a badge one notification'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l dry-run -d 'With --notify: ask FCM to validate the notifications without delivering them'
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l force -d 'With --notify: notify the week\'s winners again even if the journal says it was done'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -s q -l quiet -d 'Print nothing on success (cron mails any output); errors still go to stderr'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -s v -l verbose -d 'More log detail on stderr (-v debug, -vv trace); RUST_LOG overrides'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -216,6 +216,10 @@ pub struct WeeklyArgs {
     /// With --notify: ask FCM to validate the notifications without delivering them
     #[arg(long, requires = "notify")]
     pub dry_run: bool,
+
+    /// With --notify: notify the week's winners again even if the journal says it was done
+    #[arg(long, requires = "notify")]
+    pub force: bool,
 }
 
 /// What a broadcast job sends to and how.

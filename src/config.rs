@@ -154,6 +154,8 @@ pub struct StatsWeekly {
     pub user: Option<i64>,
     /// Deliver or only validate the notifications.
     pub mode: Mode,
+    /// Notify again even if the week's notifications are done.
+    pub force: bool,
 }
 
 /// The job to run, with its own settings.
@@ -294,7 +296,7 @@ impl Config {
 
 /// `save-location` stops sending in time for the next half-hour; `path-daily` has the night.
 const SAVE_LOCATION_DEADLINE: Duration = Duration::from_secs(25 * 60);
-const PATH_DAILY_DEADLINE: Duration = Duration::from_secs(6 * 3600);
+pub(crate) const PATH_DAILY_DEADLINE: Duration = Duration::from_secs(6 * 3600);
 
 fn job(command: Command, now: DateTime<Utc>, timezone: Tz) -> Result<Job> {
     Ok(match command {
@@ -322,6 +324,7 @@ fn job(command: Command, now: DateTime<Utc>, timezone: Tz) -> Result<Job> {
             notify: args.notify,
             user: args.user,
             mode: Mode::from_flags(args.dry_run, false),
+            force: args.force,
         }),
         Command::Migrate => Job::Migrate,
         Command::Doctor => Job::Doctor,

@@ -6,7 +6,8 @@
 //! (`PATH.tmp`) and renamed over it, so the collector never reads half a file; an advisory
 //! lock on `PATH.lock` keeps two jobs that finish together from losing each other's series.
 //!
-//! The series (label `job`, plus `shard` for a sharded run):
+//! The series (label `wolley_job`, not `job`: Prometheus would rename that one to `exported_job`
+//! on a node_exporter scrape; plus `shard` for a sharded run):
 //! - `wolley_push_last_run_timestamp_seconds`: when the last run ended, whatever its outcome;
 //! - `wolley_push_last_success_timestamp_seconds`: when the last successful run ended; only a
 //!   run that exits 0 and did its job (including "slot already done") moves it, a run that
@@ -139,7 +140,7 @@ impl Sample {
     }
 
     fn is_of(&self, job: &str, shard: Option<&str>) -> bool {
-        self.label("job") == Some(job) && self.label("shard") == shard
+        self.label("wolley_job") == Some(job) && self.label("shard") == shard
     }
 }
 
@@ -201,7 +202,7 @@ impl Exposition {
             }
         }
         let labels = |extra: Option<(&str, &str)>| {
-            let mut labels = vec![("job".to_owned(), run.job.to_owned())];
+            let mut labels = vec![("wolley_job".to_owned(), run.job.to_owned())];
             if let Some(shard) = shard {
                 labels.push(("shard".to_owned(), shard.to_owned()));
             }
@@ -366,18 +367,24 @@ mod tests {
         for (name, _) in FAMILIES {
             assert!(text.contains(&format!("# TYPE {name} gauge")), "{text}");
         }
-        assert!(text.contains("wolley_push_last_run_messages{job=\"save-location\",result=\"sent\"} 7\n"));
-        assert!(text.contains("wolley_push_last_success_timestamp_seconds{job=\"save-location\"} 100.000\n"));
-        assert!(text.contains("wolley_push_last_run_duration_seconds{job=\"save-location\"} 1.500\n"));
+        assert!(
+            text.contains("wolley_push_last_run_messages{wolley_job=\"save-location\",result=\"sent\"} 7\n")
+        );
+        assert!(text
+            .contains("wolley_push_last_success_timestamp_seconds{wolley_job=\"save-location\"} 100.000\n"));
+        assert!(text.contains("wolley_push_last_run_duration_seconds{wolley_job=\"save-location\"} 1.500\n"));
     }
 
     #[test]
     fn a_failed_run_keeps_the_previous_success() {
         let first = apply("", &run("path-daily", ExitCode::Success, 100));
         let second = apply(&first, &run("path-daily", ExitCode::TempFail, 200));
-        assert!(second.contains("wolley_push_last_success_timestamp_seconds{job=\"path-daily\"} 100.000\n"));
-        assert!(second.contains("wolley_push_last_run_timestamp_seconds{job=\"path-daily\"} 200.000\n"));
-        assert!(second.contains("wolley_push_last_run_exit_code{job=\"path-daily\"} 75\n"));
+        assert!(second
+            .contains("wolley_push_last_success_timestamp_seconds{wolley_job=\"path-daily\"} 100.000\n"));
+        assert!(
+            second.contains("wolley_push_last_run_timestamp_seconds{wolley_job=\"path-daily\"} 200.000\n")
+        );
+        assert!(second.contains("wolley_push_last_run_exit_code{wolley_job=\"path-daily\"} 75\n"));
     }
 
     #[test]
@@ -387,9 +394,11 @@ mod tests {
         let text = apply("", &run("path-daily", ExitCode::Success, 100));
         let text = apply(&text, &sharded);
         let text = apply(&text, &run("save-location", ExitCode::Partial, 150));
-        assert!(text.contains("wolley_push_last_run_exit_code{job=\"path-daily\"} 0\n"), "{text}");
-        assert!(text.contains("wolley_push_last_run_exit_code{job=\"save-location\",shard=\"1/2\"} 0\n"));
-        assert!(text.contains("wolley_push_last_run_exit_code{job=\"save-location\"} 3\n"));
+        assert!(text.contains("wolley_push_last_run_exit_code{wolley_job=\"path-daily\"} 0\n"), "{text}");
+        assert!(
+            text.contains("wolley_push_last_run_exit_code{wolley_job=\"save-location\",shard=\"1/2\"} 0\n")
+        );
+        assert!(text.contains("wolley_push_last_run_exit_code{wolley_job=\"save-location\"} 3\n"));
     }
 
     #[test]
@@ -409,7 +418,9 @@ mod tests {
 
     #[test]
     fn lines_that_are_not_samples_are_rejected() {
-        for line in ["no_value", "bad name 1", "m{job=\"x\" 1", "m{job=x} 1", "m 1 1700000000000", "m abc"] {
+        for line in
+            ["no_value", "bad name 1", "m{wolley_job=\"x\" 1", "m{job=x} 1", "m 1 1700000000000", "m abc"]
+        {
             assert_eq!(parse_sample(line), None, "{line}");
         }
         assert_eq!(parse_sample("m 1").unwrap().1.value, "1");

@@ -279,6 +279,9 @@ async fn feed_badge_winners(
         for Winner { user_id, token, message } in page {
             if let Ok(mut target) = filter.admit(Some(user_id), &token) {
                 target.message = Some(message);
+                if let Some(checkpoint) = winners.checkpoint() {
+                    checkpoint.dispatched(user_id);
+                }
                 if !forward(out, target, stop).await {
                     return Ok(());
                 }

@@ -25,7 +25,7 @@ use crate::slot::{self, IsoWeek};
 use crate::tokens::TokenSource;
 
 use pipeline::Plan;
-use scheduled::Scheduled;
+use scheduled::{Audience, Scheduled};
 
 /// How a run ended, as the exit status, the metrics file and the health pings report it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,7 +147,7 @@ fn describe(job: &str, outcome: &Outcome, duration: Duration) -> String {
 pub async fn run(config: &Config) -> Result<Outcome> {
     match &config.job {
         Job::Migrate => migrate::run(config).await.map(Outcome::exited),
-        Job::StatsWeekly(job) => stats_weekly::run(config, job).await.map(Outcome::exited),
+        Job::StatsWeekly(job) => stats_weekly::run(config, job).await,
         Job::Doctor => doctor::run(config).await.map(Outcome::exited),
         Job::Generate { out_dir } => generate::run(out_dir, &config.output).map(Outcome::exited),
         Job::SaveLocation { batch, slot, ttl } => {
@@ -156,6 +156,7 @@ pub async fn run(config: &Config) -> Result<Outcome> {
                 slot: slot.to_rfc3339(),
                 message: Message::save_location(slot, *ttl),
                 batch,
+                audience: Audience::AppUsers,
             };
             scheduled::run(config, job).await
         }
@@ -166,6 +167,7 @@ pub async fn run(config: &Config) -> Result<Outcome> {
                 slot: week.to_string(),
                 message: Message::path_daily(week.to_string(), &now, text.title.clone(), text.body.clone()),
                 batch,
+                audience: Audience::AppUsers,
             };
             scheduled::run(config, job).await
         }

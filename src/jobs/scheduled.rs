@@ -5,7 +5,10 @@
 //! Runs from `--tokens-file`, `--dry-run` and `--print` are not scheduled deliveries: they take
 //! no lock and write no journal.
 
+use std::sync::Arc;
 use std::time::Instant;
+
+use chrono::{DateTime, Utc};
 
 use crate::config::{Batch, Config, Mode};
 use crate::db::journal::RunKey;
@@ -13,8 +16,11 @@ use crate::db::Database;
 use crate::error::{Error, Result};
 use crate::exit::ExitCode;
 use crate::fcm::message::Message;
-use crate::journal::{Begin, Journal, RunStatus};
+use crate::journal::{Begin, Checkpoint, Journal, RunStatus};
 use crate::report::{self, Summary};
+use crate::shard::Shard;
+use crate::slot::IsoWeek;
+use crate::stats::notify::BadgeWinners;
 use crate::tokens::TokenSource;
 
 use super::pipeline::{self, Guard, Plan};
@@ -26,10 +32,46 @@ pub struct Scheduled<'a> {
     pub job: &'static str,
     /// The slot label.
     pub slot: String,
-    /// The message.
+    /// The message (targets may carry their own).
     pub message: Message,
     /// Targets, mode and run-safety settings.
     pub batch: &'a Batch,
+    /// Who the job sends to when the tokens come from the database.
+    pub audience: Audience,
+}
+
+/// Who a scheduled job sends to.
+#[derive(Debug, Clone, Copy)]
+pub enum Audience {
+    /// Every `app_user` with a token, in the batch's shard.
+    AppUsers,
+    /// The week's badge winners, each with a notification naming their badges.
+    BadgeWinners {
+        /// The week whose badges are announced.
+        week: IsoWeek,
+        /// When the notifications are sent (their expiry counts from it).
+        now: DateTime<Utc>,
+    },
+}
+
+impl Audience {
+    /// The token source, reading users after `after_user_id` and reporting to `checkpoint`.
+    fn source(
+        self,
+        db: &Database,
+        after_user_id: i64,
+        shard: Shard,
+        checkpoint: Option<Arc<Checkpoint>>,
+    ) -> TokenSource {
+        match self {
+            Audience::AppUsers => TokenSource::Database { db: db.clone(), after_user_id, shard, checkpoint },
+            Audience::BadgeWinners { week, now } => TokenSource::BadgeWinners(
+                BadgeWinners::new(db.clone(), week, now)
+                    .resume_after(after_user_id)
+                    .with_checkpoint(checkpoint),
+            ),
+        }
+    }
 }
 
 /// Runs one scheduled job and reports it.
@@ -87,7 +129,7 @@ async fn from_database(config: &Config, job: &Scheduled<'_>, db: &Database, star
     let batch = job.batch;
     let shard = batch.shard;
     if batch.mode != Mode::Send {
-        let source = TokenSource::Database { db: db.clone(), after_user_id: 0, shard, checkpoint: None };
+        let source = job.audience.source(db, 0, shard, None);
         let guard = Guard { journal: None, deadline: Some(batch.deadline) };
         return pipeline::execute_guarded(config, plan(job, source), guard, started).await.map(Ran::Sent);
     }
@@ -121,12 +163,8 @@ async fn journaled(config: &Config, job: &Scheduled<'_>, db: &Database, started:
         }
         Begin::Run(journal) => journal,
     };
-    let source = TokenSource::Database {
-        db: db.clone(),
-        after_user_id: journal.resume_after(),
-        shard: batch.shard,
-        checkpoint: Some(journal.checkpoint().clone()),
-    };
+    let checkpoint = Some(journal.checkpoint().clone());
+    let source = job.audience.source(db, journal.resume_after(), batch.shard, checkpoint);
     let guard = Guard { journal: Some(&journal), deadline: Some(batch.deadline) };
     match pipeline::execute_guarded(config, plan(job, source), guard, started).await {
         Ok(summary) => {

@@ -2,26 +2,26 @@
 //!
 //! The script: load the badge rules (a bad file stops the run before the database is
 //! touched), replace the week's rows page by page of users in one transaction, print the
-//! report, then with `--notify` send each winner one notification through the common
-//! [`pipeline`].
+//! report, then with `--notify` send each winner one notification as a scheduled run of its
+//! own ([`scheduled`]: lock, journal, pruning).
 
 use std::time::Instant;
 
-use crate::config::{Config, StatsWeekly};
+use crate::config::{Batch, Config, StatsWeekly, PATH_DAILY_DEADLINE};
 use crate::db::stats::Award;
 use crate::db::Database;
 use crate::error::{Error, Result};
 use crate::exit::ExitCode;
 use crate::fcm::auth::AuthError;
 use crate::fcm::message::{Message, MAX_MESSAGE_BYTES};
-use crate::jobs::pipeline::{self, Plan};
-use crate::report;
+use crate::jobs::scheduled::{self, Audience, Scheduled};
+use crate::jobs::Outcome;
+use crate::shard::Shard;
 use crate::slot::IsoWeek;
 use crate::stats::badges::BadgeRules;
-use crate::stats::notify::{largest_notification, BadgeWinners};
+use crate::stats::notify::largest_notification;
 use crate::stats::report::{UserReport, WeekTotals};
 use crate::stats::week::{self, UserWeek};
-use crate::tokens::TokenSource;
 
 /// The notification run's name in its summary.
 const NOTIFY_JOB: &str = "stats-notify";
@@ -31,7 +31,7 @@ const NOTIFY_JOB: &str = "stats-notify";
 /// # Errors
 /// [`Error::Config`] for a bad badge file, a missing database URL or (with `--notify`)
 /// missing credentials; database failures; FCM refusing the notification run.
-pub async fn run(config: &Config, job: &StatsWeekly) -> Result<ExitCode> {
+pub async fn run(config: &Config, job: &StatsWeekly) -> Result<Outcome> {
     let started = Instant::now();
     let rules = match &job.badges {
         Some(path) => BadgeRules::load(path).map_err(|e| Error::Config(e.to_string()))?,
@@ -61,7 +61,7 @@ async fn aggregate_and_notify(
     rules: &BadgeRules,
     notification: Option<Message>,
     started: Instant,
-) -> Result<ExitCode> {
+) -> Result<Outcome> {
     db.check_schema().await?;
     let aggregated = aggregate(db, week, rules, job.user).await?;
     let report = aggregated.totals.report(week.to_string(), rules, started.elapsed());
@@ -73,17 +73,24 @@ async fn aggregate_and_notify(
     if !config.output.quiet {
         print!("{text}");
     }
-    let Some(message) = notification else { return Ok(ExitCode::Success) };
-    let plan = Plan {
+    let Some(message) = notification else { return Ok(Outcome::exited(ExitCode::Success)) };
+    // The notifications are a scheduled delivery of their own: one run per week at a time, and a
+    // week's winners notified once (a rerun of the aggregation does not notify them again).
+    let batch = Batch {
+        tokens_file: None,
+        mode: job.mode,
+        force: job.force,
+        deadline: PATH_DAILY_DEADLINE,
+        shard: Shard::ALL,
+    };
+    let notify = Scheduled {
         job: NOTIFY_JOB,
         slot: week.to_string(),
         message,
-        mode: job.mode,
-        source: TokenSource::BadgeWinners(BadgeWinners::new(db.clone(), week, config.now)),
+        batch: &batch,
+        audience: Audience::BadgeWinners { week, now: config.now },
     };
-    let summary = pipeline::execute(config, plan, Instant::now()).await?;
-    report::emit(&summary, &config.output, false)?;
-    Ok(summary.exit_code())
+    scheduled::run(config, notify).await
 }
 
 /// What aggregating a week produced.

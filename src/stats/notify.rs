@@ -9,6 +9,7 @@ use super::badges::BadgeRules;
 use crate::db::stats::WinnerRow;
 use crate::db::{Database, DbError};
 use crate::fcm::message::Message;
+use crate::journal::Checkpoint;
 use crate::slot::IsoWeek;
 
 /// One winner to notify.
@@ -30,12 +31,30 @@ pub struct BadgeWinners {
     now: DateTime<Utc>,
     after: i64,
     done: bool,
+    checkpoint: Option<Arc<Checkpoint>>,
 }
 
 impl BadgeWinners {
     /// The winners of `week`, notified at `now`.
     pub fn new(db: Database, week: IsoWeek, now: DateTime<Utc>) -> Self {
-        BadgeWinners { db, week, now, after: i64::MIN, done: false }
+        BadgeWinners { db, week, now, after: i64::MIN, done: false, checkpoint: None }
+    }
+
+    /// Skips the winners at or below `user_id` (notified by an earlier attempt).
+    pub fn resume_after(mut self, user_id: i64) -> Self {
+        self.after = self.after.max(user_id);
+        self
+    }
+
+    /// Reports each winner handed to the sender to the run journal's checkpoint.
+    pub fn with_checkpoint(mut self, checkpoint: Option<Arc<Checkpoint>>) -> Self {
+        self.checkpoint = checkpoint;
+        self
+    }
+
+    /// The journal's checkpoint, when the run is journaled.
+    pub fn checkpoint(&self) -> Option<&Checkpoint> {
+        self.checkpoint.as_deref()
     }
 
     /// The database the winners come from (where dead tokens are pruned).

@@ -19,7 +19,7 @@ const HOLD_SAVE_LOCATION_LOCK: &str =
 const DEAD: &str = "dead-device-token:APA91bF3x9QmZ1kTq7Lr2vYcN8sW4eJ6";
 
 /// Every sample of the file, parsed by an independent Prometheus text parser, keyed by
-/// `name{label=value,...}` with the labels sorted.
+/// `name{label=value,...}` with `wolley_job` first, then the other labels sorted.
 fn samples(path: &Path) -> HashMap<String, f64> {
     let text = std::fs::read_to_string(path).unwrap();
     let scrape = Scrape::parse(text.lines().map(|line| Ok(line.to_owned())))
@@ -27,7 +27,7 @@ fn samples(path: &Path) -> HashMap<String, f64> {
     let mut samples = HashMap::new();
     for sample in scrape.samples {
         let mut labels: Vec<String> = sample.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        labels.sort();
+        labels.sort_by_key(|label| (!label.starts_with("wolley_job="), label.clone()));
         let value = match sample.value {
             Value::Gauge(v) | Value::Counter(v) | Value::Untyped(v) => v,
             other => panic!("{} is not a gauge: {other:?}", sample.metric),
@@ -78,7 +78,7 @@ fn a_run_writes_prometheus_text_with_its_counts_and_timestamps() {
     let output = run(&world, &metrics, &["save-location", "-q"]);
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     let samples = samples(&metrics);
-    let job = "job=save-location";
+    let job = "wolley_job=save-location";
     assert_eq!(sample(&samples, &format!("wolley_push_last_run_messages{{{job},result=sent}}")), 1.0);
     assert_eq!(sample(&samples, &format!("wolley_push_last_run_messages{{{job},result=pruned}}")), 1.0);
     for result in ["failed", "expired", "skipped"] {
@@ -115,7 +115,8 @@ fn a_failed_run_records_its_exit_code_but_keeps_the_last_success() {
     world.db().add_users(&[(1, Some("alive-token:APA91bAlive"))]);
     let metrics = metrics_path(&world);
     assert_eq!(code(&run(&world, &metrics, &["save-location", "-q"])), 0);
-    let success = sample(&samples(&metrics), "wolley_push_last_success_timestamp_seconds{job=save-location}");
+    let success =
+        sample(&samples(&metrics), "wolley_push_last_success_timestamp_seconds{wolley_job=save-location}");
     let output = run(
         &world,
         &metrics,
@@ -123,11 +124,14 @@ fn a_failed_run_records_its_exit_code_but_keeps_the_last_success() {
     );
     assert_eq!(code(&output), 75, "{}", stderr(&output));
     let after = samples(&metrics);
-    assert_eq!(sample(&after, "wolley_push_last_success_timestamp_seconds{job=save-location}"), success);
-    assert!(sample(&after, "wolley_push_last_run_timestamp_seconds{job=save-location}") > success);
-    assert_eq!(sample(&after, "wolley_push_last_run_exit_code{job=save-location}"), 75.0);
+    assert_eq!(
+        sample(&after, "wolley_push_last_success_timestamp_seconds{wolley_job=save-location}"),
+        success
+    );
+    assert!(sample(&after, "wolley_push_last_run_timestamp_seconds{wolley_job=save-location}") > success);
+    assert_eq!(sample(&after, "wolley_push_last_run_exit_code{wolley_job=save-location}"), 75.0);
     assert!(
-        !after.keys().any(|key| key.starts_with("wolley_push_last_run_messages{job=save-location")),
+        !after.keys().any(|key| key.starts_with("wolley_push_last_run_messages{wolley_job=save-location")),
         "a run that stopped with an error counted no messages: {after:#?}"
     );
 }
@@ -139,8 +143,11 @@ fn a_run_that_fails_before_any_success_writes_no_success_timestamp() {
     let output = run(&world, &metrics, &["migrate", "--database-url", "mysql://root@127.0.0.1:1/wolley"]);
     assert_eq!(code(&output), 75, "{}", stderr(&output));
     let samples = samples(&metrics);
-    assert_eq!(sample(&samples, "wolley_push_last_run_exit_code{job=migrate}"), 75.0);
-    assert!(!samples.contains_key("wolley_push_last_success_timestamp_seconds{job=migrate}"), "{samples:#?}");
+    assert_eq!(sample(&samples, "wolley_push_last_run_exit_code{wolley_job=migrate}"), 75.0);
+    assert!(
+        !samples.contains_key("wolley_push_last_success_timestamp_seconds{wolley_job=migrate}"),
+        "{samples:#?}"
+    );
 }
 
 #[test]
@@ -153,8 +160,10 @@ fn each_job_keeps_the_other_jobs_series() {
     print_run(&world, &metrics, "save-location");
     let samples = samples(&metrics);
     for job in ["save-location", "path-daily", "send"] {
-        assert_eq!(sample(&samples, &format!("wolley_push_last_run_exit_code{{job={job}}}")), 0.0);
-        assert!(samples.contains_key(&format!("wolley_push_last_success_timestamp_seconds{{job={job}}}")));
+        assert_eq!(sample(&samples, &format!("wolley_push_last_run_exit_code{{wolley_job={job}}}")), 0.0);
+        assert!(
+            samples.contains_key(&format!("wolley_push_last_success_timestamp_seconds{{wolley_job={job}}}"))
+        );
     }
 }
 
@@ -198,7 +207,7 @@ fn jobs_finishing_together_keep_each_others_series() {
     let samples = samples(&metrics);
     for i in 0..12 {
         let job = ["save-location", "path-daily"][i % 2];
-        let key = format!("wolley_push_last_run_exit_code{{job={job},shard={i}/12}}");
+        let key = format!("wolley_push_last_run_exit_code{{wolley_job={job},shard={i}/12}}");
         assert_eq!(sample(&samples, &key), 0.0);
     }
 }
@@ -239,9 +248,9 @@ fn a_run_that_finds_the_lock_held_does_not_move_the_last_success() {
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     assert!(stderr(&output).contains("holds the lock"), "{}", stderr(&output));
     let samples = samples(&metrics);
-    assert_eq!(sample(&samples, "wolley_push_last_run_exit_code{job=save-location}"), 0.0);
+    assert_eq!(sample(&samples, "wolley_push_last_run_exit_code{wolley_job=save-location}"), 0.0);
     assert!(
-        !samples.contains_key("wolley_push_last_success_timestamp_seconds{job=save-location}"),
+        !samples.contains_key("wolley_push_last_success_timestamp_seconds{wolley_job=save-location}"),
         "{samples:#?}"
     );
     drop(holder);
@@ -258,10 +267,10 @@ fn a_slot_already_done_counts_as_a_success() {
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     let samples = samples(&metrics);
     assert!(
-        samples.contains_key("wolley_push_last_success_timestamp_seconds{job=save-location}"),
+        samples.contains_key("wolley_push_last_success_timestamp_seconds{wolley_job=save-location}"),
         "{samples:#?}"
     );
-    assert_eq!(sample(&samples, "wolley_push_last_run_messages{job=save-location,result=sent}"), 0.0);
+    assert_eq!(sample(&samples, "wolley_push_last_run_messages{wolley_job=save-location,result=sent}"), 0.0);
 }
 
 #[test]
@@ -274,7 +283,8 @@ fn sharded_runs_keep_a_series_per_shard() {
     }
     let samples = samples(&metrics);
     for shard in ["0/2", "1/2"] {
-        let key = format!("wolley_push_last_run_messages{{job=save-location,result=sent,shard={shard}}}");
+        let key =
+            format!("wolley_push_last_run_messages{{wolley_job=save-location,result=sent,shard={shard}}}");
         assert_eq!(sample(&samples, &key), 2.0);
     }
 }

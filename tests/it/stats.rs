@@ -496,6 +496,23 @@ fn notify_prunes_a_winner_s_dead_token() {
 }
 
 #[test]
+fn rerunning_a_week_does_not_notify_its_winners_twice_unless_forced() {
+    let world = World::new().with_db();
+    world.db().add_users(&[(1, Some(TOKEN_A))]);
+    Backend::new(world.db()).stay_for(1, 0, "18:00:00", "운동", 5 * H);
+    for _ in 0..2 {
+        let output = stats(&world, &["--notify", "-q"]);
+        assert_eq!(code(&output), 0, "{}", stderr(&output));
+    }
+    assert_eq!(world.fcm.deliveries(TOKEN_A), 1);
+    let forced = stats(&world, &["--notify", "--force", "-q"]);
+    assert_eq!(code(&forced), 0, "{}", stderr(&forced));
+    assert_eq!(world.fcm.deliveries(TOKEN_A), 2);
+    let journal = world.db().query::<(String, String)>("SELECT job, status FROM wolley_push_run");
+    assert_eq!(journal, vec![("stats-notify".to_owned(), "done".to_owned())]);
+}
+
+#[test]
 fn week_values_that_are_not_iso_weeks_exit_2_with_the_reason() {
     let world = World::new().with_db();
     for (week, reason) in
