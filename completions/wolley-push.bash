@@ -44,7 +44,7 @@ _wolley__push() {
 
     case "${cmd}" in
         wolley__push)
-            opts="-q -v -h -V --database-url --credentials --project-id --fcm-endpoint --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help --version save-location path-daily send stats migrate doctor"
+            opts="-q -v -h -V --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help --version save-location path-daily send stats migrate doctor"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -63,6 +63,10 @@ _wolley__push() {
                     return 0
                     ;;
                 --fcm-endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --fcm-ca-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -118,7 +122,7 @@ _wolley__push() {
             return 0
             ;;
         wolley__subcmd__push__subcmd__doctor)
-            opts="-q -v -h --database-url --credentials --project-id --fcm-endpoint --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
+            opts="-q -v -h --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -137,6 +141,10 @@ _wolley__push() {
                     return 0
                     ;;
                 --fcm-endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --fcm-ca-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -192,7 +200,7 @@ _wolley__push() {
             return 0
             ;;
         wolley__subcmd__push__subcmd__migrate)
-            opts="-q -v -h --database-url --credentials --project-id --fcm-endpoint --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
+            opts="-q -v -h --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -211,6 +219,10 @@ _wolley__push() {
                     return 0
                     ;;
                 --fcm-endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --fcm-ca-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -266,7 +278,7 @@ _wolley__push() {
             return 0
             ;;
         wolley__subcmd__push__subcmd__path__subcmd__daily)
-            opts="-q -v -h --tokens-file --dry-run --print --slot --force --deadline --shard --shards --title --body --database-url --credentials --project-id --fcm-endpoint --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
+            opts="-q -v -h --tokens-file --dry-run --print --slot --force --deadline --shard --shards --title --body --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -313,6 +325,10 @@ _wolley__push() {
                     return 0
                     ;;
                 --fcm-endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --fcm-ca-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -368,7 +384,7 @@ _wolley__push() {
             return 0
             ;;
         wolley__subcmd__push__subcmd__save__subcmd__location)
-            opts="-q -v -h --tokens-file --dry-run --print --slot --force --deadline --shard --shards --ttl --database-url --credentials --project-id --fcm-endpoint --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
+            opts="-q -v -h --tokens-file --dry-run --print --slot --force --deadline --shard --shards --ttl --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -411,6 +427,10 @@ _wolley__push() {
                     return 0
                     ;;
                 --fcm-endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --fcm-ca-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -466,7 +486,7 @@ _wolley__push() {
             return 0
             ;;
         wolley__subcmd__push__subcmd__send)
-            opts="-q -v -h --token --kind --title --body --dry-run --print --database-url --credentials --project-id --fcm-endpoint --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
+            opts="-q -v -h --token --kind --title --body --dry-run --print --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -501,6 +521,10 @@ _wolley__push() {
                     return 0
                     ;;
                 --fcm-endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --fcm-ca-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -556,7 +580,7 @@ _wolley__push() {
             return 0
             ;;
         wolley__subcmd__push__subcmd__stats)
-            opts="-q -v -h --database-url --credentials --project-id --fcm-endpoint --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help weekly"
+            opts="-q -v -h --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help weekly"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -575,6 +599,10 @@ _wolley__push() {
                     return 0
                     ;;
                 --fcm-endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --fcm-ca-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -630,7 +658,7 @@ _wolley__push() {
             return 0
             ;;
         wolley__subcmd__push__subcmd__stats__subcmd__weekly)
-            opts="-q -v -h --week --badges --notify --user --dry-run --force --database-url --credentials --project-id --fcm-endpoint --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
+            opts="-q -v -h --week --badges --notify --user --dry-run --force --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -661,6 +689,10 @@ _wolley__push() {
                     return 0
                     ;;
                 --fcm-endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --fcm-ca-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

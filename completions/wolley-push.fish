@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_wolley_push_global_optspecs
-    string join \n database-url= credentials= project-id= fcm-endpoint= concurrency= rate= timezone= max-attempts= backoff= quota-backoff= request-timeout= format= progress= q/quiet v/verbose metrics-file= ping-url= h/help V/version
+    string join \n database-url= credentials= project-id= fcm-endpoint= fcm-ca-file= concurrency= rate= timezone= max-attempts= backoff= quota-backoff= request-timeout= format= progress= q/quiet v/verbose metrics-file= ping-url= h/help V/version
 end
 
 function __fish_wolley_push_needs_command
@@ -28,6 +28,7 @@ complete -c wolley-push -n "__fish_wolley_push_needs_command" -l database-url -d
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -l credentials -d 'Google service-account JSON key used to obtain FCM access tokens' -r -F
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -l project-id -d 'Firebase project to send through [default: the key\'s project_id]' -r
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -l fcm-endpoint -d 'Base URL of the FCM HTTP v1 API' -r
+complete -c wolley-push -n "__fish_wolley_push_needs_command" -l fcm-ca-file -d 'Also trust the certificate authorities in this PEM file for the FCM endpoint (a TLS proxy, a test server)' -r -F
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -l concurrency -d 'Requests in flight at once (spread over HTTP/2 connections of 100 streams each)' -r
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -l rate -d 'Messages per second at most, 0 for no cap (the project quota is 10,000/s)' -r
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -l timezone -d 'Time zone of slots, weeks and the backend\'s naive datetimes' -r
@@ -62,6 +63,7 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l credentials -d 'Google service-account JSON key used to obtain FCM access tokens' -r -F
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l project-id -d 'Firebase project to send through [default: the key\'s project_id]' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l fcm-endpoint -d 'Base URL of the FCM HTTP v1 API' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l fcm-ca-file -d 'Also trust the certificate authorities in this PEM file for the FCM endpoint (a TLS proxy, a test server)' -r -F
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l concurrency -d 'Requests in flight at once (spread over HTTP/2 connections of 100 streams each)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l rate -d 'Messages per second at most, 0 for no cap (the project quota is 10,000/s)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l timezone -d 'Time zone of slots, weeks and the backend\'s naive datetimes' -r
@@ -93,6 +95,7 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l d
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l credentials -d 'Google service-account JSON key used to obtain FCM access tokens' -r -F
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l project-id -d 'Firebase project to send through [default: the key\'s project_id]' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l fcm-endpoint -d 'Base URL of the FCM HTTP v1 API' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l fcm-ca-file -d 'Also trust the certificate authorities in this PEM file for the FCM endpoint (a TLS proxy, a test server)' -r -F
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l concurrency -d 'Requests in flight at once (spread over HTTP/2 connections of 100 streams each)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l rate -d 'Messages per second at most, 0 for no cap (the project quota is 10,000/s)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l timezone -d 'Time zone of slots, weeks and the backend\'s naive datetimes' -r
@@ -122,6 +125,7 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l databas
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l credentials -d 'Google service-account JSON key used to obtain FCM access tokens' -r -F
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l project-id -d 'Firebase project to send through [default: the key\'s project_id]' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l fcm-endpoint -d 'Base URL of the FCM HTTP v1 API' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l fcm-ca-file -d 'Also trust the certificate authorities in this PEM file for the FCM endpoint (a TLS proxy, a test server)' -r -F
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l concurrency -d 'Requests in flight at once (spread over HTTP/2 connections of 100 streams each)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l rate -d 'Messages per second at most, 0 for no cap (the project quota is 10,000/s)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l timezone -d 'Time zone of slots, weeks and the backend\'s naive datetimes' -r
@@ -145,6 +149,7 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not _
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l credentials -d 'Google service-account JSON key used to obtain FCM access tokens' -r -F
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l project-id -d 'Firebase project to send through [default: the key\'s project_id]' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l fcm-endpoint -d 'Base URL of the FCM HTTP v1 API' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l fcm-ca-file -d 'Also trust the certificate authorities in this PEM file for the FCM endpoint (a TLS proxy, a test server)' -r -F
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l concurrency -d 'Requests in flight at once (spread over HTTP/2 connections of 100 streams each)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l rate -d 'Messages per second at most, 0 for no cap (the project quota is 10,000/s)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l timezone -d 'Time zone of slots, weeks and the backend\'s naive datetimes' -r
@@ -170,6 +175,7 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fis
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l credentials -d 'Google service-account JSON key used to obtain FCM access tokens' -r -F
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l project-id -d 'Firebase project to send through [default: the key\'s project_id]' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l fcm-endpoint -d 'Base URL of the FCM HTTP v1 API' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l fcm-ca-file -d 'Also trust the certificate authorities in this PEM file for the FCM endpoint (a TLS proxy, a test server)' -r -F
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l concurrency -d 'Requests in flight at once (spread over HTTP/2 connections of 100 streams each)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l rate -d 'Messages per second at most, 0 for no cap (the project quota is 10,000/s)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l timezone -d 'Time zone of slots, weeks and the backend\'s naive datetimes' -r
@@ -194,6 +200,7 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l data
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l credentials -d 'Google service-account JSON key used to obtain FCM access tokens' -r -F
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l project-id -d 'Firebase project to send through [default: the key\'s project_id]' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l fcm-endpoint -d 'Base URL of the FCM HTTP v1 API' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l fcm-ca-file -d 'Also trust the certificate authorities in this PEM file for the FCM endpoint (a TLS proxy, a test server)' -r -F
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l concurrency -d 'Requests in flight at once (spread over HTTP/2 connections of 100 streams each)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l rate -d 'Messages per second at most, 0 for no cap (the project quota is 10,000/s)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l timezone -d 'Time zone of slots, weeks and the backend\'s naive datetimes' -r
@@ -215,6 +222,7 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l datab
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l credentials -d 'Google service-account JSON key used to obtain FCM access tokens' -r -F
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l project-id -d 'Firebase project to send through [default: the key\'s project_id]' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l fcm-endpoint -d 'Base URL of the FCM HTTP v1 API' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l fcm-ca-file -d 'Also trust the certificate authorities in this PEM file for the FCM endpoint (a TLS proxy, a test server)' -r -F
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l concurrency -d 'Requests in flight at once (spread over HTTP/2 connections of 100 streams each)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l rate -d 'Messages per second at most, 0 for no cap (the project quota is 10,000/s)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l timezone -d 'Time zone of slots, weeks and the backend\'s naive datetimes' -r

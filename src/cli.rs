@@ -47,6 +47,11 @@ pub struct GlobalArgs {
     #[arg(long, env = "WOLLEY_FCM_ENDPOINT", global = true, default_value = "https://fcm.googleapis.com")]
     pub fcm_endpoint: String,
 
+    /// Also trust the certificate authorities in this PEM file for the FCM endpoint (a TLS
+    /// proxy, a test server)
+    #[arg(long, env = "WOLLEY_FCM_CA_FILE", global = true, value_name = "PEM_FILE")]
+    pub fcm_ca_file: Option<PathBuf>,
+
     /// Requests in flight at once (spread over HTTP/2 connections of 100 streams each)
     #[arg(long, env = "WOLLEY_CONCURRENCY", global = true, default_value_t = 1000)]
     pub concurrency: usize,

@@ -272,6 +272,7 @@ impl Config {
             client: ClientSettings {
                 concurrency: global.concurrency,
                 request_timeout: duration("--request-timeout", &global.request_timeout)?,
+                extra_ca_file: global.fcm_ca_file,
             },
             sending: Sending {
                 concurrency: global.concurrency,

@@ -26,6 +26,8 @@ pub struct ClientSettings {
     pub concurrency: usize,
     /// Time limit of one request.
     pub request_timeout: Duration,
+    /// Extra certificate authorities (PEM) to trust for the FCM endpoint, besides the system's.
+    pub extra_ca_file: Option<std::path::PathBuf>,
 }
 
 /// The result of one request, before retry policy.
@@ -56,11 +58,15 @@ impl FcmClient {
         settings: &ClientSettings,
     ) -> anyhow::Result<Self> {
         install_crypto_provider();
+        let extra_roots = match &settings.extra_ca_file {
+            Some(path) => load_certificates(path)?,
+            None => Vec::new(),
+        };
         // hyper never opens a second HTTP/2 connection to one host, and a connection carries at
         // most ~100 streams: more throughput needs more clients.
         let count = settings.concurrency.div_ceil(STREAMS_PER_CONNECTION).clamp(1, 64);
         let connections = (0..count)
-            .map(|_| build_http_client(endpoint, settings.request_timeout))
+            .map(|_| build_http_client(endpoint, settings.request_timeout, &extra_roots))
             .collect::<Result<Vec<_>, _>>()?;
         let base = endpoint.as_str().trim_end_matches('/');
         let send_url = reqwest::Url::parse(&format!("{base}/v1/projects/{project_id}/messages:send"))?;
@@ -122,7 +128,19 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-fn build_http_client(endpoint: &url::Url, timeout: Duration) -> reqwest::Result<reqwest::Client> {
+/// The certificates of `--fcm-ca-file`.
+fn load_certificates(path: &std::path::Path) -> anyhow::Result<Vec<reqwest::Certificate>> {
+    use anyhow::Context as _;
+    let pem = std::fs::read(path).with_context(|| format!("cannot read --fcm-ca-file {}", path.display()))?;
+    reqwest::Certificate::from_pem_bundle(&pem)
+        .with_context(|| format!("--fcm-ca-file {} holds no PEM certificate", path.display()))
+}
+
+fn build_http_client(
+    endpoint: &url::Url,
+    timeout: Duration,
+    extra_roots: &[reqwest::Certificate],
+) -> reqwest::Result<reqwest::Client> {
     let builder = reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(Duration::from_secs(10))
@@ -132,6 +150,8 @@ fn build_http_client(endpoint: &url::Url, timeout: Duration) -> reqwest::Result<
         .user_agent(concat!("wolley-push/", env!("CARGO_PKG_VERSION")));
     // Cleartext HTTP/2 (the fake, a local proxy) has no ALPN to negotiate it.
     let builder = if endpoint.scheme() == "http" { builder.http2_prior_knowledge() } else { builder };
+    let builder =
+        if extra_roots.is_empty() { builder } else { builder.tls_certs_merge(extra_roots.iter().cloned()) };
     builder.build()
 }
 

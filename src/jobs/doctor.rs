@@ -325,7 +325,7 @@ async fn fcm_send(config: &Config, auth: Arc<Authenticator>) -> Check {
             "set WOLLEY_FCM_PROJECT_ID or --project-id to the Firebase project's ID",
         );
     };
-    let settings = ClientSettings { concurrency: 1, request_timeout: config.client.request_timeout };
+    let settings = ClientSettings { concurrency: 1, ..config.client.clone() };
     let client = match FcmClient::new(&config.fcm_endpoint, &project, auth, &settings) {
         Ok(client) => client,
         Err(error) => {

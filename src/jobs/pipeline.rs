@@ -188,7 +188,9 @@ async fn fcm_client(config: &Config) -> Result<FcmClient> {
     })?;
     let auth = Arc::new(Authenticator::new(key)?);
     auth.bearer().await?;
-    Ok(FcmClient::new(&config.fcm_endpoint, &project_id, auth, &config.client)?)
+    // Building fails only on the TLS setup, i.e. an unusable --fcm-ca-file.
+    FcmClient::new(&config.fcm_endpoint, &project_id, auth, &config.client)
+        .map_err(|error| Error::Config(format!("{error:#}")))
 }
 
 /// Counts every delivery, clears dead tokens from `app_user` in batches, and keeps the

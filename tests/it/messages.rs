@@ -81,3 +81,22 @@ fn send_accepts_a_custom_title_and_body() {
     let body = world.fcm.requests()[0].body.clone().unwrap();
     assert_eq!(body["message"]["notification"], serde_json::json!({"title": "점검", "body": "테스트 알림"}));
 }
+
+#[test]
+fn an_https_endpoint_is_reached_over_http2_when_its_ca_is_trusted() {
+    let world = World::with_options(fake_fcm::Options { tls: true, ..Default::default() });
+    let ca = world.file("ca.pem", world.fcm.ca_pem().unwrap());
+    let output =
+        world.cmd().env("WOLLEY_FCM_CA_FILE", &ca).args(["send", "--token", GOLDEN_TOKEN]).output().unwrap();
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert!(world.fcm.endpoint().starts_with("https://"));
+    assert_eq!(world.fcm.requests()[0].http_version, "HTTP/2.0");
+}
+
+#[test]
+fn an_https_endpoint_with_an_untrusted_certificate_is_not_sent_to() {
+    let world = World::with_options(fake_fcm::Options { tls: true, ..Default::default() });
+    let output = world.cmd().args(["send", "--token", GOLDEN_TOKEN, "--max-attempts", "1"]).output().unwrap();
+    assert_eq!(code(&output), 75, "{}", stderr(&output));
+    assert_eq!(world.fcm.total_requests(), 0);
+}

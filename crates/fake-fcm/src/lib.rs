@@ -24,6 +24,7 @@ mod ping;
 mod reply;
 mod server;
 mod state;
+mod tls;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -57,6 +58,10 @@ pub struct Options {
     pub transient_503_ratio: f64,
     /// Worker threads of the server's runtime (at least 1); default 2.
     pub workers: usize,
+    /// Also serve the send endpoint over TLS (self-signed, for `localhost`): `endpoint()` is
+    /// then `https://localhost:PORT` and [`FakeFcm::ca_pem`] the certificate to trust. The
+    /// token endpoint stays on plain HTTP (gcp_auth trusts only the system's roots).
+    pub tls: bool,
 }
 
 impl Default for Options {
@@ -69,6 +74,7 @@ impl Default for Options {
             record_bodies: true,
             transient_503_ratio: 0.0,
             workers: 2,
+            tls: false,
         }
     }
 }
@@ -97,6 +103,8 @@ pub struct RecordedRequest {
 /// A running fake; dropping it stops the server and joins its thread.
 pub struct FakeFcm {
     endpoint: String,
+    plain_endpoint: String,
+    ca_pem: Option<String>,
     shared: Arc<Shared>,
     server: Option<Server>,
 }
@@ -106,22 +114,36 @@ impl FakeFcm {
     pub fn start(options: Options) -> FakeFcm {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let address = listener.local_addr().expect("the bound address");
-        let endpoint = format!("http://{address}");
+        let plain_endpoint = format!("http://{address}");
+        let (tls, endpoint, ca_pem) = if options.tls {
+            let tls_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+            let port = tls_listener.local_addr().expect("the bound address").port();
+            let tls::Tls { acceptor, ca_pem } = tls::Tls::self_signed();
+            (Some((tls_listener, acceptor)), format!("https://localhost:{port}"), Some(ca_pem))
+        } else {
+            (None, plain_endpoint.clone(), None)
+        };
         let client_email = client_email(&options.project_id);
-        let verifier = Verifier::new(client_email, format!("{endpoint}/token"));
+        let verifier = Verifier::new(client_email, format!("{plain_endpoint}/token"));
         let shared = Arc::new(Shared::new(options, verifier));
-        let server = server::spawn(listener, shared.clone());
-        FakeFcm { endpoint, shared, server: Some(server) }
+        let server = server::spawn(listener, tls, shared.clone());
+        FakeFcm { endpoint, plain_endpoint, ca_pem, shared, server: Some(server) }
     }
 
-    /// The FCM endpoint the client must use, `http://127.0.0.1:PORT`.
+    /// The FCM endpoint the client must use: `http://127.0.0.1:PORT`, or with
+    /// [`Options::tls`] `https://localhost:PORT`.
     pub fn endpoint(&self) -> String {
         self.endpoint.clone()
     }
 
-    /// The OAuth token endpoint, `http://127.0.0.1:PORT/token`.
+    /// With [`Options::tls`], the PEM certificate the client must trust.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
+    /// The OAuth token endpoint, `http://127.0.0.1:PORT/token` (always plain HTTP).
     pub fn token_uri(&self) -> String {
-        format!("{}/token", self.endpoint)
+        format!("{}/token", self.plain_endpoint)
     }
 
     /// The project whose send path is accepted.
@@ -225,7 +247,7 @@ impl FakeFcm {
     /// A Healthchecks-style ping URL on this fake for the check `name`:
     /// `http://127.0.0.1:PORT/ping/{name}`. Any request under it is answered 200 and recorded.
     pub fn ping_url(&self, name: &str) -> String {
-        format!("{}/ping/{name}", self.endpoint)
+        format!("{}/ping/{name}", self.plain_endpoint)
     }
 
     /// The paths of every ping received (requests under `/ping/`), in arrival order.

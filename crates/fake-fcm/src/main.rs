@@ -13,13 +13,15 @@ use std::time::Duration;
 use fake_fcm::{FakeFcm, Options};
 
 const USAGE: &str = "usage: fake-fcm [--latency-ms N] [--project ID] [--max-streams N] \
-[--fail-503-ratio F] [--workers N] [--expires-in SECS] [--no-record] [--write-key PATH]";
+[--fail-503-ratio F] [--workers N] [--expires-in SECS] [--no-record] [--write-key PATH] \
+[--tls --write-ca PATH]";
 
 /// The parsed command line.
 #[derive(Default)]
 struct Args {
     options: Options,
     write_key: Option<PathBuf>,
+    write_ca: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -37,6 +39,12 @@ fn main() -> ExitCode {
     let fake = FakeFcm::start(args.options);
     if let Some(path) = &args.write_key {
         if let Err(error) = std::fs::write(path, fake.service_account_json()) {
+            eprintln!("fake-fcm: cannot write {}: {error}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    if let (Some(path), Some(pem)) = (&args.write_ca, fake.ca_pem()) {
+        if let Err(error) = std::fs::write(path, pem) {
             eprintln!("fake-fcm: cannot write {}: {error}", path.display());
             return ExitCode::FAILURE;
         }
@@ -59,6 +67,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             "--expires-in" => options.access_token_expires_in = value(&mut args, &flag)?,
             "--no-record" => options.record_bodies = false,
             "--write-key" => parsed.write_key = Some(value(&mut args, &flag)?),
+            "--tls" => options.tls = true,
+            "--write-ca" => parsed.write_ca = Some(value(&mut args, &flag)?),
             _ => return Err(format!("unknown argument {flag:?}")),
         }
     }

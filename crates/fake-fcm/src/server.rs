@@ -16,6 +16,7 @@ use hyper_util::server::conn::auto;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use tokio_rustls::TlsAcceptor;
 
 use crate::fcm::{send_endpoint, send_path_project};
 use crate::http::{json_response, HttpResponse};
@@ -28,42 +29,75 @@ pub(crate) struct Server {
     pub(crate) thread: JoinHandle<()>,
 }
 
-/// Serves `listener` (already bound and listening) on a new thread.
-pub(crate) fn spawn(listener: std::net::TcpListener, shared: Arc<Shared>) -> Server {
+/// Serves `listener` (already bound and listening), and `tls` when given, on a new thread.
+pub(crate) fn spawn(
+    listener: std::net::TcpListener,
+    tls: Option<(std::net::TcpListener, TlsAcceptor)>,
+    shared: Arc<Shared>,
+) -> Server {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(shared.options.workers.max(1))
         .thread_name("fake-fcm-worker")
         .enable_all()
         .build()
         .expect("a tokio runtime for the fake FCM server");
-    listener.set_nonblocking(true).expect("a non-blocking listener");
     let (stop, stopped) = oneshot::channel();
     let thread = std::thread::Builder::new()
         .name("fake-fcm".into())
-        .spawn(move || runtime.block_on(serve(listener, shared, stopped)))
+        .spawn(move || runtime.block_on(serve(listener, tls, shared, stopped)))
         .expect("the fake FCM server thread");
     Server { stop, thread }
 }
 
-async fn serve(listener: std::net::TcpListener, shared: Arc<Shared>, mut stopped: oneshot::Receiver<()>) {
-    let listener = TcpListener::from_std(listener).expect("a tokio listener");
+async fn serve(
+    listener: std::net::TcpListener,
+    tls: Option<(std::net::TcpListener, TlsAcceptor)>,
+    shared: Arc<Shared>,
+    stopped: oneshot::Receiver<()>,
+) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http2().max_concurrent_streams(shared.options.max_concurrent_streams);
+    let plain = accept_loop(listener, None, shared.clone(), builder.clone());
+    let secure = async {
+        match tls {
+            Some((listener, acceptor)) => {
+                accept_loop(listener, Some(acceptor), shared.clone(), builder.clone()).await
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = stopped => {}
+        () = plain => {}
+        () = secure => {}
+    }
+}
+
+async fn accept_loop(
+    listener: std::net::TcpListener,
+    tls: Option<TlsAcceptor>,
+    shared: Arc<Shared>,
+    builder: auto::Builder<TokioExecutor>,
+) {
+    listener.set_nonblocking(true).expect("a non-blocking listener");
+    let listener = TcpListener::from_std(listener).expect("a tokio listener");
     loop {
-        let stream = tokio::select! {
-            _ = &mut stopped => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(_) => continue,
-            },
-        };
+        let Ok((stream, _)) = listener.accept().await else { continue };
         let _ = stream.set_nodelay(true);
-        let shared = shared.clone();
-        let builder = builder.clone();
+        let (shared, builder, tls) = (shared.clone(), builder.clone(), tls.clone());
         tokio::spawn(async move {
             let service = service_fn(move |request| route(shared.clone(), request));
-            // A client that goes away mid-request is not the fake's problem.
-            let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+            // A client that goes away mid-request (or mid-handshake) is not the fake's problem.
+            match tls {
+                None => {
+                    let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                }
+                Some(acceptor) => {
+                    if let Ok(stream) = acceptor.accept(stream).await {
+                        let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                    }
+                }
+            }
         });
     }
 }
