@@ -53,7 +53,7 @@ pub struct GlobalArgs {
     pub fcm_ca_file: Option<PathBuf>,
 
     /// Requests in flight at once (spread over HTTP/2 connections of 100 streams each)
-    #[arg(long, env = "WOLLEY_CONCURRENCY", global = true, default_value_t = 1000)]
+    #[arg(long, env = "WOLLEY_CONCURRENCY", global = true, default_value_t = 1500)]
     pub concurrency: usize,
 
     /// Messages per second at most, 0 for no cap (the project quota is 10,000/s)
