@@ -205,7 +205,13 @@ impl TokenSource {
         stop: CancellationToken,
     ) -> Result<TokenCounts, SourceError> {
         let mut filter = match &self {
-            TokenSource::Database { db, .. } => TokenFilter::with_owners(db.duplicate_tokens().await?),
+            TokenSource::Database { db, .. } => {
+                let started = std::time::Instant::now();
+                let owners = db.duplicate_tokens().await?;
+                let secs = started.elapsed().as_secs_f64();
+                tracing::debug!(shared_tokens = owners.len(), secs, "found the tokens held by several users");
+                TokenFilter::with_owners(owners)
+            }
             _ => TokenFilter::default(),
         };
         match self {
