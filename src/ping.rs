@@ -9,6 +9,8 @@
 use std::fmt;
 use std::time::Duration;
 
+// Errors are shown with their causes; callers strip the URL (a secret) first (`without_url`).
+use crate::error::chain;
 use crate::exit::ExitCode;
 
 /// Time limit of one ping request (Healthchecks' own examples use 10 s for the whole call).
@@ -181,18 +183,6 @@ fn truncate(text: &str, max: usize) -> &str {
         end -= 1;
     }
     &text[..end]
-}
-
-/// An error and its causes on one line. Callers strip the URL first (`without_url`).
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

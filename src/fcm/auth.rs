@@ -251,20 +251,9 @@ impl Authenticator {
             gcp_auth::Error::Str(_) | gcp_auth::Error::Json(..) => {
                 AuthError::Rejected { path: self.key.path.clone(), token_uri: self.key.token_uri.clone() }
             }
-            other => self.unreachable(error_chain(&other)),
+            other => self.unreachable(crate::error::chain(&other)),
         }
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -164,12 +164,9 @@ fn transport_error(error: &reqwest::Error) -> String {
     } else {
         "transport error"
     };
-    let mut text = kind.to_owned();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
+    // reqwest's own message repeats the URL; its causes say what went wrong.
+    match std::error::Error::source(error) {
+        Some(cause) => format!("{kind}: {}", crate::error::chain(cause)),
+        None => kind.to_owned(),
     }
-    text
 }
