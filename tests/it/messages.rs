@@ -100,3 +100,15 @@ fn an_https_endpoint_with_an_untrusted_certificate_is_not_sent_to() {
     assert_eq!(code(&output), 75, "{}", stderr(&output));
     assert_eq!(world.fcm.total_requests(), 0);
 }
+
+#[test]
+fn the_readme_first_command_prints_the_sample_without_an_account_or_a_database() {
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/tokens.txt");
+    let output = bare_cmd().args(["save-location", "--print", "--tokens-file", sample]).output().unwrap();
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let bodies: Vec<Value> =
+        String::from_utf8_lossy(&output.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(bodies.len(), 3, "three distinct valid tokens in the sample");
+    assert!(bodies.iter().all(|b| b["message"]["data"]["type"] == "saveLocation"));
+    assert!(stderr(&output).contains("skipped"), "the summary goes to stderr: {}", stderr(&output));
+}
