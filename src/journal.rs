@@ -13,8 +13,10 @@ use crate::report::Counts;
 /// Tracks which users are finished while targets complete out of order.
 ///
 /// Targets are dispatched in `user_id` order; a user is pending from dispatch until its
-/// message is finished (sent, pruned, or failed for good). The checkpoint is just below the
-/// lowest pending user, or the last dispatched user when none is pending.
+/// message is finished (sent, pruned, or failed for good) or stuck (expired, or still failing
+/// transiently: a rerun must send it). The checkpoint is just below the lowest pending or stuck
+/// user, or the last dispatched user when there is none. Only the lowest stuck user is kept, so
+/// the memory is bounded by the messages in flight even when a deadline expires millions.
 #[derive(Debug)]
 pub struct Checkpoint {
     state: Mutex<CheckpointState>,
@@ -24,14 +26,15 @@ pub struct Checkpoint {
 struct CheckpointState {
     pending: BTreeSet<i64>,
     highest_dispatched: i64,
+    lowest_stuck: Option<i64>,
 }
 
 impl Checkpoint {
     /// A tracker resuming after `start` (every user at or below it is finished).
     pub fn new(start: i64) -> Self {
-        Checkpoint {
-            state: Mutex::new(CheckpointState { pending: BTreeSet::new(), highest_dispatched: start }),
-        }
+        let state =
+            CheckpointState { pending: BTreeSet::new(), highest_dispatched: start, lowest_stuck: None };
+        Checkpoint { state: Mutex::new(state) }
     }
 
     /// `user_id` was handed to the sender.
@@ -46,10 +49,18 @@ impl Checkpoint {
         self.state.lock().expect("checkpoint lock").pending.remove(&user_id);
     }
 
+    /// `user_id`'s message was not delivered and a rerun of the slot must send it.
+    pub fn stuck(&self, user_id: i64) {
+        let mut state = self.state.lock().expect("checkpoint lock");
+        state.pending.remove(&user_id);
+        state.lowest_stuck = Some(state.lowest_stuck.map_or(user_id, |lowest| lowest.min(user_id)));
+    }
+
     /// Every user at or below this id is finished.
     pub fn value(&self) -> i64 {
         let state = self.state.lock().expect("checkpoint lock");
-        state.pending.first().map_or(state.highest_dispatched, |lowest| lowest - 1)
+        let below_pending = state.pending.first().map_or(state.highest_dispatched, |lowest| lowest - 1);
+        state.lowest_stuck.map_or(below_pending, |stuck| below_pending.min(stuck - 1))
     }
 }
 
@@ -184,6 +195,20 @@ mod tests {
         assert_eq!(checkpoint.value(), 2);
         checkpoint.finished(3);
         assert_eq!(checkpoint.value(), 9);
+    }
+
+    #[test]
+    fn a_stuck_user_holds_the_checkpoint_below_it_without_being_kept_pending() {
+        let checkpoint = Checkpoint::new(0);
+        for user in 1..=5 {
+            checkpoint.dispatched(user);
+        }
+        checkpoint.stuck(2);
+        for user in [1, 3, 4, 5] {
+            checkpoint.finished(user);
+        }
+        assert_eq!(checkpoint.value(), 1);
+        assert!(checkpoint.state.lock().unwrap().pending.is_empty());
     }
 
     #[test]

@@ -255,8 +255,11 @@ impl Recorder<'_> {
                 false
             }
         };
-        if let (true, Some(journal), Some(user_id)) = (finished, self.journal, target.user_id) {
-            journal.checkpoint().finished(user_id);
+        if let (Some(journal), Some(user_id)) = (self.journal, target.user_id) {
+            match finished {
+                true => journal.checkpoint().finished(user_id),
+                false => journal.checkpoint().stuck(user_id),
+            }
         }
     }
 
