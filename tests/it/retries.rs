@@ -67,8 +67,11 @@ fn a_persistent_503_ends_as_failed_with_exit_3() {
 
 #[test]
 fn a_429_pauses_every_request_until_retry_after() {
-    let world = World::new();
-    let tokens: String = (0..40).map(|i| format!("quota-token-{i}:APA91bXYZ\n")).collect();
+    // 200 messages, 4 at a time, 20 ms each: without a run-wide pause the others would keep
+    // going through the whole second the 429's Retry-After asks for.
+    let world =
+        World::with_options(fake_fcm::Options { latency: Duration::from_millis(20), ..Default::default() });
+    let tokens: String = (0..200).map(|i| format!("quota-token-{i}:APA91bXYZ\n")).collect();
     let tokens = world.file("tokens.txt", &tokens);
     world.fcm.script_next(vec![Reply::quota_exceeded(Some(1))]);
     let output = world
@@ -79,7 +82,7 @@ fn a_429_pauses_every_request_until_retry_after() {
         .unwrap();
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     let requests = world.fcm.requests();
-    assert_eq!(requests.len(), 41, "one retry, no storm");
+    assert_eq!(requests.len(), 201, "one retry, no storm");
     let quota_hit = requests.iter().find(|r| r.status == 429).expect("the 429").at;
     // Requests already on their way when the 429 came back may land just after it; then silence.
     let during_pause = requests
@@ -89,7 +92,7 @@ fn a_429_pauses_every_request_until_retry_after() {
         })
         .count();
     assert_eq!(during_pause, 0, "requests kept coming during the pause");
-    assert_eq!(world.fcm.total_deliveries(), 40);
+    assert_eq!(world.fcm.total_deliveries(), 200);
 }
 
 #[test]
