@@ -22,7 +22,7 @@ PORT=${BENCH_MYSQL_PORT:-3306}
 USER_NAME=${BENCH_MYSQL_USER:-root}
 DB=wolley_bench_stats_$$
 CLIENT=$(command -v mariadb || command -v mysql)
-SCHEMA=${WOLLEY_BACKEND_SCHEMA:-../shared/schema/wolley-backend.sql}
+SCHEMA=${WOLLEY_BACKEND_SCHEMA:-tests/fixtures/schema/wolley-backend.sql}
 
 sql() { "$CLIENT" -h "$HOST" -P "$PORT" -u "$USER_NAME" --default-character-set=utf8mb4 "$@"; }
 cleanup() { [ "${KEEP:-0}" = 1 ] || sql -e "DROP DATABASE IF EXISTS \`$DB\`"; }

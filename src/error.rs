@@ -40,7 +40,7 @@ pub enum Error {
 }
 
 impl Error {
-    /// The exit code PRODUCT.md assigns to this failure.
+    /// The exit code docs/product.md assigns to this failure.
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Error::Usage(_) => ExitCode::Usage,

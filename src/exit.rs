@@ -1,4 +1,4 @@
-//! The process exit codes of PRODUCT.md, in one place, so every outcome maps to exactly one.
+//! The process exit codes of docs/product.md, in one place, so every outcome maps to exactly one.
 
 /// What a run's exit status tells cron and scripts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

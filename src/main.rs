@@ -1,4 +1,4 @@
-//! The `wolley-push` binary: parse, log, run, exit with the code PRODUCT.md promises.
+//! The `wolley-push` binary: parse, log, run, exit with the code docs/product.md promises.
 
 use clap::Parser;
 use mimalloc::MiMalloc;

@@ -1,4 +1,4 @@
-//! The two message kinds the app understands, built exactly as PRODUCT.md specifies, and the
+//! The two message kinds the app understands, built exactly as docs/product.md specifies, and the
 //! pre-serialised request template the sender splices each device token into.
 
 use chrono::{DateTime, Duration as ChronoDuration, TimeZone};

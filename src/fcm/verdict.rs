@@ -1,4 +1,4 @@
-//! What an FCM HTTP v1 answer means for the message and for the run (PRODUCT.md, "Responses").
+//! What an FCM HTTP v1 answer means for the message and for the run (docs/product.md, "Responses").
 //! Google's error JSON is branched on `details[].errorCode` first, then on the HTTP status.
 
 use std::time::Duration;
@@ -80,7 +80,7 @@ pub enum Verdict {
         /// Short description for logs and the summary.
         reason: String,
     },
-    /// This one message failed for good (an answer PRODUCT.md does not name).
+    /// This one message failed for good (an answer docs/product.md does not name).
     Rejected(String),
     /// Stop the run.
     Fatal(FatalSendError),

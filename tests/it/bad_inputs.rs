@@ -1,4 +1,4 @@
-//! Bad inputs: one clear line on stderr and the exit code PRODUCT.md promises.
+//! Bad inputs: one clear line on stderr and the exit code docs/product.md promises.
 
 use crate::harness::{bare_cmd, code, stderr, TestDb, World};
 

@@ -10,9 +10,8 @@ use fake_fcm::{FakeFcm, Options};
 use mysql_async::prelude::*;
 use serde_json::Value;
 
-/// The backend's schema, shipped beside the repository.
-const BACKEND_SCHEMA: &str =
-    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/schema/wolley-backend.sql"));
+/// The backend's schema: the repository's own copy (see the file's header).
+const BACKEND_SCHEMA: &str = include_str!("../fixtures/schema/wolley-backend.sql");
 /// A fixed "now" so slots and expirations are reproducible: Monday 2026-11-30 14:44 in Seoul.
 pub const NOW: &str = "2026-11-30T05:44:00Z";
 
