@@ -25,6 +25,9 @@ _wolley__push() {
             wolley__push,path-daily)
                 cmd="wolley__push__subcmd__path__subcmd__daily"
                 ;;
+            wolley__push,runs)
+                cmd="wolley__push__subcmd__runs"
+                ;;
             wolley__push,save-location)
                 cmd="wolley__push__subcmd__save__subcmd__location"
                 ;;
@@ -34,8 +37,14 @@ _wolley__push() {
             wolley__push,stats)
                 cmd="wolley__push__subcmd__stats"
                 ;;
+            wolley__push,tokens)
+                cmd="wolley__push__subcmd__tokens"
+                ;;
             wolley__push__subcmd__stats,weekly)
                 cmd="wolley__push__subcmd__stats__subcmd__weekly"
+                ;;
+            wolley__push__subcmd__tokens,restore)
+                cmd="wolley__push__subcmd__tokens__subcmd__restore"
                 ;;
             *)
                 ;;
@@ -44,7 +53,7 @@ _wolley__push() {
 
     case "${cmd}" in
         wolley__push)
-            opts="-q -v -h -V --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help --version save-location path-daily send stats migrate doctor"
+            opts="-q -v -h -V --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --max-dead-share --force-prune --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help --version save-location path-daily send stats migrate doctor runs tokens"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -94,6 +103,10 @@ _wolley__push() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --max-dead-share)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --request-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -122,7 +135,7 @@ _wolley__push() {
             return 0
             ;;
         wolley__subcmd__push__subcmd__doctor)
-            opts="-q -v -h --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
+            opts="-q -v -h --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --max-dead-share --force-prune --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -169,6 +182,10 @@ _wolley__push() {
                     return 0
                     ;;
                 --quota-backoff)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-dead-share)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -200,7 +217,7 @@ _wolley__push() {
             return 0
             ;;
         wolley__subcmd__push__subcmd__migrate)
-            opts="-q -v -h --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
+            opts="-q -v -h --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --max-dead-share --force-prune --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -250,6 +267,10 @@ _wolley__push() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --max-dead-share)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --request-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -278,7 +299,7 @@ _wolley__push() {
             return 0
             ;;
         wolley__subcmd__push__subcmd__path__subcmd__daily)
-            opts="-q -v -h --tokens-file --dry-run --print --slot --force --deadline --shard --shards --title --body --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
+            opts="-q -v -h --tokens-file --dry-run --print --slot --force --deadline --shard --shards --title --body --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --max-dead-share --force-prune --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -356,6 +377,100 @@ _wolley__push() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --max-dead-share)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --request-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    return 0
+                    ;;
+                --progress)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ping-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wolley__subcmd__push__subcmd__runs)
+            opts="-q -v -h --job --last --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --max-dead-share --force-prune --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --job)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --last)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --credentials)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --project-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --fcm-endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --fcm-ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --concurrency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timezone)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-attempts)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --backoff)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --quota-backoff)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-dead-share)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --request-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -384,7 +499,7 @@ _wolley__push() {
             return 0
             ;;
         wolley__subcmd__push__subcmd__save__subcmd__location)
-            opts="-q -v -h --tokens-file --dry-run --print --slot --force --deadline --shard --shards --ttl --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
+            opts="-q -v -h --tokens-file --dry-run --print --slot --force --deadline --shard --shards --ttl --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --max-dead-share --force-prune --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -458,6 +573,10 @@ _wolley__push() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --max-dead-share)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --request-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -486,7 +605,7 @@ _wolley__push() {
             return 0
             ;;
         wolley__subcmd__push__subcmd__send)
-            opts="-q -v -h --token --kind --title --body --dry-run --print --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
+            opts="-q -v -h --token --kind --title --body --dry-run --print --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --max-dead-share --force-prune --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -552,6 +671,10 @@ _wolley__push() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --max-dead-share)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --request-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -580,7 +703,7 @@ _wolley__push() {
             return 0
             ;;
         wolley__subcmd__push__subcmd__stats)
-            opts="-q -v -h --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help weekly"
+            opts="-q -v -h --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --max-dead-share --force-prune --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help weekly"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -630,6 +753,10 @@ _wolley__push() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --max-dead-share)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --request-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -658,7 +785,7 @@ _wolley__push() {
             return 0
             ;;
         wolley__subcmd__push__subcmd__stats__subcmd__weekly)
-            opts="-q -v -h --week --badges --notify --user --dry-run --force --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
+            opts="-q -v -h --week --badges --notify --user --dry-run --force --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --max-dead-share --force-prune --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -717,6 +844,190 @@ _wolley__push() {
                     return 0
                     ;;
                 --quota-backoff)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-dead-share)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --request-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    return 0
+                    ;;
+                --progress)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ping-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wolley__subcmd__push__subcmd__tokens)
+            opts="-q -v -h --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --max-dead-share --force-prune --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help restore"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --credentials)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --project-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --fcm-endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --fcm-ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --concurrency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timezone)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-attempts)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --backoff)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --quota-backoff)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-dead-share)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --request-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    return 0
+                    ;;
+                --progress)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ping-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wolley__subcmd__push__subcmd__tokens__subcmd__restore)
+            opts="-q -v -h --job --slot --shard --since --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --max-dead-share --force-prune --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --job)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --slot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --shard)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --credentials)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --project-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --fcm-endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --fcm-ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --concurrency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timezone)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-attempts)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --backoff)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --quota-backoff)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-dead-share)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

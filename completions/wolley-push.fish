@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_wolley_push_global_optspecs
-    string join \n database-url= credentials= project-id= fcm-endpoint= fcm-ca-file= concurrency= rate= timezone= max-attempts= backoff= quota-backoff= request-timeout= format= progress= q/quiet v/verbose metrics-file= ping-url= h/help V/version
+    string join \n database-url= credentials= project-id= fcm-endpoint= fcm-ca-file= concurrency= rate= timezone= max-attempts= backoff= quota-backoff= max-dead-share= force-prune request-timeout= format= progress= q/quiet v/verbose metrics-file= ping-url= h/help V/version
 end
 
 function __fish_wolley_push_needs_command
@@ -35,6 +35,7 @@ complete -c wolley-push -n "__fish_wolley_push_needs_command" -l timezone -d 'Ti
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -l max-attempts -d 'Attempts per message before it counts as failed' -r
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -l backoff -d 'First back-off after a 500/503 without Retry-After (doubles each attempt; Google\'s minimum)' -r
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -l quota-backoff -d 'First back-off after a 429 without Retry-After (doubles each attempt; Google\'s minimum)' -r
+complete -c wolley-push -n "__fish_wolley_push_needs_command" -l max-dead-share -d 'Hold pruning back when dead tokens are more than this percentage of a slot\'s answers (a wrong key or APNs setup looks like mass death; healthy runs see well under 1%)' -r
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -l request-timeout -d 'Time limit of one FCM request' -r
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -l format -d 'Format of the summary on stdout' -r -f -a "human\t'A few aligned lines for people'
 json\t'One JSON object'"
@@ -43,6 +44,7 @@ always\t'Always'
 never\t'Never'"
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -l metrics-file -d 'Write the job\'s last-run metrics to this Prometheus text file (node_exporter\'s textfile collector), e.g. /var/lib/node_exporter/textfile_collector/wolley-push.prom; every job may share one file' -r -F
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -l ping-url -d 'Healthchecks-style ping URL of this job: URL/start when the run starts, URL on success, URL/<exit code> otherwise; a failed ping is only a warning' -r
+complete -c wolley-push -n "__fish_wolley_push_needs_command" -l force-prune -d 'Prune every dead token whatever their share (after checking the breaker\'s reason, e.g. the first run after a long time without pruning)'
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -s q -l quiet -d 'Print nothing on success (cron mails any output); errors still go to stderr'
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -s v -l verbose -d 'More log detail on stderr (-v debug, -vv trace); RUST_LOG overrides'
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -53,6 +55,8 @@ complete -c wolley-push -n "__fish_wolley_push_needs_command" -f -a "send" -d 'O
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -f -a "stats" -d 'Weekly statistics per user and category, and badges (cron: Mondays 00:30)'
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -f -a "migrate" -d 'Create or upgrade the tables wolley-push owns (never touches the backend\'s tables)'
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -f -a "doctor" -d 'Check configuration, key, OAuth, FCM, database and schema; one line per check'
+complete -c wolley-push -n "__fish_wolley_push_needs_command" -f -a "runs" -d 'The run journal: each job\'s recent slots with status, counts, retry set, owner and heartbeat'
+complete -c wolley-push -n "__fish_wolley_push_needs_command" -f -a "tokens" -d 'Device tokens: put back tokens that pruning removed'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l tokens-file -d 'Read `token` or `user_id<TAB>token` lines from this file (`-` = stdin) instead of the database' -r -F
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l slot -d 'The slot to run [default: now\'s half-hour (save-location) or ISO week (path-daily)], e.g. 2026-11-30T14:30 or 2026-W49' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l deadline -d 'Stop sending this long after the start; the rest counts as expired and a rerun resumes [default: 25m for save-location, 6h for path-daily]' -r
@@ -70,6 +74,7 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l max-attempts -d 'Attempts per message before it counts as failed' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l backoff -d 'First back-off after a 500/503 without Retry-After (doubles each attempt; Google\'s minimum)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l quota-backoff -d 'First back-off after a 429 without Retry-After (doubles each attempt; Google\'s minimum)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l max-dead-share -d 'Hold pruning back when dead tokens are more than this percentage of a slot\'s answers (a wrong key or APNs setup looks like mass death; healthy runs see well under 1%)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l request-timeout -d 'Time limit of one FCM request' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l format -d 'Format of the summary on stdout' -r -f -a "human\t'A few aligned lines for people'
 json\t'One JSON object'"
@@ -81,6 +86,7 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l dry-run -d 'Ask FCM to validate each message without delivering it; prune and record nothing'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l print -d 'Write each request body as one JSON line to stdout; no network, no credentials'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l force -d 'Send the slot again even if the journal says it is done'
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l force-prune -d 'Prune every dead token whatever their share (after checking the breaker\'s reason, e.g. the first run after a long time without pruning)'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -s q -l quiet -d 'Print nothing on success (cron mails any output); errors still go to stderr'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -s v -l verbose -d 'More log detail on stderr (-v debug, -vv trace); RUST_LOG overrides'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -102,6 +108,7 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l t
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l max-attempts -d 'Attempts per message before it counts as failed' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l backoff -d 'First back-off after a 500/503 without Retry-After (doubles each attempt; Google\'s minimum)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l quota-backoff -d 'First back-off after a 429 without Retry-After (doubles each attempt; Google\'s minimum)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l max-dead-share -d 'Hold pruning back when dead tokens are more than this percentage of a slot\'s answers (a wrong key or APNs setup looks like mass death; healthy runs see well under 1%)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l request-timeout -d 'Time limit of one FCM request' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l format -d 'Format of the summary on stdout' -r -f -a "human\t'A few aligned lines for people'
 json\t'One JSON object'"
@@ -113,6 +120,7 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l p
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l dry-run -d 'Ask FCM to validate each message without delivering it; prune and record nothing'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l print -d 'Write each request body as one JSON line to stdout; no network, no credentials'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l force -d 'Send the slot again even if the journal says it is done'
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l force-prune -d 'Prune every dead token whatever their share (after checking the breaker\'s reason, e.g. the first run after a long time without pruning)'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -s q -l quiet -d 'Print nothing on success (cron mails any output); errors still go to stderr'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -s v -l verbose -d 'More log detail on stderr (-v debug, -vv trace); RUST_LOG overrides'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -132,6 +140,7 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l timezon
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l max-attempts -d 'Attempts per message before it counts as failed' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l backoff -d 'First back-off after a 500/503 without Retry-After (doubles each attempt; Google\'s minimum)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l quota-backoff -d 'First back-off after a 429 without Retry-After (doubles each attempt; Google\'s minimum)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l max-dead-share -d 'Hold pruning back when dead tokens are more than this percentage of a slot\'s answers (a wrong key or APNs setup looks like mass death; healthy runs see well under 1%)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l request-timeout -d 'Time limit of one FCM request' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l format -d 'Format of the summary on stdout' -r -f -a "human\t'A few aligned lines for people'
 json\t'One JSON object'"
@@ -142,6 +151,7 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l metrics
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l ping-url -d 'Healthchecks-style ping URL of this job: URL/start when the run starts, URL on success, URL/<exit code> otherwise; a failed ping is only a warning' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l dry-run -d 'Ask FCM to validate the message without delivering it'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l print -d 'Write the request body to stdout instead of sending it'
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l force-prune -d 'Prune every dead token whatever their share (after checking the breaker\'s reason, e.g. the first run after a long time without pruning)'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -s q -l quiet -d 'Print nothing on success (cron mails any output); errors still go to stderr'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -s v -l verbose -d 'More log detail on stderr (-v debug, -vv trace); RUST_LOG overrides'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -156,6 +166,7 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not _
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l max-attempts -d 'Attempts per message before it counts as failed' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l backoff -d 'First back-off after a 500/503 without Retry-After (doubles each attempt; Google\'s minimum)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l quota-backoff -d 'First back-off after a 429 without Retry-After (doubles each attempt; Google\'s minimum)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l max-dead-share -d 'Hold pruning back when dead tokens are more than this percentage of a slot\'s answers (a wrong key or APNs setup looks like mass death; healthy runs see well under 1%)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l request-timeout -d 'Time limit of one FCM request' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l format -d 'Format of the summary on stdout' -r -f -a "human\t'A few aligned lines for people'
 json\t'One JSON object'"
@@ -164,6 +175,7 @@ always\t'Always'
 never\t'Never'"
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l metrics-file -d 'Write the job\'s last-run metrics to this Prometheus text file (node_exporter\'s textfile collector), e.g. /var/lib/node_exporter/textfile_collector/wolley-push.prom; every job may share one file' -r -F
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l ping-url -d 'Healthchecks-style ping URL of this job: URL/start when the run starts, URL on success, URL/<exit code> otherwise; a failed ping is only a warning' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l force-prune -d 'Prune every dead token whatever their share (after checking the breaker\'s reason, e.g. the first run after a long time without pruning)'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -s q -l quiet -d 'Print nothing on success (cron mails any output); errors still go to stderr'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -s v -l verbose -d 'More log detail on stderr (-v debug, -vv trace); RUST_LOG overrides'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -182,6 +194,7 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fis
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l max-attempts -d 'Attempts per message before it counts as failed' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l backoff -d 'First back-off after a 500/503 without Retry-After (doubles each attempt; Google\'s minimum)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l quota-backoff -d 'First back-off after a 429 without Retry-After (doubles each attempt; Google\'s minimum)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l max-dead-share -d 'Hold pruning back when dead tokens are more than this percentage of a slot\'s answers (a wrong key or APNs setup looks like mass death; healthy runs see well under 1%)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l request-timeout -d 'Time limit of one FCM request' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l format -d 'Format of the summary on stdout' -r -f -a "human\t'A few aligned lines for people'
 json\t'One JSON object'"
@@ -193,6 +206,7 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fis
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l notify -d 'After awarding, send each user who earned a badge one notification'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l dry-run -d 'With --notify: ask FCM to validate the notifications without delivering them'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l force -d 'With --notify: notify the week\'s winners again even if the journal says it was done'
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l force-prune -d 'Prune every dead token whatever their share (after checking the breaker\'s reason, e.g. the first run after a long time without pruning)'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -s q -l quiet -d 'Print nothing on success (cron mails any output); errors still go to stderr'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -s v -l verbose -d 'More log detail on stderr (-v debug, -vv trace); RUST_LOG overrides'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -207,6 +221,7 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l time
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l max-attempts -d 'Attempts per message before it counts as failed' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l backoff -d 'First back-off after a 500/503 without Retry-After (doubles each attempt; Google\'s minimum)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l quota-backoff -d 'First back-off after a 429 without Retry-After (doubles each attempt; Google\'s minimum)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l max-dead-share -d 'Hold pruning back when dead tokens are more than this percentage of a slot\'s answers (a wrong key or APNs setup looks like mass death; healthy runs see well under 1%)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l request-timeout -d 'Time limit of one FCM request' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l format -d 'Format of the summary on stdout' -r -f -a "human\t'A few aligned lines for people'
 json\t'One JSON object'"
@@ -215,6 +230,7 @@ always\t'Always'
 never\t'Never'"
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l metrics-file -d 'Write the job\'s last-run metrics to this Prometheus text file (node_exporter\'s textfile collector), e.g. /var/lib/node_exporter/textfile_collector/wolley-push.prom; every job may share one file' -r -F
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l ping-url -d 'Healthchecks-style ping URL of this job: URL/start when the run starts, URL on success, URL/<exit code> otherwise; a failed ping is only a warning' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l force-prune -d 'Prune every dead token whatever their share (after checking the breaker\'s reason, e.g. the first run after a long time without pruning)'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -s q -l quiet -d 'Print nothing on success (cron mails any output); errors still go to stderr'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -s v -l verbose -d 'More log detail on stderr (-v debug, -vv trace); RUST_LOG overrides'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -229,6 +245,7 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l timez
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l max-attempts -d 'Attempts per message before it counts as failed' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l backoff -d 'First back-off after a 500/503 without Retry-After (doubles each attempt; Google\'s minimum)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l quota-backoff -d 'First back-off after a 429 without Retry-After (doubles each attempt; Google\'s minimum)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l max-dead-share -d 'Hold pruning back when dead tokens are more than this percentage of a slot\'s answers (a wrong key or APNs setup looks like mass death; healthy runs see well under 1%)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l request-timeout -d 'Time limit of one FCM request' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l format -d 'Format of the summary on stdout' -r -f -a "human\t'A few aligned lines for people'
 json\t'One JSON object'"
@@ -237,6 +254,86 @@ always\t'Always'
 never\t'Never'"
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l metrics-file -d 'Write the job\'s last-run metrics to this Prometheus text file (node_exporter\'s textfile collector), e.g. /var/lib/node_exporter/textfile_collector/wolley-push.prom; every job may share one file' -r -F
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l ping-url -d 'Healthchecks-style ping URL of this job: URL/start when the run starts, URL on success, URL/<exit code> otherwise; a failed ping is only a warning' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l force-prune -d 'Prune every dead token whatever their share (after checking the breaker\'s reason, e.g. the first run after a long time without pruning)'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -s q -l quiet -d 'Print nothing on success (cron mails any output); errors still go to stderr'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -s v -l verbose -d 'More log detail on stderr (-v debug, -vv trace); RUST_LOG overrides'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l job -d 'Only this job (save-location, path-daily, stats-notify)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l last -d 'Slots shown per job' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l database-url -d 'MariaDB URL of the Wolley backend, e.g. mysql://wolley:secret@127.0.0.1:3306/wolley' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l credentials -d 'Google service-account JSON key used to obtain FCM access tokens' -r -F
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l project-id -d 'Firebase project to send through [default: the key\'s project_id]' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l fcm-endpoint -d 'Base URL of the FCM HTTP v1 API' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l fcm-ca-file -d 'Also trust the certificate authorities in this PEM file for the FCM endpoint (a TLS proxy, a test server)' -r -F
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l concurrency -d 'Requests in flight at once (spread over HTTP/2 connections of 100 streams each)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l rate -d 'Messages per second at most, 0 for no cap (the project quota is 10,000/s)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l timezone -d 'Time zone of slots, weeks and the backend\'s naive datetimes' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l max-attempts -d 'Attempts per message before it counts as failed' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l backoff -d 'First back-off after a 500/503 without Retry-After (doubles each attempt; Google\'s minimum)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l quota-backoff -d 'First back-off after a 429 without Retry-After (doubles each attempt; Google\'s minimum)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l max-dead-share -d 'Hold pruning back when dead tokens are more than this percentage of a slot\'s answers (a wrong key or APNs setup looks like mass death; healthy runs see well under 1%)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l request-timeout -d 'Time limit of one FCM request' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l format -d 'Format of the summary on stdout' -r -f -a "human\t'A few aligned lines for people'
+json\t'One JSON object'"
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l progress -d 'Progress bar on stderr; auto = only when stderr is a terminal' -r -f -a "auto\t'Only when stderr is a terminal'
+always\t'Always'
+never\t'Never'"
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l metrics-file -d 'Write the job\'s last-run metrics to this Prometheus text file (node_exporter\'s textfile collector), e.g. /var/lib/node_exporter/textfile_collector/wolley-push.prom; every job may share one file' -r -F
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l ping-url -d 'Healthchecks-style ping URL of this job: URL/start when the run starts, URL on success, URL/<exit code> otherwise; a failed ping is only a warning' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l force-prune -d 'Prune every dead token whatever their share (after checking the breaker\'s reason, e.g. the first run after a long time without pruning)'
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -s q -l quiet -d 'Print nothing on success (cron mails any output); errors still go to stderr'
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -s v -l verbose -d 'More log detail on stderr (-v debug, -vv trace); RUST_LOG overrides'
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l database-url -d 'MariaDB URL of the Wolley backend, e.g. mysql://wolley:secret@127.0.0.1:3306/wolley' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l credentials -d 'Google service-account JSON key used to obtain FCM access tokens' -r -F
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l project-id -d 'Firebase project to send through [default: the key\'s project_id]' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l fcm-endpoint -d 'Base URL of the FCM HTTP v1 API' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l fcm-ca-file -d 'Also trust the certificate authorities in this PEM file for the FCM endpoint (a TLS proxy, a test server)' -r -F
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l concurrency -d 'Requests in flight at once (spread over HTTP/2 connections of 100 streams each)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l rate -d 'Messages per second at most, 0 for no cap (the project quota is 10,000/s)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l timezone -d 'Time zone of slots, weeks and the backend\'s naive datetimes' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l max-attempts -d 'Attempts per message before it counts as failed' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l backoff -d 'First back-off after a 500/503 without Retry-After (doubles each attempt; Google\'s minimum)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l quota-backoff -d 'First back-off after a 429 without Retry-After (doubles each attempt; Google\'s minimum)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l max-dead-share -d 'Hold pruning back when dead tokens are more than this percentage of a slot\'s answers (a wrong key or APNs setup looks like mass death; healthy runs see well under 1%)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l request-timeout -d 'Time limit of one FCM request' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l format -d 'Format of the summary on stdout' -r -f -a "human\t'A few aligned lines for people'
+json\t'One JSON object'"
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l progress -d 'Progress bar on stderr; auto = only when stderr is a terminal' -r -f -a "auto\t'Only when stderr is a terminal'
+always\t'Always'
+never\t'Never'"
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l metrics-file -d 'Write the job\'s last-run metrics to this Prometheus text file (node_exporter\'s textfile collector), e.g. /var/lib/node_exporter/textfile_collector/wolley-push.prom; every job may share one file' -r -F
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l ping-url -d 'Healthchecks-style ping URL of this job: URL/start when the run starts, URL on success, URL/<exit code> otherwise; a failed ping is only a warning' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l force-prune -d 'Prune every dead token whatever their share (after checking the breaker\'s reason, e.g. the first run after a long time without pruning)'
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -s q -l quiet -d 'Print nothing on success (cron mails any output); errors still go to stderr'
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -s v -l verbose -d 'More log detail on stderr (-v debug, -vv trace); RUST_LOG overrides'
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -f -a "restore" -d 'Put back the tokens a run pruned, where the user still has no token'
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l job -d 'The job whose prunes are put back' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l slot -d 'The slot whose prunes are put back (needs --job), e.g. 2026-W49 or 2026-11-30T14:30' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l shard -d 'Only this shard of the slot' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l since -d 'Every prune since this time: RFC 3339, or YYYY-MM-DD[THH:MM] in --timezone' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l database-url -d 'MariaDB URL of the Wolley backend, e.g. mysql://wolley:secret@127.0.0.1:3306/wolley' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l credentials -d 'Google service-account JSON key used to obtain FCM access tokens' -r -F
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l project-id -d 'Firebase project to send through [default: the key\'s project_id]' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l fcm-endpoint -d 'Base URL of the FCM HTTP v1 API' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l fcm-ca-file -d 'Also trust the certificate authorities in this PEM file for the FCM endpoint (a TLS proxy, a test server)' -r -F
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l concurrency -d 'Requests in flight at once (spread over HTTP/2 connections of 100 streams each)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l rate -d 'Messages per second at most, 0 for no cap (the project quota is 10,000/s)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l timezone -d 'Time zone of slots, weeks and the backend\'s naive datetimes' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l max-attempts -d 'Attempts per message before it counts as failed' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l backoff -d 'First back-off after a 500/503 without Retry-After (doubles each attempt; Google\'s minimum)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l quota-backoff -d 'First back-off after a 429 without Retry-After (doubles each attempt; Google\'s minimum)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l max-dead-share -d 'Hold pruning back when dead tokens are more than this percentage of a slot\'s answers (a wrong key or APNs setup looks like mass death; healthy runs see well under 1%)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l request-timeout -d 'Time limit of one FCM request' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l format -d 'Format of the summary on stdout' -r -f -a "human\t'A few aligned lines for people'
+json\t'One JSON object'"
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l progress -d 'Progress bar on stderr; auto = only when stderr is a terminal' -r -f -a "auto\t'Only when stderr is a terminal'
+always\t'Always'
+never\t'Never'"
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l metrics-file -d 'Write the job\'s last-run metrics to this Prometheus text file (node_exporter\'s textfile collector), e.g. /var/lib/node_exporter/textfile_collector/wolley-push.prom; every job may share one file' -r -F
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l ping-url -d 'Healthchecks-style ping URL of this job: URL/start when the run starts, URL on success, URL/<exit code> otherwise; a failed ping is only a warning' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l force-prune -d 'Prune every dead token whatever their share (after checking the breaker\'s reason, e.g. the first run after a long time without pruning)'
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -s q -l quiet -d 'Print nothing on success (cron mails any output); errors still go to stderr'
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -s v -l verbose -d 'More log detail on stderr (-v debug, -vv trace); RUST_LOG overrides'
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -s h -l help -d 'Print help (see more with \'--help\')'

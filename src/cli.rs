@@ -76,6 +76,16 @@ pub struct GlobalArgs {
     #[arg(long, env = "WOLLEY_QUOTA_BACKOFF", global = true, default_value = "60s", value_name = "DURATION")]
     pub quota_backoff: String,
 
+    /// Hold pruning back when dead tokens are more than this percentage of a slot's answers
+    /// (a wrong key or APNs setup looks like mass death; healthy runs see well under 1%)
+    #[arg(long, env = "WOLLEY_MAX_DEAD_SHARE", global = true, default_value = "10", value_name = "PERCENT")]
+    pub max_dead_share: String,
+
+    /// Prune every dead token whatever their share (after checking the breaker's reason, e.g. the
+    /// first run after a long time without pruning)
+    #[arg(long, global = true)]
+    pub force_prune: bool,
+
     /// Time limit of one FCM request
     #[arg(
         long,
@@ -177,6 +187,27 @@ and exits 0 only when nothing failed; otherwise with the exit code of the first 
     #[command(after_help = "Example:\n  wolley-push doctor\n  wolley-push doctor --format json")]
     Doctor,
 
+    /// The run journal: each job's recent slots with status, counts, retry set, owner and heartbeat
+    #[command(long_about = "\
+The run journal as an operator reads it: for each job, its most recent slots (newest first),
+with the slot's status (running, done, partial, failed), its totals over all its runs (targeted,
+sent, pruned, failed, and the retry set a rerun would send), and the run that holds or last held
+it (host, pid, and how long ago it last wrote its heartbeat).
+
+A `running` slot whose heartbeat is older than 10 s has lost its run (killed, or the host is
+gone): the next run of that slot resumes it.")]
+    #[command(
+        after_help = "Example:\n  wolley-push runs\n  wolley-push runs --job path-daily --last 3 --format json"
+    )]
+    Runs(RunsArgs),
+
+    /// Device tokens: put back tokens that pruning removed
+    #[command(
+        subcommand,
+        after_help = "Example:\n  wolley-push tokens restore --job path-daily --slot 2026-W49"
+    )]
+    Tokens(TokensCommand),
+
     /// Write the shell completions and man pages generated from these definitions
     #[command(hide = true, after_help = "Example:\n  wolley-push generate --out-dir .")]
     Generate(GenerateArgs),
@@ -188,6 +219,54 @@ pub struct GenerateArgs {
     /// Directory that receives completions/ and man/ (the repository's root to refresh them)
     #[arg(long, default_value = ".", value_name = "DIR")]
     pub out_dir: PathBuf,
+}
+
+/// `runs` flags.
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Only this job (save-location, path-daily, stats-notify)
+    #[arg(long)]
+    pub job: Option<String>,
+
+    /// Slots shown per job
+    #[arg(long, default_value_t = 10, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub last: u32,
+}
+
+/// `tokens` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Put back the tokens a run pruned, where the user still has no token
+    #[command(long_about = "\
+Put back device tokens that pruning removed from app_user.fcmToken, from the prune log
+(wolley_push_prune_log, kept 90 days). A token goes back only to a user who still has no token
+(NULL, empty or the app's placeholder): a user whose phone registered a new token meanwhile keeps
+it. Prints how many tokens were restored and how many were left because the user has a new one.
+
+Choose the prunes with --job and --slot (optionally --shard), or with --since (optionally --job).")]
+    #[command(after_help = "Example:\n  wolley-push tokens restore --job path-daily --slot 2026-W49\n  \
+        wolley-push tokens restore --since 2026-11-30T00:00")]
+    Restore(RestoreArgs),
+}
+
+/// `tokens restore` flags.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The job whose prunes are put back
+    #[arg(long)]
+    pub job: Option<String>,
+
+    /// The slot whose prunes are put back (needs --job), e.g. 2026-W49 or 2026-11-30T14:30
+    #[arg(long, requires = "job", conflicts_with = "since")]
+    pub slot: Option<String>,
+
+    /// Only this shard of the slot
+    #[arg(long, value_name = "K/N", requires = "slot", value_parser = clap::value_parser!(crate::shard::Shard))]
+    pub shard: Option<crate::shard::Shard>,
+
+    /// Every prune since this time: RFC 3339, or YYYY-MM-DD[THH:MM] in --timezone
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
 }
 
 /// `stats` subcommands.

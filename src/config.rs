@@ -7,6 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDateTime, Timelike, Utc};
 use chrono_tz::Tz;
 
+use crate::breaker::PrunePolicy;
 use crate::cli::{self, Cli, Command};
 use crate::db::DatabaseUrl;
 use crate::error::{Error, Result};
@@ -29,6 +30,8 @@ pub struct Config {
     pub client: ClientSettings,
     /// Retry and pacing settings.
     pub sending: Sending,
+    /// How careful pruning is.
+    pub prune: PrunePolicy,
     /// Time zone of slots, weeks and the backend's datetimes.
     pub timezone: Tz,
     /// The current time (overridable for tests and replays).
@@ -194,6 +197,15 @@ pub enum Job {
     },
     /// Check the installation.
     Doctor,
+    /// Show the run journal.
+    Runs {
+        /// Only this job.
+        job: Option<String>,
+        /// Slots per job.
+        last: u32,
+    },
+    /// Put pruned tokens back.
+    RestoreTokens(crate::db::prune_log::Selection),
     /// Write completions and man pages.
     Generate {
         /// The directory that receives `completions/` and `man/`.
@@ -211,6 +223,8 @@ impl Job {
             Job::Migrate => "migrate",
             Job::Send { .. } => "send",
             Job::Doctor => "doctor",
+            Job::Runs { .. } => "runs",
+            Job::RestoreTokens(_) => "tokens-restore",
             Job::Generate { .. } => "generate",
         }
     }
@@ -226,9 +240,9 @@ impl Job {
     }
 
     /// Whether runs go through the monitoring lifecycle (metrics file, pings): every job
-    /// except the operator's tools `doctor` and `generate`.
+    /// except the operator's tools `doctor`, `generate`, `runs` and `tokens restore`.
     pub fn is_monitored(&self) -> bool {
-        !matches!(self, Job::Doctor | Job::Generate { .. })
+        !matches!(self, Job::Doctor | Job::Generate { .. } | Job::Runs { .. } | Job::RestoreTokens(_))
     }
 }
 
@@ -281,6 +295,10 @@ impl Config {
                 backoff: duration("--backoff", &global.backoff)?,
                 quota_backoff: duration("--quota-backoff", &global.quota_backoff)?,
             },
+            prune: PrunePolicy {
+                max_dead_share: percent("--max-dead-share", &global.max_dead_share)?,
+                force: global.force_prune,
+            },
             timezone,
             now,
             output: Output {
@@ -329,6 +347,10 @@ fn job(command: Command, now: DateTime<Utc>, timezone: Tz) -> Result<Job> {
         }),
         Command::Migrate => Job::Migrate,
         Command::Doctor => Job::Doctor,
+        Command::Runs(args) => Job::Runs { job: args.job, last: args.last },
+        Command::Tokens(cli::TokensCommand::Restore(args)) => {
+            Job::RestoreTokens(restore_selection(args, timezone)?)
+        }
         Command::Generate(args) => Job::Generate { out_dir: args.out_dir },
         Command::Send(args) => Job::Send {
             token: args.token,
@@ -355,6 +377,42 @@ fn batch(args: cli::BatchArgs, default_deadline: Duration) -> Result<Batch> {
         deadline,
         shard,
     })
+}
+
+/// Which prunes `tokens restore` puts back: a job's slot (its label normalised as the jobs write
+/// it), or everything since a time.
+fn restore_selection(args: cli::RestoreArgs, tz: Tz) -> Result<crate::db::prune_log::Selection> {
+    use crate::db::prune_log::Selection;
+    match (args.job, args.slot, args.since) {
+        (Some(job), Some(slot), None) => {
+            let slot = match job.as_str() {
+                "save-location" => half_hour_slot(&slot, tz)?.to_rfc3339(),
+                _ => slot.parse::<IsoWeek>().map_err(|e| usage(format!("--slot: {e}")))?.to_string(),
+            };
+            Ok(Selection::Slot { job, slot, shard: args.shard.map(|s| s.to_string()) })
+        }
+        (job, None, Some(since)) => Ok(Selection::Since { utc: utc_since(&since, tz)?, job }),
+        _ => Err(usage("tokens restore: give --job J --slot S, or --since TIME".into())),
+    }
+}
+
+/// `--since`: RFC 3339, or a wall-clock date or time in `tz`; as the database's UTC text.
+fn utc_since(text: &str, tz: Tz) -> Result<String> {
+    let instant = match DateTime::parse_from_rfc3339(text) {
+        Ok(instant) => instant.with_timezone(&Utc),
+        Err(_) => {
+            let naive = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M")
+                .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M"))
+                .or_else(|_| {
+                    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map(|d| d.and_time(chrono::NaiveTime::MIN))
+                })
+                .map_err(|_| {
+                    usage(format!("--since: \"{text}\" is not a time such as 2026-11-30T00:00 or 2026-11-30T00:00:00+09:00"))
+                })?;
+            slot::local_instant(tz, naive).with_timezone(&Utc)
+        }
+    };
+    Ok(instant.format("%Y-%m-%d %H:%M:%S%.6f").to_string())
 }
 
 /// A `save-location` slot: RFC 3339, or a wall-clock time in `tz`, on :00 or :30.
@@ -385,6 +443,17 @@ fn text(args: cli::NotificationText) -> Text {
 
 fn usage(message: String) -> Error {
     Error::Usage(message)
+}
+
+/// A share given as a percentage, `10` or `10%`, above 0 and at most 100.
+fn percent(flag: &str, text: &str) -> Result<f64> {
+    let number = text.trim().trim_end_matches('%').trim();
+    match number.parse::<f64>() {
+        Ok(value) if value > 0.0 && value <= 100.0 => Ok(value / 100.0),
+        _ => {
+            Err(usage(format!("{flag}: \"{text}\" is not a percentage above 0 and at most 100, such as 10")))
+        }
+    }
 }
 
 /// Parses `30s`, `10m`, `1h 30m`, `250ms`.

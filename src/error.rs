@@ -5,6 +5,7 @@ use crate::exit::ExitCode;
 use crate::fcm::auth::AuthError;
 use crate::fcm::message::MessageError;
 use crate::fcm::FatalSendError;
+use crate::ledger::LedgerError;
 use crate::tokens::TokenFileError;
 
 /// A run that could not complete, classified by what the operator has to do about it.
@@ -28,6 +29,22 @@ pub enum Error {
     /// FCM refused the whole run (payload or APNs configuration).
     #[error(transparent)]
     FatalSend(#[from] FatalSendError),
+    /// The ledger stopped or refused the run.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// Most answers said the tokens belong to another Firebase project: the run stopped early.
+    #[error(
+        "{mismatches} of the first {answered} answers were SENDER_ID_MISMATCH: the service-account key \
+         belongs to another Firebase project than the one the apps registered with (a staging key \
+         against the production database?); the run stopped and removed no token: check the key's \
+         project_id and --project-id (--force-prune if these tokens really are dead)"
+    )]
+    WrongProject {
+        /// `SENDER_ID_MISMATCH` answers.
+        mismatches: u64,
+        /// All answers so far.
+        answered: u64,
+    },
     /// The tokens file could not be read.
     #[error(transparent)]
     TokenFile(#[from] TokenFileError),
@@ -48,7 +65,8 @@ impl Error {
             Error::Db(e) => e.exit_code(),
             Error::Auth(e) => e.exit_code(),
             Error::Message(e) => e.exit_code(),
-            Error::FatalSend(_) => ExitCode::Config,
+            Error::FatalSend(_) | Error::WrongProject { .. } => ExitCode::Config,
+            Error::Ledger(e) => e.exit_code(),
             Error::TokenFile(_) => ExitCode::Config,
             Error::Output(_) | Error::Other(_) => ExitCode::Software,
         }

@@ -5,14 +5,16 @@
 //! [`jobs`] are the scripts cron runs, [`report`] and [`output`] say what happened, [`metrics`]
 //! and [`ping`] tell monitoring.
 
+pub mod breaker;
 pub mod cli;
 pub mod config;
+pub mod counts;
 pub mod db;
 pub mod error;
 pub mod exit;
 pub mod fcm;
 pub mod jobs;
-pub mod journal;
+pub mod ledger;
 pub mod metrics;
 pub mod output;
 pub mod ping;
@@ -21,6 +23,7 @@ pub mod send;
 pub mod shard;
 pub mod slot;
 pub mod stats;
+pub mod stop;
 pub mod tokens;
 
 use cli::Cli;

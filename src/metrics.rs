@@ -24,8 +24,8 @@ use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::counts::Counts;
 use crate::exit::ExitCode;
-use crate::report::Counts;
 use crate::shard::Shard;
 
 /// Prefix of every series wolley-push writes.

@@ -9,42 +9,8 @@ use serde::Serialize;
 
 use crate::cli::Format;
 use crate::config::Output;
+use crate::counts::Counts;
 use crate::exit::ExitCode;
-
-/// What happened to a run's messages.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Counts {
-    /// Distinct valid tokens the run set out to reach.
-    pub targeted: u64,
-    /// Accepted by FCM (validated, in a dry run; printed, with `--print`).
-    pub sent: u64,
-    /// Dead tokens (cleared from `app_user` when they came from it).
-    pub pruned: u64,
-    /// Failed for good or at the attempt limit.
-    pub failed: u64,
-    /// Not sent on purpose: duplicates and tokens that cannot be valid.
-    pub skipped: u64,
-    /// Left unsent at the deadline or when the run was stopped.
-    pub expired: u64,
-    /// Of `failed`, those where FCM never answered.
-    #[serde(skip)]
-    pub unreachable: u64,
-}
-
-impl Counts {
-    /// These counts and `other`'s, added (an earlier attempt at a slot plus this one).
-    pub fn plus(&self, other: &Counts) -> Counts {
-        Counts {
-            targeted: self.targeted + other.targeted,
-            sent: self.sent + other.sent,
-            pruned: self.pruned + other.pruned,
-            failed: self.failed + other.failed,
-            skipped: self.skipped + other.skipped,
-            expired: self.expired + other.expired,
-            unreachable: self.unreachable + other.unreachable,
-        }
-    }
-}
 
 /// The summary of one run.
 #[derive(Debug, Clone, Serialize)]
@@ -64,6 +30,9 @@ pub struct Summary {
     pub rate_per_sec: f64,
     /// The run was stopped by SIGTERM or SIGINT before it finished.
     pub interrupted: bool,
+    /// For a journaled slot: the users a rerun of the slot would send (its retry set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_set: Option<u64>,
     /// The process exit code.
     pub exit_code: u8,
 }
@@ -88,6 +57,7 @@ impl Summary {
             duration_secs: (secs * 1000.0).round() / 1000.0,
             rate_per_sec: rate.round(),
             interrupted: false,
+            retry_set: None,
             exit_code: exit_code_for(&counts, false).code(),
         }
     }
@@ -96,6 +66,12 @@ impl Summary {
     pub fn interrupted(mut self) -> Self {
         self.interrupted = true;
         self.exit_code = self.exit_code().code();
+        self
+    }
+
+    /// Adds the slot's retry set after the run.
+    pub fn with_retry_set(mut self, users: u64) -> Self {
+        self.retry_set = Some(users);
         self
     }
 
@@ -130,6 +106,9 @@ impl Summary {
             ("expired", c.expired),
         ] {
             let _ = writeln!(out, "  {name:<9}{value:>10}");
+        }
+        if let Some(users) = self.retry_set {
+            let _ = writeln!(out, "  {:<9}{:>10}", "retry set", users);
         }
         let _ = writeln!(out, "  {:<9}{:>10.3} s", "duration", self.duration_secs);
         let _ = writeln!(out, "  {:<9}{:>10} msg/s", "rate", self.rate_per_sec);

@@ -1,6 +1,8 @@
 //! The concurrency engine: a bounded number of requests in flight, an optional rate cap, retries
-//! with exponential back-off and jitter, a run-wide pause on 429, and a deadline. It knows
-//! nothing of databases: targets come in on a channel and deliveries go out on another.
+//! with exponential back-off and jitter, and a run-wide pause on 429. It knows nothing of
+//! databases: targets come in on a channel and deliveries go out on another. It stops taking
+//! targets when the run's [`RunStop`] fires (a signal, the deadline, a lost ledger): requests in
+//! flight finish, and every target it held or left queued is reported [`Outcome::Expired`].
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,11 +12,11 @@ use rand::Rng;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use crate::fcm::auth::AuthError;
 use crate::fcm::message::RequestTemplate;
 use crate::fcm::{Answer, DeadReason, FatalSendError, FcmClient, Verdict};
+use crate::stop::{RunStop, SendGate, StopReason};
 use crate::tokens::Target;
 
 /// One back-off never exceeds this, whatever the attempt number.
@@ -33,7 +35,7 @@ pub struct Policy {
     pub backoff: Duration,
     /// First back-off after a 429 without `Retry-After`.
     pub quota_backoff: Duration,
-    /// No request starts after this instant.
+    /// The run stops at this instant: a retry that would wait past it gives up instead.
     pub deadline: Option<Instant>,
 }
 
@@ -83,19 +85,22 @@ pub struct Engine {
     template: Arc<RequestTemplate>,
     policy: Policy,
     pacing: Pacing,
-    stop: CancellationToken,
+    stop: RunStop,
+    gate: SendGate,
 }
 
 impl Engine {
-    /// An engine that stops taking targets when `stop` fires (in-flight requests finish).
+    /// An engine that stops taking targets when `stop` fires (in-flight requests finish), and
+    /// starts no request while `gate` is closed.
     pub fn new(
         client: Arc<FcmClient>,
         template: RequestTemplate,
         policy: Policy,
-        stop: CancellationToken,
+        stop: RunStop,
+        gate: SendGate,
     ) -> Arc<Self> {
         let pacing = Pacing::new(policy.rate);
-        Arc::new(Engine { client, template: Arc::new(template), policy, pacing, stop })
+        Arc::new(Engine { client, template: Arc::new(template), policy, pacing, stop, gate })
     }
 
     /// Sends every target from `targets`, reporting each on `deliveries`, until the channel
@@ -114,12 +119,18 @@ impl Engine {
             let (targets, deliveries) = (targets.clone(), deliveries.clone());
             workers.spawn(async move { engine.work(lane, targets, deliveries).await });
         }
-        drop(deliveries);
         let mut first_error = None;
         while let Some(joined) = workers.join_next().await {
-            if let Err(error) = joined.expect("sender workers do not panic") {
-                self.stop.cancel();
+            let result = joined.unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
+            if let Err(error) = result {
+                self.stop.stop(StopReason::Refused);
                 first_error.get_or_insert(error);
+            }
+        }
+        // Whatever the workers left queued when the run stopped was never sent.
+        while let Ok(target) = targets.try_recv() {
+            if deliveries.send(Delivery { target, outcome: Outcome::Expired }).await.is_err() {
+                break;
             }
         }
         first_error.map_or(Ok(()), Err)
@@ -134,19 +145,14 @@ impl Engine {
         loop {
             let target = tokio::select! {
                 biased;
-                () = self.stop.cancelled() => return Ok(()),
+                () = self.stop.stopped() => return Ok(()),
                 next = targets.recv() => match next { Ok(target) => target, Err(_) => return Ok(()) },
             };
-            let outcome =
-                if self.past_deadline() { Outcome::Expired } else { self.deliver(lane, &target).await? };
+            let outcome = self.deliver(lane, &target).await?;
             if deliveries.send(Delivery { target, outcome }).await.is_err() {
                 return Ok(());
             }
         }
-    }
-
-    fn past_deadline(&self) -> bool {
-        self.policy.deadline.is_some_and(|deadline| Instant::now() >= deadline)
     }
 
     async fn deliver(&self, lane: usize, target: &Target) -> Result<Outcome, EngineError> {
@@ -156,7 +162,7 @@ impl Engine {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            if !self.pacing.admit(&self.stop).await {
+            if !self.pacing.admit(&self.stop).await || !self.gate.passed(&self.stop).await {
                 return Ok(Outcome::Expired);
             }
             let (retry_after, quota, reason, unreachable) = match self.client.send(lane, body.clone()).await?
@@ -189,7 +195,7 @@ impl Engine {
             tracing::debug!(token = target.short(), attempt, %reason, delay_ms = delay.as_millis() as u64, "retrying");
             tokio::select! {
                 () = tokio::time::sleep_until(resume_at) => {}
-                () = self.stop.cancelled() => return Ok(Outcome::Expired),
+                () = self.stop.stopped() => return Ok(Outcome::Expired),
             }
         }
     }
@@ -219,7 +225,7 @@ impl Pacing {
     }
 
     /// Waits for the pause to end and for a rate slot; false when the run stops meanwhile.
-    async fn admit(&self, stop: &CancellationToken) -> bool {
+    async fn admit(&self, stop: &RunStop) -> bool {
         loop {
             let until = *self.paused_until.lock().expect("pacing lock");
             if until <= Instant::now() {
@@ -227,7 +233,7 @@ impl Pacing {
             }
             tokio::select! {
                 () = tokio::time::sleep_until(until) => {}
-                () = stop.cancelled() => return false,
+                () = stop.stopped() => return false,
             }
         }
         let Some(interval) = self.interval else {
@@ -241,7 +247,7 @@ impl Pacing {
         };
         tokio::select! {
             () = tokio::time::sleep_until(slot) => true,
-            () = stop.cancelled() => false,
+            () = stop.stopped() => false,
         }
     }
 
@@ -287,7 +293,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_rate_cap_spaces_requests_evenly() {
         let pacing = Pacing::new(Some(100));
-        let stop = CancellationToken::new();
+        let stop = RunStop::new();
         let start = Instant::now();
         for _ in 0..51 {
             assert!(pacing.admit(&stop).await);
@@ -300,7 +306,7 @@ mod tests {
         let pacing = Pacing::new(None);
         let start = Instant::now();
         pacing.pause_until(start + Duration::from_secs(60));
-        assert!(pacing.admit(&CancellationToken::new()).await);
+        assert!(pacing.admit(&RunStop::new()).await);
         assert!(Instant::now() - start >= Duration::from_secs(60));
     }
 }

@@ -9,6 +9,8 @@ use chrono::{
 };
 use chrono_tz::Tz;
 
+use crate::shard::Shard;
+
 /// The half-hour slot containing `now`: floored to :00 or :30 in `tz`.
 pub fn half_hour(now: DateTime<Utc>, tz: Tz) -> DateTime<Tz> {
     let local = now.with_timezone(&tz);
@@ -110,6 +112,27 @@ impl FromStr for IsoWeek {
             .filter(|_| week.len() == 2)
             .ok_or_else(|| fail("the week is not two digits"))?;
         IsoWeek::new(year, number).ok_or_else(|| fail(&format!("{year} has no week {number}")))
+    }
+}
+
+/// One delivery the ledger keeps a row for: a job's slot, for one shard of the users.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunKey {
+    /// The job's name, e.g. `path-daily`.
+    pub job: String,
+    /// The slot's label: a half-hour in RFC 3339, or an ISO week.
+    pub slot: String,
+    /// Which users.
+    pub shard: Shard,
+}
+
+impl fmt::Display for RunKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.job, self.slot)?;
+        if self.shard.count > 1 {
+            write!(f, " (shard {})", self.shard)?;
+        }
+        Ok(())
     }
 }
 

@@ -2,8 +2,8 @@
 //! statement wolley-push runs. mysql_async lives here and nowhere else.
 
 pub mod doctor;
-pub mod journal;
-pub mod lock;
+pub mod ledger;
+pub mod prune_log;
 pub mod schema;
 pub mod stats;
 pub mod tokens;
@@ -190,6 +190,11 @@ impl Database {
             other if doing == "connecting" => DbError::Unreachable { url, reason: other.to_string() },
             other => DbError::Query { doing, url, reason: other.to_string() },
         }
+    }
+
+    /// The database did not answer: `reason` says how.
+    pub(crate) fn unreachable(&self, reason: String) -> DbError {
+        DbError::Unreachable { url: self.url.to_string(), reason }
     }
 
     /// Closes every connection; call before exit so the server sees clean disconnects.

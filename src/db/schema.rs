@@ -72,6 +72,42 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             KEY wolley_push_user_badge_user (user_id, week)
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
     ],
+}, Migration {
+    version: 3,
+    description: "delivery ledger: lease and retry set (wolley_push_run, wolley_push_retry), prune log (wolley_push_prune_log)",
+    statements: &[
+        // owner: the run that holds the slot (a random id per process); heartbeat_at: when it
+        // last wrote, in the server's clock; retrying: the size of the slot's retry set.
+        "ALTER TABLE wolley_push_run \
+            ADD COLUMN IF NOT EXISTS owner        CHAR(32)        NULL, \
+            ADD COLUMN IF NOT EXISTS heartbeat_at DATETIME(6)     NULL, \
+            ADD COLUMN IF NOT EXISTS retrying     BIGINT UNSIGNED NOT NULL DEFAULT 0",
+        "CREATE TABLE IF NOT EXISTS wolley_push_retry (
+            job        VARCHAR(32)  NOT NULL,
+            slot       VARCHAR(40)  NOT NULL,
+            shard      VARCHAR(16)  NOT NULL,
+            user_id    BIGINT       NOT NULL,
+            state      VARCHAR(16)  NOT NULL,
+            reason     VARCHAR(255) NOT NULL,
+            updated_at DATETIME(6)  NOT NULL,
+            PRIMARY KEY (job, slot, shard, user_id)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+        "CREATE TABLE IF NOT EXISTS wolley_push_prune_log (
+            id          BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            job         VARCHAR(32)     NOT NULL,
+            slot        VARCHAR(40)     NOT NULL,
+            shard       VARCHAR(16)     NOT NULL,
+            user_id     BIGINT          NOT NULL,
+            token       VARBINARY(4096) NOT NULL,
+            reason      VARCHAR(32)     NOT NULL,
+            state       VARCHAR(16)     NOT NULL,
+            recorded_at DATETIME(6)     NOT NULL,
+            applied_at  DATETIME(6)     NULL,
+            restored_at DATETIME(6)     NULL,
+            UNIQUE KEY wolley_push_prune_log_run_user (job, slot, shard, user_id),
+            KEY wolley_push_prune_log_recorded (recorded_at)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+    ],
 }];
 
 /// The version this build of wolley-push needs.

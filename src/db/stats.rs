@@ -33,7 +33,7 @@ pub const USERS_PER_PAGE: u64 = 1_000;
 const INSERT_ROWS: usize = 1_000;
 /// Winners (with tokens) per page for `--notify`.
 pub const WINNERS_PER_PAGE: u64 = 5_000;
-/// Joins the badge names of one winner in [`WINNERS`] (names cannot contain control
+/// Joins the badge names of one winner in [`WINNERS_SELECT`] (names cannot contain control
 /// characters, so it cannot occur in one).
 const NAME_SEPARATOR: char = '\u{1f}';
 
@@ -397,12 +397,12 @@ pub struct WinnerRow {
     pub token: String,
 }
 
-const WINNERS: &str = "\
+const WINNERS_SELECT: &str = "\
     SELECT b.user_id, GROUP_CONCAT(b.badge ORDER BY b.badge SEPARATOR ','), \
            GROUP_CONCAT(b.name ORDER BY b.badge SEPARATOR '\u{1f}'), a.fcmToken \
     FROM wolley_push_user_badge b JOIN app_user a ON a.user_id = b.user_id \
-    WHERE b.week = ? AND b.user_id > ? AND a.fcmToken IS NOT NULL AND a.fcmToken NOT IN ('', 'abc') \
-    GROUP BY b.user_id, a.fcmToken ORDER BY b.user_id LIMIT ?";
+    WHERE b.week = ? AND a.fcmToken IS NOT NULL AND a.fcmToken NOT IN ('', 'abc')";
+const WINNERS_GROUP: &str = "GROUP BY b.user_id, a.fcmToken ORDER BY b.user_id";
 
 impl Database {
     /// The next page of `week`'s badge winners that have a token, after `after_user_id`.
@@ -414,11 +414,34 @@ impl Database {
         week: IsoWeek,
         after_user_id: i64,
     ) -> Result<Vec<WinnerRow>, DbError> {
+        let sql = format!("{WINNERS_SELECT} AND b.user_id > ? {WINNERS_GROUP} LIMIT ?");
+        let params: Vec<Value> = vec![week.to_string().into(), after_user_id.into(), WINNERS_PER_PAGE.into()];
+        self.winners(&sql, params).await
+    }
+
+    /// Those of these users who won a badge in `week` and have a token.
+    ///
+    /// # Errors
+    /// As classified.
+    pub(crate) async fn badge_winners_among(
+        &self,
+        week: IsoWeek,
+        user_ids: &[i64],
+    ) -> Result<Vec<WinnerRow>, DbError> {
+        if user_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks = vec!["?"; user_ids.len()].join(", ");
+        let sql = format!("{WINNERS_SELECT} AND b.user_id IN ({marks}) {WINNERS_GROUP}");
+        let mut params: Vec<Value> = vec![week.to_string().into()];
+        params.extend(user_ids.iter().map(|&id| Value::from(id)));
+        self.winners(&sql, params).await
+    }
+
+    async fn winners(&self, sql: &str, params: Vec<Value>) -> Result<Vec<WinnerRow>, DbError> {
         let mut conn = self.conn().await?;
-        let rows: Vec<(i64, String, String, String)> = conn
-            .exec(WINNERS, (week.to_string(), after_user_id, WINNERS_PER_PAGE))
-            .await
-            .map_err(|e| self.classify(e, "reading the week's badge winners"))?;
+        let rows: Vec<(i64, String, String, String)> =
+            conn.exec(sql, params).await.map_err(|e| self.classify(e, "reading the week's badge winners"))?;
         Ok(rows
             .into_iter()
             .map(|(user_id, codes, names, token)| WinnerRow {

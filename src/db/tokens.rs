@@ -1,4 +1,5 @@
-//! Device tokens in `app_user`: read page by page in `user_id` order, and dead ones cleared.
+//! Device tokens in `app_user`: read page by page in `user_id` order, or by user for a retry set.
+//! (Dead tokens are cleared through the prune log, `db::prune_log`.)
 
 use std::collections::HashMap;
 
@@ -24,10 +25,6 @@ const PAGE_SQL: &str = "SELECT user_id, fcmToken FROM app_user \
      WHERE user_id > ? AND MOD(user_id, ?) = ? \
        AND fcmToken IS NOT NULL AND fcmToken NOT IN ('', 'abc') \
      ORDER BY user_id LIMIT ?";
-
-// `= BINARY ?`: the column's collation ignores case and trailing spaces, and a token is only
-// ours to clear if it is byte for byte the one FCM rejected.
-const PRUNE_SQL: &str = "UPDATE app_user SET fcmToken = NULL WHERE user_id = ? AND fcmToken = BINARY ?";
 
 // Grouped on the exact bytes: tokens are case-sensitive, the column's collation is not.
 // TRIM matches the filter's trimming of the spaces the app sometimes stores around a token.
@@ -73,29 +70,18 @@ impl Database {
         Ok(rows.into_iter().map(|(user_id, token)| TokenRow { user_id, token }).collect())
     }
 
-    /// Clears each user's token if it still holds exactly the dead one (a user who registered
-    /// a new token since it was read keeps it). Returns how many rows changed.
+    /// The tokens of these users now (a user without a row is left out).
     ///
     /// # Errors
-    /// As classified.
-    pub async fn prune_tokens(&self, dead: &[TokenRow]) -> Result<u64, DbError> {
-        if dead.is_empty() {
-            return Ok(0);
+    /// [`DbError::MissingBackendSchema`] when `app_user` is not there; others as classified.
+    pub(crate) async fn tokens_of(&self, user_ids: &[i64]) -> Result<Vec<(i64, Option<String>)>, DbError> {
+        if user_ids.is_empty() {
+            return Ok(Vec::new());
         }
+        let marks = vec!["?"; user_ids.len()].join(", ");
+        let sql =
+            format!("SELECT user_id, fcmToken FROM app_user WHERE user_id IN ({marks}) ORDER BY user_id");
         let mut conn = self.conn().await?;
-        let mut cleared = 0;
-        // One round trip per row inside one transaction; exec_batch would hide affected rows.
-        let mut tx = conn
-            .start_transaction(Default::default())
-            .await
-            .map_err(|e| self.classify(e, "pruning dead tokens"))?;
-        for row in dead {
-            tx.exec_drop(PRUNE_SQL, (row.user_id, row.token.as_bytes()))
-                .await
-                .map_err(|e| self.classify(e, "pruning dead tokens"))?;
-            cleared += tx.affected_rows();
-        }
-        tx.commit().await.map_err(|e| self.classify(e, "pruning dead tokens"))?;
-        Ok(cleared)
+        conn.exec(sql, user_ids.to_vec()).await.map_err(|e| self.classify(e, "reading app_user tokens"))
     }
 }

@@ -9,18 +9,21 @@ pub mod doctor;
 pub mod generate;
 pub mod migrate;
 pub mod pipeline;
+mod restore;
+mod runs;
 pub mod scheduled;
 pub mod stats_weekly;
 
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::{Config, Job, SendKind};
+use crate::counts::Counts;
 use crate::error::Result;
 use crate::exit::ExitCode;
 use crate::fcm::message::Message;
 use crate::metrics::{self, RunRecord};
 use crate::ping::{Pinger, Signal};
-use crate::report::{self, Counts, Summary};
+use crate::report::{self, Summary};
 use crate::slot::{self, IsoWeek};
 use crate::tokens::TokenSource;
 
@@ -149,6 +152,8 @@ pub async fn run(config: &Config) -> Result<Outcome> {
         Job::Migrate => migrate::run(config).await.map(Outcome::exited),
         Job::StatsWeekly(job) => stats_weekly::run(config, job).await,
         Job::Doctor => doctor::run(config).await.map(Outcome::exited),
+        Job::Runs { job, last } => runs::run(config, job.as_deref(), *last).await.map(Outcome::exited),
+        Job::RestoreTokens(selection) => restore::run(config, selection).await.map(Outcome::exited),
         Job::Generate { out_dir } => generate::run(out_dir, &config.output).map(Outcome::exited),
         Job::SaveLocation { batch, slot, ttl } => {
             let job = Scheduled {
@@ -177,9 +182,9 @@ pub async fn run(config: &Config) -> Result<Outcome> {
                 slot: "-".into(),
                 message: one_off_message(config, kind),
                 mode: *mode,
-                source: TokenSource::Single(token.clone()),
+                source: TokenSource::single(token.clone()),
             };
-            let summary = pipeline::execute(config, plan, Instant::now()).await?;
+            let summary = pipeline::execute(config, plan, None, Instant::now()).await?;
             report::emit(&summary, &config.output, *mode == crate::config::Mode::Print)?;
             Ok(Outcome::sent(&summary))
         }

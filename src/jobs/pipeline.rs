@@ -1,6 +1,7 @@
 //! One run's plumbing, shared by every sending job: tokens stream from their source into the
-//! sender while the recorder counts outcomes, prunes dead tokens and keeps the journal's
-//! checkpoint, all three overlapped. SIGTERM/SIGINT stop it cleanly.
+//! engine, and every answer is counted and, for a journaled slot, reported to the ledger's
+//! recorder. Signals, the deadline, a lost ledger and FCM refusing the run all stop it through
+//! one [`RunStop`]: no new token is taken, requests in flight finish.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -8,29 +9,24 @@ use std::time::{Duration, Instant};
 
 use indicatif::ProgressBar;
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
+use crate::breaker::{self, PrunePolicy};
 use crate::config::{Config, Mode};
-use crate::db::tokens::TokenRow;
-use crate::db::Database;
+use crate::counts::Counts;
+use crate::db::ledger::DeadToken;
 use crate::error::{Error, Result};
 use crate::fcm::auth::{AuthError, Authenticator, ServiceAccountKey};
 use crate::fcm::message::{Message, RequestTemplate};
-use crate::fcm::FcmClient;
-use crate::journal::Journal;
+use crate::fcm::{DeadReason, FatalSendError, FcmClient};
+use crate::ledger::{Ending, Recorder, Resolution};
 use crate::output;
-use crate::report::{Counts, Summary};
+use crate::report::Summary;
 use crate::send::{Delivery, Engine, EngineError, Outcome, Policy};
-use crate::tokens::{SourceError, TokenCounts, TokenSource};
+use crate::stop::{RunStop, SendGate, StopReason};
+use crate::tokens::{Rejection, SourceError, Target, TokenCounts, TokenFilter, TokenSource};
 
 /// Targets waiting for a sender; bounded so memory does not grow with the user count.
 const TARGET_QUEUE: usize = 4096;
-/// Dead tokens cleared per transaction.
-const PRUNE_BATCH: usize = 500;
-/// The journal's checkpoint is written at least this often…
-const SAVE_EVERY: Duration = Duration::from_secs(1);
-/// …and at least every this many messages.
-const SAVE_EVERY_MESSAGES: u64 = 1000;
 
 /// What one run sends, to whom and how.
 pub struct Plan {
@@ -46,118 +42,326 @@ pub struct Plan {
     pub source: TokenSource,
 }
 
-/// Run-safety options of a scheduled run.
-#[derive(Default)]
-pub struct Guard<'a> {
-    /// The journal row this run writes its checkpoint and counts to.
-    pub journal: Option<&'a Journal>,
-    /// No message starts after this long.
-    pub deadline: Option<Duration>,
+/// What must be ready before any token is read: a message that fits FCM's limit, and an FCM
+/// client with an access token (a bad key fails here, before the slot is touched).
+pub(crate) struct Prepared {
+    template: RequestTemplate,
+    client: Arc<FcmClient>,
 }
 
-/// Runs `plan` to the end, unjournaled.
+/// Checks the message and obtains an access token.
 ///
 /// # Errors
-/// As [`execute_guarded`].
-pub async fn execute(config: &Config, plan: Plan, started: Instant) -> Result<Summary> {
-    execute_guarded(config, plan, Guard::default(), started).await
+/// A message over FCM's size limit, missing or refused credentials, OAuth unreachable.
+pub(crate) async fn prepare(config: &Config, message: &Message, mode: Mode) -> Result<Prepared> {
+    let template = RequestTemplate::new(message, mode == Mode::DryRun)?;
+    let client = Arc::new(fcm_client(config).await?);
+    tracing::debug!(connections = client.connection_count(), "FCM client ready");
+    Ok(Prepared { template, client })
 }
 
-/// Runs `plan` to the end under `guard`.
+/// How a run's sending ended.
+pub(crate) struct Ran {
+    /// This run's counts.
+    pub counts: Counts,
+    /// What stopped it early, if anything did.
+    pub stopped: Option<StopReason>,
+    /// Every token of the source was read and answered.
+    pub exhausted: bool,
+    /// What made the run fail (FCM refusing it, the source failing, a breaker).
+    pub error: Option<Error>,
+}
+
+impl Ran {
+    /// How the ledger should record the end.
+    pub(crate) fn ending(&self) -> Ending {
+        if self.exhausted && self.stopped.is_none() && self.error.is_none() {
+            Ending::Complete
+        } else {
+            Ending::Stopped
+        }
+    }
+
+    /// The run's summary.
+    pub(crate) fn summary(&self, plan: (&'static str, String, Mode), elapsed: Duration) -> Summary {
+        let (job, slot, mode) = plan;
+        let summary = Summary::new(job, slot, mode.as_str(), self.counts, elapsed);
+        match self.stopped {
+            Some(StopReason::Signal(_)) => summary.interrupted(),
+            _ => summary,
+        }
+    }
+}
+
+/// Runs `plan` to the end without a ledger (`send`, `--tokens-file`, `--dry-run`, `--print`).
 ///
 /// # Errors
-/// A message over FCM's size limit, missing credentials, an unreachable database, or FCM
-/// refusing the run.
-pub async fn execute_guarded(
+/// As [`prepare`], and whatever stopped the run.
+pub async fn execute(
     config: &Config,
     plan: Plan,
-    guard: Guard<'_>,
+    deadline: Option<Duration>,
     started: Instant,
 ) -> Result<Summary> {
-    let template = RequestTemplate::new(&plan.message, plan.mode == Mode::DryRun)?;
-    let (counts, interrupted) = match plan.mode {
-        Mode::Print => (print_all(plan.source, &template).await?, false),
-        Mode::Send | Mode::DryRun => {
-            let prune = match (&plan.source, plan.mode) {
-                (TokenSource::Database { db, .. }, Mode::Send) => Some(db.clone()),
-                (TokenSource::BadgeWinners(winners), Mode::Send) => Some(winners.database().clone()),
-                _ => None,
-            };
-            send_all(
-                config,
-                plan.source,
-                template,
-                Recorder { prune, journal: guard.journal },
-                guard.deadline,
-                plan.job,
-            )
-            .await?
-        }
-    };
-    let summary = Summary::new(plan.job, plan.slot, plan.mode.as_str(), counts, started.elapsed());
-    Ok(if interrupted { summary.interrupted() } else { summary })
+    if plan.mode == Mode::Print {
+        let template = RequestTemplate::new(&plan.message, false)?;
+        let counts = print_all(plan.source, &template).await?;
+        return Ok(Summary::new(plan.job, plan.slot, plan.mode.as_str(), counts, started.elapsed()));
+    }
+    let prepared = prepare(config, &plan.message, plan.mode).await?;
+    let mut ran = deliver(config, prepared, plan.source, None, RunStop::new(), deadline, plan.job).await;
+    if let Some(error) = ran.error.take() {
+        return Err(error);
+    }
+    Ok(ran.summary((plan.job, plan.slot, plan.mode), started.elapsed()))
 }
 
-async fn print_all(source: TokenSource, template: &RequestTemplate) -> Result<Counts> {
-    let (tx, rx) = async_channel::bounded(TARGET_QUEUE);
-    let feeding = tokio::spawn(source.feed(tx, CancellationToken::new()));
+async fn print_all(mut source: TokenSource, template: &RequestTemplate) -> Result<Counts> {
+    let mut filter = source.filter().await.map_err(source_error)?;
     let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
     let mut body = Vec::new();
     let mut printed = 0;
-    while let Ok(target) = rx.recv().await {
-        template.render_for(&target.token, target.message.as_deref(), &mut body);
-        body.push(b'\n');
-        stdout.write_all(&body)?;
-        printed += 1;
+    while let Some(page) = source.next_page().await.map_err(source_error)? {
+        filter.count_unread(page.unusable_lines, 0);
+        for candidate in page.candidates {
+            let Some(stored) = candidate.stored.as_deref() else { continue };
+            let Ok(target) = filter.admit(candidate.user_id, stored) else { continue };
+            template.render_for(&target.token, candidate.message.as_deref(), &mut body);
+            body.push(b'\n');
+            stdout.write_all(&body)?;
+            printed += 1;
+        }
     }
     stdout.flush()?;
-    let tokens = feeding.await.expect("the token reader does not panic").map_err(source_error)?;
+    let tokens = filter.counts();
     Ok(Counts { targeted: tokens.targeted, sent: printed, skipped: tokens.skipped(), ..Counts::default() })
 }
 
-/// Returns the counts and whether a signal stopped the run.
-async fn send_all(
+/// Sends every token of `source`, reporting to `recorder` when the run is journaled, until the
+/// source ends or `stop` fires (here on SIGTERM/SIGINT and at `deadline`, elsewhere on a lost
+/// ledger). Never fails: what went wrong is in [`Ran::error`], so the caller records it first.
+pub(crate) async fn deliver(
     config: &Config,
+    prepared: Prepared,
     source: TokenSource,
-    template: RequestTemplate,
-    recorder: Recorder<'_>,
+    recorder: Option<Recorder>,
+    stop: RunStop,
     deadline: Option<Duration>,
     job: &str,
-) -> Result<(Counts, bool)> {
-    let client = Arc::new(fcm_client(config).await?);
-    tracing::debug!(connections = client.connection_count(), "FCM client ready");
-    let stop = CancellationToken::new();
+) -> Ran {
+    let filter = match source.filter().await {
+        Ok(filter) => filter,
+        Err(error) => {
+            let error = source_error(error);
+            return Ran { counts: Counts::default(), stopped: None, exhausted: false, error: Some(error) };
+        }
+    };
     let signals = tokio::spawn(stop_on_signal(stop.clone()));
+    let timer = deadline.map(|after| tokio::spawn(stop_at_deadline(stop.clone(), after)));
     let policy = Policy {
         concurrency: config.sending.concurrency,
         rate: config.sending.rate,
         max_attempts: config.sending.max_attempts,
         backoff: config.sending.backoff,
         quota_backoff: config.sending.quota_backoff,
-        deadline: deadline.map(|d| tokio::time::Instant::now() + d),
+        deadline: deadline.map(|after| tokio::time::Instant::now() + after),
     };
-    let engine = Engine::new(client, template, policy, stop.clone());
+    let gate = recorder.as_ref().map_or_else(SendGate::new, Recorder::gate);
+    let engine = Engine::new(prepared.client, prepared.template, policy, stop.clone(), gate);
     let (targets_tx, targets_rx) = async_channel::bounded(TARGET_QUEUE);
     let (deliveries_tx, deliveries_rx) = mpsc::channel(TARGET_QUEUE);
-    let feeding = tokio::spawn(source.feed(targets_tx, stop.clone()));
+    let feeding = tokio::spawn(feed(source, filter, targets_tx, recorder.clone(), stop.clone()));
     let sending = tokio::spawn(engine.run(targets_rx, deliveries_tx));
     let bar = output::progress_bar(config.output.progress, 0, job);
-    let mut counts = recorder.record(deliveries_rx, &bar).await;
+    let mut tally = Tally::new(recorder, config.prune, stop.clone());
+    tally.record(deliveries_rx, &bar).await;
     bar.finish_and_clear();
     signals.abort();
-    let sent = sending.await.expect("the sender does not panic");
-    let fed = feeding.await.expect("the token reader does not panic");
-    let interrupted = stop.is_cancelled() && sent.is_ok();
-    sent.map_err(engine_error)?;
-    let tokens: TokenCounts = fed.map_err(source_error)?;
-    counts.targeted = tokens.targeted;
-    counts.skipped = tokens.skipped();
-    Ok((counts, interrupted))
+    if let Some(timer) = timer {
+        timer.abort();
+    }
+    let sent = sending.await.unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
+    let fed = feeding.await.unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
+    let mut counts = tally.counts;
+    let (exhausted, fed_error) = match fed {
+        Ok(Fed { tokens, exhausted }) => {
+            counts.targeted = tokens.targeted;
+            counts.skipped = tokens.skipped();
+            (exhausted, None)
+        }
+        Err(error) => (false, Some(source_error(error))),
+    };
+    let error = sent.err().map(engine_error).or(fed_error).or(tally.refusal);
+    Ran { counts, stopped: stop.reason(), exhausted, error }
+}
+
+/// What the token reader did.
+struct Fed {
+    tokens: TokenCounts,
+    exhausted: bool,
+}
+
+/// Reads pages, admits each candidate, tells the recorder before queueing it (so the ledger
+/// never believes a queued user finished), and stops when the run does.
+async fn feed(
+    mut source: TokenSource,
+    mut filter: TokenFilter,
+    out: async_channel::Sender<Target>,
+    recorder: Option<Recorder>,
+    stop: RunStop,
+) -> Result<Fed, SourceError> {
+    loop {
+        let page = tokio::select! {
+            biased;
+            () = stop.stopped() => return Ok(Fed { tokens: filter.counts(), exhausted: false }),
+            page = source.next_page() => page,
+        };
+        let page = match page {
+            Ok(Some(page)) => page,
+            Ok(None) => return Ok(Fed { tokens: filter.counts(), exhausted: true }),
+            Err(error) => {
+                stop.stop(StopReason::SourceFailed);
+                return Err(error);
+            }
+        };
+        let mut gone = 0;
+        for candidate in page.candidates {
+            let admitted = match candidate.stored.as_deref() {
+                Some(stored) => filter.admit(candidate.user_id, stored),
+                None => Err(Rejection::NoToken),
+            };
+            let report = |skipped: bool| {
+                if let (Some(recorder), Some(user_id)) = (&recorder, candidate.user_id) {
+                    match skipped {
+                        true => recorder.skipped(user_id, candidate.in_retry_set),
+                        false => recorder.taken(user_id, candidate.in_retry_set),
+                    }
+                }
+            };
+            match admitted {
+                Ok(mut target) => {
+                    report(false);
+                    target.message = candidate.message;
+                    if !forward(&out, target, &stop).await {
+                        return Ok(Fed { tokens: filter.counts(), exhausted: false });
+                    }
+                }
+                // The database does not return users without a token, except from a retry set.
+                Err(Rejection::NoToken) if !candidate.in_retry_set => {}
+                Err(rejection) => {
+                    gone += u64::from(rejection == Rejection::NoToken);
+                    report(true);
+                }
+            }
+        }
+        filter.count_unread(page.unusable_lines, gone);
+    }
+}
+
+async fn forward(out: &async_channel::Sender<Target>, target: Target, stop: &RunStop) -> bool {
+    tokio::select! {
+        biased;
+        () = stop.stopped() => false,
+        sent = out.send(target) => sent.is_ok(),
+    }
+}
+
+/// Counts every answer, tells the ledger, and watches the breakers.
+struct Tally {
+    recorder: Option<Recorder>,
+    prune: PrunePolicy,
+    stop: RunStop,
+    counts: Counts,
+    mismatches: u64,
+    apns_failures: u64,
+    refusal: Option<Error>,
+}
+
+impl Tally {
+    fn new(recorder: Option<Recorder>, prune: PrunePolicy, stop: RunStop) -> Self {
+        Tally {
+            recorder,
+            prune,
+            stop,
+            counts: Counts::default(),
+            mismatches: 0,
+            apns_failures: 0,
+            refusal: None,
+        }
+    }
+
+    async fn record(&mut self, mut deliveries: mpsc::Receiver<Delivery>, bar: &ProgressBar) {
+        while let Some(delivery) = deliveries.recv().await {
+            self.count(delivery);
+            bar.inc(1);
+            if self.refusal.is_none() {
+                self.watch_breakers();
+            }
+        }
+    }
+
+    fn count(&mut self, Delivery { target, outcome }: Delivery) {
+        let c = &mut self.counts;
+        let resolution = match outcome {
+            Outcome::Sent => {
+                c.sent += 1;
+                Resolution::Sent
+            }
+            Outcome::Dead(reason) => {
+                c.pruned += 1;
+                self.mismatches += u64::from(reason == DeadReason::SenderIdMismatch);
+                tracing::debug!(token = target.short(), reason = reason.as_str(), "dead token");
+                let token = target.stored_token().to_owned();
+                Resolution::Dead(DeadToken {
+                    user_id: target.user_id.unwrap_or_default(),
+                    token,
+                    reason: reason.as_str(),
+                })
+            }
+            Outcome::Failed { reason, unreachable, retryable } => {
+                c.failed += 1;
+                c.unreachable += u64::from(unreachable);
+                self.apns_failures += u64::from(reason.starts_with("THIRD_PARTY_AUTH_ERROR"));
+                if retryable {
+                    Resolution::Retry { reason }
+                } else {
+                    Resolution::Failed
+                }
+            }
+            Outcome::Expired => {
+                c.expired += 1;
+                let reason = self.stop.reason().map_or("left unsent", StopReason::unsent);
+                Resolution::Retry { reason: reason.to_owned() }
+            }
+        };
+        if let (Some(recorder), Some(user_id)) = (&self.recorder, target.user_id) {
+            recorder.resolved(user_id, resolution);
+        }
+    }
+
+    fn watch_breakers(&mut self) {
+        let answered = self.counts.sent + self.counts.pruned + self.counts.failed;
+        let refusal = if breaker::apns_key_broken(answered, self.apns_failures) {
+            Some(Error::FatalSend(FatalSendError::ThirdPartyAuth(format!(
+                "{} of {answered} answers so far",
+                self.apns_failures
+            ))))
+        } else if self.recorder.is_some() && breaker::wrong_project(&self.prune, answered, self.mismatches) {
+            Some(Error::WrongProject { mismatches: self.mismatches, answered })
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
+            tracing::error!("{refusal}");
+            self.stop.stop(StopReason::Refused);
+            self.refusal = Some(refusal);
+        }
+    }
 }
 
 /// SIGTERM (cron's or Kubernetes' stop) or SIGINT (Ctrl-C): take no new tokens, let requests
 /// in flight finish (each is bounded by the request timeout), then record and exit 3.
-async fn stop_on_signal(stop: CancellationToken) {
+async fn stop_on_signal(stop: RunStop) {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(term) => term,
         Err(error) => {
@@ -172,7 +376,18 @@ async fn stop_on_signal(stop: CancellationToken) {
         _ = tokio::signal::ctrl_c() => "SIGINT",
     };
     tracing::warn!("{name}: finishing the requests in flight, then stopping; a rerun resumes this slot");
-    stop.cancel();
+    stop.stop(StopReason::Signal(name));
+}
+
+/// The deadline holds whatever is slowing the run (the rate cap, a 429 pause, back-offs): it
+/// stops the run like a signal, not by being checked between messages.
+async fn stop_at_deadline(stop: RunStop, after: Duration) {
+    tokio::time::sleep(after).await;
+    tracing::warn!(
+        "the deadline ({}) passed: stopping; a rerun sends the rest",
+        humantime::format_duration(after)
+    );
+    stop.stop(StopReason::Deadline);
 }
 
 /// The FCM client, with an access token obtained up front so a bad key fails before any
@@ -191,98 +406,6 @@ async fn fcm_client(config: &Config) -> Result<FcmClient> {
     // Building fails only on the TLS setup, i.e. an unusable --fcm-ca-file.
     FcmClient::new(&config.fcm_endpoint, &project_id, auth, &config.client)
         .map_err(|error| Error::Config(format!("{error:#}")))
-}
-
-/// Counts every delivery, clears dead tokens from `app_user` in batches, and keeps the
-/// journal's checkpoint current.
-struct Recorder<'a> {
-    prune: Option<Database>,
-    journal: Option<&'a Journal>,
-}
-
-impl Recorder<'_> {
-    async fn record(&self, mut deliveries: mpsc::Receiver<Delivery>, bar: &ProgressBar) -> Counts {
-        let mut counts = Counts::default();
-        let mut dead = Vec::new();
-        let mut unsaved = 0;
-        let mut save_timer = tokio::time::interval(SAVE_EVERY);
-        save_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            let delivery = tokio::select! {
-                next = deliveries.recv() => match next {
-                    Some(delivery) => delivery,
-                    None => break,
-                },
-                _ = save_timer.tick(), if self.journal.is_some() && unsaved > 0 => {
-                    self.save(&counts, &mut dead).await;
-                    unsaved = 0;
-                    continue;
-                }
-            };
-            self.count(delivery, &mut counts, &mut dead);
-            bar.inc(1);
-            unsaved += 1;
-            if dead.len() >= PRUNE_BATCH || (self.journal.is_some() && unsaved >= SAVE_EVERY_MESSAGES) {
-                self.save(&counts, &mut dead).await;
-                unsaved = 0;
-            }
-        }
-        self.flush_pruned(&mut dead).await;
-        counts
-    }
-
-    fn count(&self, Delivery { target, outcome }: Delivery, counts: &mut Counts, dead: &mut Vec<TokenRow>) {
-        let finished = match outcome {
-            Outcome::Sent => {
-                counts.sent += 1;
-                true
-            }
-            Outcome::Dead(reason) => {
-                counts.pruned += 1;
-                tracing::debug!(token = target.short(), reason = reason.as_str(), "dead token");
-                if let (Some(_), Some(user_id)) = (&self.prune, target.user_id) {
-                    dead.push(TokenRow { user_id, token: target.stored_token().to_owned() });
-                }
-                true
-            }
-            Outcome::Failed { unreachable, retryable, .. } => {
-                counts.failed += 1;
-                counts.unreachable += u64::from(unreachable);
-                !retryable
-            }
-            Outcome::Expired => {
-                counts.expired += 1;
-                false
-            }
-        };
-        if let (Some(journal), Some(user_id)) = (self.journal, target.user_id) {
-            match finished {
-                true => journal.checkpoint().finished(user_id),
-                false => journal.checkpoint().stuck(user_id),
-            }
-        }
-    }
-
-    /// Prunes first, so the journal never records a checkpoint past a dead token still stored.
-    async fn save(&self, counts: &Counts, dead: &mut Vec<TokenRow>) {
-        self.flush_pruned(dead).await;
-        if let Some(journal) = self.journal {
-            journal.save(counts).await;
-        }
-    }
-
-    async fn flush_pruned(&self, dead: &mut Vec<TokenRow>) {
-        let Some(db) = &self.prune else { return };
-        if dead.is_empty() {
-            return;
-        }
-        match db.prune_tokens(dead).await {
-            Ok(cleared) => tracing::debug!(dead = dead.len(), cleared, "pruned dead tokens"),
-            // The tokens stay; the next run meets them again and retries the prune.
-            Err(error) => tracing::warn!(dead = dead.len(), "could not prune dead tokens: {error}"),
-        }
-        dead.clear();
-    }
 }
 
 fn engine_error(error: EngineError) -> Error {

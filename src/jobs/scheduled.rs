@@ -1,29 +1,27 @@
-//! The guard around cron's sending jobs: one run per (job, shard) at a time (a MariaDB lock),
-//! each slot once and completely (the run journal: skip a done slot, resume an unfinished one),
-//! and a deadline so a run never collides with the next slot.
+//! The guard around cron's sending jobs: a run from the database in send mode goes through the
+//! delivery [`ledger`](crate::ledger) (one run per job and shard, each slot once and completely,
+//! exact resume, pruning judged on the whole slot), with a deadline so a run never collides
+//! with the next slot.
 //!
 //! Runs from `--tokens-file`, `--dry-run` and `--print` are not scheduled deliveries: they take
 //! no lock and write no journal.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
 use crate::config::{Batch, Config, Mode};
-use crate::db::journal::RunKey;
 use crate::db::Database;
 use crate::error::{Error, Result};
-use crate::exit::ExitCode;
 use crate::fcm::message::Message;
-use crate::journal::{Begin, Checkpoint, Journal, RunStatus};
+use crate::ledger::{self, Ledger, Opened};
 use crate::report::{self, Summary};
 use crate::shard::Shard;
-use crate::slot::IsoWeek;
-use crate::stats::notify::BadgeWinners;
-use crate::tokens::TokenSource;
+use crate::slot::{IsoWeek, RunKey};
+use crate::stop::RunStop;
+use crate::tokens::{Start, TokenSource};
 
-use super::pipeline::{self, Guard, Plan};
+use super::pipeline::{self, Plan};
 use super::{Outcome, Skip};
 
 /// A scheduled job's run.
@@ -55,21 +53,10 @@ pub enum Audience {
 }
 
 impl Audience {
-    /// The token source, reading users after `after_user_id` and reporting to `checkpoint`.
-    fn source(
-        self,
-        db: &Database,
-        after_user_id: i64,
-        shard: Shard,
-        checkpoint: Option<Arc<Checkpoint>>,
-    ) -> TokenSource {
+    fn source(self, db: &Database, shard: Shard, start: Start) -> TokenSource {
         match self {
-            Audience::AppUsers => TokenSource::Database { db: db.clone(), after_user_id, shard, checkpoint },
-            Audience::BadgeWinners { week, now } => TokenSource::BadgeWinners(
-                BadgeWinners::new(db.clone(), week, now)
-                    .resume_after(after_user_id)
-                    .with_checkpoint(checkpoint),
-            ),
+            Audience::AppUsers => TokenSource::users(db.clone(), shard, start),
+            Audience::BadgeWinners { week, now } => TokenSource::winners(db.clone(), week, now, start),
         }
     }
 }
@@ -81,16 +68,9 @@ impl Audience {
 pub async fn run(config: &Config, job: Scheduled<'_>) -> Result<Outcome> {
     let started = Instant::now();
     let batch = job.batch;
-    let printing = batch.mode == Mode::Print;
     let summary = if let Some(path) = &batch.tokens_file {
-        let plan = plan(&job, TokenSource::File(path.clone()));
-        pipeline::execute_guarded(
-            config,
-            plan,
-            Guard { journal: None, deadline: Some(batch.deadline) },
-            started,
-        )
-        .await?
+        let plan = plan(&job, TokenSource::file(path.clone()));
+        pipeline::execute(config, plan, Some(batch.deadline), started).await?
     } else {
         let db = connect(config).await?;
         let result = from_database(config, &job, &db, started).await;
@@ -100,7 +80,7 @@ pub async fn run(config: &Config, job: Scheduled<'_>) -> Result<Outcome> {
             Ran::Skipped(skip) => return Ok(Outcome::skipped(skip)),
         }
     };
-    report::emit(&summary, &config.output, printing)?;
+    report::emit(&summary, &config.output, batch.mode == Mode::Print)?;
     Ok(Outcome::sent(&summary))
 }
 
@@ -127,60 +107,76 @@ async fn connect(config: &Config) -> Result<Database> {
 
 async fn from_database(config: &Config, job: &Scheduled<'_>, db: &Database, started: Instant) -> Result<Ran> {
     let batch = job.batch;
-    let shard = batch.shard;
     if batch.mode != Mode::Send {
-        let source = job.audience.source(db, 0, shard, None);
-        let guard = Guard { journal: None, deadline: Some(batch.deadline) };
-        return pipeline::execute_guarded(config, plan(job, source), guard, started).await.map(Ran::Sent);
+        let source = job.audience.source(db, batch.shard, Start::beginning());
+        return pipeline::execute(config, plan(job, source), Some(batch.deadline), started)
+            .await
+            .map(Ran::Sent);
     }
     db.check_schema().await?;
-    let lock_name = format!("{}:{shard}", job.job);
-    let Some(lock) = db.try_lock(&lock_name).await? else {
-        let holder = match db.running_holder(job.job, &shard.to_string()).await? {
-            Some((host, pid, since)) => format!("host {host}, pid {pid}, since {since}"),
-            None => "a run that is just starting".to_owned(),
-        };
-        tracing::warn!("another {} run holds the lock for shard {shard} ({holder}); nothing to do", job.job);
-        return Ok(Ran::Skipped(Skip::LockHeld));
-    };
-    let result = journaled(config, job, db, started).await;
-    lock.release().await;
-    result
-}
-
-async fn journaled(config: &Config, job: &Scheduled<'_>, db: &Database, started: Instant) -> Result<Ran> {
-    let batch = job.batch;
-    let key = RunKey { job: job.job.to_owned(), slot: job.slot.clone(), shard: batch.shard.to_string() };
-    let journal = match Journal::begin(db, key, batch.force).await? {
-        Begin::AlreadyDone { finished_at } => {
-            tracing::info!(
-                "{} {} (shard {}) is already done (finished {finished_at}); --force sends it again",
-                job.job,
-                job.slot,
-                batch.shard
-            );
+    let prepared = pipeline::prepare(config, &job.message, Mode::Send).await?;
+    let key = RunKey { job: job.job.to_owned(), slot: job.slot.clone(), shard: batch.shard };
+    let settings = ledger::Settings { force: batch.force, prune: config.prune };
+    let mut ledger = match Ledger::open(db, key.clone(), settings).await? {
+        Opened::Run(ledger) => ledger,
+        Opened::Done { detail } => {
+            tracing::info!("{key} is already done ({detail}); --force sends it again");
             return Ok(Ran::Skipped(Skip::SlotDone));
         }
-        Begin::Run(journal) => journal,
+        Opened::LockHeld { holder } => {
+            tracing::warn!(
+                "another {} run holds the lock for shard {} ({holder}); nothing to do",
+                key.job,
+                key.shard
+            );
+            return Ok(Ran::Skipped(Skip::LockHeld));
+        }
     };
-    let checkpoint = Some(journal.checkpoint().clone());
-    let source = job.audience.source(db, journal.resume_after(), batch.shard, checkpoint);
-    let guard = Guard { journal: Some(&journal), deadline: Some(batch.deadline) };
-    match pipeline::execute_guarded(config, plan(job, source), guard, started).await {
-        Ok(summary) => {
-            let status = match summary.exit_code() {
-                ExitCode::Success => RunStatus::Done,
-                _ => RunStatus::Partial,
-            };
-            journal.finish(&summary.counts, status, None).await?;
-            Ok(Ran::Sent(summary))
-        }
-        Err(error) => {
-            let message = error.to_string();
-            if let Err(journal_error) = journal.fail(&message).await {
-                tracing::warn!("could not record the failure in the run journal: {journal_error}");
-            }
-            Err(error)
-        }
+    let resume = ledger.resume();
+    if resume.retry_set > 0 {
+        tracing::info!(
+            retry_set = resume.retry_set,
+            checkpoint = resume.checkpoint,
+            "sending the retry set first"
+        );
     }
+    let start = Start {
+        retry_set: (resume.retry_set > 0).then(|| resume.key.clone()),
+        after_user_id: resume.checkpoint,
+    };
+    let source = job.audience.source(db, batch.shard, start);
+    let stop = RunStop::new();
+    ledger.start(stop.clone());
+    let mut ran = pipeline::deliver(
+        config,
+        prepared,
+        source,
+        Some(ledger.recorder()),
+        stop,
+        Some(batch.deadline),
+        job.job,
+    )
+    .await;
+    let failure = ran.error.as_ref().map(ToString::to_string);
+    let finished = ledger.finish(ran.ending(), failure.as_deref()).await;
+    let error = ran.error.take();
+    let finished = match finished {
+        Ok(finished) => finished,
+        // A lost database is better told by the ledger, which knows what it could record; a
+        // refused payload or a wrong key by the run.
+        Err(lost) => {
+            return Err(match error {
+                Some(error) if !matches!(error, Error::Db(_) | Error::WrongProject { .. }) => error,
+                _ => lost.into(),
+            })
+        }
+    };
+    match (error, finished.tripped) {
+        (Some(error), _) if !matches!(error, Error::WrongProject { .. }) => return Err(error),
+        (_, Some(tripped)) => return Err(ledger::LedgerError::PruneBreaker { key, tripped }.into()),
+        (Some(error), None) => return Err(error),
+        (None, None) => {}
+    }
+    let summary = ran.summary((job.job, job.slot.clone(), batch.mode), started.elapsed());
+    Ok(Ran::Sent(summary.with_retry_set(finished.totals.retrying)))
 }

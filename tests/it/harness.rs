@@ -255,6 +255,60 @@ pub fn bare_cmd() -> Command {
     cmd
 }
 
+/// A slot's journal row, as `runs` and tests read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Journal {
+    /// running, done, partial or failed.
+    pub status: String,
+    /// The checkpoint.
+    pub checkpoint: i64,
+    /// Users the slot reached.
+    pub targeted: u64,
+    /// Delivered.
+    pub sent: u64,
+    /// Dead tokens.
+    pub pruned: u64,
+    /// Failed for good.
+    pub failed: u64,
+    /// The retry set's size.
+    pub retrying: u64,
+}
+
+impl Journal {
+    /// `targeted == sent + pruned + failed + retrying`.
+    pub fn adds_up(&self) -> bool {
+        self.targeted == self.sent + self.pruned + self.failed + self.retrying
+    }
+}
+
+impl TestDb {
+    /// The only journal row of `job`.
+    pub fn journal(&self, job: &str) -> Journal {
+        let rows = self.query::<(String, i64, u64, u64, u64, u64, u64)>(&format!(
+            "SELECT status, checkpoint_user_id, targeted, sent, pruned, failed, retrying \
+             FROM wolley_push_run WHERE job = '{job}'"
+        ));
+        assert_eq!(rows.len(), 1, "one journal row of {job}: {rows:?}");
+        let (status, checkpoint, targeted, sent, pruned, failed, retrying) = rows[0].clone();
+        Journal { status, checkpoint, targeted, sent, pruned, failed, retrying }
+    }
+
+    /// The users in `job`'s retry set, in order.
+    pub fn retry_set(&self, job: &str) -> Vec<i64> {
+        self.query(&format!("SELECT user_id FROM wolley_push_retry WHERE job = '{job}' ORDER BY user_id"))
+    }
+}
+
+/// How many deliveries to users 1..=`users` (numbered tokens) went beyond the first.
+pub fn duplicates(fcm: &fake_fcm::FakeFcm, users: u32) -> u64 {
+    (1..=users).map(|u| u64::from(fcm.deliveries(&numbered_token(u)).saturating_sub(1))).sum()
+}
+
+/// Users 1..=`users` never delivered to.
+pub fn never_reached(fcm: &fake_fcm::FakeFcm, users: u32) -> Vec<u32> {
+    (1..=users).filter(|&u| fcm.deliveries(&numbered_token(u)) == 0).collect()
+}
+
 /// The JSON summary a `--format json` run printed.
 pub fn summary(output: &std::process::Output) -> Value {
     let stdout = String::from_utf8_lossy(&output.stdout);

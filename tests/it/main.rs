@@ -1,14 +1,17 @@
 //! Integration tests: the real binary against a real MariaDB and the in-repo fake FCM.
 
 mod harness;
+mod proxy;
 
 mod bad_inputs;
 mod deploy;
 mod doctor;
 mod generated;
+mod ledger;
 mod messages;
 mod metrics;
 mod pings;
+mod pruning;
 mod responses;
 mod retries;
 mod run_safety;

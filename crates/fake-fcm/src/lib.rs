@@ -193,6 +193,12 @@ impl FakeFcm {
         self.shared.state().next_replies.extend(replies);
     }
 
+    /// Answers every send with `reply` until called with `None` (e.g. SENDER_ID_MISMATCH for a
+    /// key of another project), before any script.
+    pub fn answer_every_send_with(&self, reply: Option<Reply>) {
+        self.shared.state().every_reply = reply;
+    }
+
     /// While `true`, the token endpoint answers 400 `invalid_grant`.
     pub fn refuse_oauth(&self, refuse: bool) {
         self.shared.refuse_oauth.store(refuse, Ordering::Relaxed);

@@ -42,6 +42,8 @@ impl Shared {
 /// The part of the shared state that needs a lock.
 #[derive(Default)]
 pub(crate) struct State {
+    /// The reply to every send while set (a misconfigured project), before any script.
+    pub(crate) every_reply: Option<Reply>,
     /// Replies for the next sends, whatever their token.
     pub(crate) next_replies: VecDeque<Reply>,
     /// Replies for the next sends to one token.
@@ -54,8 +56,12 @@ pub(crate) struct State {
 }
 
 impl State {
-    /// The scripted reply for the next send to `token`: `script_next` replies come first.
+    /// The scripted reply for the next send to `token`: the `answer_every_send_with` reply, then
+    /// `script_next` replies, then the token's own.
     pub(crate) fn scripted(&mut self, token: Option<&str>) -> Option<Reply> {
+        if let Some(every) = &self.every_reply {
+            return Some(every.clone());
+        }
         let next = self.next_replies.pop_front();
         next.or_else(|| self.scripts.get_mut(token?)?.pop_front())
     }

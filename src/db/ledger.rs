@@ -1,0 +1,591 @@
+//! SQL of the delivery ledger: the run journal (`wolley_push_run`, one row per job, slot and
+//! shard), the retry set (`wolley_push_retry`) and the lock that keeps one run per job and shard.
+//!
+//! A running slot is written only through its [`Session`], the connection that holds the run's
+//! `GET_LOCK`: a named lock lives exactly as long as its session, so a write that succeeds on
+//! that connection proves the lock is still held. Each write also compares the row's `owner`
+//! with the run's own id, so a run that lost its slot to another can never overwrite it.
+
+use std::collections::BTreeMap;
+
+use mysql_async::prelude::*;
+use mysql_async::{Conn, TxOpts, Value};
+
+use super::prune_log::{HOLD_AS_RETRY, MARK_HELD};
+use super::{Database, DbError};
+use crate::counts::SlotCounts;
+use crate::slot::RunKey;
+
+/// Rows bound per multi-row statement.
+const ROWS_PER_STATEMENT: usize = 500;
+/// The longest reason the retry set keeps (its column's width).
+const MAX_REASON_CHARS: usize = 255;
+
+/// A journal row as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RunRow {
+    /// The job's name.
+    pub job: String,
+    /// The slot label.
+    pub slot: String,
+    /// The shard, `K/N`, as stored.
+    pub shard: String,
+    /// `running`, `done`, `partial` or `failed`.
+    pub status: String,
+    /// Every user at or below this id is finished or in the retry set.
+    pub checkpoint: i64,
+    /// The slot's totals over all its runs.
+    pub totals: SlotCounts,
+    /// The run that holds (or last held) the slot.
+    pub owner: Option<String>,
+    /// The host of that run.
+    pub host: String,
+    /// Its process id.
+    pub pid: u32,
+    /// How long ago, in the server's clock, it last wrote; `None` before the first write.
+    pub heartbeat_age_ms: Option<i64>,
+    /// When the last attempt started (UTC).
+    pub started_at: String,
+    /// When the row last changed (UTC).
+    pub updated_at: String,
+    /// The error that stopped the last attempt, if any.
+    pub error: Option<String>,
+}
+
+/// What a retry-set row says about its user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RetryState {
+    /// A message was in flight when the row was written; whether it arrived is unknown.
+    InFlight,
+    /// Not delivered: a rerun must send it.
+    Retry,
+}
+
+impl RetryState {
+    fn as_str(self) -> &'static str {
+        match self {
+            RetryState::InFlight => "in_flight",
+            RetryState::Retry => "retry",
+        }
+    }
+}
+
+/// A change to one user's retry-set row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RowChange {
+    /// Create or replace the row.
+    Keep {
+        /// Its state.
+        state: RetryState,
+        /// Why, for the operator.
+        reason: String,
+    },
+    /// The user needs nothing more in this slot.
+    Delete,
+}
+
+/// A dead token to record in the prune log (applied to `app_user` later, see `db::prune_log`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DeadToken {
+    /// The user.
+    pub user_id: i64,
+    /// The token exactly as stored in `app_user`.
+    pub token: String,
+    /// FCM's reason.
+    pub reason: &'static str,
+}
+
+/// Everything one ledger write makes durable, in one transaction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Batch {
+    /// The new checkpoint.
+    pub checkpoint: i64,
+    /// The slot's totals after this batch.
+    pub totals: SlotCounts,
+    /// Retry-set changes by user; the last change of a user wins.
+    pub rows: BTreeMap<i64, RowChange>,
+    /// Dead tokens answered since the last write.
+    pub dead: Vec<DeadToken>,
+}
+
+impl Batch {
+    /// Folds a later batch into this one (used when a write failed and is tried again).
+    pub fn absorb(&mut self, later: Batch) {
+        self.checkpoint = later.checkpoint;
+        self.totals = later.totals;
+        self.rows.extend(later.rows);
+        self.dead.extend(later.dead);
+    }
+}
+
+/// The end of a run, written with its last batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Closing<'a> {
+    /// `done`, `partial` or `failed`.
+    pub status: &'static str,
+    /// The error that stopped the run.
+    pub error: Option<&'a str>,
+    /// Hold the slot's pending dead tokens back instead of leaving them to be applied: none is
+    /// removed, and their users go into the retry set so that a rerun (with the configuration
+    /// fixed) sends to them.
+    pub hold_dead: bool,
+}
+
+/// Whether a write landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Written {
+    /// The row is this run's and now holds the batch.
+    Done {
+        /// Dead tokens held back by [`Closing::hold_dead`].
+        held: u64,
+    },
+    /// Another run owns the row now: nothing was written.
+    NotOwner,
+}
+
+/// How a run claims its row.
+#[derive(Debug, Clone)]
+pub(crate) struct Claim<'a> {
+    /// The run's id.
+    pub owner: &'a str,
+    /// This host's name.
+    pub host: &'a str,
+    /// This process.
+    pub pid: u32,
+    /// Start the slot over (a forced rerun): totals, checkpoint and retry set cleared.
+    pub reset: bool,
+}
+
+const SELECT_ROW: &str =
+    "SELECT job, slot, shard, status, checkpoint_user_id, targeted, sent, pruned, failed, \
+       retrying, skipped, owner, host, pid, \
+       TIMESTAMPDIFF(MICROSECOND, heartbeat_at, UTC_TIMESTAMP(6)) DIV 1000, \
+       DATE_FORMAT(started_at, '%Y-%m-%dT%H:%i:%sZ'), DATE_FORMAT(updated_at, '%Y-%m-%dT%H:%i:%sZ'), error \
+     FROM wolley_push_run";
+
+fn run_row(mut row: mysql_async::Row) -> RunRow {
+    fn take<T: FromValue>(row: &mut mysql_async::Row, index: usize) -> T {
+        row.take(index).unwrap_or_else(|| panic!("SELECT_ROW has column {index} of the right type"))
+    }
+    RunRow {
+        job: take(&mut row, 0),
+        slot: take(&mut row, 1),
+        shard: take(&mut row, 2),
+        status: take(&mut row, 3),
+        checkpoint: take(&mut row, 4),
+        totals: SlotCounts {
+            targeted: take(&mut row, 5),
+            sent: take(&mut row, 6),
+            pruned: take(&mut row, 7),
+            failed: take(&mut row, 8),
+            retrying: take(&mut row, 9),
+            skipped: take(&mut row, 10),
+        },
+        owner: take(&mut row, 11),
+        host: take(&mut row, 12),
+        pid: take(&mut row, 13),
+        heartbeat_age_ms: take(&mut row, 14),
+        started_at: take(&mut row, 15),
+        updated_at: take(&mut row, 16),
+        error: take(&mut row, 17),
+    }
+}
+
+const CLAIM: &str = "INSERT INTO wolley_push_run \
+       (job, slot, shard, status, checkpoint_user_id, owner, host, pid, started_at, updated_at, heartbeat_at) \
+     VALUES (?, ?, ?, 'running', 0, ?, ?, ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), UTC_TIMESTAMP(6)) \
+     ON DUPLICATE KEY UPDATE status = 'running', attempts = attempts + 1, owner = VALUES(owner), \
+       host = VALUES(host), pid = VALUES(pid), started_at = VALUES(started_at), \
+       updated_at = VALUES(updated_at), heartbeat_at = VALUES(heartbeat_at), finished_at = NULL, error = NULL";
+
+const RESET: &str = "UPDATE wolley_push_run SET checkpoint_user_id = 0, targeted = 0, sent = 0, pruned = 0, \
+       failed = 0, skipped = 0, expired = 0, retrying = 0 WHERE job = ? AND slot = ? AND shard = ?";
+
+const PROGRESS: &str = "UPDATE wolley_push_run SET checkpoint_user_id = ?, targeted = ?, sent = ?, \
+       pruned = ?, failed = ?, retrying = ?, skipped = ?, heartbeat_at = UTC_TIMESTAMP(6), \
+       updated_at = UTC_TIMESTAMP(6) \
+     WHERE job = ? AND slot = ? AND shard = ? AND owner = ?";
+
+// A held dead token moves from `pruned` to `retrying`: its user is in the retry set now.
+const CLOSE: &str = "UPDATE wolley_push_run SET status = ?, error = ?, pruned = pruned - ?, \
+       retrying = retrying + ?, finished_at = UTC_TIMESTAMP(6) \
+     WHERE job = ? AND slot = ? AND shard = ? AND owner = ?";
+
+const RETRY_PAGE: &str = "SELECT user_id FROM wolley_push_retry \
+     WHERE job = ? AND slot = ? AND shard = ? AND user_id > ? ORDER BY user_id LIMIT ?";
+
+const RETRY_COUNT: &str = "SELECT COUNT(*) FROM wolley_push_retry WHERE job = ? AND slot = ? AND shard = ?";
+
+const DELETE_RETRY_SET: &str = "DELETE FROM wolley_push_retry WHERE job = ? AND slot = ? AND shard = ?";
+
+pub(super) fn key_params(key: &RunKey) -> [Value; 3] {
+    [key.job.as_str().into(), key.slot.as_str().into(), key.shard.to_string().into()]
+}
+
+/// The connection that holds one run's lock, and through which the run writes its row.
+pub(crate) struct Session {
+    pub(super) conn: Conn,
+    lock: String,
+    start_lock: Option<String>,
+    pub(super) db: Database,
+}
+
+impl Database {
+    /// A connection of its own holding the lock of `job` on `shard`, or `None` when another
+    /// session holds it.
+    ///
+    /// # Errors
+    /// As classified.
+    pub(crate) async fn lock_session(&self, job: &str, shard: &str) -> Result<Option<Session>, DbError> {
+        let fail = |e| self.classify(e, "taking the run lock");
+        // A pooled connection goes back to the pool with a reset, which releases its locks:
+        // this one is taken out of the pool for the whole run.
+        let mut conn = self.conn().await?;
+        let lock = qualified_lock_name(&mut conn, &format!("{job}:{shard}")).await.map_err(fail)?;
+        let got: Option<Option<i64>> =
+            conn.exec_first("SELECT GET_LOCK(?, 0)", (&lock,)).await.map_err(fail)?;
+        if got.flatten() != Some(1) {
+            let _ = conn.disconnect().await;
+            return Ok(None);
+        }
+        Ok(Some(Session { conn, lock, start_lock: None, db: self.clone() }))
+    }
+
+    /// The journal rows of one job: its `last` most recent slots, newest first.
+    ///
+    /// # Errors
+    /// As classified.
+    pub(crate) async fn recent_runs(&self, job: &str, last: u32) -> Result<Vec<RunRow>, DbError> {
+        let mut conn = self.conn().await?;
+        let sql = format!("{SELECT_ROW} WHERE job = ? ORDER BY started_at DESC, shard LIMIT ?");
+        let rows: Vec<mysql_async::Row> =
+            conn.exec(sql, (job, last)).await.map_err(|e| self.classify(e, "reading the run journal"))?;
+        Ok(rows.into_iter().map(run_row).collect())
+    }
+
+    /// The jobs the journal has rows of, by name.
+    ///
+    /// # Errors
+    /// As classified.
+    pub(crate) async fn journaled_jobs(&self) -> Result<Vec<String>, DbError> {
+        let mut conn = self.conn().await?;
+        conn.query("SELECT DISTINCT job FROM wolley_push_run ORDER BY job")
+            .await
+            .map_err(|e| self.classify(e, "reading the run journal"))
+    }
+
+    /// The next page of the retry set of `key`, after `after_user_id`.
+    ///
+    /// # Errors
+    /// As classified.
+    pub(crate) async fn retry_page(
+        &self,
+        key: &RunKey,
+        after_user_id: i64,
+        limit: usize,
+    ) -> Result<Vec<i64>, DbError> {
+        let mut conn = self.conn().await?;
+        let [job, slot, shard] = key_params(key);
+        conn.exec(RETRY_PAGE, (job, slot, shard, after_user_id, limit as u64))
+            .await
+            .map_err(|e| self.classify(e, "reading the retry set"))
+    }
+
+    /// Writes a batch on a connection of the pool, for a run whose session was lost: the owner
+    /// check keeps it from writing over a run that has taken the slot over since.
+    ///
+    /// # Errors
+    /// As classified.
+    pub(crate) async fn write_fenced(
+        &self,
+        key: &RunKey,
+        owner: &str,
+        batch: &Batch,
+        closing: Option<&Closing<'_>>,
+    ) -> Result<Written, DbError> {
+        let mut conn = self.conn().await?;
+        write(&mut conn, key, owner, batch, closing)
+            .await
+            .map_err(|e| self.classify(e, "writing the run journal"))
+    }
+}
+
+/// Lock names are global to the server: qualify them by database, within the 64-character
+/// limit, so staging and production (or parallel tests) on one server do not collide.
+async fn qualified_lock_name(conn: &mut Conn, name: &str) -> mysql_async::Result<String> {
+    let qualified: Option<String> = conn
+        .exec_first("SELECT CONCAT('wolley_push:', ?, ':', LEFT(SHA1(IFNULL(DATABASE(), '')), 12))", (name,))
+        .await?;
+    Ok(qualified.unwrap_or_else(|| format!("wolley_push:{name}")))
+}
+
+impl Session {
+    fn fail(&self, doing: &'static str) -> impl Fn(mysql_async::Error) -> DbError + '_ {
+        move |e| self.db.classify(e, doing)
+    }
+
+    /// Takes the lock that serialises the starts of `job`'s runs (of every shard), so two runs
+    /// cannot both see a slot as free; [`Session::end_start`] releases it.
+    ///
+    /// # Errors
+    /// As classified; a start that waits more than 10 s for another is reported as a query error.
+    pub(crate) async fn begin_start(&mut self, job: &str) -> Result<(), DbError> {
+        let name = qualified_lock_name(&mut self.conn, &format!("start:{job}"))
+            .await
+            .map_err(self.fail("taking the start lock"))?;
+        let got: Option<Option<i64>> = self
+            .conn
+            .exec_first("SELECT GET_LOCK(?, 10)", (&name,))
+            .await
+            .map_err(self.fail("taking the start lock"))?;
+        if got.flatten() != Some(1) {
+            return Err(DbError::Query {
+                doing: "taking the start lock",
+                url: self.db.url.to_string(),
+                reason: format!("another {job} run kept it for 10 s"),
+            });
+        }
+        self.start_lock = Some(name);
+        Ok(())
+    }
+
+    /// Releases the start lock.
+    ///
+    /// # Errors
+    /// As classified.
+    pub(crate) async fn end_start(&mut self) -> Result<(), DbError> {
+        let Some(name) = self.start_lock.take() else { return Ok(()) };
+        self.conn
+            .exec_drop("DO RELEASE_LOCK(?)", (&name,))
+            .await
+            .map_err(self.fail("releasing the start lock"))
+    }
+
+    /// Every shard's row of one job's slot.
+    ///
+    /// # Errors
+    /// As classified.
+    pub(crate) async fn slot_rows(&mut self, job: &str, slot: &str) -> Result<Vec<RunRow>, DbError> {
+        let sql = format!("{SELECT_ROW} WHERE job = ? AND slot = ?");
+        let rows: Vec<mysql_async::Row> =
+            self.conn.exec(sql, (job, slot)).await.map_err(self.fail("reading the run journal"))?;
+        Ok(rows.into_iter().map(run_row).collect())
+    }
+
+    /// Marks the row running for this run, creating it if needed.
+    ///
+    /// # Errors
+    /// As classified.
+    pub(crate) async fn claim(&mut self, key: &RunKey, claim: &Claim<'_>) -> Result<(), DbError> {
+        let fail = self.db.clone();
+        let fail = |e| fail.classify(e, "writing the run journal");
+        let [job, slot, shard] = key_params(key);
+        let mut tx = self.conn.start_transaction(TxOpts::default()).await.map_err(fail)?;
+        let params: Vec<Value> = vec![
+            job.clone(),
+            slot.clone(),
+            shard.clone(),
+            claim.owner.into(),
+            claim.host.into(),
+            claim.pid.into(),
+        ];
+        tx.exec_drop(CLAIM, params).await.map_err(fail)?;
+        if claim.reset {
+            tx.exec_drop(RESET, (job.clone(), slot.clone(), shard.clone())).await.map_err(fail)?;
+            tx.exec_drop(DELETE_RETRY_SET, (job, slot, shard)).await.map_err(fail)?;
+        }
+        tx.commit().await.map_err(fail)
+    }
+
+    /// The size of the retry set of `key`.
+    ///
+    /// # Errors
+    /// As classified.
+    pub(crate) async fn retry_count(&mut self, key: &RunKey) -> Result<u64, DbError> {
+        let [job, slot, shard] = key_params(key);
+        let count: Option<u64> = self
+            .conn
+            .exec_first(RETRY_COUNT, (job, slot, shard))
+            .await
+            .map_err(self.fail("reading the retry set"))?;
+        Ok(count.unwrap_or(0))
+    }
+
+    /// Makes `batch` durable (and with `closing`, ends the run), if the row is still this run's.
+    ///
+    /// # Errors
+    /// As classified.
+    pub(crate) async fn write(
+        &mut self,
+        key: &RunKey,
+        owner: &str,
+        batch: &Batch,
+        closing: Option<&Closing<'_>>,
+    ) -> Result<Written, DbError> {
+        let db = self.db.clone();
+        write(&mut self.conn, key, owner, batch, closing)
+            .await
+            .map_err(|e| db.classify(e, "writing the run journal"))
+    }
+
+    /// The database this session belongs to.
+    pub(crate) fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Releases the lock and closes the connection.
+    pub(crate) async fn release(mut self) {
+        if let Err(error) = self.conn.exec_drop("DO RELEASE_LOCK(?)", (self.lock.as_str(),)).await {
+            tracing::warn!(lock = %self.lock, "could not release the run lock ({error}); the server frees it on disconnect");
+        }
+        let _ = self.conn.disconnect().await;
+    }
+}
+
+/// One transaction: the owner-checked update of the run's row first (it also locks the row, so
+/// a run taking the slot over waits for this one to commit), then the retry set and prune log.
+async fn write(
+    conn: &mut Conn,
+    key: &RunKey,
+    owner: &str,
+    batch: &Batch,
+    closing: Option<&Closing<'_>>,
+) -> mysql_async::Result<Written> {
+    let [job, slot, shard] = key_params(key);
+    let mut tx = conn.start_transaction(TxOpts::default()).await?;
+    let t = &batch.totals;
+    let params: Vec<Value> = vec![
+        batch.checkpoint.into(),
+        t.targeted.into(),
+        t.sent.into(),
+        t.pruned.into(),
+        t.failed.into(),
+        t.retrying.into(),
+        t.skipped.into(),
+        job.clone(),
+        slot.clone(),
+        shard.clone(),
+        owner.into(),
+    ];
+    tx.exec_drop(PROGRESS, params).await?;
+    // heartbeat_at changes on every write, so the row counts as affected whenever it matched.
+    if tx.affected_rows() == 0 {
+        tx.rollback().await?;
+        return Ok(Written::NotOwner);
+    }
+    write_row_changes(&mut tx, [&job, &slot, &shard], &batch.rows).await?;
+    write_dead_tokens(&mut tx, [&job, &slot, &shard], &batch.dead).await?;
+    let mut held = 0;
+    if let Some(closing) = closing {
+        if closing.hold_dead {
+            tx.exec_drop(HOLD_AS_RETRY, (job.clone(), slot.clone(), shard.clone())).await?;
+            tx.exec_drop(MARK_HELD, (job.clone(), slot.clone(), shard.clone())).await?;
+            held = tx.affected_rows();
+        }
+        let params: Vec<Value> = vec![
+            closing.status.into(),
+            closing.error.into(),
+            held.into(),
+            held.into(),
+            job,
+            slot,
+            shard,
+            owner.into(),
+        ];
+        tx.exec_drop(CLOSE, params).await?;
+    }
+    tx.commit().await?;
+    Ok(Written::Done { held })
+}
+
+async fn write_row_changes(
+    tx: &mut mysql_async::Transaction<'_>,
+    key: [&Value; 3],
+    rows: &BTreeMap<i64, RowChange>,
+) -> mysql_async::Result<()> {
+    let kept: Vec<(i64, RetryState, &str)> = rows
+        .iter()
+        .filter_map(|(&user, change)| match change {
+            RowChange::Keep { state, reason } => Some((user, *state, reason.as_str())),
+            RowChange::Delete => None,
+        })
+        .collect();
+    for chunk in kept.chunks(ROWS_PER_STATEMENT) {
+        let values = vec!["(?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6))"; chunk.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO wolley_push_retry (job, slot, shard, user_id, state, reason, updated_at) VALUES {values} \
+             ON DUPLICATE KEY UPDATE state = VALUES(state), reason = VALUES(reason), updated_at = VALUES(updated_at)"
+        );
+        let mut params = Vec::with_capacity(chunk.len() * 6);
+        for &(user, state, reason) in chunk {
+            params.extend([key[0].clone(), key[1].clone(), key[2].clone(), user.into()]);
+            params.extend([state.as_str().into(), truncated(reason, MAX_REASON_CHARS).into()]);
+        }
+        tx.exec_drop(sql, params).await?;
+    }
+    let deleted: Vec<i64> =
+        rows.iter().filter(|(_, change)| **change == RowChange::Delete).map(|(&user, _)| user).collect();
+    for chunk in deleted.chunks(ROWS_PER_STATEMENT) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let sql = format!(
+            "DELETE FROM wolley_push_retry WHERE job = ? AND slot = ? AND shard = ? AND user_id IN ({marks})"
+        );
+        let mut params: Vec<Value> = vec![key[0].clone(), key[1].clone(), key[2].clone()];
+        params.extend(chunk.iter().map(|&user| Value::from(user)));
+        tx.exec_drop(sql, params).await?;
+    }
+    Ok(())
+}
+
+/// Recorded as pending: nothing leaves `app_user` until the run's share of dead tokens is known
+/// (`db::prune_log`). A user answered dead again (a resend after a crash) keeps one row.
+async fn write_dead_tokens(
+    tx: &mut mysql_async::Transaction<'_>,
+    key: [&Value; 3],
+    dead: &[DeadToken],
+) -> mysql_async::Result<()> {
+    for chunk in dead.chunks(ROWS_PER_STATEMENT) {
+        let values = vec!["(?, ?, ?, ?, ?, ?, 'pending', UTC_TIMESTAMP(6))"; chunk.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO wolley_push_prune_log (job, slot, shard, user_id, token, reason, state, recorded_at) \
+             VALUES {values} ON DUPLICATE KEY UPDATE token = VALUES(token), reason = VALUES(reason), \
+             state = 'pending', recorded_at = VALUES(recorded_at), applied_at = NULL, restored_at = NULL"
+        );
+        let mut params = Vec::with_capacity(chunk.len() * 6);
+        for token in chunk {
+            params.extend([key[0].clone(), key[1].clone(), key[2].clone(), token.user_id.into()]);
+            params.extend([Value::Bytes(token.token.as_bytes().to_vec()), token.reason.into()]);
+        }
+        tx.exec_drop(sql, params).await?;
+    }
+    Ok(())
+}
+
+fn truncated(text: &str, chars: usize) -> &str {
+    text.char_indices().nth(chars).map_or(text, |(end, _)| &text[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_later_batch_wins_for_each_user_and_adds_its_dead_tokens() {
+        let mut first = Batch { checkpoint: 10, ..Batch::default() };
+        first.rows.insert(3, RowChange::Keep { state: RetryState::InFlight, reason: "in flight".into() });
+        first.dead.push(DeadToken { user_id: 4, token: "t4".into(), reason: "UNREGISTERED" });
+        let mut later = Batch { checkpoint: 20, ..Batch::default() };
+        later.rows.insert(3, RowChange::Delete);
+        later.dead.push(DeadToken { user_id: 12, token: "t12".into(), reason: "UNREGISTERED" });
+        first.absorb(later);
+        assert_eq!(first.checkpoint, 20);
+        assert_eq!(first.rows[&3], RowChange::Delete);
+        assert_eq!(first.dead.len(), 2);
+    }
+
+    #[test]
+    fn reasons_are_cut_to_the_column_width_on_a_character_boundary() {
+        assert_eq!(truncated("일주일", 2), "일주");
+        assert_eq!(truncated("short", 255), "short");
+    }
+}

@@ -1,0 +1,203 @@
+//! SQL of the prune log, `wolley_push_prune_log`: every dead token a run meets is recorded
+//! here first (as `pending`, by the ledger's writes), removed from `app_user` only once the run's
+//! share of dead tokens is judged healthy (`applied`, or `stale` when the user had a new token
+//! by then), or held back (`held`) when it is not. `tokens restore` puts applied tokens back
+//! (`restored`, or `kept` when the user registered a new token meanwhile).
+
+use mysql_async::prelude::*;
+use mysql_async::{TxOpts, Value};
+
+use super::ledger::{key_params, Session};
+use super::{Database, DbError};
+use crate::slot::RunKey;
+
+/// Rows handled per transaction.
+const PAGE: u64 = 500;
+
+const PENDING_BY_REASON: &str = "SELECT reason, COUNT(*) FROM wolley_push_prune_log \
+     WHERE job = ? AND slot = ? AND shard = ? AND state = 'pending' GROUP BY reason ORDER BY COUNT(*) DESC";
+
+const PENDING_PAGE: &str = "SELECT id, user_id, token FROM wolley_push_prune_log \
+     WHERE job = ? AND slot = ? AND shard = ? AND state = 'pending' AND id > ? ORDER BY id LIMIT ?";
+
+// `= BINARY ?`: the column's collation ignores case and trailing spaces, and a token is only
+// ours to clear if it is byte for byte the one FCM rejected.
+const CLEAR_TOKEN: &str = "UPDATE app_user SET fcmToken = NULL WHERE user_id = ? AND fcmToken = BINARY ?";
+
+pub(super) const HOLD_AS_RETRY: &str =
+    "INSERT INTO wolley_push_retry (job, slot, shard, user_id, state, reason, updated_at) \
+     SELECT job, slot, shard, user_id, 'retry', CONCAT('held back by the prune breaker (', reason, ')'), \
+       UTC_TIMESTAMP(6) \
+     FROM wolley_push_prune_log WHERE job = ? AND slot = ? AND shard = ? AND state = 'pending' \
+     ON DUPLICATE KEY UPDATE state = VALUES(state), reason = VALUES(reason), updated_at = VALUES(updated_at)";
+
+pub(super) const MARK_HELD: &str = "UPDATE wolley_push_prune_log SET state = 'held' \
+     WHERE job = ? AND slot = ? AND shard = ? AND state = 'pending'";
+
+// "No token" is what the token pages skip: NULL, '' and the app's placeholder.
+const RESTORE_TOKEN: &str = "UPDATE app_user SET fcmToken = ? \
+     WHERE user_id = ? AND (fcmToken IS NULL OR fcmToken IN ('', 'abc'))";
+
+const PURGE: &str =
+    "DELETE FROM wolley_push_prune_log WHERE recorded_at < UTC_TIMESTAMP(6) - INTERVAL ? DAY LIMIT 10000";
+
+/// Which applied prunes `tokens restore` puts back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// One job's slot, every shard or one.
+    Slot {
+        /// The job.
+        job: String,
+        /// The slot label.
+        slot: String,
+        /// `K/N`, or every shard.
+        shard: Option<String>,
+    },
+    /// Everything pruned since this UTC time (`YYYY-MM-DD HH:MM:SS`), optionally by one job.
+    Since {
+        /// The earliest time.
+        utc: String,
+        /// Only this job's prunes.
+        job: Option<String>,
+    },
+}
+
+/// What applying or restoring did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Applied {
+    /// Rows changed in `app_user`.
+    pub changed: u64,
+    /// Rows left alone because the user's token had changed.
+    pub left: u64,
+}
+
+impl Session {
+    /// The slot's pending dead tokens, counted by FCM's reason, most frequent first.
+    ///
+    /// # Errors
+    /// As classified.
+    pub(crate) async fn pending_dead(&mut self, key: &RunKey) -> Result<Vec<(String, u64)>, DbError> {
+        let [job, slot, shard] = key_params(key);
+        self.conn
+            .exec(PENDING_BY_REASON, (job, slot, shard))
+            .await
+            .map_err(|e| self.db.classify(e, "reading the prune log"))
+    }
+
+    /// Clears each pending dead token from `app_user` if the user still holds exactly it.
+    ///
+    /// # Errors
+    /// As classified; what was applied before the error stays applied.
+    pub(crate) async fn apply_pending_prunes(&mut self, key: &RunKey) -> Result<Applied, DbError> {
+        let db = self.db.clone();
+        let fail = |e| db.classify(e, "pruning dead tokens");
+        let [job, slot, shard] = key_params(key);
+        let mut applied = Applied::default();
+        let mut after = 0u64;
+        loop {
+            let page: Vec<(u64, i64, Vec<u8>)> = self
+                .conn
+                .exec(PENDING_PAGE, (job.clone(), slot.clone(), shard.clone(), after, PAGE))
+                .await
+                .map_err(fail)?;
+            let Some(&(last, _, _)) = page.last() else { return Ok(applied) };
+            after = last;
+            let mut tx = self.conn.start_transaction(TxOpts::default()).await.map_err(fail)?;
+            let (mut cleared, mut stale) = (Vec::new(), Vec::new());
+            for (id, user_id, token) in &page {
+                tx.exec_drop(CLEAR_TOKEN, (user_id, token)).await.map_err(fail)?;
+                if tx.affected_rows() > 0 {
+                    cleared.push(*id)
+                } else {
+                    stale.push(*id)
+                }
+            }
+            mark(&mut tx, "applied", "applied_at", &cleared).await.map_err(fail)?;
+            mark(&mut tx, "stale", "applied_at", &stale).await.map_err(fail)?;
+            tx.commit().await.map_err(fail)?;
+            applied.changed += cleared.len() as u64;
+            applied.left += stale.len() as u64;
+        }
+    }
+}
+
+impl Database {
+    /// Puts back every applied prune of `selection` whose user still has no token; the others
+    /// are left (and marked `kept`).
+    ///
+    /// # Errors
+    /// As classified; what was restored before the error stays restored.
+    pub(crate) async fn restore_tokens(&self, selection: &Selection) -> Result<Applied, DbError> {
+        let fail = |e| self.classify(e, "restoring pruned tokens");
+        let (filter, params): (&str, Vec<Value>) = match selection {
+            Selection::Slot { job, slot, shard: Some(shard) } => {
+                ("job = ? AND slot = ? AND shard = ?", vec![job.into(), slot.into(), shard.into()])
+            }
+            Selection::Slot { job, slot, shard: None } => {
+                ("job = ? AND slot = ?", vec![job.into(), slot.into()])
+            }
+            Selection::Since { utc, job: Some(job) } => {
+                ("recorded_at >= ? AND job = ?", vec![utc.into(), job.into()])
+            }
+            Selection::Since { utc, job: None } => ("recorded_at >= ?", vec![utc.into()]),
+        };
+        let page_sql = format!(
+            "SELECT id, user_id, token FROM wolley_push_prune_log WHERE {filter} AND state = 'applied' \
+             AND id > ? ORDER BY id LIMIT ?"
+        );
+        let mut conn = self.conn().await?;
+        let mut restored = Applied::default();
+        let mut after = 0u64;
+        loop {
+            let mut page_params = params.clone();
+            page_params.extend([after.into(), PAGE.into()]);
+            let page: Vec<(u64, i64, Vec<u8>)> = conn.exec(&page_sql, page_params).await.map_err(fail)?;
+            let Some(&(last, _, _)) = page.last() else { break };
+            after = last;
+            let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(fail)?;
+            let (mut put_back, mut kept) = (Vec::new(), Vec::new());
+            for (id, user_id, token) in &page {
+                tx.exec_drop(RESTORE_TOKEN, (token, user_id)).await.map_err(fail)?;
+                if tx.affected_rows() > 0 {
+                    put_back.push(*id)
+                } else {
+                    kept.push(*id)
+                }
+            }
+            mark(&mut tx, "restored", "restored_at", &put_back).await.map_err(fail)?;
+            mark(&mut tx, "kept", "restored_at", &kept).await.map_err(fail)?;
+            tx.commit().await.map_err(fail)?;
+            restored.changed += put_back.len() as u64;
+            restored.left += kept.len() as u64;
+        }
+        Ok(restored)
+    }
+
+    /// Deletes prune-log rows older than `days` (at most 10,000 per call: runs keep it trimmed).
+    ///
+    /// # Errors
+    /// As classified.
+    pub(crate) async fn purge_prune_log(&self, days: u32) -> Result<u64, DbError> {
+        let mut conn = self.conn().await?;
+        conn.exec_drop(PURGE, (days,)).await.map_err(|e| self.classify(e, "trimming the prune log"))?;
+        Ok(conn.affected_rows())
+    }
+}
+
+async fn mark(
+    tx: &mut mysql_async::Transaction<'_>,
+    state: &str,
+    at_column: &str,
+    ids: &[u64],
+) -> mysql_async::Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let marks = vec!["?"; ids.len()].join(", ");
+    let sql = format!(
+        "UPDATE wolley_push_prune_log SET state = ?, {at_column} = UTC_TIMESTAMP(6) WHERE id IN ({marks})"
+    );
+    let mut params: Vec<Value> = vec![state.into()];
+    params.extend(ids.iter().map(|&id| Value::from(id)));
+    tx.exec_drop(sql, params).await
+}

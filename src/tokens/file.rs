@@ -1,0 +1,104 @@
+//! A tokens file (or stdin): `token` or `user_id<TAB>token` lines, read a page at a time.
+
+use std::path::PathBuf;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader, Lines};
+
+use super::{Candidate, Page};
+
+/// Lines read per page.
+const LINES_PER_PAGE: usize = 5_000;
+
+/// A tokens file that cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenFileError {
+    /// Open or read failed.
+    #[error("cannot read the tokens file {}: {source}; give --tokens-file a readable file of `token` or `user_id<TAB>token` lines, or - for stdin", path.display())]
+    Unreadable {
+        /// The file's path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+type Reader = Box<dyn AsyncRead + Unpin + Send>;
+
+/// The file's lines, opened on the first page.
+pub struct FilePages {
+    path: PathBuf,
+    lines: Option<Lines<BufReader<Reader>>>,
+    number: u64,
+    done: bool,
+}
+
+impl FilePages {
+    pub(super) fn new(path: PathBuf) -> Self {
+        FilePages { path, lines: None, number: 0, done: false }
+    }
+
+    fn unreadable(&self, source: std::io::Error) -> TokenFileError {
+        TokenFileError::Unreadable { path: self.path.clone(), source }
+    }
+
+    pub(super) async fn next_page(&mut self) -> Result<Option<Page>, TokenFileError> {
+        if self.done {
+            return Ok(None);
+        }
+        if self.lines.is_none() {
+            let reader: Reader = if self.path.as_os_str() == "-" {
+                Box::new(tokio::io::stdin())
+            } else {
+                Box::new(tokio::fs::File::open(&self.path).await.map_err(|e| self.unreadable(e))?)
+            };
+            self.lines = Some(BufReader::new(reader).lines());
+        }
+        let mut page = Page::default();
+        while page.candidates.len() < LINES_PER_PAGE {
+            let lines = self.lines.as_mut().expect("opened above");
+            let Some(line) = lines.next_line().await.map_err(|e| self.unreadable(e))? else {
+                self.done = true;
+                break;
+            };
+            self.number += 1;
+            let Some((user_id, token)) = parse_line(&line) else { continue };
+            let Ok(user_id) = user_id.map(str::parse::<i64>).transpose() else {
+                tracing::warn!(line = self.number, file = %self.path.display(), "skipping a line whose user id is not a number");
+                page.unusable_lines += 1;
+                continue;
+            };
+            page.candidates.push(Candidate {
+                user_id,
+                stored: Some(token.to_owned()),
+                message: None,
+                in_retry_set: false,
+            });
+        }
+        Ok(Some(page))
+    }
+}
+
+/// `token` or `user_id<TAB>token`; blank lines and `#` comments are skipped.
+fn parse_line(line: &str) -> Option<(Option<&str>, &str)> {
+    let trimmed = line.trim();
+    if trimmed.is_empty() || trimmed.starts_with('#') {
+        return None;
+    }
+    Some(match line.split_once('\t') {
+        Some((user_id, token)) => (Some(user_id.trim()), token),
+        None => (None, line),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_lines_may_carry_a_user_id() {
+        assert_eq!(parse_line("42\tTOKEN"), Some((Some("42"), "TOKEN")));
+        assert_eq!(parse_line("TOKEN"), Some((None, "TOKEN")));
+        assert_eq!(parse_line("# comment"), None);
+        assert_eq!(parse_line("   "), None);
+    }
+}

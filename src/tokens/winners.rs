@@ -1,0 +1,74 @@
+//! `stats weekly --notify`'s audience: the week's badge winners, in keyset pages of
+//! `wolley_push_user_badge` joined with `app_user`, each with a notification naming the badges
+//! they earned. A resumed slot's retry set first, then the winners above its checkpoint.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::{retry_candidates, Candidate, Page, RetrySet, Start};
+use crate::db::stats::{WinnerRow, WINNERS_PER_PAGE};
+use crate::db::{Database, DbError};
+use crate::fcm::message::Message;
+use crate::slot::IsoWeek;
+
+/// The winners of one week, notified at one instant.
+pub struct WinnerPages {
+    db: Database,
+    week: IsoWeek,
+    now: DateTime<Utc>,
+    retry_set: Option<RetrySet>,
+    after: i64,
+    done: bool,
+}
+
+impl WinnerPages {
+    pub(super) fn new(db: Database, week: IsoWeek, now: DateTime<Utc>, start: Start) -> Self {
+        let retry_set = RetrySet::new(start.retry_set);
+        WinnerPages { db, week, now, retry_set, after: start.after_user_id, done: false }
+    }
+
+    pub(super) fn database(&self) -> &Database {
+        &self.db
+    }
+
+    pub(super) async fn next_page(&mut self) -> Result<Option<Page>, DbError> {
+        if let Some(retry_set) = &mut self.retry_set {
+            if let Some(ids) = retry_set.next_ids(&self.db).await? {
+                let rows = self.db.badge_winners_among(self.week, &ids).await?;
+                let found: HashMap<_, _> = rows
+                    .into_iter()
+                    .map(|row| {
+                        let message = self.message(&row);
+                        (row.user_id, (row.token, Some(message)))
+                    })
+                    .collect();
+                return Ok(Some(retry_candidates(ids, found)));
+            }
+            self.retry_set = None;
+        }
+        if self.done {
+            return Ok(None);
+        }
+        let rows = self.db.badge_winner_page(self.week, self.after).await?;
+        self.done = (rows.len() as u64) < WINNERS_PER_PAGE;
+        let Some(last) = rows.last() else { return Ok(None) };
+        self.after = last.user_id;
+        let candidates = rows
+            .into_iter()
+            .map(|row| Candidate {
+                user_id: Some(row.user_id),
+                message: Some(self.message(&row)),
+                stored: Some(row.token),
+                in_retry_set: false,
+            })
+            .collect();
+        Ok(Some(Page { candidates, unusable_lines: 0 }))
+    }
+
+    fn message(&self, row: &WinnerRow) -> Arc<Message> {
+        let names: Vec<&str> = row.names.iter().map(String::as_str).collect();
+        Arc::new(Message::badge(self.week.to_string(), row.codes.clone(), &names, &self.now))
+    }
+}

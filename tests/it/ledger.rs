@@ -1,0 +1,287 @@
+//! The delivery ledger under faults: each slot once and completely, whatever fails.
+
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use fake_fcm::{Options, Reply};
+
+use crate::harness::{code, duplicates, never_reached, numbered_token, server_url, stderr, summary, World};
+use crate::proxy::DbProxy;
+
+fn world(users: u32, options: Options) -> World {
+    let world = World::with_options(options).with_db();
+    world.db().add_numbered_users(users);
+    world
+}
+
+fn latency(ms: u64) -> Options {
+    Options { latency: Duration::from_millis(ms), ..Options::default() }
+}
+
+fn spawn(world: &World, args: &[&str], database_url: Option<&str>) -> Child {
+    let mut cmd = world.std_cmd();
+    if let Some(url) = database_url {
+        cmd.env("WOLLEY_DATABASE_URL", url);
+    }
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+}
+
+fn kill_9(mut child: Child) {
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+fn save_location(world: &World, args: &[&str]) -> Output {
+    world.cmd().arg("save-location").args(args).output().unwrap()
+}
+
+/// Reruns the slot until it says it is done (at most `tries` runs).
+fn rerun_until_done(world: &World, args: &[&str], tries: usize) {
+    for _ in 0..tries {
+        let output = save_location(world, args);
+        if code(&output) == 0 {
+            return;
+        }
+        assert_eq!(code(&output), 3, "{}", stderr(&output));
+    }
+    panic!("the slot was not done after {tries} runs: {:?}", world.db().journal("save-location"));
+}
+
+#[test]
+fn a_rerun_after_one_persistent_failure_sends_exactly_that_message_and_the_slot_is_done() {
+    let world = world(1000, Options::default());
+    world.fcm.script(&numbered_token(500), vec![Reply::unavailable(None); 2]);
+    let first = save_location(&world, &["--max-attempts", "2", "--format", "json"]);
+    assert_eq!(code(&first), 3, "{}", stderr(&first));
+    assert_eq!(summary(&first)["retry_set"], 1);
+    assert_eq!(world.db().retry_set("save-location"), vec![500]);
+    assert_eq!(world.db().journal("save-location").status, "partial");
+    let requests_before = world.fcm.total_requests();
+
+    let rerun = save_location(&world, &["--max-attempts", "2", "--format", "json"]);
+    assert_eq!(code(&rerun), 0, "{}", stderr(&rerun));
+    assert_eq!(world.fcm.total_requests() - requests_before, 1, "the rerun sends only the retry set");
+    assert_eq!(summary(&rerun)["sent"], 1);
+    assert_eq!(world.fcm.total_deliveries(), 1000);
+    let journal = world.db().journal("save-location");
+    assert_eq!((journal.status.as_str(), journal.sent, journal.retrying), ("done", 1000, 0));
+    assert!(world.db().retry_set("save-location").is_empty());
+}
+
+#[test]
+fn random_transient_failures_end_with_every_token_delivered_exactly_once() {
+    let users = 10_000;
+    let world =
+        world(users, Options { transient_503_ratio: 0.2, record_bodies: false, ..Options::default() });
+    let first = save_location(&world, &["--max-attempts", "2"]);
+    assert_eq!(code(&first), 3, "with 2 attempts some of 20% failures fail twice: {}", stderr(&first));
+    assert!(!world.db().retry_set("save-location").is_empty());
+    rerun_until_done(&world, &["--max-attempts", "2"], 6);
+    assert_eq!(never_reached(&world.fcm, users), Vec::<u32>::new());
+    assert_eq!(duplicates(&world.fcm, users), 0);
+    let journal = world.db().journal("save-location");
+    assert_eq!((journal.targeted, journal.sent, journal.retrying), (10_000, 10_000, 0));
+}
+
+#[test]
+fn the_journal_counts_add_up_over_the_runs_of_a_slot() {
+    let world = world(2000, Options { transient_503_ratio: 0.2, ..Options::default() });
+    world.fcm.script(&numbered_token(7), vec![Reply::unregistered()]);
+    save_location(&world, &["--max-attempts", "1"]);
+    let journal = world.db().journal("save-location");
+    assert!(journal.retrying > 0 && journal.adds_up(), "{journal:?}");
+    assert_eq!(journal.targeted, 2000, "{journal:?}");
+    save_location(&world, &["--max-attempts", "1"]);
+    let journal = world.db().journal("save-location");
+    assert!(journal.adds_up(), "{journal:?}");
+    assert_eq!((journal.targeted, journal.pruned), (2000, 1), "{journal:?}");
+}
+
+/// A rerun after kill -9 resends at most what was in flight plus what was answered in the
+/// last ~100 ms: at 50 in flight and ~1,000 messages/s, 50 + 100; the bound leaves room for a
+/// debug build on a busy machine.
+const DUPLICATES_PER_KILL: u64 = 50 + 150;
+
+#[test]
+fn kill_9_at_any_point_costs_at_most_the_messages_in_flight_and_the_last_moment() {
+    let users = 4000;
+    let world = world(users, Options { record_bodies: false, ..latency(50) });
+    let args = ["save-location", "--concurrency", "50", "--rate", "0"];
+    for point in [1000, 2000, 3000] {
+        let child = spawn(&world, &args, None);
+        assert!(world.fcm.wait_for_deliveries(point, Duration::from_secs(60)), "the run did not get going");
+        kill_9(child);
+        assert_eq!(
+            world.db().journal("save-location").status,
+            "running",
+            "a killed run cannot record its end"
+        );
+    }
+    let rerun = world.cmd().args(args).output().unwrap();
+    assert_eq!(code(&rerun), 0, "{}", stderr(&rerun));
+    assert_eq!(never_reached(&world.fcm, users), Vec::<u32>::new());
+    let duplicated = duplicates(&world.fcm, users);
+    assert!(duplicated <= 3 * DUPLICATES_PER_KILL, "{duplicated} duplicates after three kills");
+    assert_eq!(world.db().journal("save-location").status, "done");
+}
+
+#[test]
+fn a_database_cut_mid_run_stops_sending_at_once_and_exits_75() {
+    let users = 4000;
+    let world = world(users, Options { record_bodies: false, ..latency(20) });
+    let proxy = DbProxy::start(&server_url());
+    let url = proxy.url("root", world.db().name());
+    let child = spawn(&world, &["save-location", "--concurrency", "20", "--rate", "0"], Some(&url));
+    assert!(world.fcm.wait_for_deliveries(1000, Duration::from_secs(60)), "the run did not get going");
+    let cut_at = Instant::now();
+    proxy.cut();
+    let sent_at_cut = world.fcm.total_deliveries();
+    let output = child.wait_with_output().unwrap();
+    let after_cut = world.fcm.total_deliveries() - sent_at_cut;
+    assert_eq!(code(&output), 75, "{}", stderr(&output));
+    assert!(cut_at.elapsed() < Duration::from_secs(10), "took {:?} to give up", cut_at.elapsed());
+    assert!(stderr(&output).contains("lost the database"), "{}", stderr(&output));
+    assert!(after_cut <= 20 + 100, "{after_cut} messages sent after the database was cut");
+
+    proxy.restore();
+    let rerun =
+        world.cmd().env("WOLLEY_DATABASE_URL", &url).args(["save-location", "--rate", "0"]).output().unwrap();
+    assert_eq!(code(&rerun), 0, "{}", stderr(&rerun));
+    assert_eq!(never_reached(&world.fcm, users), Vec::<u32>::new());
+    let duplicated = duplicates(&world.fcm, users);
+    assert!(duplicated <= 20 + 100 + after_cut, "{duplicated} duplicates");
+}
+
+#[test]
+fn a_second_run_after_a_database_blink_never_sends_beside_the_first() {
+    let users = 4000;
+    let world = world(users, Options { record_bodies: false, ..latency(20) });
+    let proxy = DbProxy::start(&server_url());
+    let url = proxy.url("root", world.db().name());
+    let args = ["save-location", "--concurrency", "20", "--rate", "0"];
+    let first = spawn(&world, &args, Some(&url));
+    assert!(world.fcm.wait_for_deliveries(1000, Duration::from_secs(60)), "the run did not get going");
+    proxy.blink(Duration::from_secs(1));
+    let second = spawn(&world, &args, Some(&url)).wait_with_output().unwrap();
+    let first = first.wait_with_output().unwrap();
+    assert_eq!(code(&first), 75, "{}", stderr(&first));
+    let second_code = code(&second);
+    assert!(
+        second_code == 75 && stderr(&second).contains("still alive") || second_code == 0,
+        "exit {second_code}: {}",
+        stderr(&second)
+    );
+    assert!(
+        duplicates(&world.fcm, users) <= 20 + 100,
+        "{} duplicates: two senders",
+        duplicates(&world.fcm, users)
+    );
+    let last = world.cmd().args(args).output().unwrap();
+    assert_eq!(code(&last), 0, "{}", stderr(&last));
+    assert_eq!(never_reached(&world.fcm, users), Vec::<u32>::new());
+    assert!(duplicates(&world.fcm, users) <= 20 + 100, "{} duplicates", duplicates(&world.fcm, users));
+}
+
+#[test]
+fn a_done_slot_is_not_sent_again_under_another_shard_layout() {
+    let world = world(100, Options::default());
+    assert_eq!(code(&save_location(&world, &[])), 0);
+    let sharded = save_location(&world, &["--shard", "1/2"]);
+    assert_eq!(code(&sharded), 0, "{}", stderr(&sharded));
+    assert!(stderr(&sharded).contains("sent completely with no shards"), "{}", stderr(&sharded));
+    assert_eq!(world.fcm.total_requests(), 100);
+}
+
+#[test]
+fn a_slot_started_with_shards_refuses_another_layout_naming_the_one_in_use() {
+    let world = world(100, Options::default());
+    assert_eq!(code(&save_location(&world, &["--shard", "0/2"])), 0);
+    let unsharded = save_location(&world, &[]);
+    assert_eq!(code(&unsharded), 78, "{}", stderr(&unsharded));
+    assert!(stderr(&unsharded).contains("2 shards (0/2 done)"), "{}", stderr(&unsharded));
+    assert_eq!(world.fcm.total_requests(), 50);
+}
+
+#[test]
+fn the_deadline_holds_under_a_rate_cap() {
+    let world = world(20_000, Options { record_bodies: false, ..Options::default() });
+    let started = Instant::now();
+    let output = save_location(&world, &["--rate", "2", "--deadline", "3s", "--format", "json"]);
+    let took = started.elapsed();
+    assert_eq!(code(&output), 3, "{}", stderr(&output));
+    assert!(took < Duration::from_secs(8), "the run took {took:?} with a 3 s deadline");
+    assert!(summary(&output)["sent"].as_u64().unwrap() <= 8, "{}", summary(&output));
+    assert_eq!(world.db().journal("save-location").status, "partial");
+}
+
+#[test]
+fn a_deadline_leaves_the_unsent_rest_as_a_range_not_as_rows() {
+    let users = 5000;
+    let world = world(users, latency(20));
+    let output = save_location(&world, &["--concurrency", "10", "--deadline", "1s"]);
+    assert_eq!(code(&output), 3, "{}", stderr(&output));
+    let journal = world.db().journal("save-location");
+    assert!(journal.checkpoint > 0 && journal.checkpoint < i64::from(users), "{journal:?}");
+    assert!(world.db().retry_set("save-location").len() <= 10, "only messages that were under way get rows");
+    rerun_until_done(&world, &["--concurrency", "100"], 2);
+    assert_eq!(never_reached(&world.fcm, users), Vec::<u32>::new());
+    assert!(duplicates(&world.fcm, users) <= 10, "{}", duplicates(&world.fcm, users));
+}
+
+#[test]
+fn runs_shows_each_slot_with_its_status_counts_and_retry_set() {
+    let world = world(20, Options::default());
+    world.fcm.script(&numbered_token(3), vec![Reply::unavailable(None)]);
+    save_location(&world, &["--max-attempts", "1"]);
+    save_location(&world, &["--slot", "2026-11-30T09:00"]);
+    let human = world.cmd().arg("runs").output().unwrap();
+    assert_eq!(code(&human), 0, "{}", stderr(&human));
+    let text = String::from_utf8_lossy(&human.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("JOB") && lines[0].contains("RETRY") && lines[0].contains("HEARTBEAT"),
+        "{text}"
+    );
+    let partial = lines.iter().find(|l| l.contains("2026-11-30T14:30:00+09:00")).expect("the partial slot");
+    assert!(partial.contains("partial"), "{partial}");
+    let done = lines.iter().find(|l| l.contains("2026-11-30T09:00:00+09:00")).expect("the done slot");
+    assert!(done.contains("done"), "{done}");
+
+    let json = world
+        .cmd()
+        .args(["runs", "--job", "save-location", "--last", "1", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&json), 0, "{}", stderr(&json));
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let runs = value["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1, "--last 1: {value}");
+    for field in [
+        "job",
+        "slot",
+        "shard",
+        "status",
+        "targeted",
+        "sent",
+        "retrying",
+        "host",
+        "pid",
+        "heartbeat_age_secs",
+    ] {
+        assert!(runs[0].get(field).is_some(), "{field} in {value}");
+    }
+}
+
+#[test]
+fn runs_on_a_partial_slot_reports_its_retry_set_in_json() {
+    let world = world(20, Options::default());
+    world.fcm.script(&numbered_token(3), vec![Reply::unavailable(None)]);
+    save_location(&world, &["--max-attempts", "1"]);
+    let json = world.cmd().args(["runs", "--format", "json"]).output().unwrap();
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let run = &value["runs"][0];
+    assert_eq!(
+        (run["status"].as_str(), run["retrying"].as_u64(), run["sent"].as_u64()),
+        (Some("partial"), Some(1), Some(19))
+    );
+}
