@@ -6,7 +6,10 @@
 //! Runs from `--tokens-file`, `--dry-run` and `--print` are not scheduled deliveries: they take
 //! no lock and write no journal.
 
+use std::panic::AssertUnwindSafe;
 use std::time::Instant;
+
+use futures::FutureExt;
 
 use chrono::{DateTime, Utc};
 
@@ -18,10 +21,10 @@ use crate::ledger::{self, Ledger, Opened};
 use crate::report::{self, Summary};
 use crate::shard::Shard;
 use crate::slot::{IsoWeek, RunKey};
-use crate::stop::RunStop;
+use crate::stop::{RunStop, StopReason};
 use crate::tokens::{Start, TokenSource};
 
-use super::pipeline::{self, Plan};
+use super::pipeline::{self, Plan, Ran as Delivered};
 use super::{Outcome, Skip};
 
 /// A scheduled job's run.
@@ -147,16 +150,25 @@ async fn from_database(config: &Config, job: &Scheduled<'_>, db: &Database, star
     let source = job.audience.source(db, batch.shard, start);
     let stop = RunStop::new();
     ledger.start(stop.clone());
-    let mut ran = pipeline::deliver(
+    let delivering = pipeline::deliver(
         config,
         prepared,
         source,
         Some(ledger.recorder()),
-        stop,
+        stop.clone(),
         Some(batch.deadline),
         job.job,
-    )
-    .await;
+    );
+    // A bug must not leave the slot `running` with nobody to finish it: stop the run, record it
+    // failed, then report the bug (the panic hook has already said where it happened).
+    let mut ran = match AssertUnwindSafe(delivering).catch_unwind().await {
+        Ok(ran) => ran,
+        Err(panic) => {
+            stop.stop(StopReason::Refused);
+            let error = Error::Other(anyhow::anyhow!("internal error while sending: {}", panic_message(&*panic)));
+            Delivered { counts: Default::default(), stopped: stop.reason(), exhausted: false, error: Some(error) }
+        }
+    };
     let failure = ran.error.as_ref().map(ToString::to_string);
     let finished = ledger.finish(ran.ending(), failure.as_deref()).await;
     let error = ran.error.take();
@@ -179,4 +191,13 @@ async fn from_database(config: &Config, job: &Scheduled<'_>, db: &Database, star
     }
     let summary = ran.summary((job.job, job.slot.clone(), batch.mode), started.elapsed());
     Ok(Ran::Sent(summary.with_retry_set(finished.totals.retrying)))
+}
+
+/// What a panic said, for the journal's error column.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic without a message")
 }
