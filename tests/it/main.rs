@@ -5,6 +5,7 @@ mod harness;
 mod bad_inputs;
 mod deploy;
 mod doctor;
+mod fcm_faults;
 mod generated;
 mod messages;
 mod metrics;

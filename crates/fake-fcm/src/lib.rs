@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 pub use ping::Ping;
-pub use reply::Reply;
+pub use reply::{FieldViolation, Reply};
 
 use oauth::{Verifier, TEST_KEY_PEM};
 use server::Server;
