@@ -167,6 +167,16 @@ impl Engine {
                 Answer::Answered(Verdict::Unauthenticated(message)) => {
                     return Err(FatalSendError::Unauthenticated(message).into())
                 }
+                // Per token and intermittent: no retry within the run, but a rerun of the slot may
+                // get through.
+                Answer::Answered(Verdict::ThirdPartyAuth(message)) => {
+                    tracing::debug!(token = target.short(), %message, "THIRD_PARTY_AUTH_ERROR: APNs refused the message");
+                    return Ok(Outcome::Failed {
+                        reason: format!("THIRD_PARTY_AUTH_ERROR: {message}"),
+                        unreachable: false,
+                        retryable: true,
+                    });
+                }
                 Answer::Answered(Verdict::Rejected(reason)) => {
                     return Ok(Outcome::Failed { reason, unreachable: false, retryable: false })
                 }

@@ -36,7 +36,8 @@ pub enum FatalSendError {
          check --title/--body, otherwise report it as a wolley-push bug; the run stopped"
     )]
     InvalidPayload(String),
-    /// 401 `THIRD_PARTY_AUTH_ERROR`: the APNs key or certificate in Firebase is broken.
+    /// 401 `THIRD_PARTY_AUTH_ERROR` for (nearly) every message: the APNs key or certificate in
+    /// Firebase is broken. One such answer is [`Verdict::ThirdPartyAuth`], not this.
     #[error(
         "FCM could not authenticate with APNs (401 THIRD_PARTY_AUTH_ERROR: {0}); upload a valid \
          APNs auth key in the Firebase console (Project settings > Cloud Messaging); the run stopped"
@@ -80,6 +81,10 @@ pub enum Verdict {
         /// Short description for logs and the summary.
         reason: String,
     },
+    /// 401 `THIRD_PARTY_AUTH_ERROR`: APNs (or Web Push) refused this one message. FCM reports
+    /// it per token and intermittently (firebase-admin-node #3215, #2294), so it fails the
+    /// message, not the run; a later run may deliver it.
+    ThirdPartyAuth(String),
     /// This one message failed for good (an answer docs/product.md does not name).
     Rejected(String),
     /// Stop the run.
@@ -141,7 +146,7 @@ pub fn classify(status: u16, retry_after: Option<&str>, body: &[u8]) -> Verdict 
     match (error_code, status) {
         (Some("UNREGISTERED"), _) => Verdict::Dead(DeadReason::Unregistered),
         (Some("SENDER_ID_MISMATCH"), _) => Verdict::Dead(DeadReason::SenderIdMismatch),
-        (Some("THIRD_PARTY_AUTH_ERROR"), _) => Verdict::Fatal(FatalSendError::ThirdPartyAuth(detail.message)),
+        (Some("THIRD_PARTY_AUTH_ERROR"), _) => Verdict::ThirdPartyAuth(detail.message),
         (Some("INVALID_ARGUMENT"), _) | (None, 400) => invalid_argument(&detail),
         (Some("QUOTA_EXCEEDED"), _) | (_, 429) => {
             Verdict::Transient { retry_after, quota: true, reason: described }
@@ -287,13 +292,13 @@ mod tests {
     }
 
     #[test]
-    fn third_party_auth_error_stops_the_run() {
+    fn third_party_auth_error_fails_only_its_message() {
         let v = classify(
             401,
             None,
             &body("UNAUTHENTICATED", Some("THIRD_PARTY_AUTH_ERROR"), "Auth error from APNS"),
         );
-        assert!(matches!(v, Verdict::Fatal(FatalSendError::ThirdPartyAuth(_))));
+        assert_eq!(v, Verdict::ThirdPartyAuth("Auth error from APNS".into()));
     }
 
     #[test]

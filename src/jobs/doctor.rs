@@ -364,6 +364,11 @@ async fn fcm_send(config: &Config, auth: Arc<Authenticator>) -> Check {
             ),
         ),
         Answer::Answered(Verdict::Fatal(fatal)) => fcm_refusal(&project, fatal),
+        // A job counts one such answer as a failed message; doctor's one probe has nothing
+        // else to go on, and the likeliest cause is the APNs key in Firebase.
+        Answer::Answered(Verdict::ThirdPartyAuth(message)) => {
+            fcm_refusal(&project, FatalSendError::ThirdPartyAuth(message))
+        }
         Answer::Answered(Verdict::Unauthenticated(message)) => {
             fcm_refusal(&project, FatalSendError::Unauthenticated(message))
         }
