@@ -299,12 +299,18 @@ fn auth_failure(name: &'static str, error: &AuthError) -> Check {
             format!("{} is not a usable service-account key: {reason}", path.display()),
             NEW_KEY,
         ),
-        AuthError::Rejected { token_uri, .. } => Check::fail(
+        AuthError::Rejected { token_uri, answer, .. } => Check::fail(
             name,
             code,
-            format!("the token endpoint {token_uri} refused the key"),
+            format!("the token endpoint {token_uri} refused the key ({answer})"),
             "the key may be deleted or disabled, or the host's clock wrong (the request is signed with \
              the time): check the clock, or create a new key in the Firebase console",
+        ),
+        AuthError::TemporarilyFailing { token_uri, reason, attempts } => Check::fail(
+            name,
+            code,
+            format!("the token endpoint {token_uri} is temporarily failing ({reason}, {attempts} tries)"),
+            "nothing to fix here: Google's side is failing (status.cloud.google.com); run doctor again in a few minutes",
         ),
         AuthError::Unreachable { token_uri, reason } => Check::fail(
             name,

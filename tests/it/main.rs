@@ -3,6 +3,7 @@
 mod harness;
 
 mod bad_inputs;
+mod credential_faults;
 mod deploy;
 mod doctor;
 mod fcm_faults;

@@ -198,6 +198,13 @@ impl FakeFcm {
         self.shared.refuse_oauth.store(refuse, Ordering::Relaxed);
     }
 
+    /// While `Some(status)` (e.g. 503, 500, 429), the token endpoint answers every request
+    /// with that status and a short JSON error, as Google's does when it is failing; `None`
+    /// restores normal answers. Takes precedence over [`FakeFcm::refuse_oauth`].
+    pub fn fail_oauth_with(&self, status: Option<u16>) {
+        self.shared.fail_oauth.store(status.unwrap_or(0), Ordering::Relaxed);
+    }
+
     /// After `sends` more sends are let through (that is, pass authentication, whatever they
     /// are answered next), every access token issued by then stops working (401
     /// UNAUTHENTICATED); tokens issued afterwards work.

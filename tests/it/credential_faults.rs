@@ -1,0 +1,70 @@
+//! The service-account key and Google's token endpoint: a failing endpoint is temporary (75), a
+//! refused or malformed key is configuration (78), and neither crashes.
+
+use std::time::Duration;
+
+use crate::harness::{code, stderr, World};
+
+const TOKEN: &str = "some-token:APA91bF3x9QmZ1kTq7Lr2vYcN8sW4eJ6";
+
+fn error_lines(output: &std::process::Output) -> Vec<String> {
+    stderr(output).lines().filter(|line| line.contains("error")).map(str::to_owned).collect()
+}
+
+#[test]
+fn a_failing_token_endpoint_is_retried_then_exits_75_and_sends_nothing() {
+    let world = World::new();
+    let tokens = world.file("tokens.txt", TOKEN);
+    world.fcm.fail_oauth_with(Some(503));
+    let output = world.cmd().args(["save-location", "--tokens-file"]).arg(&tokens).output().unwrap();
+    assert_eq!(code(&output), 75, "{}", stderr(&output));
+    let errors = error_lines(&output);
+    assert_eq!(errors.len(), 1, "{}", stderr(&output));
+    assert!(errors[0].contains("temporarily failing") && errors[0].contains("HTTP 503"), "{}", errors[0]);
+    assert!(!errors[0].contains("refused"), "a 503 is not a refused key: {}", errors[0]);
+    // One exchange is gcp_auth's 5 tries and our one look at the answer.
+    assert!(world.fcm.oauth_requests() >= 12, "only {} token requests", world.fcm.oauth_requests());
+    assert_eq!(world.fcm.total_requests(), 0);
+}
+
+#[test]
+fn a_token_endpoint_that_recovers_within_the_retries_lets_the_run_go_on() {
+    let world = World::new();
+    let tokens = world.file("tokens.txt", TOKEN);
+    world.fcm.fail_oauth_with(Some(503));
+    let child = world.std_cmd().args(["save-location", "--tokens-file"]).arg(&tokens).spawn().unwrap();
+    // gcp_auth's own tries of the first exchange end after ~0.75 s; the second starts after 1 s more.
+    std::thread::sleep(Duration::from_millis(1300));
+    world.fcm.fail_oauth_with(None);
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(world.fcm.deliveries(TOKEN), 1);
+    assert!(world.fcm.oauth_requests() > 5, "the first exchange failed and was tried again");
+}
+
+#[test]
+fn a_key_the_token_endpoint_refuses_exits_78_quoting_its_reason() {
+    let world = World::new();
+    let tokens = world.file("tokens.txt", TOKEN);
+    world.fcm.refuse_oauth(true);
+    let output = world.cmd().args(["save-location", "--tokens-file"]).arg(&tokens).output().unwrap();
+    assert_eq!(code(&output), 78, "{}", stderr(&output));
+    let errors = error_lines(&output);
+    assert_eq!(errors.len(), 1, "{}", stderr(&output));
+    assert!(errors[0].contains("refused the service-account key") && errors[0].contains("invalid_grant"));
+}
+
+#[test]
+fn doctor_fails_its_oauth_line_with_exit_75_while_the_token_endpoint_fails() {
+    let world = World::new().with_db();
+    world.db().add_users(&[(1, Some(TOKEN))]);
+    let key = world.file("doctor-key.json", &world.fcm.service_account_json());
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    world.fcm.fail_oauth_with(Some(503));
+    let output = world.cmd().env("GOOGLE_APPLICATION_CREDENTIALS", &key).arg("doctor").output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let oauth = stdout.lines().find(|line| line.contains(" oauth: ")).unwrap_or_else(|| panic!("{stdout}"));
+    assert!(oauth.starts_with("FAIL") && oauth.contains("temporarily failing"), "{oauth}");
+    assert!(stdout.lines().any(|line| line.starts_with("SKIP fcm:")), "{stdout}");
+    assert_eq!(code(&output), 75, "{stdout}");
+}
