@@ -153,6 +153,8 @@ impl ServiceAccountKey {
         }
         let client_email = fields.client_email.ok_or_else(|| malformed("it has no client_email".into()))?;
         let token_uri = fields.token_uri.ok_or_else(|| malformed("it has no token_uri".into()))?;
+        check_token_uri(&token_uri)
+            .map_err(|why| malformed(format!("its token_uri {} {why}", shown(&token_uri))))?;
         Ok(ServiceAccountKey {
             path: path.to_owned(),
             json,
@@ -192,6 +194,31 @@ impl ServiceAccountKey {
     fn provider(&self) -> Result<CustomServiceAccount, AuthError> {
         CustomServiceAccount::from_json(&self.json)
             .map_err(|e| AuthError::Malformed { path: self.path.clone(), reason: e.to_string() })
+    }
+}
+
+/// gcp_auth builds its token request from `token_uri` with http's URI parser and an `unwrap`
+/// (a value it cannot parse panics), and its client refuses any URI but an absolute http(s) one
+/// with a host: check the same parser's verdict when the key is loaded. A `token_uri` is no secret.
+fn check_token_uri(value: &str) -> Result<(), &'static str> {
+    let uri: http::Uri = value.parse().map_err(|_| "is not a URL")?;
+    match uri.scheme_str() {
+        Some("https" | "http") => {}
+        Some(_) => return Err("is not an https:// (or http://) URL"),
+        None => return Err("is not an absolute URL (it has no https://)"),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err("names no host");
+    }
+    Ok(())
+}
+
+/// A value from the key file as an error shows it: quoted, escaped, and cut if long.
+fn shown(value: &str) -> String {
+    const SHOWN_CHARS: usize = 120;
+    match value.char_indices().nth(SHOWN_CHARS) {
+        Some((end, _)) => format!("{:?}…", &value[..end]),
+        None => format!("{value:?}"),
     }
 }
 
@@ -460,6 +487,47 @@ mod tests {
     fn a_key_that_is_not_json_is_refused() {
         let err = parse("-----BEGIN PRIVATE KEY-----").unwrap_err();
         assert!(err.to_string().contains("not JSON"), "{err}");
+    }
+
+    fn key_with_token_uri(token_uri: &str) -> String {
+        serde_json::json!({
+            "type": "service_account",
+            "private_key": "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n",
+            "client_email": "a@b.iam.gserviceaccount.com",
+            "token_uri": token_uri,
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn a_token_uri_that_is_not_an_absolute_http_url_with_a_host_is_refused_by_value() {
+        for bad in [
+            "",
+            "file:///etc/passwd",
+            "oauth2.googleapis.com/token",
+            "/token",
+            "ftp://example.com/token",
+            "https:///token",
+            "https://exa mple.com/token",
+        ] {
+            let err = parse(&key_with_token_uri(bad)).map(|_| ()).expect_err(bad);
+            assert!(err.to_string().contains(&format!("token_uri {bad:?}")), "{bad}: {err}");
+            assert_eq!(err.exit_code(), ExitCode::Config, "{bad}");
+        }
+    }
+
+    #[test]
+    fn googles_token_uri_and_a_local_http_one_are_accepted() {
+        for good in ["https://oauth2.googleapis.com/token", "http://127.0.0.1:8080/token"] {
+            assert!(parse(&key_with_token_uri(good)).is_ok(), "{good}");
+        }
+    }
+
+    #[test]
+    fn a_long_token_uri_is_cut_when_shown() {
+        let long = format!("ftp://{}", "x".repeat(500));
+        let err = parse(&key_with_token_uri(&long)).unwrap_err().to_string();
+        assert!(err.contains("…") && !err.contains(&"x".repeat(200)), "{err}");
     }
 
     #[test]
