@@ -10,6 +10,7 @@ mod fcm_faults;
 mod generated;
 mod messages;
 mod metrics;
+mod panics;
 mod pings;
 mod responses;
 mod retries;
