@@ -7,6 +7,7 @@ mod credential_faults;
 mod deploy;
 mod doctor;
 mod fcm_faults;
+mod flag_bounds;
 mod generated;
 mod messages;
 mod metrics;
