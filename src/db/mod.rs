@@ -111,6 +111,9 @@ pub enum DbError {
     /// wolley-push's own tables are missing or older than this build.
     #[error(transparent)]
     SchemaBehind(#[from] schema::SchemaBehind),
+    /// wolley-push's own tables were migrated by a newer build.
+    #[error(transparent)]
+    SchemaAhead(#[from] schema::SchemaAhead),
     /// Any other failure of a statement.
     #[error("database error while {doing} at {url}: {reason}")]
     Query {
@@ -131,7 +134,8 @@ impl DbError {
             DbError::BadUrl { .. }
             | DbError::AccessDenied { .. }
             | DbError::MissingBackendSchema { .. }
-            | DbError::SchemaBehind(_) => ExitCode::Config,
+            | DbError::SchemaBehind(_)
+            | DbError::SchemaAhead(_) => ExitCode::Config,
         }
     }
 }

@@ -509,11 +509,11 @@ async fn database_contents(db: &Database, url: &crate::db::DatabaseUrl) -> Vec<C
             format!("wolley-push's tables are at schema version {found}, this build needs {required}"),
             "run `wolley-push migrate` (it creates or upgrades only the wolley_push_* tables)",
         ),
-        Ok(found) if found > required => Check::warn(
-            SCHEMA,
-            format!("wolley-push's tables are at schema version {found}, newer than this build's {required}"),
-            "a newer wolley-push migrated this database: install that version on this host too",
-        ),
+        // The jobs refuse to run on it (they could write what the newer build misreads).
+        Ok(found) if found > required => {
+            let ahead = schema::SchemaAhead { url: url.to_string(), found, known: required };
+            Check::fail(SCHEMA, ExitCode::Config, ahead.detail(), schema::SchemaAhead::FIX)
+        }
         Ok(found) => Check::ok(SCHEMA, format!("wolley-push's tables are at schema version {found}")),
         Err(error) => db_failure(SCHEMA, &error),
     });
@@ -563,6 +563,7 @@ fn db_failure(name: &'static str, error: &DbError) -> Check {
         DbError::SchemaBehind(behind) => {
             Check::fail(name, code, behind.to_string(), "run `wolley-push migrate`")
         }
+        DbError::SchemaAhead(ahead) => Check::fail(name, code, ahead.detail(), schema::SchemaAhead::FIX),
         DbError::BadUrl { .. } => Check::fail(name, code, error.to_string(), "fix WOLLEY_DATABASE_URL"),
         DbError::Query { doing, url, reason } => Check::fail(
             name,

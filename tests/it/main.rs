@@ -4,6 +4,7 @@ mod harness;
 
 mod bad_inputs;
 mod credential_faults;
+mod database_faults;
 mod deploy;
 mod doctor;
 mod fcm_faults;
