@@ -564,6 +564,12 @@ fn db_failure(name: &'static str, error: &DbError) -> Check {
             Check::fail(name, code, behind.to_string(), "run `wolley-push migrate`")
         }
         DbError::SchemaAhead(ahead) => Check::fail(name, code, ahead.detail(), schema::SchemaAhead::FIX),
+        DbError::PrivilegeMissing { url, doing, privilege, grant, reason } => Check::fail(
+            name,
+            code,
+            format!("the user of {url} lacks {privilege} for {doing}: {reason}"),
+            format!("as a database administrator, {grant} TO that user"),
+        ),
         DbError::BadUrl { .. } => Check::fail(name, code, error.to_string(), "fix WOLLEY_DATABASE_URL"),
         DbError::Query { doing, url, reason } => Check::fail(
             name,

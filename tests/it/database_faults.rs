@@ -1,7 +1,7 @@
 //! The database as the jobs find it: a schema a newer build migrated, a user without the
 //! privileges the jobs need. Both are configuration (78), said in one line with the fix.
 
-use crate::harness::{bare_cmd, code, stderr, World};
+use crate::harness::{bare_cmd, code, stderr, TestUser, World};
 
 const TOKEN: &str = "some-token:APA91bF3x9QmZ1kTq7Lr2vYcN8sW4eJ6";
 
@@ -56,4 +56,23 @@ fn doctor_fails_its_schema_line_on_a_schema_newer_than_the_build() {
         "{line}"
     );
     assert!(line.contains("install the newer build"), "{line}");
+}
+
+#[test]
+fn a_user_without_a_needed_privilege_exits_78_naming_it_and_the_grant() {
+    let world = World::new().with_db();
+    world.db().add_users(&[(1, Some(TOKEN))]);
+    let reader = TestUser::granted(world.db(), "SELECT");
+    let output = world.cmd().env("WOLLEY_DATABASE_URL", reader.url()).arg("save-location").output().unwrap();
+    let all = format!("{}{}", String::from_utf8_lossy(&output.stdout), stderr(&output));
+    assert_eq!(code(&output), 78, "{all}");
+    let errors: Vec<&str> = all.lines().filter(|line| line.contains("error")).collect();
+    assert_eq!(errors.len(), 1, "{all}");
+    let line = errors[0];
+    // The journal's first write is an INSERT (today with ON DUPLICATE KEY UPDATE, so UPDATE too).
+    assert!(line.contains("lacks the INSERT"), "{line}");
+    let table = format!("`{}`.`wolley_push_run`", world.db().name());
+    assert!(line.contains("GRANT INSERT") && line.contains(&format!(" ON {table} TO that user")), "{line}");
+    assert!(!all.contains(reader.password()), "the password was shown: {all}");
+    assert_eq!(world.fcm.total_requests(), 0);
 }
