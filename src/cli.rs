@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 const AFTER_HELP: &str = "\
-Exit codes: 0 done (or nothing to do), 2 bad command line, 3 partial (some messages failed or
-expired), 75 temporary (database, OAuth or FCM unreachable), 78 configuration (credentials,
-database URL, missing tables, payload or APNs setup rejected), 1 a bug.";
+Exit codes: 0 done (or nothing to do), 2 bad command line (a flag out of range included), 3
+partial (some messages failed or expired), 75 temporary (database, OAuth or FCM unreachable or
+failing), 78 configuration (credentials, database URL or privileges, missing or newer tables,
+payload or APNs setup rejected), 1 a bug.";
 
 /// Sends Wolley's scheduled FCM pushes and weekly statistics, once per run, from cron.
 #[derive(Debug, Parser)]
