@@ -29,14 +29,14 @@ complete -c wolley-push -n "__fish_wolley_push_needs_command" -l credentials -d 
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -l project-id -d 'Firebase project to send through [default: the key\'s project_id]' -r
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -l fcm-endpoint -d 'Base URL of the FCM HTTP v1 API' -r
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -l fcm-ca-file -d 'Also trust the certificate authorities in this PEM file for the FCM endpoint (a TLS proxy, a test server)' -r -F
-complete -c wolley-push -n "__fish_wolley_push_needs_command" -l concurrency -d 'Requests in flight at once (spread over HTTP/2 connections of 100 streams each)' -r
-complete -c wolley-push -n "__fish_wolley_push_needs_command" -l rate -d 'Messages per second at most, 0 for no cap (the project quota is 10,000/s)' -r
+complete -c wolley-push -n "__fish_wolley_push_needs_command" -l concurrency -d 'Requests in flight at once, 1 to 20000 (spread over up to 64 HTTP/2 connections of 100 streams each; 20000 is about what one process can serve, beyond it only memory grows: use shards for more)' -r
+complete -c wolley-push -n "__fish_wolley_push_needs_command" -l rate -d 'Messages per second at most, 0 for no cap, up to 100000 (the project quota is 10,000/s unless Google raised it; one process peaks near 33,000/s)' -r
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -l timezone -d 'Time zone of slots, weeks and the backend\'s naive datetimes' -r
-complete -c wolley-push -n "__fish_wolley_push_needs_command" -l max-attempts -d 'Attempts per message before it counts as failed' -r
-complete -c wolley-push -n "__fish_wolley_push_needs_command" -l backoff -d 'First back-off after a 500/503 without Retry-After (doubles each attempt; Google\'s minimum)' -r
-complete -c wolley-push -n "__fish_wolley_push_needs_command" -l quota-backoff -d 'First back-off after a 429 without Retry-After (doubles each attempt; Google\'s minimum)' -r
+complete -c wolley-push -n "__fish_wolley_push_needs_command" -l max-attempts -d 'Attempts per message before it counts as failed, 1 to 20' -r
+complete -c wolley-push -n "__fish_wolley_push_needs_command" -l backoff -d 'First back-off after a 500/503 without Retry-After, more than 0 (doubles each attempt up to 5m; 10s is Google\'s minimum)' -r
+complete -c wolley-push -n "__fish_wolley_push_needs_command" -l quota-backoff -d 'First back-off after a 429 without Retry-After, more than 0 (doubles each attempt up to 5m; 60s is Google\'s minimum)' -r
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -l max-dead-share -d 'Hold pruning back when dead tokens are more than this percentage of a slot\'s answers (a wrong key or APNs setup looks like mass death; healthy runs see well under 1%)' -r
-complete -c wolley-push -n "__fish_wolley_push_needs_command" -l request-timeout -d 'Time limit of one FCM request' -r
+complete -c wolley-push -n "__fish_wolley_push_needs_command" -l request-timeout -d 'Time limit of one FCM request, more than 0 and at most 10m' -r
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -l format -d 'Format of the summary on stdout' -r -f -a "human\t'A few aligned lines for people'
 json\t'One JSON object'"
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -l progress -d 'Progress bar on stderr; auto = only when stderr is a terminal' -r -f -a "auto\t'Only when stderr is a terminal'
@@ -59,23 +59,23 @@ complete -c wolley-push -n "__fish_wolley_push_needs_command" -f -a "runs" -d 'T
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -f -a "tokens" -d 'Device tokens: put back tokens that pruning removed'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l tokens-file -d 'Read `token` or `user_id<TAB>token` lines from this file (`-` = stdin) instead of the database' -r -F
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l slot -d 'The slot to run [default: now\'s half-hour (save-location) or ISO week (path-daily)], e.g. 2026-11-30T14:30 or 2026-W49' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l deadline -d 'Stop sending this long after the start; the rest counts as expired and a rerun resumes [default: 25m for save-location, 6h for path-daily]' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l deadline -d 'Stop sending this long after the start (more than 0, at most 7days); the rest counts as expired and a rerun resumes [default: 25m for save-location, 6h for path-daily]' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l shard -d 'Only users with user_id % N == K, with a lock and journal row of its own' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l shards -d 'Split users into N shards, this run taking shard $JOB_COMPLETION_INDEX (Kubernetes Indexed Job)' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l ttl -d 'How long FCM and APNs keep an undelivered wake-up (one period: a stale one is useless)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l ttl -d 'How long FCM and APNs keep an undelivered wake-up, 1s to 28days (FCM\'s limit; the default is one period: a stale wake-up is useless)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l database-url -d 'MariaDB URL of the Wolley backend, e.g. mysql://wolley:secret@127.0.0.1:3306/wolley' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l credentials -d 'Google service-account JSON key used to obtain FCM access tokens' -r -F
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l project-id -d 'Firebase project to send through [default: the key\'s project_id]' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l fcm-endpoint -d 'Base URL of the FCM HTTP v1 API' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l fcm-ca-file -d 'Also trust the certificate authorities in this PEM file for the FCM endpoint (a TLS proxy, a test server)' -r -F
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l concurrency -d 'Requests in flight at once (spread over HTTP/2 connections of 100 streams each)' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l rate -d 'Messages per second at most, 0 for no cap (the project quota is 10,000/s)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l concurrency -d 'Requests in flight at once, 1 to 20000 (spread over up to 64 HTTP/2 connections of 100 streams each; 20000 is about what one process can serve, beyond it only memory grows: use shards for more)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l rate -d 'Messages per second at most, 0 for no cap, up to 100000 (the project quota is 10,000/s unless Google raised it; one process peaks near 33,000/s)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l timezone -d 'Time zone of slots, weeks and the backend\'s naive datetimes' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l max-attempts -d 'Attempts per message before it counts as failed' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l backoff -d 'First back-off after a 500/503 without Retry-After (doubles each attempt; Google\'s minimum)' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l quota-backoff -d 'First back-off after a 429 without Retry-After (doubles each attempt; Google\'s minimum)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l max-attempts -d 'Attempts per message before it counts as failed, 1 to 20' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l backoff -d 'First back-off after a 500/503 without Retry-After, more than 0 (doubles each attempt up to 5m; 10s is Google\'s minimum)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l quota-backoff -d 'First back-off after a 429 without Retry-After, more than 0 (doubles each attempt up to 5m; 60s is Google\'s minimum)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l max-dead-share -d 'Hold pruning back when dead tokens are more than this percentage of a slot\'s answers (a wrong key or APNs setup looks like mass death; healthy runs see well under 1%)' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l request-timeout -d 'Time limit of one FCM request' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l request-timeout -d 'Time limit of one FCM request, more than 0 and at most 10m' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l format -d 'Format of the summary on stdout' -r -f -a "human\t'A few aligned lines for people'
 json\t'One JSON object'"
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l progress -d 'Progress bar on stderr; auto = only when stderr is a terminal' -r -f -a "auto\t'Only when stderr is a terminal'
@@ -92,7 +92,7 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l tokens-file -d 'Read `token` or `user_id<TAB>token` lines from this file (`-` = stdin) instead of the database' -r -F
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l slot -d 'The slot to run [default: now\'s half-hour (save-location) or ISO week (path-daily)], e.g. 2026-11-30T14:30 or 2026-W49' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l deadline -d 'Stop sending this long after the start; the rest counts as expired and a rerun resumes [default: 25m for save-location, 6h for path-daily]' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l deadline -d 'Stop sending this long after the start (more than 0, at most 7days); the rest counts as expired and a rerun resumes [default: 25m for save-location, 6h for path-daily]' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l shard -d 'Only users with user_id % N == K, with a lock and journal row of its own' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l shards -d 'Split users into N shards, this run taking shard $JOB_COMPLETION_INDEX (Kubernetes Indexed Job)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l title -d 'Notification title' -r
@@ -102,14 +102,14 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l c
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l project-id -d 'Firebase project to send through [default: the key\'s project_id]' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l fcm-endpoint -d 'Base URL of the FCM HTTP v1 API' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l fcm-ca-file -d 'Also trust the certificate authorities in this PEM file for the FCM endpoint (a TLS proxy, a test server)' -r -F
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l concurrency -d 'Requests in flight at once (spread over HTTP/2 connections of 100 streams each)' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l rate -d 'Messages per second at most, 0 for no cap (the project quota is 10,000/s)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l concurrency -d 'Requests in flight at once, 1 to 20000 (spread over up to 64 HTTP/2 connections of 100 streams each; 20000 is about what one process can serve, beyond it only memory grows: use shards for more)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l rate -d 'Messages per second at most, 0 for no cap, up to 100000 (the project quota is 10,000/s unless Google raised it; one process peaks near 33,000/s)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l timezone -d 'Time zone of slots, weeks and the backend\'s naive datetimes' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l max-attempts -d 'Attempts per message before it counts as failed' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l backoff -d 'First back-off after a 500/503 without Retry-After (doubles each attempt; Google\'s minimum)' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l quota-backoff -d 'First back-off after a 429 without Retry-After (doubles each attempt; Google\'s minimum)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l max-attempts -d 'Attempts per message before it counts as failed, 1 to 20' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l backoff -d 'First back-off after a 500/503 without Retry-After, more than 0 (doubles each attempt up to 5m; 10s is Google\'s minimum)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l quota-backoff -d 'First back-off after a 429 without Retry-After, more than 0 (doubles each attempt up to 5m; 60s is Google\'s minimum)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l max-dead-share -d 'Hold pruning back when dead tokens are more than this percentage of a slot\'s answers (a wrong key or APNs setup looks like mass death; healthy runs see well under 1%)' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l request-timeout -d 'Time limit of one FCM request' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l request-timeout -d 'Time limit of one FCM request, more than 0 and at most 10m' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l format -d 'Format of the summary on stdout' -r -f -a "human\t'A few aligned lines for people'
 json\t'One JSON object'"
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l progress -d 'Progress bar on stderr; auto = only when stderr is a terminal' -r -f -a "auto\t'Only when stderr is a terminal'
@@ -134,14 +134,14 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l credent
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l project-id -d 'Firebase project to send through [default: the key\'s project_id]' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l fcm-endpoint -d 'Base URL of the FCM HTTP v1 API' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l fcm-ca-file -d 'Also trust the certificate authorities in this PEM file for the FCM endpoint (a TLS proxy, a test server)' -r -F
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l concurrency -d 'Requests in flight at once (spread over HTTP/2 connections of 100 streams each)' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l rate -d 'Messages per second at most, 0 for no cap (the project quota is 10,000/s)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l concurrency -d 'Requests in flight at once, 1 to 20000 (spread over up to 64 HTTP/2 connections of 100 streams each; 20000 is about what one process can serve, beyond it only memory grows: use shards for more)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l rate -d 'Messages per second at most, 0 for no cap, up to 100000 (the project quota is 10,000/s unless Google raised it; one process peaks near 33,000/s)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l timezone -d 'Time zone of slots, weeks and the backend\'s naive datetimes' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l max-attempts -d 'Attempts per message before it counts as failed' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l backoff -d 'First back-off after a 500/503 without Retry-After (doubles each attempt; Google\'s minimum)' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l quota-backoff -d 'First back-off after a 429 without Retry-After (doubles each attempt; Google\'s minimum)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l max-attempts -d 'Attempts per message before it counts as failed, 1 to 20' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l backoff -d 'First back-off after a 500/503 without Retry-After, more than 0 (doubles each attempt up to 5m; 10s is Google\'s minimum)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l quota-backoff -d 'First back-off after a 429 without Retry-After, more than 0 (doubles each attempt up to 5m; 60s is Google\'s minimum)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l max-dead-share -d 'Hold pruning back when dead tokens are more than this percentage of a slot\'s answers (a wrong key or APNs setup looks like mass death; healthy runs see well under 1%)' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l request-timeout -d 'Time limit of one FCM request' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l request-timeout -d 'Time limit of one FCM request, more than 0 and at most 10m' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l format -d 'Format of the summary on stdout' -r -f -a "human\t'A few aligned lines for people'
 json\t'One JSON object'"
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l progress -d 'Progress bar on stderr; auto = only when stderr is a terminal' -r -f -a "auto\t'Only when stderr is a terminal'
@@ -160,14 +160,14 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not _
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l project-id -d 'Firebase project to send through [default: the key\'s project_id]' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l fcm-endpoint -d 'Base URL of the FCM HTTP v1 API' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l fcm-ca-file -d 'Also trust the certificate authorities in this PEM file for the FCM endpoint (a TLS proxy, a test server)' -r -F
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l concurrency -d 'Requests in flight at once (spread over HTTP/2 connections of 100 streams each)' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l rate -d 'Messages per second at most, 0 for no cap (the project quota is 10,000/s)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l concurrency -d 'Requests in flight at once, 1 to 20000 (spread over up to 64 HTTP/2 connections of 100 streams each; 20000 is about what one process can serve, beyond it only memory grows: use shards for more)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l rate -d 'Messages per second at most, 0 for no cap, up to 100000 (the project quota is 10,000/s unless Google raised it; one process peaks near 33,000/s)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l timezone -d 'Time zone of slots, weeks and the backend\'s naive datetimes' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l max-attempts -d 'Attempts per message before it counts as failed' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l backoff -d 'First back-off after a 500/503 without Retry-After (doubles each attempt; Google\'s minimum)' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l quota-backoff -d 'First back-off after a 429 without Retry-After (doubles each attempt; Google\'s minimum)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l max-attempts -d 'Attempts per message before it counts as failed, 1 to 20' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l backoff -d 'First back-off after a 500/503 without Retry-After, more than 0 (doubles each attempt up to 5m; 10s is Google\'s minimum)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l quota-backoff -d 'First back-off after a 429 without Retry-After, more than 0 (doubles each attempt up to 5m; 60s is Google\'s minimum)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l max-dead-share -d 'Hold pruning back when dead tokens are more than this percentage of a slot\'s answers (a wrong key or APNs setup looks like mass death; healthy runs see well under 1%)' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l request-timeout -d 'Time limit of one FCM request' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l request-timeout -d 'Time limit of one FCM request, more than 0 and at most 10m' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l format -d 'Format of the summary on stdout' -r -f -a "human\t'A few aligned lines for people'
 json\t'One JSON object'"
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l progress -d 'Progress bar on stderr; auto = only when stderr is a terminal' -r -f -a "auto\t'Only when stderr is a terminal'
@@ -188,14 +188,14 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fis
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l project-id -d 'Firebase project to send through [default: the key\'s project_id]' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l fcm-endpoint -d 'Base URL of the FCM HTTP v1 API' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l fcm-ca-file -d 'Also trust the certificate authorities in this PEM file for the FCM endpoint (a TLS proxy, a test server)' -r -F
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l concurrency -d 'Requests in flight at once (spread over HTTP/2 connections of 100 streams each)' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l rate -d 'Messages per second at most, 0 for no cap (the project quota is 10,000/s)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l concurrency -d 'Requests in flight at once, 1 to 20000 (spread over up to 64 HTTP/2 connections of 100 streams each; 20000 is about what one process can serve, beyond it only memory grows: use shards for more)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l rate -d 'Messages per second at most, 0 for no cap, up to 100000 (the project quota is 10,000/s unless Google raised it; one process peaks near 33,000/s)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l timezone -d 'Time zone of slots, weeks and the backend\'s naive datetimes' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l max-attempts -d 'Attempts per message before it counts as failed' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l backoff -d 'First back-off after a 500/503 without Retry-After (doubles each attempt; Google\'s minimum)' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l quota-backoff -d 'First back-off after a 429 without Retry-After (doubles each attempt; Google\'s minimum)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l max-attempts -d 'Attempts per message before it counts as failed, 1 to 20' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l backoff -d 'First back-off after a 500/503 without Retry-After, more than 0 (doubles each attempt up to 5m; 10s is Google\'s minimum)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l quota-backoff -d 'First back-off after a 429 without Retry-After, more than 0 (doubles each attempt up to 5m; 60s is Google\'s minimum)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l max-dead-share -d 'Hold pruning back when dead tokens are more than this percentage of a slot\'s answers (a wrong key or APNs setup looks like mass death; healthy runs see well under 1%)' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l request-timeout -d 'Time limit of one FCM request' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l request-timeout -d 'Time limit of one FCM request, more than 0 and at most 10m' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l format -d 'Format of the summary on stdout' -r -f -a "human\t'A few aligned lines for people'
 json\t'One JSON object'"
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l progress -d 'Progress bar on stderr; auto = only when stderr is a terminal' -r -f -a "auto\t'Only when stderr is a terminal'
@@ -215,14 +215,14 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l cred
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l project-id -d 'Firebase project to send through [default: the key\'s project_id]' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l fcm-endpoint -d 'Base URL of the FCM HTTP v1 API' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l fcm-ca-file -d 'Also trust the certificate authorities in this PEM file for the FCM endpoint (a TLS proxy, a test server)' -r -F
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l concurrency -d 'Requests in flight at once (spread over HTTP/2 connections of 100 streams each)' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l rate -d 'Messages per second at most, 0 for no cap (the project quota is 10,000/s)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l concurrency -d 'Requests in flight at once, 1 to 20000 (spread over up to 64 HTTP/2 connections of 100 streams each; 20000 is about what one process can serve, beyond it only memory grows: use shards for more)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l rate -d 'Messages per second at most, 0 for no cap, up to 100000 (the project quota is 10,000/s unless Google raised it; one process peaks near 33,000/s)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l timezone -d 'Time zone of slots, weeks and the backend\'s naive datetimes' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l max-attempts -d 'Attempts per message before it counts as failed' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l backoff -d 'First back-off after a 500/503 without Retry-After (doubles each attempt; Google\'s minimum)' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l quota-backoff -d 'First back-off after a 429 without Retry-After (doubles each attempt; Google\'s minimum)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l max-attempts -d 'Attempts per message before it counts as failed, 1 to 20' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l backoff -d 'First back-off after a 500/503 without Retry-After, more than 0 (doubles each attempt up to 5m; 10s is Google\'s minimum)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l quota-backoff -d 'First back-off after a 429 without Retry-After, more than 0 (doubles each attempt up to 5m; 60s is Google\'s minimum)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l max-dead-share -d 'Hold pruning back when dead tokens are more than this percentage of a slot\'s answers (a wrong key or APNs setup looks like mass death; healthy runs see well under 1%)' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l request-timeout -d 'Time limit of one FCM request' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l request-timeout -d 'Time limit of one FCM request, more than 0 and at most 10m' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l format -d 'Format of the summary on stdout' -r -f -a "human\t'A few aligned lines for people'
 json\t'One JSON object'"
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l progress -d 'Progress bar on stderr; auto = only when stderr is a terminal' -r -f -a "auto\t'Only when stderr is a terminal'
@@ -239,14 +239,14 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l crede
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l project-id -d 'Firebase project to send through [default: the key\'s project_id]' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l fcm-endpoint -d 'Base URL of the FCM HTTP v1 API' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l fcm-ca-file -d 'Also trust the certificate authorities in this PEM file for the FCM endpoint (a TLS proxy, a test server)' -r -F
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l concurrency -d 'Requests in flight at once (spread over HTTP/2 connections of 100 streams each)' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l rate -d 'Messages per second at most, 0 for no cap (the project quota is 10,000/s)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l concurrency -d 'Requests in flight at once, 1 to 20000 (spread over up to 64 HTTP/2 connections of 100 streams each; 20000 is about what one process can serve, beyond it only memory grows: use shards for more)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l rate -d 'Messages per second at most, 0 for no cap, up to 100000 (the project quota is 10,000/s unless Google raised it; one process peaks near 33,000/s)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l timezone -d 'Time zone of slots, weeks and the backend\'s naive datetimes' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l max-attempts -d 'Attempts per message before it counts as failed' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l backoff -d 'First back-off after a 500/503 without Retry-After (doubles each attempt; Google\'s minimum)' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l quota-backoff -d 'First back-off after a 429 without Retry-After (doubles each attempt; Google\'s minimum)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l max-attempts -d 'Attempts per message before it counts as failed, 1 to 20' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l backoff -d 'First back-off after a 500/503 without Retry-After, more than 0 (doubles each attempt up to 5m; 10s is Google\'s minimum)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l quota-backoff -d 'First back-off after a 429 without Retry-After, more than 0 (doubles each attempt up to 5m; 60s is Google\'s minimum)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l max-dead-share -d 'Hold pruning back when dead tokens are more than this percentage of a slot\'s answers (a wrong key or APNs setup looks like mass death; healthy runs see well under 1%)' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l request-timeout -d 'Time limit of one FCM request' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l request-timeout -d 'Time limit of one FCM request, more than 0 and at most 10m' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l format -d 'Format of the summary on stdout' -r -f -a "human\t'A few aligned lines for people'
 json\t'One JSON object'"
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l progress -d 'Progress bar on stderr; auto = only when stderr is a terminal' -r -f -a "auto\t'Only when stderr is a terminal'
@@ -265,14 +265,14 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l credent
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l project-id -d 'Firebase project to send through [default: the key\'s project_id]' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l fcm-endpoint -d 'Base URL of the FCM HTTP v1 API' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l fcm-ca-file -d 'Also trust the certificate authorities in this PEM file for the FCM endpoint (a TLS proxy, a test server)' -r -F
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l concurrency -d 'Requests in flight at once (spread over HTTP/2 connections of 100 streams each)' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l rate -d 'Messages per second at most, 0 for no cap (the project quota is 10,000/s)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l concurrency -d 'Requests in flight at once, 1 to 20000 (spread over up to 64 HTTP/2 connections of 100 streams each; 20000 is about what one process can serve, beyond it only memory grows: use shards for more)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l rate -d 'Messages per second at most, 0 for no cap, up to 100000 (the project quota is 10,000/s unless Google raised it; one process peaks near 33,000/s)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l timezone -d 'Time zone of slots, weeks and the backend\'s naive datetimes' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l max-attempts -d 'Attempts per message before it counts as failed' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l backoff -d 'First back-off after a 500/503 without Retry-After (doubles each attempt; Google\'s minimum)' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l quota-backoff -d 'First back-off after a 429 without Retry-After (doubles each attempt; Google\'s minimum)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l max-attempts -d 'Attempts per message before it counts as failed, 1 to 20' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l backoff -d 'First back-off after a 500/503 without Retry-After, more than 0 (doubles each attempt up to 5m; 10s is Google\'s minimum)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l quota-backoff -d 'First back-off after a 429 without Retry-After, more than 0 (doubles each attempt up to 5m; 60s is Google\'s minimum)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l max-dead-share -d 'Hold pruning back when dead tokens are more than this percentage of a slot\'s answers (a wrong key or APNs setup looks like mass death; healthy runs see well under 1%)' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l request-timeout -d 'Time limit of one FCM request' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l request-timeout -d 'Time limit of one FCM request, more than 0 and at most 10m' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l format -d 'Format of the summary on stdout' -r -f -a "human\t'A few aligned lines for people'
 json\t'One JSON object'"
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l progress -d 'Progress bar on stderr; auto = only when stderr is a terminal' -r -f -a "auto\t'Only when stderr is a terminal'
@@ -289,14 +289,14 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not 
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l project-id -d 'Firebase project to send through [default: the key\'s project_id]' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l fcm-endpoint -d 'Base URL of the FCM HTTP v1 API' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l fcm-ca-file -d 'Also trust the certificate authorities in this PEM file for the FCM endpoint (a TLS proxy, a test server)' -r -F
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l concurrency -d 'Requests in flight at once (spread over HTTP/2 connections of 100 streams each)' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l rate -d 'Messages per second at most, 0 for no cap (the project quota is 10,000/s)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l concurrency -d 'Requests in flight at once, 1 to 20000 (spread over up to 64 HTTP/2 connections of 100 streams each; 20000 is about what one process can serve, beyond it only memory grows: use shards for more)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l rate -d 'Messages per second at most, 0 for no cap, up to 100000 (the project quota is 10,000/s unless Google raised it; one process peaks near 33,000/s)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l timezone -d 'Time zone of slots, weeks and the backend\'s naive datetimes' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l max-attempts -d 'Attempts per message before it counts as failed' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l backoff -d 'First back-off after a 500/503 without Retry-After (doubles each attempt; Google\'s minimum)' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l quota-backoff -d 'First back-off after a 429 without Retry-After (doubles each attempt; Google\'s minimum)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l max-attempts -d 'Attempts per message before it counts as failed, 1 to 20' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l backoff -d 'First back-off after a 500/503 without Retry-After, more than 0 (doubles each attempt up to 5m; 10s is Google\'s minimum)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l quota-backoff -d 'First back-off after a 429 without Retry-After, more than 0 (doubles each attempt up to 5m; 60s is Google\'s minimum)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l max-dead-share -d 'Hold pruning back when dead tokens are more than this percentage of a slot\'s answers (a wrong key or APNs setup looks like mass death; healthy runs see well under 1%)' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l request-timeout -d 'Time limit of one FCM request' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l request-timeout -d 'Time limit of one FCM request, more than 0 and at most 10m' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l format -d 'Format of the summary on stdout' -r -f -a "human\t'A few aligned lines for people'
 json\t'One JSON object'"
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l progress -d 'Progress bar on stderr; auto = only when stderr is a terminal' -r -f -a "auto\t'Only when stderr is a terminal'
@@ -318,14 +318,14 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fi
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l project-id -d 'Firebase project to send through [default: the key\'s project_id]' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l fcm-endpoint -d 'Base URL of the FCM HTTP v1 API' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l fcm-ca-file -d 'Also trust the certificate authorities in this PEM file for the FCM endpoint (a TLS proxy, a test server)' -r -F
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l concurrency -d 'Requests in flight at once (spread over HTTP/2 connections of 100 streams each)' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l rate -d 'Messages per second at most, 0 for no cap (the project quota is 10,000/s)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l concurrency -d 'Requests in flight at once, 1 to 20000 (spread over up to 64 HTTP/2 connections of 100 streams each; 20000 is about what one process can serve, beyond it only memory grows: use shards for more)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l rate -d 'Messages per second at most, 0 for no cap, up to 100000 (the project quota is 10,000/s unless Google raised it; one process peaks near 33,000/s)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l timezone -d 'Time zone of slots, weeks and the backend\'s naive datetimes' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l max-attempts -d 'Attempts per message before it counts as failed' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l backoff -d 'First back-off after a 500/503 without Retry-After (doubles each attempt; Google\'s minimum)' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l quota-backoff -d 'First back-off after a 429 without Retry-After (doubles each attempt; Google\'s minimum)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l max-attempts -d 'Attempts per message before it counts as failed, 1 to 20' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l backoff -d 'First back-off after a 500/503 without Retry-After, more than 0 (doubles each attempt up to 5m; 10s is Google\'s minimum)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l quota-backoff -d 'First back-off after a 429 without Retry-After, more than 0 (doubles each attempt up to 5m; 60s is Google\'s minimum)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l max-dead-share -d 'Hold pruning back when dead tokens are more than this percentage of a slot\'s answers (a wrong key or APNs setup looks like mass death; healthy runs see well under 1%)' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l request-timeout -d 'Time limit of one FCM request' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l request-timeout -d 'Time limit of one FCM request, more than 0 and at most 10m' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l format -d 'Format of the summary on stdout' -r -f -a "human\t'A few aligned lines for people'
 json\t'One JSON object'"
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l progress -d 'Progress bar on stderr; auto = only when stderr is a terminal' -r -f -a "auto\t'Only when stderr is a terminal'

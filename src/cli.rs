@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 const AFTER_HELP: &str = "\
-Exit codes: 0 done (or nothing to do), 2 bad command line, 3 partial (some messages failed or
-expired), 75 temporary (database, OAuth or FCM unreachable), 78 configuration (credentials,
-database URL, missing tables, payload or APNs setup rejected), 1 a bug.";
+Exit codes: 0 done (or nothing to do), 2 bad command line (a flag out of range included), 3
+partial (some messages failed or expired), 75 temporary (database, OAuth or FCM unreachable or
+failing), 78 configuration (credentials, database URL or privileges, missing or newer tables,
+payload or APNs setup rejected), 1 a bug.";
 
 /// Sends Wolley's scheduled FCM pushes and weekly statistics, once per run, from cron.
 #[derive(Debug, Parser)]
@@ -52,11 +53,14 @@ pub struct GlobalArgs {
     #[arg(long, env = "WOLLEY_FCM_CA_FILE", global = true, value_name = "PEM_FILE")]
     pub fcm_ca_file: Option<PathBuf>,
 
-    /// Requests in flight at once (spread over HTTP/2 connections of 100 streams each)
+    /// Requests in flight at once, 1 to 20000 (spread over up to 64 HTTP/2 connections of 100
+    /// streams each; 20000 is about what one process can serve, beyond it only memory grows: use
+    /// shards for more)
     #[arg(long, env = "WOLLEY_CONCURRENCY", global = true, default_value_t = 1500)]
     pub concurrency: usize,
 
-    /// Messages per second at most, 0 for no cap (the project quota is 10,000/s)
+    /// Messages per second at most, 0 for no cap, up to 100000 (the project quota is 10,000/s
+    /// unless Google raised it; one process peaks near 33,000/s)
     #[arg(long, env = "WOLLEY_RATE", global = true, default_value_t = 9000)]
     pub rate: u32,
 
@@ -64,15 +68,17 @@ pub struct GlobalArgs {
     #[arg(long, env = "WOLLEY_TIMEZONE", global = true, default_value = "Asia/Seoul")]
     pub timezone: String,
 
-    /// Attempts per message before it counts as failed
+    /// Attempts per message before it counts as failed, 1 to 20
     #[arg(long, env = "WOLLEY_MAX_ATTEMPTS", global = true, default_value_t = 5)]
     pub max_attempts: u32,
 
-    /// First back-off after a 500/503 without Retry-After (doubles each attempt; Google's minimum)
+    /// First back-off after a 500/503 without Retry-After, more than 0 (doubles each attempt up
+    /// to 5m; 10s is Google's minimum)
     #[arg(long, env = "WOLLEY_BACKOFF", global = true, default_value = "10s", value_name = "DURATION")]
     pub backoff: String,
 
-    /// First back-off after a 429 without Retry-After (doubles each attempt; Google's minimum)
+    /// First back-off after a 429 without Retry-After, more than 0 (doubles each attempt up to 5m;
+    /// 60s is Google's minimum)
     #[arg(long, env = "WOLLEY_QUOTA_BACKOFF", global = true, default_value = "60s", value_name = "DURATION")]
     pub quota_backoff: String,
 
@@ -86,7 +92,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     pub force_prune: bool,
 
-    /// Time limit of one FCM request
+    /// Time limit of one FCM request, more than 0 and at most 10m
     #[arg(
         long,
         env = "WOLLEY_REQUEST_TIMEOUT",
@@ -330,8 +336,8 @@ pub struct BatchArgs {
     #[arg(long)]
     pub force: bool,
 
-    /// Stop sending this long after the start; the rest counts as expired and a rerun resumes
-    /// [default: 25m for save-location, 6h for path-daily]
+    /// Stop sending this long after the start (more than 0, at most 7days); the rest counts as
+    /// expired and a rerun resumes [default: 25m for save-location, 6h for path-daily]
     #[arg(long, value_name = "DURATION")]
     pub deadline: Option<String>,
 
@@ -351,7 +357,8 @@ pub struct SaveLocationArgs {
     #[command(flatten)]
     pub batch: BatchArgs,
 
-    /// How long FCM and APNs keep an undelivered wake-up (one period: a stale one is useless)
+    /// How long FCM and APNs keep an undelivered wake-up, 1s to 28days (FCM's limit; the
+    /// default is one period: a stale wake-up is useless)
     #[arg(long, default_value = "30m", value_name = "DURATION")]
     pub ttl: String,
 }

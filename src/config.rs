@@ -1,6 +1,7 @@
 //! The validated configuration of one run: the command line and environment (flag, then
 //! environment, then default) turned into typed values. Nothing past this point sees clap.
 
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -263,12 +264,9 @@ impl Config {
             .ok_or_else(|| {
                 usage(format!("--fcm-endpoint: \"{}\" is not an http(s) URL", global.fcm_endpoint))
             })?;
-        if global.concurrency == 0 {
-            return Err(usage("--concurrency must be at least 1".into()));
-        }
-        if global.max_attempts == 0 {
-            return Err(usage("--max-attempts must be at least 1".into()));
-        }
+        let concurrency = within("--concurrency", global.concurrency, CONCURRENCY, CONCURRENCY_WHY)?;
+        let rate = within("--rate", global.rate, RATE, RATE_WHY)?;
+        let max_attempts = within("--max-attempts", global.max_attempts, MAX_ATTEMPTS, MAX_ATTEMPTS_WHY)?;
         let now = match &global.now {
             Some(text) => DateTime::parse_from_rfc3339(text)
                 .map_err(|e| usage(format!("--now / WOLLEY_NOW: \"{text}\" is not an RFC 3339 time ({e})")))?
@@ -284,16 +282,20 @@ impl Config {
             project_id: global.project_id,
             fcm_endpoint,
             client: ClientSettings {
-                concurrency: global.concurrency,
-                request_timeout: duration("--request-timeout", &global.request_timeout)?,
+                concurrency,
+                request_timeout: positive_duration(
+                    "--request-timeout",
+                    &global.request_timeout,
+                    Some(MAX_REQUEST_TIMEOUT),
+                )?,
                 extra_ca_file: global.fcm_ca_file,
             },
             sending: Sending {
-                concurrency: global.concurrency,
-                rate: (global.rate > 0).then_some(global.rate),
-                max_attempts: global.max_attempts,
-                backoff: duration("--backoff", &global.backoff)?,
-                quota_backoff: duration("--quota-backoff", &global.quota_backoff)?,
+                concurrency,
+                rate: (rate > 0).then_some(rate),
+                max_attempts,
+                backoff: positive_duration("--backoff", &global.backoff, None)?,
+                quota_backoff: positive_duration("--quota-backoff", &global.quota_backoff, None)?,
             },
             prune: PrunePolicy {
                 max_dead_share: percent("--max-dead-share", &global.max_dead_share)?,
@@ -317,6 +319,34 @@ impl Config {
 const SAVE_LOCATION_DEADLINE: Duration = Duration::from_secs(25 * 60);
 pub(crate) const PATH_DAILY_DEADLINE: Duration = Duration::from_secs(6 * 3600);
 
+// The ranges of the numeric flags, checked before anything is contacted. Each bound is one a
+// run can honour; past it a value is a typo (or an environment variable gone wrong), and some
+// would crash or exhaust the host rather than fail.
+
+/// `--concurrency`: one worker task per request in flight, over at most 64 HTTP/2 connections
+/// of ~100 streams each. 20,000 is about what one process can serve; more only costs memory and
+/// start-up time (10,000,000 took 56 s to start; 4,294,967,296 ran the host out of memory).
+pub const CONCURRENCY: RangeInclusive<usize> = 1..=20_000;
+const CONCURRENCY_WHY: &str = "about what one process can serve; for more throughput use shards";
+/// `--rate`: 0 is no cap. The project quota is 600,000/min (10,000/s) unless Google raised it,
+/// and one process peaks near 33,000/s (BENCHMARKS.md): 100,000 leaves room for a raised quota
+/// and refuses a slipped digit.
+pub const RATE: RangeInclusive<u32> = 0..=100_000;
+const RATE_WHY: &str = "0 for no cap; the project quota is 10,000/s unless Google raised it";
+/// `--max-attempts`: with back-offs doubling to their 5-minute cap, 20 attempts already span
+/// more than an hour, longer than any slot.
+pub const MAX_ATTEMPTS: RangeInclusive<u32> = 1..=20;
+const MAX_ATTEMPTS_WHY: &str = "20 attempts with doubling back-offs outlast any slot";
+/// `--request-timeout`: Google advises 10 s or more; past 10 minutes a request is lost, not slow,
+/// and a stopping run waits that long for each request in flight.
+pub const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// `--deadline`: a week is the period of the weekly jobs; a longer run would meet its next slot.
+pub const MAX_DEADLINE: Duration = Duration::from_secs(7 * 86_400);
+/// `--ttl`: FCM refuses an Android `ttl` over 28 days (2,419,200 s); APNs' expiration is in
+/// whole seconds, so less than one second would expire at once.
+pub const MAX_TTL: Duration = Duration::from_secs(2_419_200);
+const MIN_TTL: Duration = Duration::from_secs(1);
+
 fn job(command: Command, now: DateTime<Utc>, timezone: Tz) -> Result<Job> {
     Ok(match command {
         Command::SaveLocation(args) => {
@@ -327,7 +357,7 @@ fn job(command: Command, now: DateTime<Utc>, timezone: Tz) -> Result<Job> {
             Job::SaveLocation {
                 batch: batch(args.batch, SAVE_LOCATION_DEADLINE)?,
                 slot,
-                ttl: duration("--ttl", &args.ttl)?,
+                ttl: ttl(&args.ttl)?,
             }
         }
         Command::PathDaily(args) => {
@@ -367,7 +397,7 @@ fn batch(args: cli::BatchArgs, default_deadline: Duration) -> Result<Batch> {
     let completion_index = std::env::var("JOB_COMPLETION_INDEX").ok();
     let shard = Shard::resolve(args.shard, args.shards, completion_index.as_deref()).map_err(usage)?;
     let deadline = match &args.deadline {
-        Some(text) => duration("--deadline", text)?,
+        Some(text) => positive_duration("--deadline", text, Some(MAX_DEADLINE))?,
         None => default_deadline,
     };
     Ok(Batch {
@@ -460,4 +490,111 @@ fn percent(flag: &str, text: &str) -> Result<f64> {
 fn duration(flag: &str, text: &str) -> Result<Duration> {
     humantime::parse_duration(text)
         .map_err(|e| usage(format!("{flag}: \"{text}\" is not a duration such as 30s, 10m or 250ms ({e})")))
+}
+
+/// A duration that must be more than zero and, with `max`, at most that.
+fn positive_duration(flag: &str, text: &str, max: Option<Duration>) -> Result<Duration> {
+    let value = duration(flag, text)?;
+    if value.is_zero() {
+        return Err(usage(format!("{flag}: \"{text}\" must be longer than zero")));
+    }
+    match max {
+        Some(max) if value > max => {
+            Err(usage(format!("{flag}: \"{text}\" is too long: at most {}", humantime::format_duration(max))))
+        }
+        _ => Ok(value),
+    }
+}
+
+/// `--ttl`, from one second to FCM's 28 days.
+fn ttl(text: &str) -> Result<Duration> {
+    let value = duration("--ttl", text)?;
+    if !(MIN_TTL..=MAX_TTL).contains(&value) {
+        return Err(usage(format!(
+            "--ttl: \"{text}\" is out of range: from 1s to 28days (FCM keeps an Android message at \
+             most 28 days; APNs counts whole seconds)"
+        )));
+    }
+    Ok(value)
+}
+
+/// A number that must lie in `range`; `why` says where the bounds come from.
+fn within<T: PartialOrd + std::fmt::Display>(
+    flag: &str,
+    value: T,
+    range: RangeInclusive<T>,
+    why: &str,
+) -> Result<T> {
+    if range.contains(&value) {
+        return Ok(value);
+    }
+    Err(usage(format!("{flag}: {value} is out of range: from {} to {} ({why})", range.start(), range.end())))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn config(args: &[&str]) -> Result<Config> {
+        let cli = Cli::try_parse_from(std::iter::once("wolley-push").chain(args.iter().copied()))
+            .expect("clap accepts the arguments");
+        Config::from_cli(cli)
+    }
+
+    /// The one line a refused command line prints.
+    fn refusal(args: &[&str]) -> String {
+        match config(args) {
+            Err(error @ Error::Usage(_)) => error.to_string(),
+            other => panic!("{args:?} was not refused as usage: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_flag_accepts_the_ends_of_its_range() {
+        let low = ["--concurrency", "1", "--rate", "0", "--max-attempts", "1", "--backoff", "1ms"];
+        let low_rest = ["--quota-backoff", "1ms", "--request-timeout", "1ms", "save-location"];
+        config(&[&low[..], &low_rest[..], &["--ttl", "1s", "--deadline", "1ms"]].concat()).unwrap();
+        let high = ["--concurrency", "20000", "--rate", "100000", "--max-attempts", "20"];
+        let high_rest =
+            ["--request-timeout", "10m", "save-location", "--ttl", "28days", "--deadline", "7days"];
+        config(&[&high[..], &high_rest[..]].concat()).unwrap();
+    }
+
+    #[test]
+    fn a_number_out_of_range_is_refused_naming_the_flag_and_the_range() {
+        for (flag, value, range) in [
+            ("--concurrency", "0", "from 1 to 20000"),
+            ("--concurrency", "20001", "from 1 to 20000"),
+            ("--concurrency", "4294967296", "from 1 to 20000"),
+            ("--rate", "100001", "from 0 to 100000"),
+            ("--max-attempts", "0", "from 1 to 20"),
+            ("--max-attempts", "21", "from 1 to 20"),
+        ] {
+            let line = refusal(&[flag, value, "doctor"]);
+            assert!(line.starts_with(&format!("{flag}: {value} is out of range: {range}")), "{line}");
+        }
+    }
+
+    #[test]
+    fn a_zero_duration_is_refused() {
+        for flag in ["--backoff", "--quota-backoff", "--request-timeout"] {
+            assert!(refusal(&[flag, "0s", "doctor"]).contains("must be longer than zero"), "{flag}");
+        }
+        assert!(refusal(&["save-location", "--deadline", "0s"]).contains("must be longer than zero"));
+    }
+
+    #[test]
+    fn a_request_timeout_over_10_minutes_and_a_deadline_over_a_week_are_refused() {
+        assert!(refusal(&["--request-timeout", "601s", "doctor"]).contains("at most 10m"));
+        assert!(refusal(&["path-daily", "--deadline", "8days"]).contains("at most 7days"));
+    }
+
+    #[test]
+    fn a_ttl_under_a_second_or_over_28_days_is_refused() {
+        for ttl in ["0s", "999ms", "2419201s"] {
+            assert!(refusal(&["save-location", "--ttl", ttl]).contains("from 1s to 28days"), "{ttl}");
+        }
+    }
 }

@@ -29,9 +29,9 @@ pub enum Error {
     /// FCM refused the whole run (payload or APNs configuration).
     #[error(transparent)]
     FatalSend(#[from] FatalSendError),
-    /// The ledger stopped or refused the run.
+    /// The ledger stopped or refused the run (boxed: it carries the slot and the cause).
     #[error(transparent)]
-    Ledger(#[from] LedgerError),
+    Ledger(Box<LedgerError>),
     /// Most answers said the tokens belong to another Firebase project: the run stopped early.
     #[error(
         "{mismatches} of the first {answered} answers were SENDER_ID_MISMATCH: the service-account key \
@@ -70,6 +70,12 @@ impl Error {
             Error::TokenFile(_) => ExitCode::Config,
             Error::Output(_) | Error::Other(_) => ExitCode::Software,
         }
+    }
+}
+
+impl From<LedgerError> for Error {
+    fn from(error: LedgerError) -> Self {
+        Error::Ledger(Box::new(error))
     }
 }
 

@@ -7,13 +7,14 @@ pub enum ExitCode {
     Success = 0,
     /// Anything else: a bug.
     Software = 1,
-    /// Bad command line.
+    /// Bad command line, a flag out of its range or a message too big included.
     Usage = 2,
     /// Some messages failed after retries or were left unsent at the deadline.
     Partial = 3,
-    /// Database, OAuth or FCM unreachable: running again later may work.
+    /// Database, OAuth or FCM unreachable, or the token endpoint failing: running again later may work.
     TempFail = 75,
-    /// Configuration: credentials, database URL, missing tables, payload or APNs setup rejected.
+    /// Configuration: credentials, database URL or privileges, missing or newer tables, payload or
+    /// APNs setup rejected.
     Config = 78,
 }
 

@@ -3,7 +3,7 @@
 //! The modules follow the domain: [`cli`] and [`config`] read the command line, [`tokens`]
 //! and [`db`] find the devices, [`fcm`] speaks to Firebase, [`send`] paces and retries,
 //! [`jobs`] are the scripts cron runs, [`report`] and [`output`] say what happened, [`metrics`]
-//! and [`ping`] tell monitoring.
+//! and [`ping`] tell monitoring, [`panic_hook`] turns a bug into one line and exit 1.
 
 pub mod breaker;
 pub mod cli;
@@ -12,11 +12,13 @@ pub mod counts;
 pub mod db;
 pub mod error;
 pub mod exit;
+mod failpoint;
 pub mod fcm;
 pub mod jobs;
 pub mod ledger;
 pub mod metrics;
 pub mod output;
+pub mod panic_hook;
 pub mod ping;
 pub mod report;
 pub mod send;

@@ -1,8 +1,11 @@
 //! The `wolley-push` binary: parse, log, run, exit with the code docs/product.md promises.
 
+use std::panic::AssertUnwindSafe;
+
 use clap::Parser;
+use futures::FutureExt;
 use mimalloc::MiMalloc;
-use wolley_push::{cli::Cli, exit::ExitCode, output};
+use wolley_push::{cli::Cli, exit::ExitCode, output, panic_hook};
 
 // Many small, short-lived allocations per message (HTTP/2 frames, headers, bodies) across two
 // threads: mimalloc spends markedly less CPU per message than glibc's allocator (BENCHMARKS.md).
@@ -11,17 +14,23 @@ static ALLOCATOR: MiMalloc = MiMalloc;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    panic_hook::install();
     let cli = Cli::parse();
     output::init_logging(cli.global.quiet, cli.global.verbose);
-    match wolley_push::run(cli).await {
-        Ok(code) => code.into(),
-        Err(error) => {
+    // A panic (a worker's comes back here through its JoinError) unwinds into this catch rather
+    // than out of `main`, which would exit 101. Exiting from the hook instead would skip the
+    // unwinding: destructors, and code that handles a task's JoinError (e.g. marking the run's
+    // journal row failed). A panic that was caught and survived still makes the exit status 1.
+    let code = match AssertUnwindSafe(wolley_push::run(cli)).catch_unwind().await {
+        Ok(Ok(code)) => code,
+        Ok(Err(error)) => {
             eprintln!("wolley-push: error: {error}");
-            let code = error.exit_code();
-            if code == ExitCode::Software {
+            if error.exit_code() == ExitCode::Software {
                 eprintln!("wolley-push: this looks like a bug; please report it with the command you ran");
             }
-            code.into()
+            error.exit_code()
         }
-    }
+        Err(_) => ExitCode::Software,
+    };
+    if panic_hook::happened() { ExitCode::Software } else { code }.into()
 }

@@ -21,6 +21,9 @@ use crate::tokens::Target;
 
 /// One back-off never exceeds this, whatever the attempt number.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// A server's `Retry-After` is honoured up to this (a larger one, or a garbled one, would
+/// otherwise overflow the clock); the deadline usually ends the wait long before.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// How the engine paces and retries.
 #[derive(Debug, Clone)]
@@ -173,6 +176,16 @@ impl Engine {
                 Answer::Answered(Verdict::Unauthenticated(message)) => {
                     return Err(FatalSendError::Unauthenticated(message).into())
                 }
+                // Per token and intermittent: no retry within the run, but a rerun of the slot may
+                // get through.
+                Answer::Answered(Verdict::ThirdPartyAuth(message)) => {
+                    tracing::debug!(token = target.short(), %message, "THIRD_PARTY_AUTH_ERROR: APNs refused the message");
+                    return Ok(Outcome::Failed {
+                        reason: format!("THIRD_PARTY_AUTH_ERROR: {message}"),
+                        unreachable: false,
+                        retryable: true,
+                    });
+                }
                 Answer::Answered(Verdict::Rejected(reason)) => {
                     return Ok(Outcome::Failed { reason, unreachable: false, retryable: false })
                 }
@@ -205,7 +218,7 @@ impl Engine {
 /// 25% random jitter so retries from many requests do not arrive together.
 pub fn backoff_delay(base: Duration, attempt: u32, retry_after: Option<Duration>) -> Duration {
     let exponential = base.saturating_mul(1 << attempt.saturating_sub(1).min(16)).min(MAX_BACKOFF);
-    let floor = retry_after.unwrap_or(exponential);
+    let floor = retry_after.map_or(exponential, |asked| asked.min(MAX_RETRY_AFTER));
     let jitter = floor.mul_f64(rand::rng().random_range(0.0..0.25));
     floor + jitter
 }
@@ -283,6 +296,12 @@ mod tests {
     fn retry_after_replaces_the_exponential_delay() {
         let delay = backoff_delay(Duration::from_secs(60), 3, Some(Duration::from_secs(2)));
         assert!(delay >= Duration::from_secs(2) && delay <= Duration::from_millis(2500), "{delay:?}");
+    }
+
+    #[test]
+    fn an_absurd_retry_after_is_capped() {
+        let delay = backoff_delay(Duration::from_secs(10), 1, Some(Duration::from_secs(u64::MAX)));
+        assert!(delay <= MAX_RETRY_AFTER * 5 / 4, "{delay:?}");
     }
 
     #[test]

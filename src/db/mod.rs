@@ -25,6 +25,12 @@ mod code {
     pub const UNKNOWN_DATABASE: u16 = 1049;
     pub const NO_SUCH_TABLE: u16 = 1146;
     pub const UNKNOWN_COLUMN: u16 = 1054;
+    /// "INSERT command denied to user 'u'@'h' for table `db`.`t`"
+    pub const TABLE_ACCESS_DENIED: u16 = 1142;
+    /// "SELECT command denied to user 'u'@'h' for column 'c' in table 't'"
+    pub const COLUMN_ACCESS_DENIED: u16 = 1143;
+    /// "Access denied; you need (at least one of) the SUPER privilege(s) for this operation"
+    pub const SPECIFIC_ACCESS_DENIED: u16 = 1227;
 }
 
 /// A database URL whose `Display` never shows the password.
@@ -108,9 +114,31 @@ pub enum DbError {
         /// The server's message.
         reason: String,
     },
+    /// The database user may not run one of wolley-push's statements.
+    #[error(
+        "the database user of {url} lacks {privilege}, needed while {doing}: {reason}; \
+         as a database administrator, {grant} TO that user (README, Troubleshoot, lists what \
+         wolley-push needs), then run again"
+    )]
+    PrivilegeMissing {
+        /// The masked URL.
+        url: String,
+        /// What wolley-push was doing.
+        doing: &'static str,
+        /// The privileges the server named, as a phrase: `the INSERT privilege`, `the INSERT and
+        /// UPDATE privileges`, `the SUPER or CONNECTION ADMIN privilege`.
+        privilege: String,
+        /// The statement that grants it, e.g. ``GRANT INSERT ON `wolley`.`wolley_push_run` ``.
+        grant: String,
+        /// The server's message.
+        reason: String,
+    },
     /// wolley-push's own tables are missing or older than this build.
     #[error(transparent)]
     SchemaBehind(#[from] schema::SchemaBehind),
+    /// wolley-push's own tables were migrated by a newer build.
+    #[error(transparent)]
+    SchemaAhead(#[from] schema::SchemaAhead),
     /// Any other failure of a statement.
     #[error("database error while {doing} at {url}: {reason}")]
     Query {
@@ -131,7 +159,9 @@ impl DbError {
             DbError::BadUrl { .. }
             | DbError::AccessDenied { .. }
             | DbError::MissingBackendSchema { .. }
-            | DbError::SchemaBehind(_) => ExitCode::Config,
+            | DbError::PrivilegeMissing { .. }
+            | DbError::SchemaBehind(_)
+            | DbError::SchemaAhead(_) => ExitCode::Config,
         }
     }
 }
@@ -183,6 +213,10 @@ impl Database {
                     code::NO_SUCH_TABLE | code::UNKNOWN_COLUMN => {
                         DbError::MissingBackendSchema { url, reason }
                     }
+                    code::TABLE_ACCESS_DENIED | code::COLUMN_ACCESS_DENIED | code::SPECIFIC_ACCESS_DENIED => {
+                        let Missing { privilege, grant } = missing_privilege(server.code, &server.message);
+                        DbError::PrivilegeMissing { url, doing, privilege, grant, reason }
+                    }
                     _ => DbError::Query { doing, url, reason },
                 }
             }
@@ -203,9 +237,112 @@ impl Database {
     }
 }
 
+/// The privilege a "denied" error names, and the GRANT that gives it.
+#[derive(Debug, PartialEq, Eq)]
+struct Missing {
+    privilege: String,
+    grant: String,
+}
+
+/// Reads MariaDB's wording of errors 1142, 1143 and 1227 (stable since MySQL 5): the privilege
+/// comes first ("INSERT command denied ..."), the table last, or "you need (at least one of)
+/// the X, Y privilege(s)". A wording it does not know still yields an honest, vaguer hint.
+fn missing_privilege(code: u16, message: &str) -> Missing {
+    let generic = || Missing {
+        privilege: "a privilege it needs".to_owned(),
+        grant: "GRANT the privilege the server names on the object it names".to_owned(),
+    };
+    let object = |after: &str| {
+        let table = message.rsplit_once(after)?.1.trim();
+        // 1143 quotes the table 'like this'; GRANT wants `like this`.
+        Some(match table.strip_prefix('\'').and_then(|t| t.strip_suffix('\'')) {
+            Some(name) => format!("`{name}`"),
+            None => table.to_owned(),
+        })
+    };
+    let found = match code {
+        code::TABLE_ACCESS_DENIED | code::COLUMN_ACCESS_DENIED => {
+            let privilege = message.split_once(" command denied").map(|(p, _)| p.trim().to_owned());
+            let on = object(if code == code::TABLE_ACCESS_DENIED { " for table " } else { " in table " });
+            privilege.zip(on).map(|(privilege, on)| Missing {
+                grant: format!("GRANT {privilege} ON {on}"),
+                privilege: match privilege.rsplit_once(", ") {
+                    Some((first, last)) => format!("the {first} and {last} privileges"),
+                    None => format!("the {privilege} privilege"),
+                },
+            })
+        }
+        _ => {
+            let named = message.split_once(" the ").and_then(|(_, rest)| rest.split_once(" privilege"));
+            named.map(|(privileges, _)| {
+                let privileges = privileges.trim().to_owned();
+                let grant = match privileges.contains(',') {
+                    true => format!("GRANT one of {privileges} ON *.*"),
+                    false => format!("GRANT {privileges} ON *.*"),
+                };
+                Missing { privilege: format!("the {} privilege", privileges.replace(", ", " or ")), grant }
+            })
+        }
+    };
+    found.unwrap_or_else(generic)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_table_privilege_error_names_the_privilege_and_the_grant() {
+        let message = "INSERT command denied to user 'ro'@'127.0.0.1' for table `wolley`.`wolley_push_run`";
+        assert_eq!(
+            missing_privilege(1142, message),
+            Missing {
+                privilege: "the INSERT privilege".into(),
+                grant: "GRANT INSERT ON `wolley`.`wolley_push_run`".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_statement_denied_two_privileges_names_both() {
+        let message =
+            "INSERT, UPDATE command denied to user 'ro'@'localhost' for table `wolley`.`wolley_push_run`";
+        assert_eq!(
+            missing_privilege(1142, message),
+            Missing {
+                privilege: "the INSERT and UPDATE privileges".into(),
+                grant: "GRANT INSERT, UPDATE ON `wolley`.`wolley_push_run`".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_column_privilege_error_grants_on_the_table() {
+        let message =
+            "SELECT command denied to user 'ro'@'127.0.0.1' for column 'fcmToken' in table 'app_user'";
+        assert_eq!(
+            missing_privilege(1143, message),
+            Missing { privilege: "the SELECT privilege".into(), grant: "GRANT SELECT ON `app_user`".into() }
+        );
+    }
+
+    #[test]
+    fn a_global_privilege_error_names_each_privilege_that_would_do() {
+        let message =
+            "Access denied; you need (at least one of) the SUPER, CONNECTION ADMIN privilege(s) for this operation";
+        assert_eq!(
+            missing_privilege(1227, message),
+            Missing {
+                privilege: "the SUPER or CONNECTION ADMIN privilege".into(),
+                grant: "GRANT one of SUPER, CONNECTION ADMIN ON *.*".into()
+            }
+        );
+    }
+
+    #[test]
+    fn an_unknown_wording_still_says_to_grant() {
+        assert!(missing_privilege(1142, "denied").grant.starts_with("GRANT the privilege"));
+    }
 
     #[test]
     fn the_password_is_masked_when_a_url_is_shown() {

@@ -141,6 +141,32 @@ pub struct SchemaBehind {
     pub required: u32,
 }
 
+/// The schema is newer than this build: a newer wolley-push migrated it, and this one does not
+/// know what its tables now mean (a job could write rows the newer build misreads).
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {}", self.detail(), SchemaAhead::FIX)]
+pub struct SchemaAhead {
+    /// The masked database URL.
+    pub url: String,
+    /// The version found.
+    pub found: u32,
+    /// The newest version this build knows.
+    pub known: u32,
+}
+
+impl SchemaAhead {
+    /// What to do about it.
+    pub const FIX: &'static str = "install the newer build (or restore the matching one)";
+
+    /// What was found, without the fix.
+    pub fn detail(&self) -> String {
+        format!(
+            "wolley-push's tables in {} were migrated by a newer wolley-push: version {}; this build knows {}",
+            self.url, self.found, self.known
+        )
+    }
+}
+
 impl Database {
     /// The schema version recorded in the database (0 when never migrated).
     ///
@@ -155,15 +181,25 @@ impl Database {
         }
     }
 
-    /// Fails with [`SchemaBehind`] unless `migrate` has brought the schema up to date.
+    /// Fails with [`SchemaBehind`] unless `migrate` has brought the schema up to date, and with
+    /// [`SchemaAhead`] when a newer wolley-push has migrated it further.
     ///
     /// # Errors
-    /// [`DbError::SchemaBehind`] or database errors.
+    /// [`DbError::SchemaBehind`], [`DbError::SchemaAhead`] or database errors.
     pub async fn check_schema(&self) -> Result<(), DbError> {
         let found = self.schema_version().await?;
         let required = required_version();
         if found < required {
             return Err(DbError::SchemaBehind(SchemaBehind { url: self.url.to_string(), found, required }));
+        }
+        self.refuse_newer(found)
+    }
+
+    /// [`SchemaAhead`] when `found` is newer than this build knows.
+    fn refuse_newer(&self, found: u32) -> Result<(), DbError> {
+        let known = required_version();
+        if found > known {
+            return Err(DbError::SchemaAhead(SchemaAhead { url: self.url.to_string(), found, known }));
         }
         Ok(())
     }
@@ -171,13 +207,18 @@ impl Database {
     /// Applies every migration newer than the database's version; returns those applied.
     ///
     /// # Errors
-    /// As classified.
+    /// [`DbError::SchemaAhead`] when a newer wolley-push migrated the database (nothing is
+    /// touched); otherwise as classified.
     pub async fn migrate(&self) -> Result<Vec<&'static Migration>, DbError> {
         let fail = |e| self.classify(e, "migrating wolley-push's tables");
         let mut conn = self.conn().await?;
         conn.exec_drop("SELECT GET_LOCK(?, 60)", (MIGRATE_LOCK,)).await.map_err(fail)?;
         conn.query_drop(CREATE_VERSION_TABLE).await.map_err(fail)?;
         let current = self.schema_version().await?;
+        if let Err(newer) = self.refuse_newer(current) {
+            conn.exec_drop("DO RELEASE_LOCK(?)", (MIGRATE_LOCK,)).await.map_err(fail)?;
+            return Err(newer);
+        }
         let mut applied = Vec::new();
         for migration in MIGRATIONS.iter().filter(|m| m.version > current) {
             for statement in migration.statements {

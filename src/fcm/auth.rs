@@ -1,5 +1,7 @@
 //! Access tokens for FCM: a Google service-account key exchanged (by gcp_auth) for an OAuth
 //! token, cached and refreshed before expiry, and replaced at once when FCM says it expired.
+//! A token endpoint that fails temporarily (5xx, 429, no answer) is tried again a few times and
+//! reported as temporary; one that refuses the key, as configuration.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -13,8 +15,16 @@ use crate::exit::ExitCode;
 
 /// The OAuth scope FCM's HTTP v1 API requires.
 pub const FCM_SCOPE: &str = "https://www.googleapis.com/auth/firebase.messaging";
-/// gcp_auth has no timeout of its own and retries 5 times; this bounds one exchange.
-const TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
+/// gcp_auth has no timeout of its own and retries 5 times (~750 ms); this bounds one exchange.
+const TOKEN_TIMEOUT: Duration = Duration::from_secs(20);
+/// Exchanges per refresh while the endpoint fails temporarily (5xx, 429, no answer): gcp_auth's
+/// own tries span under a second, too short to ride out a blip of Google's.
+const TOKEN_ATTEMPTS: u32 = 3;
+/// The pause before the second exchange; it doubles before each further one.
+const TOKEN_BACKOFF: Duration = Duration::from_secs(1);
+/// Time limit of the one request that reads the endpoint's answer after gcp_auth failed.
+const DIAGNOSIS_TIMEOUT: Duration = Duration::from_secs(10);
+const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /// Refresh this long before Google's expiry so no request carries a token that dies in flight.
 const REFRESH_MARGIN: Duration = Duration::from_secs(120);
 const KEY_HELP: &str = "download a service-account key from the Firebase console \
@@ -43,12 +53,24 @@ pub enum AuthError {
         reason: String,
     },
     /// The token endpoint answered, but refused the key.
-    #[error("Google's token endpoint {token_uri} refused the service-account key {}: check that the key is current and not deleted or disabled", path.display())]
+    #[error("Google's token endpoint {token_uri} refused the service-account key {} ({answer}): check that the key is current and not deleted or disabled, and the host's clock", path.display())]
     Rejected {
         /// The key's path.
         path: PathBuf,
         /// The key's `token_uri`.
         token_uri: String,
+        /// The endpoint's answer, e.g. `HTTP 400 invalid_grant: Invalid JWT Signature.`.
+        answer: String,
+    },
+    /// The token endpoint answered every try with a temporary failure (5xx, 429).
+    #[error("Google's token endpoint {token_uri} is temporarily failing ({attempts} tries, the last answered {reason}); the key is not in question: run again later")]
+    TemporarilyFailing {
+        /// The key's `token_uri`.
+        token_uri: String,
+        /// The last answer, e.g. `HTTP 503`.
+        reason: String,
+        /// How many exchanges were tried.
+        attempts: u32,
     },
     /// The token endpoint could not be reached in time.
     #[error("cannot get an access token from {token_uri}: {reason}; check the network and run again later")]
@@ -61,10 +83,10 @@ pub enum AuthError {
 }
 
 impl AuthError {
-    /// Unreachable is temporary; everything else needs the operator.
+    /// Unreachable and temporarily failing are temporary; everything else needs the operator.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            AuthError::Unreachable { .. } => ExitCode::TempFail,
+            AuthError::Unreachable { .. } | AuthError::TemporarilyFailing { .. } => ExitCode::TempFail,
             _ => ExitCode::Config,
         }
     }
@@ -131,6 +153,8 @@ impl ServiceAccountKey {
         }
         let client_email = fields.client_email.ok_or_else(|| malformed("it has no client_email".into()))?;
         let token_uri = fields.token_uri.ok_or_else(|| malformed("it has no token_uri".into()))?;
+        check_token_uri(&token_uri)
+            .map_err(|why| malformed(format!("its token_uri {} {why}", shown(&token_uri))))?;
         Ok(ServiceAccountKey {
             path: path.to_owned(),
             json,
@@ -145,9 +169,56 @@ impl ServiceAccountKey {
         &self.path
     }
 
+    /// A signed JWT asking for [`FCM_SCOPE`], the claims gcp_auth sends: a credential for an
+    /// hour, never logged.
+    fn assertion(&self, signer: &gcp_auth::Signer) -> Result<String, gcp_auth::Error> {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine as _;
+        let now = chrono::Utc::now().timestamp();
+        let claims = serde_json::json!({
+            "iss": self.client_email,
+            "aud": self.token_uri,
+            "scope": FCM_SCOPE,
+            "iat": now,
+            "exp": now + 3600 - 5,
+        });
+        let mut jwt = URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","typ":"JWT"}"#);
+        jwt.push('.');
+        URL_SAFE_NO_PAD.encode_string(claims.to_string(), &mut jwt);
+        let signature = signer.sign(jwt.as_bytes())?;
+        jwt.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature, &mut jwt);
+        Ok(jwt)
+    }
+
     fn provider(&self) -> Result<CustomServiceAccount, AuthError> {
         CustomServiceAccount::from_json(&self.json)
             .map_err(|e| AuthError::Malformed { path: self.path.clone(), reason: e.to_string() })
+    }
+}
+
+/// gcp_auth builds its token request from `token_uri` with http's URI parser and an `unwrap`
+/// (a value it cannot parse panics), and its client refuses any URI but an absolute http(s) one
+/// with a host: check the same parser's verdict when the key is loaded. A `token_uri` is no secret.
+fn check_token_uri(value: &str) -> Result<(), &'static str> {
+    let uri: http::Uri = value.parse().map_err(|_| "is not a URL")?;
+    match uri.scheme_str() {
+        Some("https" | "http") => {}
+        Some(_) => return Err("is not an https:// (or http://) URL"),
+        None => return Err("is not an absolute URL (it has no https://)"),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err("names no host");
+    }
+    Ok(())
+}
+
+/// A value from the key file as an error shows it: quoted, escaped, and cut if long.
+fn shown(value: &str) -> String {
+    const SHOWN_CHARS: usize = 120;
+    match value.char_indices().nth(SHOWN_CHARS) {
+        Some((end, _)) => format!("{:?}…", &value[..end]),
+        None => format!("{value:?}"),
     }
 }
 
@@ -191,7 +262,7 @@ impl Authenticator {
     /// A current access token, fetched or refreshed when needed.
     ///
     /// # Errors
-    /// [`AuthError::Rejected`] or [`AuthError::Unreachable`].
+    /// [`AuthError::Rejected`], [`AuthError::TemporarilyFailing`] or [`AuthError::Unreachable`].
     pub async fn bearer(&self) -> Result<Bearer, AuthError> {
         if let Some(bearer) = self.cached_bearer(None) {
             return Ok(bearer);
@@ -225,10 +296,7 @@ impl Authenticator {
             // to make it exchange again.
             *provider = Arc::new(self.key.provider()?);
         }
-        let token = tokio::time::timeout(TOKEN_TIMEOUT, provider.token(&[FCM_SCOPE]))
-            .await
-            .map_err(|_| self.unreachable(format!("no answer within {}s", TOKEN_TIMEOUT.as_secs())))?
-            .map_err(|e| self.classify(e))?;
+        let token = self.exchange(&provider).await?;
         let mut header = HeaderValue::try_from(format!("Bearer {}", token.as_str()))
             .map_err(|_| self.unreachable("the token endpoint returned a malformed access token".into()))?;
         header.set_sensitive(true);
@@ -245,14 +313,136 @@ impl Authenticator {
         AuthError::Unreachable { token_uri: self.key.token_uri.clone(), reason }
     }
 
-    /// gcp_auth hides the HTTP status: an answer that was not a success reads "token request failed".
-    fn classify(&self, error: gcp_auth::Error) -> AuthError {
-        match error {
-            gcp_auth::Error::Str(_) | gcp_auth::Error::Json(..) => {
-                AuthError::Rejected { path: self.key.path.clone(), token_uri: self.key.token_uri.clone() }
+    fn rejected(&self, answer: String) -> AuthError {
+        AuthError::Rejected { path: self.key.path.clone(), token_uri: self.key.token_uri.clone(), answer }
+    }
+
+    /// One access token from gcp_auth, each exchange under [`TOKEN_TIMEOUT`]; a temporary failure
+    /// is tried again, up to [`TOKEN_ATTEMPTS`] exchanges, with a doubling pause between them.
+    async fn exchange(&self, provider: &CustomServiceAccount) -> Result<Arc<gcp_auth::Token>, AuthError> {
+        let mut attempt = 1;
+        loop {
+            let failure = match tokio::time::timeout(TOKEN_TIMEOUT, provider.token(&[FCM_SCOPE])).await {
+                Ok(Ok(token)) => return Ok(token),
+                Ok(Err(error)) => self.diagnose(provider, error).await,
+                Err(_) => Failure::NoAnswer(format!("no answer within {}s", TOKEN_TIMEOUT.as_secs())),
+            };
+            let (answered, reason) = match failure {
+                Failure::Refused(error) => return Err(error),
+                Failure::Failing(reason) => (true, reason),
+                Failure::NoAnswer(reason) => (false, reason),
+            };
+            if attempt >= TOKEN_ATTEMPTS {
+                let token_uri = self.key.token_uri.clone();
+                return Err(match answered {
+                    true => AuthError::TemporarilyFailing { token_uri, reason, attempts: attempt },
+                    false => self.unreachable(format!("{reason}; {attempt} tries")),
+                });
             }
-            other => self.unreachable(crate::error::chain(&other)),
+            let delay = TOKEN_BACKOFF * 2u32.pow(attempt - 1);
+            tracing::info!(
+                attempt,
+                "cannot get an access token from {} ({reason}); trying again in {}s",
+                self.key.token_uri,
+                delay.as_secs()
+            );
+            tokio::time::sleep(delay).await;
+            attempt += 1;
         }
+    }
+
+    /// What a gcp_auth failure means. gcp_auth hides the HTTP status (a refused key and a 503
+    /// both read "token request failed"), so after such a failure, and only then, one request
+    /// of our own repeats the exchange to read the endpoint's answer: a success costs nothing.
+    async fn diagnose(&self, provider: &CustomServiceAccount, error: gcp_auth::Error) -> Failure {
+        match error {
+            gcp_auth::Error::Str(_) => {}
+            gcp_auth::Error::Json(..) => {
+                return Failure::Refused(self.rejected("its answer was not an access token".into()))
+            }
+            other => return Failure::NoAnswer(crate::error::chain(&other)),
+        }
+        let assertion = match self.key.assertion(provider.signer()) {
+            Ok(assertion) => assertion,
+            Err(error) => {
+                return Failure::Refused(AuthError::Malformed {
+                    path: self.key.path.clone(),
+                    reason: format!("its private key cannot sign a token request ({error})"),
+                })
+            }
+        };
+        let form = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", JWT_BEARER)
+            .append_pair("assertion", &assertion)
+            .finish();
+        let client = reqwest::Client::builder()
+            .timeout(DIAGNOSIS_TIMEOUT)
+            .connect_timeout(DIAGNOSIS_TIMEOUT)
+            .user_agent(concat!("wolley-push/", env!("CARGO_PKG_VERSION")))
+            .build();
+        let sent = match client {
+            Ok(client) => {
+                client
+                    .post(&self.key.token_uri)
+                    .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(form)
+                    .send()
+                    .await
+            }
+            Err(error) => return Failure::NoAnswer(crate::error::chain(&error)),
+        };
+        let response = match sent {
+            Ok(response) => response,
+            Err(error) => return Failure::NoAnswer(crate::error::chain(&error)),
+        };
+        let status = response.status().as_u16();
+        let body = response.bytes().await.unwrap_or_default();
+        match token_answer(status, &body) {
+            TokenAnswer::Temporary(reason) => Failure::Failing(reason),
+            TokenAnswer::Refusal(answer) => Failure::Refused(self.rejected(answer)),
+        }
+    }
+}
+
+/// Why one exchange failed.
+enum Failure {
+    /// The endpoint refused the key: only the operator can fix it.
+    Refused(AuthError),
+    /// The endpoint answered with a temporary failure.
+    Failing(String),
+    /// No answer, or none in time.
+    NoAnswer(String),
+}
+
+/// What the token endpoint's answer to our own request says.
+#[derive(Debug, PartialEq, Eq)]
+enum TokenAnswer {
+    /// 5xx, 429, 408, or a success after gcp_auth's failures: worth trying again.
+    Temporary(String),
+    /// Any other status: the key (or its `token_uri`) is refused.
+    Refusal(String),
+}
+
+/// Classifies the token endpoint's answer by its status, naming its OAuth error
+/// (`{"error", "error_description"}`, RFC 6749 5.2) when it has one; the body is never shown
+/// otherwise (it could be a long HTML page).
+fn token_answer(status: u16, body: &[u8]) -> TokenAnswer {
+    #[derive(Deserialize)]
+    struct OAuthError {
+        error: String,
+        #[serde(default)]
+        error_description: String,
+    }
+    let mut answer = format!("HTTP {status}");
+    if let Ok(OAuthError { error, error_description }) = serde_json::from_slice::<OAuthError>(body) {
+        let text = if error_description.is_empty() { error } else { format!("{error}: {error_description}") };
+        let text: String = text.chars().filter(|c| !c.is_control()).take(200).collect();
+        answer = format!("{answer} {text}");
+    }
+    match status {
+        200..=299 => TokenAnswer::Temporary(format!("failures, then {answer} to a second look")),
+        408 | 429 | 500..=599 => TokenAnswer::Temporary(answer),
+        _ => TokenAnswer::Refusal(answer),
     }
 }
 
@@ -271,9 +461,73 @@ mod tests {
     }
 
     #[test]
+    fn a_5xx_429_or_408_from_the_token_endpoint_is_temporary() {
+        for status in [500, 502, 503, 504, 429, 408] {
+            assert!(matches!(token_answer(status, b""), TokenAnswer::Temporary(_)), "{status}");
+        }
+    }
+
+    #[test]
+    fn any_other_refusal_of_the_token_endpoint_quotes_its_oauth_error() {
+        let body = br#"{"error": "invalid_grant", "error_description": "Invalid JWT Signature."}"#;
+        assert_eq!(
+            token_answer(400, body),
+            TokenAnswer::Refusal("HTTP 400 invalid_grant: Invalid JWT Signature.".into())
+        );
+        assert!(matches!(token_answer(401, b""), TokenAnswer::Refusal(_)));
+    }
+
+    #[test]
+    fn a_token_endpoint_answer_that_is_not_an_oauth_error_is_not_quoted() {
+        let page = b"<html><body>Service Unavailable</body></html>";
+        assert_eq!(token_answer(503, page), TokenAnswer::Temporary("HTTP 503".into()));
+    }
+
+    #[test]
     fn a_key_that_is_not_json_is_refused() {
         let err = parse("-----BEGIN PRIVATE KEY-----").unwrap_err();
         assert!(err.to_string().contains("not JSON"), "{err}");
+    }
+
+    fn key_with_token_uri(token_uri: &str) -> String {
+        serde_json::json!({
+            "type": "service_account",
+            "private_key": "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n",
+            "client_email": "a@b.iam.gserviceaccount.com",
+            "token_uri": token_uri,
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn a_token_uri_that_is_not_an_absolute_http_url_with_a_host_is_refused_by_value() {
+        for bad in [
+            "",
+            "file:///etc/passwd",
+            "oauth2.googleapis.com/token",
+            "/token",
+            "ftp://example.com/token",
+            "https:///token",
+            "https://exa mple.com/token",
+        ] {
+            let err = parse(&key_with_token_uri(bad)).map(|_| ()).expect_err(bad);
+            assert!(err.to_string().contains(&format!("token_uri {bad:?}")), "{bad}: {err}");
+            assert_eq!(err.exit_code(), ExitCode::Config, "{bad}");
+        }
+    }
+
+    #[test]
+    fn googles_token_uri_and_a_local_http_one_are_accepted() {
+        for good in ["https://oauth2.googleapis.com/token", "http://127.0.0.1:8080/token"] {
+            assert!(parse(&key_with_token_uri(good)).is_ok(), "{good}");
+        }
+    }
+
+    #[test]
+    fn a_long_token_uri_is_cut_when_shown() {
+        let long = format!("ftp://{}", "x".repeat(500));
+        let err = parse(&key_with_token_uri(&long)).unwrap_err().to_string();
+        assert!(err.contains("…") && !err.contains(&"x".repeat(200)), "{err}");
     }
 
     #[test]

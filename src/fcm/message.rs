@@ -10,8 +10,14 @@ use crate::exit::ExitCode;
 pub const PATH_DAILY_TITLE: &str = "From Wolley 🗓";
 /// Default body of the weekly `path-daily` notification.
 pub const PATH_DAILY_BODY: &str = "일주일 동안의 기록을 확인해보세요!";
-/// FCM's limit on a message's payload, in bytes.
+/// FCM's limit on a message, in bytes: the whole `message` object as FCM sees it, token included.
 pub const MAX_MESSAGE_BYTES: usize = 4096;
+/// Room kept for the device token when a message is checked before anything is sent. The
+/// backend's `app_user.fcmToken` is VARCHAR(200) and real FCM tokens are 150 to 200 characters;
+/// 256 bytes covers every token the database can hold, with a margin. Only a `--tokens-file`
+/// or `send --token` can bring a longer one (up to 4 KiB), and [`message_bytes`] checks each
+/// such message on its own (the client then fails that one message, unsent).
+pub const TOKEN_ALLOWANCE: usize = 256;
 /// How long an undelivered `path-daily` reminder stays worth showing.
 const PATH_DAILY_TTL_SECS: i64 = 86_400;
 /// Title of the weekly badge notification.
@@ -22,15 +28,17 @@ const BADGE_TTL_SECS: i64 = 86_400;
 /// A message that cannot be sent as built.
 #[derive(Debug, thiserror::Error)]
 pub enum MessageError {
-    /// The serialised message is over FCM's limit.
+    /// The serialised message, with room for a device token, is over FCM's limit.
     #[error(
-        "the {kind} message is {bytes} bytes, over FCM's {MAX_MESSAGE_BYTES}-byte limit; \
-         shorten --title/--body (nothing was sent)"
+        "the {kind} message is {bytes} bytes with room for a {TOKEN_ALLOWANCE}-byte device token \
+         (FCM counts the token), over FCM's {MAX_MESSAGE_BYTES}-byte limit; shorten --title/--body \
+         by at least {} bytes (nothing was sent)",
+        .bytes - MAX_MESSAGE_BYTES
     )]
     TooLarge {
         /// The message kind's name.
         kind: &'static str,
-        /// Its size without the token.
+        /// Its size with [`TOKEN_ALLOWANCE`] bytes of token.
         bytes: usize,
     },
 }
@@ -209,9 +217,11 @@ impl RequestTemplate {
     /// Serialises `message` once, checking FCM's size limit before anything is sent.
     ///
     /// # Errors
-    /// [`MessageError::TooLarge`] when the message without its token is over 4096 bytes.
+    /// [`MessageError::TooLarge`] when the message with a token of [`TOKEN_ALLOWANCE`] bytes
+    /// would be over 4096 bytes.
     pub fn new(message: &Message, validate_only: bool) -> Result<Self, MessageError> {
-        let payload_bytes = serde_json::to_vec(&message.to_json("")).expect("JSON values serialise").len();
+        let without_token = serde_json::to_vec(&message.to_json("")).expect("JSON values serialise").len();
+        let payload_bytes = without_token + TOKEN_ALLOWANCE;
         if payload_bytes > MAX_MESSAGE_BYTES {
             return Err(MessageError::TooLarge { kind: message.kind(), bytes: payload_bytes });
         }
@@ -255,6 +265,16 @@ impl RequestTemplate {
         self.render_into(token, &mut out);
         out
     }
+}
+
+/// The size of the `message` object, the part FCM counts against [`MAX_MESSAGE_BYTES`], in a
+/// request body made by [`request_body`] or a [`RequestTemplate`]: the body less its
+/// `{"message":` and its `}` or `,"validate_only":true}`. Constant time, for every message.
+pub fn message_bytes(body: &[u8]) -> usize {
+    const HEAD: &[u8] = br#"{"message":"#;
+    const VALIDATE_ONLY_TAIL: &[u8] = br#","validate_only":true}"#;
+    let tail = if body.ends_with(VALIDATE_ONLY_TAIL) { VALIDATE_ONLY_TAIL.len() } else { 1 };
+    body.len().saturating_sub(HEAD.len() + tail)
 }
 
 /// The `messages:send` request body for `token`.
@@ -335,6 +355,52 @@ mod tests {
             json!({ "content-available": 1, "thread-id": "badge", "sound": "default" })
         );
         assert_eq!(json["android"], json!({ "priority": "high", "ttl": "86400s", "collapse_key": "badge" }));
+    }
+
+    #[test]
+    fn message_bytes_is_the_size_of_the_message_object_fcm_counts() {
+        let token = "a-device-token:APA91b";
+        let message = Message::path_daily("2026-W48".into(), &seoul_slot(), "t".into(), "본문".into());
+        let counted = serde_json::to_vec(&message.to_json(token)).unwrap().len();
+        for validate_only in [false, true] {
+            let template = RequestTemplate::new(&message, validate_only).unwrap();
+            assert_eq!(message_bytes(&template.render(token)), counted, "validate_only {validate_only}");
+        }
+        let badge = Message::badge("2026-W48".into(), "cafe-lover".into(), &["카페 단골"], &seoul_slot());
+        let template = RequestTemplate::new(&message, true).unwrap();
+        let mut body = Vec::new();
+        template.render_for(token, Some(&badge), &mut body);
+        assert_eq!(message_bytes(&body), serde_json::to_vec(&badge.to_json(token)).unwrap().len());
+    }
+
+    #[test]
+    fn the_size_check_keeps_room_for_the_longest_token() {
+        let fits = |body_len: usize| {
+            let message =
+                Message::path_daily("2026-W48".into(), &seoul_slot(), "t".into(), "x".repeat(body_len));
+            RequestTemplate::new(&message, false).is_ok()
+        };
+        let base = serde_json::to_vec(
+            &Message::path_daily("2026-W48".into(), &seoul_slot(), "t".into(), String::new()).to_json(""),
+        )
+        .unwrap()
+        .len();
+        let largest = MAX_MESSAGE_BYTES - TOKEN_ALLOWANCE - base;
+        assert!(fits(largest));
+        assert!(!fits(largest + 1));
+    }
+
+    #[test]
+    fn an_oversized_message_says_by_how_much_to_shorten_it() {
+        let base = serde_json::to_vec(
+            &Message::path_daily("2026-W48".into(), &seoul_slot(), "t".into(), String::new()).to_json(""),
+        )
+        .unwrap()
+        .len();
+        let body = "x".repeat(MAX_MESSAGE_BYTES - TOKEN_ALLOWANCE - base + 7);
+        let message = Message::path_daily("2026-W48".into(), &seoul_slot(), "t".into(), body);
+        let err = RequestTemplate::new(&message, false).unwrap_err().to_string();
+        assert!(err.contains("by at least 7 bytes") && err.contains("256-byte device token"), "{err}");
     }
 
     #[test]

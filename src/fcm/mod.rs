@@ -79,11 +79,22 @@ impl FcmClient {
     }
 
     /// Sends one request body on connection `lane`, refreshing the access token once when FCM
-    /// says it expired.
+    /// says it expired. A body whose message FCM would find too big is not sent: it is answered
+    /// [`Verdict::Rejected`] at once.
     ///
     /// # Errors
     /// When no access token can be obtained.
     pub async fn send(&self, lane: usize, body: Bytes) -> Result<Answer, AuthError> {
+        let size = message::message_bytes(&body);
+        if size > message::MAX_MESSAGE_BYTES {
+            // Only an unusually long token gets here (the template kept room for a normal one):
+            // FCM would refuse the payload as a whole and stop the run, so this message alone
+            // fails, unsent.
+            return Ok(Answer::Answered(Verdict::Rejected(format!(
+                "not sent: with its device token the message would be {size} bytes, over FCM's {}-byte limit",
+                message::MAX_MESSAGE_BYTES
+            ))));
+        }
         let bearer = self.auth.bearer().await?;
         let answer = self.post(lane, &bearer.header, body.clone()).await;
         let Answer::Answered(Verdict::Unauthenticated(_)) = answer else {

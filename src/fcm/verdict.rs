@@ -36,7 +36,8 @@ pub enum FatalSendError {
          check --title/--body, otherwise report it as a wolley-push bug; the run stopped"
     )]
     InvalidPayload(String),
-    /// 401 `THIRD_PARTY_AUTH_ERROR`: the APNs key or certificate in Firebase is broken.
+    /// 401 `THIRD_PARTY_AUTH_ERROR` for (nearly) every message: the APNs key or certificate in
+    /// Firebase is broken. One such answer is [`Verdict::ThirdPartyAuth`], not this.
     #[error(
         "FCM could not authenticate with APNs (401 THIRD_PARTY_AUTH_ERROR: {0}); upload a valid \
          APNs auth key in the Firebase console (Project settings > Cloud Messaging); the run stopped"
@@ -80,7 +81,12 @@ pub enum Verdict {
         /// Short description for logs and the summary.
         reason: String,
     },
-    /// This one message failed for good (an answer docs/product.md does not name).
+    /// 401 `THIRD_PARTY_AUTH_ERROR`: APNs (or Web Push) refused this one message. FCM reports
+    /// it per token and intermittently (firebase-admin-node #3215, #2294), so it fails the
+    /// message, not the run; a later run may deliver it.
+    ThirdPartyAuth(String),
+    /// This one message failed for good: an answer docs/product.md does not name, or (from the
+    /// client, unsent) a message too big for FCM once its unusually long token is in.
     Rejected(String),
     /// Stop the run.
     Fatal(FatalSendError),
@@ -108,11 +114,26 @@ struct ErrorDetail {
     details: Vec<FcmErrorDetail>,
 }
 
+/// One entry of `error.details`: an `FcmError` carries `errorCode`, a `google.rpc.BadRequest`
+/// carries `fieldViolations`; each field is absent from the other kinds.
 #[derive(Deserialize)]
 struct FcmErrorDetail {
     #[serde(rename = "errorCode")]
     error_code: Option<String>,
+    #[serde(rename = "fieldViolations", default)]
+    field_violations: Vec<FieldViolation>,
 }
+
+#[derive(Deserialize)]
+struct FieldViolation {
+    #[serde(default)]
+    field: String,
+    #[serde(default)]
+    description: String,
+}
+
+/// The request field that holds the device token, as `fieldViolations[].field` names it.
+const TOKEN_FIELD: &str = "message.token";
 
 /// Classifies an answer by its status, `Retry-After` header and body.
 pub fn classify(status: u16, retry_after: Option<&str>, body: &[u8]) -> Verdict {
@@ -126,14 +147,8 @@ pub fn classify(status: u16, retry_after: Option<&str>, body: &[u8]) -> Verdict 
     match (error_code, status) {
         (Some("UNREGISTERED"), _) => Verdict::Dead(DeadReason::Unregistered),
         (Some("SENDER_ID_MISMATCH"), _) => Verdict::Dead(DeadReason::SenderIdMismatch),
-        (Some("THIRD_PARTY_AUTH_ERROR"), _) => Verdict::Fatal(FatalSendError::ThirdPartyAuth(detail.message)),
-        (Some("INVALID_ARGUMENT"), _) | (None, 400) => {
-            if is_about_the_token(&detail.message) {
-                Verdict::Dead(DeadReason::InvalidToken)
-            } else {
-                Verdict::Fatal(FatalSendError::InvalidPayload(detail.message))
-            }
-        }
+        (Some("THIRD_PARTY_AUTH_ERROR"), _) => Verdict::ThirdPartyAuth(detail.message),
+        (Some("INVALID_ARGUMENT"), _) | (None, 400) => invalid_argument(&detail),
         (Some("QUOTA_EXCEEDED"), _) | (_, 429) => {
             Verdict::Transient { retry_after, quota: true, reason: described }
         }
@@ -145,6 +160,25 @@ pub fn classify(status: u16, retry_after: Option<&str>, body: &[u8]) -> Verdict 
         (_, 404) => Verdict::Fatal(FatalSendError::NotFound(described)),
         _ => Verdict::Rejected(described),
     }
+}
+
+/// A 400 `INVALID_ARGUMENT` is about the token when its message says so ("The registration token
+/// is not a valid FCM registration token") or when its `google.rpc.BadRequest` detail names only
+/// `message.token` (the message then may say just "Request contains an invalid argument.").
+/// A violation on any other field is our payload's fault, even beside one on the token: pruning
+/// on it would clear live tokens from every message of the run.
+fn invalid_argument(detail: &ErrorDetail) -> Verdict {
+    let violations: Vec<&FieldViolation> = detail.details.iter().flat_map(|d| &d.field_violations).collect();
+    let elsewhere = violations.iter().any(|v| v.field != TOKEN_FIELD);
+    let on_the_token = violations.iter().any(|v| v.field == TOKEN_FIELD);
+    if !elsewhere && (on_the_token || is_about_the_token(&detail.message)) {
+        return Verdict::Dead(DeadReason::InvalidToken);
+    }
+    let mut described = detail.message.clone();
+    for violation in violations {
+        described.push_str(&format!(" [{}: {}]", violation.field, violation.description));
+    }
+    Verdict::Fatal(FatalSendError::InvalidPayload(described))
 }
 
 /// Google words an invalid token as "The registration token is not a valid FCM registration token".
@@ -208,14 +242,64 @@ mod tests {
         assert!(matches!(v, Verdict::Fatal(FatalSendError::InvalidPayload(_))));
     }
 
+    /// Google's answer to a malformed token in some regions and API versions (firebase-admin-python#187).
+    fn bad_request(field: &str, description: &str) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({"error": {
+            "code": 400,
+            "message": "Request contains an invalid argument.",
+            "status": "INVALID_ARGUMENT",
+            "details": [
+                {"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": "INVALID_ARGUMENT"},
+                {"@type": "type.googleapis.com/google.rpc.BadRequest",
+                 "fieldViolations": [{"field": field, "description": description}]},
+            ],
+        }}))
+        .unwrap()
+    }
+
     #[test]
-    fn third_party_auth_error_stops_the_run() {
+    fn a_field_violation_on_the_token_is_a_dead_token() {
+        let v = classify(400, None, &bad_request("message.token", "Invalid registration token"));
+        assert_eq!(v, Verdict::Dead(DeadReason::InvalidToken));
+    }
+
+    #[test]
+    fn a_field_violation_on_another_field_stops_the_run_and_names_the_field() {
+        let v = classify(400, None, &bad_request("message.android.ttl", "Invalid duration"));
+        let Verdict::Fatal(FatalSendError::InvalidPayload(why)) = v else { panic!("{v:?}") };
+        assert!(why.contains("message.android.ttl: Invalid duration"), "{why}");
+    }
+
+    #[test]
+    fn a_field_violation_beside_one_on_the_token_stops_the_run() {
+        let mut body: serde_json::Value =
+            serde_json::from_slice(&bad_request("message.token", "Invalid registration token")).unwrap();
+        body["error"]["details"][1]["fieldViolations"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"field": "message.data", "description": "Invalid value"}));
+        let v = classify(400, None, &serde_json::to_vec(&body).unwrap());
+        assert!(matches!(v, Verdict::Fatal(FatalSendError::InvalidPayload(_))), "{v:?}");
+    }
+
+    #[test]
+    fn a_generic_invalid_argument_without_field_violations_stops_the_run() {
+        let v = classify(
+            400,
+            None,
+            &body("INVALID_ARGUMENT", Some("INVALID_ARGUMENT"), "Request contains an invalid argument."),
+        );
+        assert!(matches!(v, Verdict::Fatal(FatalSendError::InvalidPayload(_))), "{v:?}");
+    }
+
+    #[test]
+    fn third_party_auth_error_fails_only_its_message() {
         let v = classify(
             401,
             None,
             &body("UNAUTHENTICATED", Some("THIRD_PARTY_AUTH_ERROR"), "Auth error from APNS"),
         );
-        assert!(matches!(v, Verdict::Fatal(FatalSendError::ThirdPartyAuth(_))));
+        assert_eq!(v, Verdict::ThirdPartyAuth("Auth error from APNS".into()));
     }
 
     #[test]

@@ -299,12 +299,18 @@ fn auth_failure(name: &'static str, error: &AuthError) -> Check {
             format!("{} is not a usable service-account key: {reason}", path.display()),
             NEW_KEY,
         ),
-        AuthError::Rejected { token_uri, .. } => Check::fail(
+        AuthError::Rejected { token_uri, answer, .. } => Check::fail(
             name,
             code,
-            format!("the token endpoint {token_uri} refused the key"),
+            format!("the token endpoint {token_uri} refused the key ({answer})"),
             "the key may be deleted or disabled, or the host's clock wrong (the request is signed with \
              the time): check the clock, or create a new key in the Firebase console",
+        ),
+        AuthError::TemporarilyFailing { token_uri, reason, attempts } => Check::fail(
+            name,
+            code,
+            format!("the token endpoint {token_uri} is temporarily failing ({reason}, {attempts} tries)"),
+            "nothing to fix here: Google's side is failing (status.cloud.google.com); run doctor again in a few minutes",
         ),
         AuthError::Unreachable { token_uri, reason } => Check::fail(
             name,
@@ -364,6 +370,11 @@ async fn fcm_send(config: &Config, auth: Arc<Authenticator>) -> Check {
             ),
         ),
         Answer::Answered(Verdict::Fatal(fatal)) => fcm_refusal(&project, fatal),
+        // A job counts one such answer as a failed message; doctor's one probe has nothing
+        // else to go on, and the likeliest cause is the APNs key in Firebase.
+        Answer::Answered(Verdict::ThirdPartyAuth(message)) => {
+            fcm_refusal(&project, FatalSendError::ThirdPartyAuth(message))
+        }
         Answer::Answered(Verdict::Unauthenticated(message)) => {
             fcm_refusal(&project, FatalSendError::Unauthenticated(message))
         }
@@ -498,11 +509,11 @@ async fn database_contents(db: &Database, url: &crate::db::DatabaseUrl) -> Vec<C
             format!("wolley-push's tables are at schema version {found}, this build needs {required}"),
             "run `wolley-push migrate` (it creates or upgrades only the wolley_push_* tables)",
         ),
-        Ok(found) if found > required => Check::warn(
-            SCHEMA,
-            format!("wolley-push's tables are at schema version {found}, newer than this build's {required}"),
-            "a newer wolley-push migrated this database: install that version on this host too",
-        ),
+        // The jobs refuse to run on it (they could write what the newer build misreads).
+        Ok(found) if found > required => {
+            let ahead = schema::SchemaAhead { url: url.to_string(), found, known: required };
+            Check::fail(SCHEMA, ExitCode::Config, ahead.detail(), schema::SchemaAhead::FIX)
+        }
         Ok(found) => Check::ok(SCHEMA, format!("wolley-push's tables are at schema version {found}")),
         Err(error) => db_failure(SCHEMA, &error),
     });
@@ -552,6 +563,13 @@ fn db_failure(name: &'static str, error: &DbError) -> Check {
         DbError::SchemaBehind(behind) => {
             Check::fail(name, code, behind.to_string(), "run `wolley-push migrate`")
         }
+        DbError::SchemaAhead(ahead) => Check::fail(name, code, ahead.detail(), schema::SchemaAhead::FIX),
+        DbError::PrivilegeMissing { url, doing, privilege, grant, reason } => Check::fail(
+            name,
+            code,
+            format!("the user of {url} lacks {privilege} for {doing}: {reason}"),
+            format!("as a database administrator, {grant} TO that user"),
+        ),
         DbError::BadUrl { .. } => Check::fail(name, code, error.to_string(), "fix WOLLEY_DATABASE_URL"),
         DbError::Query { doing, url, reason } => Check::fail(
             name,

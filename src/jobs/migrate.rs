@@ -8,7 +8,7 @@ use crate::exit::ExitCode;
 /// Applies pending migrations and says what it did.
 ///
 /// # Errors
-/// Without a database URL, or when the database fails.
+/// Without a database URL, when the database fails, or when a newer wolley-push migrated it.
 pub async fn run(config: &Config) -> Result<ExitCode> {
     let url = config.database_url.as_ref().ok_or_else(|| {
         Error::Config("migrate needs the database: set WOLLEY_DATABASE_URL or --database-url".into())

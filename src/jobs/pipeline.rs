@@ -301,6 +301,9 @@ impl Tally {
     }
 
     fn count(&mut self, Delivery { target, outcome }: Delivery) {
+        if crate::failpoint::on("panic-while-counting") && self.counts.sent >= 10 {
+            panic!("failpoint panic-while-counting after {} messages", self.counts.sent);
+        }
         let c = &mut self.counts;
         let resolution = match outcome {
             Outcome::Sent => {

@@ -165,8 +165,14 @@ async fn from_database(config: &Config, job: &Scheduled<'_>, db: &Database, star
         Ok(ran) => ran,
         Err(panic) => {
             stop.stop(StopReason::Refused);
-            let error = Error::Other(anyhow::anyhow!("internal error while sending: {}", panic_message(&*panic)));
-            Delivered { counts: Default::default(), stopped: stop.reason(), exhausted: false, error: Some(error) }
+            let error =
+                Error::Other(anyhow::anyhow!("internal error while sending: {}", panic_message(&*panic)));
+            Delivered {
+                counts: Default::default(),
+                stopped: stop.reason(),
+                exhausted: false,
+                error: Some(error),
+            }
         }
     };
     let failure = ran.error.as_ref().map(ToString::to_string);

@@ -102,7 +102,7 @@ pub enum LedgerError {
         /// The slot.
         key: RunKey,
         /// What failed.
-        source: DbError,
+        source: Box<DbError>,
     },
     /// The prune breaker held the slot's dead tokens back.
     #[error("pruning held back for {key}: {tripped}")]
@@ -338,7 +338,7 @@ impl Ledger {
                     unwritten: None,
                     error: LedgerError::Lost {
                         key: self.key.clone(),
-                        source: internal(&self.db, e.to_string()),
+                        source: Box::new(internal(&self.db, e.to_string())),
                     },
                 })
             }
@@ -386,7 +386,7 @@ impl Ledger {
             }
             Err(LedgerError::Db(source)) => {
                 drop(session);
-                let error = LedgerError::Lost { key: self.key.clone(), source };
+                let error = LedgerError::Lost { key: self.key.clone(), source: Box::new(source) };
                 self.record_after_loss(&last, &error).await;
                 Err(error)
             }
@@ -654,7 +654,7 @@ async fn flush_loop(
         let (unwritten, error) = match written {
             Ok(Written::Done { .. }) => continue,
             Ok(Written::NotOwner) => (None, LedgerError::Superseded { key }),
-            Err(source) => (Some(batch), LedgerError::Lost { key, source }),
+            Err(source) => (Some(batch), LedgerError::Lost { key, source: Box::new(source) }),
         };
         tracing::error!("{error}");
         stop.stop(StopReason::LedgerLost);

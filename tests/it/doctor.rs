@@ -210,6 +210,7 @@ fn fcm_refusing_the_service_account_fails_the_fcm_line() {
         error_code: None,
         message: "Permission 'cloudmessaging.messages.create' denied on resource".into(),
         retry_after: None,
+        field_violation: None,
     }]);
     let output = doctor(&world, &key, &[]);
     assert_eq!(code(&output), 78, "{}", stdout(&output));

@@ -248,6 +248,8 @@ pub fn bare_cmd() -> Command {
         "WOLLEY_TIMEZONE",
         "RUST_LOG",
         "JOB_COMPLETION_INDEX",
+        "WOLLEY_FAILPOINT",
+        "WOLLEY_MAX_DEAD_SHARE",
     ] {
         cmd.env_remove(var);
     }
@@ -325,4 +327,60 @@ pub fn stderr(output: &std::process::Output) -> String {
 /// The exit code, which must exist (no signal).
 pub fn code(output: &std::process::Output) -> i32 {
     output.status.code().unwrap_or_else(|| panic!("killed by a signal; stderr: {}", stderr(output)))
+}
+
+/// A MariaDB account of its own for one test, with a password, allowed only what it was
+/// granted on one test database; dropped with the value.
+pub struct TestUser {
+    name: String,
+    password: String,
+    database: String,
+    runtime: tokio::runtime::Runtime,
+    server: mysql_async::Pool,
+}
+
+impl TestUser {
+    /// A new account (`'wolley_it_user_…'@'%'`) granted `privileges` (e.g. `"SELECT"`) on `db`.
+    pub fn granted(db: &TestDb, privileges: &str) -> Self {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let name = format!("wolley_it_user_{}_{n}", std::process::id());
+        let password = format!("pw-{}-{n}-never-shown", std::process::id());
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let server = mysql_async::Pool::new(server_url().as_str());
+        let sql = format!(
+            "CREATE USER '{name}'@'%' IDENTIFIED BY '{password}'; \
+             GRANT {privileges} ON `{}`.* TO '{name}'@'%'",
+            db.name()
+        );
+        runtime
+            .block_on(async { server.get_conn().await?.query_drop(&sql).await })
+            .unwrap_or_else(|e| panic!("creating the test user failed: {e}"));
+        TestUser { name, password, database: db.name().to_owned(), runtime, server }
+    }
+
+    /// The database URL the binary gets, password included.
+    pub fn url(&self) -> String {
+        let mut url = url::Url::parse(&server_url()).unwrap();
+        url.set_username(&self.name).unwrap();
+        url.set_password(Some(&self.password)).unwrap();
+        url.set_path(&self.database);
+        url.to_string()
+    }
+
+    /// The account's password, for tests that check it is never shown.
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        let sql = format!("DROP USER IF EXISTS '{}'@'%'", self.name);
+        let server = self.server.clone();
+        let _ = self.runtime.block_on(async move {
+            server.get_conn().await?.query_drop(sql).await?;
+            server.disconnect().await
+        });
+    }
 }

@@ -4,12 +4,17 @@ mod harness;
 mod proxy;
 
 mod bad_inputs;
+mod credential_faults;
+mod database_faults;
 mod deploy;
 mod doctor;
+mod fcm_faults;
+mod flag_bounds;
 mod generated;
 mod ledger;
 mod messages;
 mod metrics;
+mod panics;
 mod pings;
 mod pruning;
 mod responses;

@@ -78,17 +78,6 @@ fn a_dry_run_validates_only_and_prunes_nothing() {
 }
 
 #[test]
-fn third_party_auth_error_stops_the_run_with_exit_78() {
-    let world = World::new().with_db();
-    world.db().add_numbered_users(200);
-    world.fcm.script_next(vec![Reply::third_party_auth_error()]);
-    let output = world.cmd().args(["save-location", "--concurrency", "1"]).output().unwrap();
-    assert_eq!(code(&output), 78, "{}", stderr(&output));
-    assert!(stderr(&output).contains("THIRD_PARTY_AUTH_ERROR"), "{}", stderr(&output));
-    assert!(world.fcm.total_requests() < 5, "the run went on: {} requests", world.fcm.total_requests());
-}
-
-#[test]
 fn a_payload_invalid_argument_stops_the_run_with_exit_78() {
     let world = World::new().with_db();
     world.db().add_numbered_users(200);

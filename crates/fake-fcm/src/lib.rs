@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 pub use ping::Ping;
-pub use reply::Reply;
+pub use reply::{FieldViolation, Reply};
 
 use oauth::{Verifier, TEST_KEY_PEM};
 use server::Server;
@@ -202,6 +202,13 @@ impl FakeFcm {
     /// While `true`, the token endpoint answers 400 `invalid_grant`.
     pub fn refuse_oauth(&self, refuse: bool) {
         self.shared.refuse_oauth.store(refuse, Ordering::Relaxed);
+    }
+
+    /// While `Some(status)` (e.g. 503, 500, 429), the token endpoint answers every request
+    /// with that status and a short JSON error, as Google's does when it is failing; `None`
+    /// restores normal answers. Takes precedence over [`FakeFcm::refuse_oauth`].
+    pub fn fail_oauth_with(&self, status: Option<u16>) {
+        self.shared.fail_oauth.store(status.unwrap_or(0), Ordering::Relaxed);
     }
 
     /// After `sends` more sends are let through (that is, pass authentication, whatever they

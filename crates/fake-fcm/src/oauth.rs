@@ -71,6 +71,10 @@ pub(crate) async fn token_endpoint(shared: &Shared, request: Request<Incoming>) 
     oauth_requests.fetch_add(1, Ordering::Relaxed);
     let content_type = header(&request, CONTENT_TYPE).unwrap_or_default();
     let form = read_body(request).await;
+    let failing = shared.fail_oauth.load(Ordering::Relaxed);
+    if failing != 0 {
+        return temporary_failure(failing);
+    }
     let checked = if shared.refuse_oauth.load(Ordering::Relaxed) {
         Err(OAuthError::account_not_found())
     } else {
@@ -80,6 +84,17 @@ pub(crate) async fn token_endpoint(shared: &Shared, request: Request<Incoming>) 
         Ok(()) => issue_token(shared),
         Err(refusal) => refusal.to_response(),
     }
+}
+
+/// What the endpoint answers while `fail_oauth_with(Some(status))` is in force: Google's
+/// front ends give a 5xx or 429 a short JSON error, not a token.
+fn temporary_failure(status: u16) -> HttpResponse {
+    let error = match status {
+        429 => "rate_limit_exceeded",
+        _ => "internal_failure",
+    };
+    let description = "The service is currently unavailable. Please try again later.";
+    json_response(status, &json!({ "error": error, "error_description": description }))
 }
 
 fn issue_token(shared: &Shared) -> HttpResponse {

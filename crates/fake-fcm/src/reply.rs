@@ -24,10 +24,24 @@ pub enum Reply {
         message: String,
         /// Seconds sent in a `Retry-After` header, if any.
         retry_after: Option<u64>,
+        /// A `google.rpc.BadRequest` entry put in `details` after the `FcmError` one, if any.
+        field_violation: Option<FieldViolation>,
     },
 }
 
+/// One `fieldViolations` entry of a `google.rpc.BadRequest` error detail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldViolation {
+    /// The request field at fault, e.g. `"message.token"`.
+    pub field: String,
+    /// What is wrong with it.
+    pub description: String,
+}
+
 const FCM_ERROR_TYPE: &str = "type.googleapis.com/google.firebase.fcm.v1.FcmError";
+const BAD_REQUEST_TYPE: &str = "type.googleapis.com/google.rpc.BadRequest";
+/// What FCM says when only a `fieldViolations` entry tells which argument is invalid.
+const GENERIC_INVALID_ARGUMENT: &str = "Request contains an invalid argument.";
 
 impl Reply {
     fn error(
@@ -38,7 +52,7 @@ impl Reply {
         retry_after: Option<u64>,
     ) -> Reply {
         let message = message.to_owned();
-        Reply::Error { status, grpc_status, error_code, message, retry_after }
+        Reply::Error { status, grpc_status, error_code, message, retry_after, field_violation: None }
     }
 
     /// 404 NOT_FOUND, errorCode UNREGISTERED: the app was uninstalled or the token expired.
@@ -55,6 +69,29 @@ impl Reply {
     /// 400 INVALID_ARGUMENT: the registration token is malformed.
     pub fn invalid_token() -> Reply {
         Reply::invalid_payload("The registration token is not a valid FCM registration token")
+    }
+
+    /// 400 INVALID_ARGUMENT with the generic message "Request contains an invalid argument." and
+    /// a `google.rpc.BadRequest` detail naming `message.token`: the other way FCM says a
+    /// registration token is malformed (firebase-admin-python#187).
+    pub fn invalid_token_field_violation() -> Reply {
+        Reply::field_violation("message.token", "Invalid registration token")
+    }
+
+    /// 400 INVALID_ARGUMENT with the generic message and a `google.rpc.BadRequest` detail whose
+    /// one field violation is on `field`.
+    pub fn field_violation(field: &str, description: &str) -> Reply {
+        Reply::Error {
+            status: 400,
+            grpc_status: "INVALID_ARGUMENT",
+            error_code: Some("INVALID_ARGUMENT"),
+            message: GENERIC_INVALID_ARGUMENT.to_owned(),
+            retry_after: None,
+            field_violation: Some(FieldViolation {
+                field: field.to_owned(),
+                description: description.to_owned(),
+            }),
+        }
     }
 
     /// 400 INVALID_ARGUMENT, errorCode INVALID_ARGUMENT, with this message.
@@ -111,10 +148,20 @@ impl Reply {
     pub(crate) fn to_response(&self, message_name: &str) -> HttpResponse {
         match self {
             Reply::Ok => json_response(200, &json!({ "name": message_name })),
-            Reply::Error { status, grpc_status, error_code, message, retry_after } => {
+            Reply::Error { status, grpc_status, error_code, message, retry_after, field_violation } => {
                 let mut error = json!({ "code": status, "message": message, "status": grpc_status });
+                let mut details = Vec::new();
                 if let Some(code) = error_code {
-                    error["details"] = json!([{ "@type": FCM_ERROR_TYPE, "errorCode": code }]);
+                    details.push(json!({ "@type": FCM_ERROR_TYPE, "errorCode": code }));
+                }
+                if let Some(FieldViolation { field, description }) = field_violation {
+                    details.push(json!({
+                        "@type": BAD_REQUEST_TYPE,
+                        "fieldViolations": [{ "field": field, "description": description }],
+                    }));
+                }
+                if !details.is_empty() {
+                    error["details"] = details.into();
                 }
                 let mut response = json_response(*status, &json!({ "error": error }));
                 if let Some(seconds) = retry_after {
@@ -148,6 +195,21 @@ mod tests {
             "details": [{"@type": FCM_ERROR_TYPE, "errorCode": "UNREGISTERED"}],
         }});
         assert_eq!(body_of(&Reply::unregistered()), expected);
+    }
+
+    #[test]
+    fn a_token_field_violation_is_googles_json_with_a_bad_request_detail() {
+        let expected = json!({"error": {
+            "code": 400,
+            "message": "Request contains an invalid argument.",
+            "status": "INVALID_ARGUMENT",
+            "details": [
+                {"@type": FCM_ERROR_TYPE, "errorCode": "INVALID_ARGUMENT"},
+                {"@type": BAD_REQUEST_TYPE,
+                 "fieldViolations": [{"field": "message.token", "description": "Invalid registration token"}]},
+            ],
+        }});
+        assert_eq!(body_of(&Reply::invalid_token_field_violation()), expected);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! across an `.await`.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::oauth::{AccessTokens, Verifier};
@@ -17,6 +17,8 @@ pub(crate) struct Shared {
     pub(crate) verifier: Verifier,
     pub(crate) counters: Counters,
     pub(crate) refuse_oauth: AtomicBool,
+    /// The HTTP status every token request is answered with while non-zero.
+    pub(crate) fail_oauth: AtomicU16,
     pub(crate) pings: crate::ping::PingLog,
     state: Mutex<State>,
 }
@@ -28,6 +30,7 @@ impl Shared {
             verifier,
             counters: Counters::default(),
             refuse_oauth: AtomicBool::new(false),
+            fail_oauth: AtomicU16::new(0),
             pings: Default::default(),
             state: Mutex::default(),
         }

@@ -61,6 +61,17 @@ async fn refuse_oauth_makes_the_token_endpoint_answer_invalid_grant() {
 }
 
 #[tokio::test]
+async fn fail_oauth_with_makes_the_token_endpoint_answer_that_status_until_lifted() {
+    let fake = FakeFcm::start(Options::default());
+    fake.fail_oauth_with(Some(503));
+    let answer = request_token(&fake, &sign_jwt(&claims(&fake), true)).await;
+    assert_eq!(answer.status, 503);
+    assert!(answer.json.get("access_token").is_none(), "{}", answer.json);
+    fake.fail_oauth_with(None);
+    assert_eq!(request_token(&fake, &sign_jwt(&claims(&fake), true)).await.status, 200);
+}
+
+#[tokio::test]
 async fn send_without_a_bearer_token_gets_401_unauthenticated() {
     let fake = FakeFcm::start(Options::default());
     let body = message("t").to_string().into_bytes();
