@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use mysql_async::prelude::*;
 use mysql_async::{Conn, TxOpts, Value};
 
-use super::prune_log::{HOLD_AS_RETRY, MARK_HELD};
 use super::{Database, DbError};
 use crate::counts::SlotCounts;
 use crate::slot::RunKey;
@@ -50,6 +49,32 @@ pub(crate) struct RunRow {
     pub updated_at: String,
     /// The error that stopped the last attempt, if any.
     pub error: Option<String>,
+}
+
+/// The in-flight list as stored: ascending user ids, each written as its distance from the
+/// previous one (the first from 0), comma-separated: a few bytes per user.
+fn encode_users(users: &[i64]) -> Option<String> {
+    let mut text = String::with_capacity(users.len() * 4);
+    let mut previous = 0i64;
+    for &user in users {
+        if !text.is_empty() {
+            text.push(',');
+        }
+        text.push_str(&(user - previous).to_string());
+        previous = user;
+    }
+    (!text.is_empty()).then_some(text)
+}
+
+fn decode_users(text: &str) -> Vec<i64> {
+    let mut previous = 0i64;
+    text.split(',')
+        .filter_map(|delta| delta.trim().parse::<i64>().ok())
+        .map(|delta| {
+            previous += delta;
+            previous
+        })
+        .collect()
 }
 
 /// What a retry-set row says about its user.
@@ -104,6 +129,8 @@ pub(crate) struct Batch {
     pub totals: SlotCounts,
     /// Retry-set changes by user; the last change of a user wins.
     pub rows: BTreeMap<i64, RowChange>,
+    /// Every user at or below the checkpoint whose message is in flight (the whole list).
+    pub in_flight: Vec<i64>,
     /// Dead tokens answered since the last write.
     pub dead: Vec<DeadToken>,
 }
@@ -114,6 +141,7 @@ impl Batch {
         self.checkpoint = later.checkpoint;
         self.totals = later.totals;
         self.rows.extend(later.rows);
+        self.in_flight = later.in_flight;
         self.dead.extend(later.dead);
     }
 }
@@ -196,13 +224,17 @@ const CLAIM: &str = "INSERT INTO wolley_push_run \
      VALUES (?, ?, ?, 'running', 0, ?, ?, ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), UTC_TIMESTAMP(6)) \
      ON DUPLICATE KEY UPDATE status = 'running', attempts = attempts + 1, owner = VALUES(owner), \
        host = VALUES(host), pid = VALUES(pid), started_at = VALUES(started_at), \
-       updated_at = VALUES(updated_at), heartbeat_at = VALUES(heartbeat_at), finished_at = NULL, error = NULL";
+       updated_at = VALUES(updated_at), heartbeat_at = VALUES(heartbeat_at), finished_at = NULL, error = NULL, \
+       in_flight = NULL";
 
 const RESET: &str = "UPDATE wolley_push_run SET checkpoint_user_id = 0, targeted = 0, sent = 0, pruned = 0, \
        failed = 0, skipped = 0, expired = 0, retrying = 0 WHERE job = ? AND slot = ? AND shard = ?";
 
+const IN_FLIGHT: &str =
+    "SELECT in_flight FROM wolley_push_run WHERE job = ? AND slot = ? AND shard = ? FOR UPDATE";
+
 const PROGRESS: &str = "UPDATE wolley_push_run SET checkpoint_user_id = ?, targeted = ?, sent = ?, \
-       pruned = ?, failed = ?, retrying = ?, skipped = ?, heartbeat_at = UTC_TIMESTAMP(6), \
+       pruned = ?, failed = ?, retrying = ?, skipped = ?, in_flight = ?, heartbeat_at = UTC_TIMESTAMP(6), \
        updated_at = UTC_TIMESTAMP(6) \
      WHERE job = ? AND slot = ? AND shard = ? AND owner = ?";
 
@@ -210,6 +242,18 @@ const PROGRESS: &str = "UPDATE wolley_push_run SET checkpoint_user_id = ?, targe
 const CLOSE: &str = "UPDATE wolley_push_run SET status = ?, error = ?, pruned = pruned - ?, \
        retrying = retrying + ?, finished_at = UTC_TIMESTAMP(6) \
      WHERE job = ? AND slot = ? AND shard = ? AND owner = ?";
+
+// Held dead tokens (see `Closing::hold_dead`): their users go into the retry set, their log rows
+// are marked `held` and stay out of `app_user`'s way.
+const HOLD_AS_RETRY: &str =
+    "INSERT INTO wolley_push_retry (job, slot, shard, user_id, state, reason, updated_at) \
+     SELECT job, slot, shard, user_id, 'retry', CONCAT('held back by the prune breaker (', reason, ')'), \
+       UTC_TIMESTAMP(6) \
+     FROM wolley_push_prune_log WHERE job = ? AND slot = ? AND shard = ? AND state = 'pending' \
+     ON DUPLICATE KEY UPDATE state = VALUES(state), reason = VALUES(reason), updated_at = VALUES(updated_at)";
+
+const MARK_HELD: &str = "UPDATE wolley_push_prune_log SET state = 'held' \
+     WHERE job = ? AND slot = ? AND shard = ? AND state = 'pending'";
 
 const RETRY_PAGE: &str = "SELECT user_id FROM wolley_push_retry \
      WHERE job = ? AND slot = ? AND shard = ? AND user_id > ? ORDER BY user_id LIMIT ?";
@@ -389,6 +433,19 @@ impl Session {
             claim.host.into(),
             claim.pid.into(),
         ];
+        // What was in flight when the last run stopped joins the retry set: whether it arrived
+        // is unknown, so it is sent again (the bounded resend after a crash).
+        let listed: Option<Option<String>> =
+            tx.exec_first(IN_FLIGHT, (job.clone(), slot.clone(), shard.clone())).await.map_err(fail)?;
+        let listed = listed.flatten().map(|text| decode_users(&text)).unwrap_or_default();
+        if !listed.is_empty() && !claim.reset {
+            let reason = "in flight when its run stopped: it may have been delivered".to_owned();
+            let rows: BTreeMap<i64, RowChange> = listed
+                .into_iter()
+                .map(|user| (user, RowChange::Keep { state: RetryState::InFlight, reason: reason.clone() }))
+                .collect();
+            write_row_changes(&mut tx, [&job, &slot, &shard], &rows).await.map_err(fail)?;
+        }
         tx.exec_drop(CLAIM, params).await.map_err(fail)?;
         if claim.reset {
             tx.exec_drop(RESET, (job.clone(), slot.clone(), shard.clone())).await.map_err(fail)?;
@@ -462,6 +519,7 @@ async fn write(
         t.failed.into(),
         t.retrying.into(),
         t.skipped.into(),
+        encode_users(&batch.in_flight).into(),
         job.clone(),
         slot.clone(),
         shard.clone(),
@@ -581,6 +639,15 @@ mod tests {
         assert_eq!(first.checkpoint, 20);
         assert_eq!(first.rows[&3], RowChange::Delete);
         assert_eq!(first.dead.len(), 2);
+    }
+
+    #[test]
+    fn the_in_flight_list_is_stored_as_distances_and_read_back() {
+        let users = vec![1005, 1008, 1009, 1021, 9_000_000_000];
+        let text = encode_users(&users).unwrap();
+        assert!(text.starts_with("1005,3,1,12,"), "{text}");
+        assert_eq!(decode_users(&text), users);
+        assert_eq!(encode_users(&[]), None);
     }
 
     #[test]

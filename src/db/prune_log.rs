@@ -24,16 +24,6 @@ const PENDING_PAGE: &str = "SELECT id, user_id, token FROM wolley_push_prune_log
 // ours to clear if it is byte for byte the one FCM rejected.
 const CLEAR_TOKEN: &str = "UPDATE app_user SET fcmToken = NULL WHERE user_id = ? AND fcmToken = BINARY ?";
 
-pub(super) const HOLD_AS_RETRY: &str =
-    "INSERT INTO wolley_push_retry (job, slot, shard, user_id, state, reason, updated_at) \
-     SELECT job, slot, shard, user_id, 'retry', CONCAT('held back by the prune breaker (', reason, ')'), \
-       UTC_TIMESTAMP(6) \
-     FROM wolley_push_prune_log WHERE job = ? AND slot = ? AND shard = ? AND state = 'pending' \
-     ON DUPLICATE KEY UPDATE state = VALUES(state), reason = VALUES(reason), updated_at = VALUES(updated_at)";
-
-pub(super) const MARK_HELD: &str = "UPDATE wolley_push_prune_log SET state = 'held' \
-     WHERE job = ? AND slot = ? AND shard = ? AND state = 'pending'";
-
 // "No token" is what the token pages skip: NULL, '' and the app's placeholder.
 const RESTORE_TOKEN: &str = "UPDATE app_user SET fcmToken = ? \
      WHERE user_id = ? AND (fcmToken IS NULL OR fcmToken IN ('', 'abc'))";

@@ -77,11 +77,14 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
     description: "delivery ledger: lease and retry set (wolley_push_run, wolley_push_retry), prune log (wolley_push_prune_log)",
     statements: &[
         // owner: the run that holds the slot (a random id per process); heartbeat_at: when it
-        // last wrote, in the server's clock; retrying: the size of the slot's retry set.
+        // last wrote, in the server's clock; retrying: the size of the slot's retry set (its
+        // rows and the in-flight list); in_flight: users at or below the checkpoint whose
+        // message was in flight at the last write, delta-encoded (`db::ledger`).
         "ALTER TABLE wolley_push_run \
             ADD COLUMN IF NOT EXISTS owner        CHAR(32)        NULL, \
             ADD COLUMN IF NOT EXISTS heartbeat_at DATETIME(6)     NULL, \
-            ADD COLUMN IF NOT EXISTS retrying     BIGINT UNSIGNED NOT NULL DEFAULT 0",
+            ADD COLUMN IF NOT EXISTS retrying     BIGINT UNSIGNED NOT NULL DEFAULT 0, \
+            ADD COLUMN IF NOT EXISTS in_flight    MEDIUMTEXT      NULL",
         "CREATE TABLE IF NOT EXISTS wolley_push_retry (
             job        VARCHAR(32)  NOT NULL,
             slot       VARCHAR(40)  NOT NULL,

@@ -2,14 +2,15 @@
 //! became of the others, and from that the next [`Batch`] to make durable.
 //!
 //! The rule that bounds what a crash can cost: every write moves the checkpoint to the highest
-//! user that had *finished* (sent, pruned, failed for good) by the previous write, and writes a
-//! retry-set row for every user at or below it that has not finished: still in flight
-//! (`in_flight`), or not delivered (`retry`). Users are taken in `user_id` order, so everything
-//! at or below that user was taken before it finished; anything that finished above the
-//! checkpoint finished after the previous write. A rerun after kill -9 therefore resends the
-//! messages in flight plus at most those finished during the last two write intervals, and
-//! nothing else. Only the users in flight unusually long (slower than the ones after them) ever
-//! need a row: in the steady state a write is the journal row alone.
+//! user that had *finished* (sent, pruned, failed for good) by the previous write. Users are
+//! taken in `user_id` order, so everything at or below that user was taken before it finished;
+//! anything that finished above the checkpoint finished after the previous write. Each write
+//! also records the users at or below the checkpoint that have not finished: those still in
+//! flight as a list in the journal row itself (rewritten whole each time: they come and go by the
+//! hundred a second, and rows for them would churn the database), those not delivered as rows of
+//! the retry set. A rerun after kill -9 takes the list into the retry set and therefore resends
+//! the messages in flight plus at most those finished during the last two write intervals, and
+//! nothing else.
 
 use std::collections::BTreeMap;
 
@@ -40,11 +41,22 @@ impl Resolution {
     }
 }
 
+/// What the database holds for a user whose message is not finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    /// Nothing: the user is above the checkpoint.
+    Nothing,
+    /// The journal row's in-flight list (counted in `retrying`).
+    Listed,
+    /// A retry-set row (counted in `retrying`).
+    Row,
+}
+
 #[derive(Debug)]
 struct Resolved {
     user_id: i64,
-    /// The user had a retry-set row when this was decided.
-    had_row: bool,
+    /// What the database held for the user when this was decided.
+    held: Held,
     resolution: Resolution,
 }
 
@@ -67,8 +79,8 @@ pub(crate) struct Progress {
     finished_at_last_write: i64,
     highest_finished: i64,
     highest_read: i64,
-    /// Taken and not yet answered, with whether the user has a retry-set row.
-    pending: BTreeMap<i64, bool>,
+    /// Taken and not yet answered, with what the database holds for them.
+    pending: BTreeMap<i64, Held>,
     /// Answers not yet in a batch (those above the checkpoint wait for it to pass them).
     unwritten: Vec<Resolved>,
     totals: SlotCounts,
@@ -90,14 +102,15 @@ impl Progress {
 
     /// `user_id` was handed to the sender; `in_retry_set` when it comes from the retry set.
     pub fn taken(&mut self, user_id: i64, in_retry_set: bool) {
-        self.pending.insert(user_id, in_retry_set);
+        self.pending.insert(user_id, if in_retry_set { Held::Row } else { Held::Nothing });
         self.read(user_id, in_retry_set);
     }
 
     /// `user_id` was read and is not sent (see [`Resolution::Skipped`]).
     pub fn skipped(&mut self, user_id: i64, in_retry_set: bool) {
         self.read(user_id, in_retry_set);
-        self.unwritten.push(Resolved { user_id, had_row: in_retry_set, resolution: Resolution::Skipped });
+        let held = if in_retry_set { Held::Row } else { Held::Nothing };
+        self.unwritten.push(Resolved { user_id, held, resolution: Resolution::Skipped });
     }
 
     fn read(&mut self, user_id: i64, in_retry_set: bool) {
@@ -108,11 +121,11 @@ impl Progress {
 
     /// `user_id`'s message is answered.
     pub fn resolved(&mut self, user_id: i64, resolution: Resolution) {
-        let had_row = self.pending.remove(&user_id).unwrap_or(false);
+        let held = self.pending.remove(&user_id).unwrap_or(Held::Nothing);
         if resolution.finished() {
             self.highest_finished = self.highest_finished.max(user_id);
         }
-        self.unwritten.push(Resolved { user_id, had_row, resolution });
+        self.unwritten.push(Resolved { user_id, held, resolution });
     }
 
     /// The next batch to write; with `ending`, the run's last.
@@ -124,25 +137,24 @@ impl Progress {
         });
         self.finished_at_last_write = self.highest_finished;
         let mut batch = Batch { checkpoint, ..Batch::default() };
-        for (&user_id, has_row) in self.pending.range_mut(..=checkpoint) {
-            if !*has_row {
-                *has_row = true;
+        for (_, held) in self.pending.range_mut(..=checkpoint) {
+            if *held == Held::Nothing {
+                *held = Held::Listed;
                 self.totals.targeted += 1;
                 self.totals.retrying += 1;
-                let reason = "in flight when this was written: it may have been delivered".to_owned();
-                batch.rows.insert(user_id, RowChange::Keep { state: RetryState::InFlight, reason });
             }
         }
+        batch.in_flight =
+            self.pending.iter().filter(|(_, held)| **held == Held::Listed).map(|(&user, _)| user).collect();
         let mut waiting = Vec::new();
         for resolved in std::mem::take(&mut self.unwritten) {
-            if resolved.had_row {
-                self.settle_row(resolved, &mut batch);
-            } else if resolved.user_id <= checkpoint {
-                self.settle_fresh(resolved, &mut batch);
-            } else if ending.is_none() {
-                waiting.push(resolved);
+            match resolved.held {
+                Held::Row | Held::Listed => self.settle_held(resolved, &mut batch),
+                Held::Nothing if resolved.user_id <= checkpoint => self.settle_fresh(resolved, &mut batch),
+                Held::Nothing if ending.is_none() => waiting.push(resolved),
+                // At the end, what is left above the checkpoint did not finish: it is read again.
+                Held::Nothing => {}
             }
-            // At the end, what is left above the checkpoint did not finish: it is read again.
         }
         self.unwritten = waiting;
         self.checkpoint = checkpoint;
@@ -171,8 +183,8 @@ impl Progress {
         }
     }
 
-    /// A user already counted in `retrying`, through its row.
-    fn settle_row(&mut self, Resolved { user_id, resolution, .. }: Resolved, batch: &mut Batch) {
+    /// A user already counted in `retrying`, through the in-flight list or a retry-set row.
+    fn settle_held(&mut self, Resolved { user_id, held, resolution }: Resolved, batch: &mut Batch) {
         let t = &mut self.totals;
         let change = match resolution {
             Resolution::Retry { reason } => {
@@ -192,7 +204,10 @@ impl Progress {
         };
         *change += 1;
         t.retrying = t.retrying.saturating_sub(1);
-        batch.rows.insert(user_id, RowChange::Delete);
+        // A listed user leaves the list by not being in the next one.
+        if held == Held::Row {
+            batch.rows.insert(user_id, RowChange::Delete);
+        }
     }
 }
 
@@ -232,7 +247,7 @@ mod tests {
     }
 
     #[test]
-    fn a_user_in_flight_below_the_checkpoint_gets_an_in_flight_row() {
+    fn a_user_in_flight_below_the_checkpoint_is_listed_in_flight() {
         let mut progress = Progress::new(0, SlotCounts::default());
         take_all(&mut progress, 1..=5);
         for user in 2..=5 {
@@ -241,23 +256,38 @@ mod tests {
         progress.take_batch(None);
         let batch = progress.take_batch(None);
         assert_eq!(batch.checkpoint, 5);
-        assert!(matches!(batch.rows[&1], RowChange::Keep { state: RetryState::InFlight, .. }));
+        assert_eq!(batch.in_flight, vec![1]);
+        assert!(batch.rows.is_empty(), "in flight is not a retry-set row");
         assert_eq!(batch.totals, SlotCounts { targeted: 5, sent: 4, retrying: 1, ..SlotCounts::default() });
         assert!(batch.totals.adds_up());
     }
 
     #[test]
-    fn a_parked_user_that_is_then_delivered_loses_its_row() {
+    fn a_listed_user_that_is_then_delivered_leaves_the_list() {
         let mut progress = Progress::new(0, SlotCounts::default());
         take_all(&mut progress, 1..=3);
         progress.resolved(2, Resolution::Sent);
         progress.resolved(3, Resolution::Sent);
         progress.take_batch(None);
-        progress.take_batch(None);
+        assert_eq!(progress.take_batch(None).in_flight, vec![1]);
         progress.resolved(1, Resolution::Sent);
         let batch = progress.take_batch(None);
-        assert_eq!(batch.rows[&1], RowChange::Delete);
+        assert!(batch.in_flight.is_empty() && batch.rows.is_empty());
         assert_eq!(batch.totals, SlotCounts { targeted: 3, sent: 3, ..SlotCounts::default() });
+    }
+
+    #[test]
+    fn a_listed_user_that_fails_moves_to_the_retry_set() {
+        let mut progress = Progress::new(0, SlotCounts::default());
+        take_all(&mut progress, 1..=2);
+        progress.resolved(2, Resolution::Sent);
+        progress.take_batch(None);
+        progress.take_batch(None);
+        progress.resolved(1, retry("503"));
+        let batch = progress.take_batch(None);
+        assert!(batch.in_flight.is_empty());
+        assert!(matches!(batch.rows[&1], RowChange::Keep { state: RetryState::Retry, .. }));
+        assert_eq!(batch.totals, SlotCounts { targeted: 2, sent: 1, retrying: 1, ..SlotCounts::default() });
     }
 
     #[test]
