@@ -6,6 +6,7 @@
 //! and [`ping`] tell monitoring, [`panic_hook`] turns a bug into one line and exit 1.
 
 pub mod breaker;
+pub mod causes;
 pub mod cli;
 pub mod config;
 pub mod counts;

@@ -10,7 +10,7 @@ use std::fmt;
 use std::time::Duration;
 
 // Errors are shown with their causes; callers strip the URL (a secret) first (`without_url`).
-use crate::error::chain;
+use crate::causes::one_line;
 use crate::exit::ExitCode;
 
 /// Time limit of one ping request (Healthchecks' own examples use 10 s for the whole call).
@@ -127,7 +127,10 @@ impl Pinger {
         match client {
             Ok(client) => Some(Pinger { client, url, run_id: run_id() }),
             Err(error) => {
-                tracing::warn!("cannot build the health-ping client ({}); no pings this run", chain(&error));
+                tracing::warn!(
+                    "cannot build the health-ping client ({}); no pings this run",
+                    one_line(&error)
+                );
                 None
             }
         }
@@ -151,7 +154,7 @@ impl Pinger {
                         break;
                     }
                 }
-                Err(error) => last_error = chain(&error.without_url()),
+                Err(error) => last_error = one_line(&error.without_url()),
             }
             if attempt == 1 {
                 tokio::time::sleep(RETRY_AFTER).await;

@@ -360,7 +360,7 @@ impl Authenticator {
             gcp_auth::Error::Json(..) => {
                 return Failure::Refused(self.rejected("its answer was not an access token".into()))
             }
-            other => return Failure::NoAnswer(crate::error::chain(&other)),
+            other => return Failure::NoAnswer(crate::causes::one_line(&other)),
         }
         let assertion = match self.key.assertion(provider.signer()) {
             Ok(assertion) => assertion,
@@ -389,11 +389,11 @@ impl Authenticator {
                     .send()
                     .await
             }
-            Err(error) => return Failure::NoAnswer(crate::error::chain(&error)),
+            Err(error) => return Failure::NoAnswer(crate::causes::one_line(&error)),
         };
         let response = match sent {
             Ok(response) => response,
-            Err(error) => return Failure::NoAnswer(crate::error::chain(&error)),
+            Err(error) => return Failure::NoAnswer(crate::causes::one_line(&error)),
         };
         let status = response.status().as_u16();
         let body = response.bytes().await.unwrap_or_default();

@@ -177,7 +177,7 @@ fn transport_error(error: &reqwest::Error) -> String {
     };
     // reqwest's own message repeats the URL; its causes say what went wrong.
     match std::error::Error::source(error) {
-        Some(cause) => format!("{kind}: {}", crate::error::chain(cause)),
+        Some(cause) => format!("{kind}: {}", crate::causes::one_line(cause)),
         None => kind.to_owned(),
     }
 }

@@ -3,6 +3,7 @@
 mod harness;
 mod proxy;
 
+mod architecture;
 mod bad_inputs;
 mod credential_faults;
 mod database_faults;
