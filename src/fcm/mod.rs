@@ -30,15 +30,6 @@ pub struct ClientSettings {
     pub extra_ca_file: Option<std::path::PathBuf>,
 }
 
-/// The result of one request, before retry policy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Answer {
-    /// FCM answered.
-    Answered(Verdict),
-    /// No answer: connection refused, reset or timed out.
-    Unreachable(String),
-}
-
 /// An FCM HTTP v1 client: a few HTTP/2 connections, each carrying many streams.
 pub struct FcmClient {
     connections: Vec<reqwest::Client>,
@@ -84,33 +75,31 @@ impl FcmClient {
     ///
     /// # Errors
     /// When no access token can be obtained.
-    pub async fn send(&self, lane: usize, body: Bytes) -> Result<Answer, AuthError> {
+    pub async fn send(&self, lane: usize, body: Bytes) -> Result<Verdict, AuthError> {
         let size = message::message_bytes(&body);
         if size > message::MAX_MESSAGE_BYTES {
             // Only an unusually long token gets here (the template kept room for a normal one):
             // FCM would refuse the payload as a whole and stop the run, so this message alone
             // fails, unsent.
-            return Ok(Answer::Answered(Verdict::Rejected(format!(
+            return Ok(Verdict::Rejected(format!(
                 "not sent: with its device token the message would be {size} bytes, over FCM's {}-byte limit",
                 message::MAX_MESSAGE_BYTES
-            ))));
+            )));
         }
         let bearer = self.auth.bearer().await?;
         let answer = self.post(lane, &bearer.header, body.clone()).await;
-        let Answer::Answered(Verdict::Unauthenticated(_)) = answer else {
+        let Verdict::Unauthenticated(_) = answer else {
             return Ok(answer);
         };
         tracing::debug!("FCM says the access token expired; refreshing it");
         let fresh = self.auth.reject(bearer.generation).await?;
         Ok(match self.post(lane, &fresh.header, body).await {
-            Answer::Answered(Verdict::Unauthenticated(message)) => {
-                Answer::Answered(Verdict::Fatal(FatalSendError::Unauthenticated(message)))
-            }
+            Verdict::Unauthenticated(message) => Verdict::Fatal(FatalSendError::Unauthenticated(message)),
             other => other,
         })
     }
 
-    async fn post(&self, lane: usize, authorization: &HeaderValue, body: Bytes) -> Answer {
+    async fn post(&self, lane: usize, authorization: &HeaderValue, body: Bytes) -> Verdict {
         let client = &self.connections[lane % self.connections.len()];
         // A parsed URL and a static content type: nothing parsed or allocated per request here.
         let response = client
@@ -122,14 +111,14 @@ impl FcmClient {
             .await;
         let response = match response {
             Ok(response) => response,
-            Err(error) => return Answer::Unreachable(transport_error(&error)),
+            Err(error) => return Verdict::Unreachable(transport_error(&error)),
         };
         let status = response.status().as_u16();
         let retry_after =
             response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
         match response.bytes().await {
-            Ok(bytes) => Answer::Answered(verdict::classify(status, retry_after.as_deref(), &bytes)),
-            Err(error) => Answer::Unreachable(transport_error(&error)),
+            Ok(bytes) => verdict::classify(status, retry_after.as_deref(), &bytes),
+            Err(error) => Verdict::Unreachable(transport_error(&error)),
         }
     }
 }

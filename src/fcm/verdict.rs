@@ -85,6 +85,8 @@ pub enum Verdict {
     /// it per token and intermittently (firebase-admin-node #3215, #2294), so it fails the
     /// message, not the run; a later run may deliver it.
     ThirdPartyAuth(String),
+    /// No answer: connection refused, reset or timed out (tried again like a 5xx).
+    Unreachable(String),
     /// This one message failed for good: an answer docs/product.md does not name, or (from the
     /// client, unsent) a message too big for FCM once its unusually long token is in.
     Rejected(String),

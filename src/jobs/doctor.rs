@@ -23,7 +23,7 @@ use crate::error::Result;
 use crate::exit::ExitCode;
 use crate::fcm::auth::{AuthError, Authenticator, ServiceAccountKey};
 use crate::fcm::message::{Message, RequestTemplate};
-use crate::fcm::{Answer, ClientSettings, FatalSendError, FcmClient, Verdict};
+use crate::fcm::{ClientSettings, FatalSendError, FcmClient, Verdict};
 use crate::slot;
 
 /// The check names, stable for scripts reading `--format json`.
@@ -355,13 +355,13 @@ async fn fcm_send(config: &Config, auth: Arc<Authenticator>) -> Check {
         Err(error) => return auth_failure(FCM, &error),
     };
     match answer {
-        Answer::Answered(Verdict::Accepted) => Check::ok(
+        Verdict::Accepted => Check::ok(
             FCM,
             format!("{at} accepted a validate_only message for project {project}; nothing was delivered"),
         ),
         // FCM authenticates and authorises the request before it looks at the token: an answer
         // about the token is the proof doctor wants.
-        Answer::Answered(Verdict::Dead(reason)) => Check::ok(
+        Verdict::Dead(reason) => Check::ok(
             FCM,
             format!(
                 "{at} accepted the key for project {project} and refused only doctor's made-up device \
@@ -369,28 +369,24 @@ async fn fcm_send(config: &Config, auth: Arc<Authenticator>) -> Check {
                 reason.as_str()
             ),
         ),
-        Answer::Answered(Verdict::Fatal(fatal)) => fcm_refusal(&project, fatal),
+        Verdict::Fatal(fatal) => fcm_refusal(&project, fatal),
         // A job counts one such answer as a failed message; doctor's one probe has nothing
         // else to go on, and the likeliest cause is the APNs key in Firebase.
-        Answer::Answered(Verdict::ThirdPartyAuth(message)) => {
-            fcm_refusal(&project, FatalSendError::ThirdPartyAuth(message))
-        }
-        Answer::Answered(Verdict::Unauthenticated(message)) => {
-            fcm_refusal(&project, FatalSendError::Unauthenticated(message))
-        }
-        Answer::Answered(Verdict::Transient { reason, .. }) => Check::fail(
+        Verdict::ThirdPartyAuth(message) => fcm_refusal(&project, FatalSendError::ThirdPartyAuth(message)),
+        Verdict::Unauthenticated(message) => fcm_refusal(&project, FatalSendError::Unauthenticated(message)),
+        Verdict::Transient { reason, .. } => Check::fail(
             FCM,
             ExitCode::TempFail,
             format!("{at} answered {reason}"),
             "FCM is overloaded or unavailable: run doctor again in a few minutes",
         ),
-        Answer::Answered(Verdict::Rejected(reason)) => Check::fail(
+        Verdict::Rejected(reason) => Check::fail(
             FCM,
             ExitCode::Config,
             format!("{at} refused the validate_only message: {reason}"),
             "check --fcm-endpoint (normally https://fcm.googleapis.com) and --project-id",
         ),
-        Answer::Unreachable(reason) => Check::fail(
+        Verdict::Unreachable(reason) => Check::fail(
             FCM,
             ExitCode::TempFail,
             format!("cannot reach FCM at {at}: {reason}"),

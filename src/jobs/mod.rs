@@ -5,13 +5,13 @@
 //! update the metrics file, ping the result. `doctor` and `generate` are the operator's tools
 //! and skip it.
 
+pub mod broadcast;
+pub mod delivery;
 pub mod doctor;
 pub mod generate;
 pub mod migrate;
-pub mod pipeline;
 mod restore;
 mod runs;
-pub mod scheduled;
 pub mod stats_weekly;
 
 use std::time::{Duration, Instant, SystemTime};
@@ -23,16 +23,16 @@ use crate::exit::ExitCode;
 use crate::fcm::message::Message;
 use crate::metrics::{self, RunRecord};
 use crate::ping::{Pinger, Signal};
-use crate::report::{self, Summary};
 use crate::slot::{self, IsoWeek};
+use crate::summary::{self, Summary};
 use crate::tokens::TokenSource;
 
-use pipeline::Plan;
-use scheduled::{Audience, Scheduled};
+use broadcast::{Audience, Broadcast};
+use delivery::Plan;
 
 /// How a run ended, as the exit status, the metrics file and the health pings report it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Outcome {
+pub struct RunEnd {
     /// The process exit code.
     pub exit_code: ExitCode,
     /// The run's message counts, for jobs that send.
@@ -50,20 +50,20 @@ pub enum Skip {
     LockHeld,
 }
 
-impl Outcome {
+impl RunEnd {
     /// A run that counted its messages.
     pub fn sent(summary: &Summary) -> Self {
-        Outcome { exit_code: summary.exit_code(), counts: Some(summary.counts), skipped: None }
+        RunEnd { exit_code: summary.exit_code(), counts: Some(summary.counts), skipped: None }
     }
 
     /// A run that counts no messages (migrate, stats).
     pub fn exited(exit_code: ExitCode) -> Self {
-        Outcome { exit_code, counts: None, skipped: None }
+        RunEnd { exit_code, counts: None, skipped: None }
     }
 
     /// A run that had nothing to do: it sent nothing and exits 0.
     pub fn skipped(skip: Skip) -> Self {
-        Outcome { exit_code: ExitCode::Success, counts: Some(Counts::default()), skipped: Some(skip) }
+        RunEnd { exit_code: ExitCode::Success, counts: Some(Counts::default()), skipped: Some(skip) }
     }
 
     /// Whether the run moves the last-success timestamp: it exited 0 and the job is done. A run
@@ -95,7 +95,7 @@ pub async fn run_monitored(config: &Config) -> Result<ExitCode> {
         Ok(outcome) => (*outcome, describe(job, outcome, duration)),
         Err(error) => {
             let code = error.exit_code();
-            (Outcome::exited(code), format!("{job}: exit {}: {error}", code.code()))
+            (RunEnd::exited(code), format!("{job}: exit {}: {error}", code.code()))
         }
     };
     if let Some(path) = &monitoring.metrics_file {
@@ -128,7 +128,7 @@ pub async fn run_monitored(config: &Config) -> Result<ExitCode> {
 }
 
 /// One line for the ping's body, which Healthchecks shows in the check's event log.
-fn describe(job: &str, outcome: &Outcome, duration: Duration) -> String {
+fn describe(job: &str, outcome: &RunEnd, duration: Duration) -> String {
     let mut line = format!("{job}: exit {}", outcome.exit_code.code());
     match (outcome.skipped, outcome.counts) {
         (Some(Skip::SlotDone), _) => line.push_str("; the slot was already done"),
@@ -147,34 +147,34 @@ fn describe(job: &str, outcome: &Outcome, duration: Duration) -> String {
 ///
 /// # Errors
 /// Whatever stopped the run; see [`crate::error::Error`].
-pub async fn run(config: &Config) -> Result<Outcome> {
+pub async fn run(config: &Config) -> Result<RunEnd> {
     match &config.job {
-        Job::Migrate => migrate::run(config).await.map(Outcome::exited),
+        Job::Migrate => migrate::run(config).await.map(RunEnd::exited),
         Job::StatsWeekly(job) => stats_weekly::run(config, job).await,
-        Job::Doctor => doctor::run(config).await.map(Outcome::exited),
-        Job::Runs { job, last } => runs::run(config, job.as_deref(), *last).await.map(Outcome::exited),
-        Job::RestoreTokens(selection) => restore::run(config, selection).await.map(Outcome::exited),
-        Job::Generate { out_dir } => generate::run(out_dir, &config.output).map(Outcome::exited),
+        Job::Doctor => doctor::run(config).await.map(RunEnd::exited),
+        Job::Runs { job, last } => runs::run(config, job.as_deref(), *last).await.map(RunEnd::exited),
+        Job::RestoreTokens(selection) => restore::run(config, selection).await.map(RunEnd::exited),
+        Job::Generate { out_dir } => generate::run(out_dir, &config.output).map(RunEnd::exited),
         Job::SaveLocation { batch, slot, ttl } => {
-            let job = Scheduled {
+            let job = Broadcast {
                 job: "save-location",
                 slot: slot.to_rfc3339(),
                 message: Message::save_location(slot, *ttl),
                 batch,
                 audience: Audience::AppUsers,
             };
-            scheduled::run(config, job).await
+            broadcast::run(config, job).await
         }
         Job::PathDaily { batch, week, text } => {
             let now = config.now.with_timezone(&config.timezone);
-            let job = Scheduled {
+            let job = Broadcast {
                 job: "path-daily",
                 slot: week.to_string(),
                 message: Message::path_daily(week.to_string(), &now, text.title.clone(), text.body.clone()),
                 batch,
                 audience: Audience::AppUsers,
             };
-            scheduled::run(config, job).await
+            broadcast::run(config, job).await
         }
         Job::Send { token, kind, mode } => {
             let plan = Plan {
@@ -184,9 +184,9 @@ pub async fn run(config: &Config) -> Result<Outcome> {
                 mode: *mode,
                 source: TokenSource::single(token.clone()),
             };
-            let summary = pipeline::execute(config, plan, None, Instant::now()).await?;
-            report::emit(&summary, &config.output, *mode == crate::config::Mode::Print)?;
-            Ok(Outcome::sent(&summary))
+            let summary = delivery::execute(config, plan, None, Instant::now()).await?;
+            summary::emit(&summary, &config.output, *mode == crate::config::Mode::Print)?;
+            Ok(RunEnd::sent(&summary))
         }
     }
 }

@@ -14,8 +14,8 @@ use crate::error::{Error, Result};
 use crate::exit::ExitCode;
 use crate::fcm::auth::AuthError;
 use crate::fcm::message::{Message, MAX_MESSAGE_BYTES};
-use crate::jobs::scheduled::{self, Audience, Scheduled};
-use crate::jobs::Outcome;
+use crate::jobs::broadcast::{self, Audience, Broadcast};
+use crate::jobs::RunEnd;
 use crate::shard::Shard;
 use crate::slot::IsoWeek;
 use crate::stats::badges::BadgeRules;
@@ -31,7 +31,7 @@ const NOTIFY_JOB: &str = "stats-notify";
 /// # Errors
 /// [`Error::Config`] for a bad badge file, a missing database URL or (with `--notify`)
 /// missing credentials; database failures; FCM refusing the notification run.
-pub async fn run(config: &Config, job: &StatsWeekly) -> Result<Outcome> {
+pub async fn run(config: &Config, job: &StatsWeekly) -> Result<RunEnd> {
     let started = Instant::now();
     let rules = match &job.badges {
         Some(path) => BadgeRules::load(path).map_err(|e| Error::Config(e.to_string()))?,
@@ -61,7 +61,7 @@ async fn aggregate_and_notify(
     rules: &BadgeRules,
     notification: Option<Message>,
     started: Instant,
-) -> Result<Outcome> {
+) -> Result<RunEnd> {
     db.check_schema().await?;
     let aggregated = aggregate(db, week, rules, job.user).await?;
     let report = aggregated.totals.report(week.to_string(), rules, started.elapsed());
@@ -73,7 +73,7 @@ async fn aggregate_and_notify(
     if !config.output.quiet {
         print!("{text}");
     }
-    let Some(message) = notification else { return Ok(Outcome::exited(ExitCode::Success)) };
+    let Some(message) = notification else { return Ok(RunEnd::exited(ExitCode::Success)) };
     // The notifications are a scheduled delivery of their own: one run per week at a time, and a
     // week's winners notified once (a rerun of the aggregation does not notify them again).
     let batch = Batch {
@@ -83,14 +83,14 @@ async fn aggregate_and_notify(
         deadline: PATH_DAILY_DEADLINE,
         shard: Shard::ALL,
     };
-    let notify = Scheduled {
+    let notify = Broadcast {
         job: NOTIFY_JOB,
         slot: week.to_string(),
         message,
         batch: &batch,
         audience: Audience::BadgeWinners { week, now: config.now },
     };
-    scheduled::run(config, notify).await
+    broadcast::run(config, notify).await
 }
 
 /// What aggregating a week produced.

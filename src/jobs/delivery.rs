@@ -14,15 +14,15 @@ use crate::breaker::{self, PrunePolicy};
 use crate::config::{Config, Mode};
 use crate::counts::Counts;
 use crate::db::ledger::DeadToken;
+use crate::engine::{Delivery, Engine, EngineError, Outcome, Policy};
 use crate::error::{Error, Result};
 use crate::fcm::auth::{AuthError, Authenticator, ServiceAccountKey};
 use crate::fcm::message::{Message, RequestTemplate};
 use crate::fcm::{DeadReason, FatalSendError, FcmClient};
 use crate::ledger::{Ending, Recorder, Resolution};
 use crate::output;
-use crate::report::Summary;
-use crate::send::{Delivery, Engine, EngineError, Outcome, Policy};
 use crate::stop::{RunStop, SendGate, StopReason};
+use crate::summary::Summary;
 use crate::tokens::{Rejection, SourceError, Target, TokenCounts, TokenFilter, TokenSource};
 
 /// Targets waiting for a sender; bounded so memory does not grow with the user count.

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use crate::fcm::auth::AuthError;
 use crate::fcm::message::RequestTemplate;
-use crate::fcm::{Answer, DeadReason, FatalSendError, FcmClient, Verdict};
+use crate::fcm::{DeadReason, FatalSendError, FcmClient, Verdict};
 use crate::stop::{RunStop, SendGate, StopReason};
 use crate::tokens::Target;
 
@@ -170,15 +170,15 @@ impl Engine {
             }
             let (retry_after, quota, reason, unreachable) = match self.client.send(lane, body.clone()).await?
             {
-                Answer::Answered(Verdict::Accepted) => return Ok(Outcome::Sent),
-                Answer::Answered(Verdict::Dead(reason)) => return Ok(Outcome::Dead(reason)),
-                Answer::Answered(Verdict::Fatal(error)) => return Err(error.into()),
-                Answer::Answered(Verdict::Unauthenticated(message)) => {
+                Verdict::Accepted => return Ok(Outcome::Sent),
+                Verdict::Dead(reason) => return Ok(Outcome::Dead(reason)),
+                Verdict::Fatal(error) => return Err(error.into()),
+                Verdict::Unauthenticated(message) => {
                     return Err(FatalSendError::Unauthenticated(message).into())
                 }
                 // Per token and intermittent: no retry within the run, but a rerun of the slot may
                 // get through.
-                Answer::Answered(Verdict::ThirdPartyAuth(message)) => {
+                Verdict::ThirdPartyAuth(message) => {
                     tracing::debug!(token = target.short(), %message, "THIRD_PARTY_AUTH_ERROR: APNs refused the message");
                     return Ok(Outcome::Failed {
                         reason: format!("THIRD_PARTY_AUTH_ERROR: {message}"),
@@ -186,13 +186,11 @@ impl Engine {
                         retryable: true,
                     });
                 }
-                Answer::Answered(Verdict::Rejected(reason)) => {
+                Verdict::Rejected(reason) => {
                     return Ok(Outcome::Failed { reason, unreachable: false, retryable: false })
                 }
-                Answer::Answered(Verdict::Transient { retry_after, quota, reason }) => {
-                    (retry_after, quota, reason, false)
-                }
-                Answer::Unreachable(reason) => (None, false, reason, true),
+                Verdict::Transient { retry_after, quota, reason } => (retry_after, quota, reason, false),
+                Verdict::Unreachable(reason) => (None, false, reason, true),
             };
             let base = if quota { self.policy.quota_backoff } else { self.policy.backoff };
             let delay = backoff_delay(base, attempt, retry_after);

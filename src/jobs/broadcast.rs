@@ -18,17 +18,17 @@ use crate::db::Database;
 use crate::error::{Error, Result};
 use crate::fcm::message::Message;
 use crate::ledger::{self, Ledger, Opened};
-use crate::report::{self, Summary};
 use crate::shard::Shard;
 use crate::slot::{IsoWeek, RunKey};
 use crate::stop::{RunStop, StopReason};
+use crate::summary::{self, Summary};
 use crate::tokens::{Start, TokenSource};
 
-use super::pipeline::{self, Plan, Ran as Delivered};
-use super::{Outcome, Skip};
+use super::delivery::{self, Plan, Ran as Delivered};
+use super::{RunEnd, Skip};
 
 /// A scheduled job's run.
-pub struct Scheduled<'a> {
+pub struct Broadcast<'a> {
     /// The job's name (also the lock's and the journal's).
     pub job: &'static str,
     /// The slot label.
@@ -68,23 +68,23 @@ impl Audience {
 ///
 /// # Errors
 /// Whatever stopped the run.
-pub async fn run(config: &Config, job: Scheduled<'_>) -> Result<Outcome> {
+pub async fn run(config: &Config, job: Broadcast<'_>) -> Result<RunEnd> {
     let started = Instant::now();
     let batch = job.batch;
     let summary = if let Some(path) = &batch.tokens_file {
         let plan = plan(&job, TokenSource::file(path.clone()));
-        pipeline::execute(config, plan, Some(batch.deadline), started).await?
+        delivery::execute(config, plan, Some(batch.deadline), started).await?
     } else {
         let db = connect(config).await?;
         let result = from_database(config, &job, &db, started).await;
         db.close().await;
         match result? {
             Ran::Sent(summary) => summary,
-            Ran::Skipped(skip) => return Ok(Outcome::skipped(skip)),
+            Ran::Skipped(skip) => return Ok(RunEnd::skipped(skip)),
         }
     };
-    report::emit(&summary, &config.output, batch.mode == Mode::Print)?;
-    Ok(Outcome::sent(&summary))
+    summary::emit(&summary, &config.output, batch.mode == Mode::Print)?;
+    Ok(RunEnd::sent(&summary))
 }
 
 /// A database run's end: it sent (whatever the counts), or there was nothing to do.
@@ -93,7 +93,7 @@ enum Ran {
     Skipped(Skip),
 }
 
-fn plan(job: &Scheduled<'_>, source: TokenSource) -> Plan {
+fn plan(job: &Broadcast<'_>, source: TokenSource) -> Plan {
     Plan { job: job.job, slot: job.slot.clone(), message: job.message.clone(), mode: job.batch.mode, source }
 }
 
@@ -108,16 +108,16 @@ async fn connect(config: &Config) -> Result<Database> {
     Ok(Database::connect(url).await?)
 }
 
-async fn from_database(config: &Config, job: &Scheduled<'_>, db: &Database, started: Instant) -> Result<Ran> {
+async fn from_database(config: &Config, job: &Broadcast<'_>, db: &Database, started: Instant) -> Result<Ran> {
     let batch = job.batch;
     if batch.mode != Mode::Send {
         let source = job.audience.source(db, batch.shard, Start::beginning());
-        return pipeline::execute(config, plan(job, source), Some(batch.deadline), started)
+        return delivery::execute(config, plan(job, source), Some(batch.deadline), started)
             .await
             .map(Ran::Sent);
     }
     db.check_schema().await?;
-    let prepared = pipeline::prepare(config, &job.message, Mode::Send).await?;
+    let prepared = delivery::prepare(config, &job.message, Mode::Send).await?;
     let key = RunKey { job: job.job.to_owned(), slot: job.slot.clone(), shard: batch.shard };
     let settings = ledger::Settings { force: batch.force, prune: config.prune };
     let mut ledger = match Ledger::open(db, key.clone(), settings).await? {
@@ -150,7 +150,7 @@ async fn from_database(config: &Config, job: &Scheduled<'_>, db: &Database, star
     let source = job.audience.source(db, batch.shard, start);
     let stop = RunStop::new();
     ledger.start(stop.clone());
-    let delivering = pipeline::deliver(
+    let delivering = delivery::deliver(
         config,
         prepared,
         source,
