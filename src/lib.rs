@@ -5,6 +5,7 @@
 //! [`jobs`] are the scripts cron runs, [`report`] and [`output`] say what happened, [`metrics`]
 //! and [`ping`] tell monitoring, [`panic_hook`] turns a bug into one line and exit 1.
 
+pub mod advice;
 pub mod breaker;
 pub mod causes;
 pub mod cli;

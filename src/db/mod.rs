@@ -8,11 +8,13 @@ pub mod schema;
 pub mod stats;
 pub mod tokens;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
 use mysql_async::{Opts, Pool};
 
+use crate::advice::Advice;
 use crate::exit::ExitCode;
 
 /// How long to wait for a connection before calling the database unreachable.
@@ -80,18 +82,14 @@ impl fmt::Debug for DatabaseUrl {
 
 /// A database failure, with what to do about it.
 #[derive(Debug, thiserror::Error)]
+#[error("{}; {}", self.what(), self.fix())]
 pub enum DbError {
     /// The URL cannot be used.
-    #[error(
-        "WOLLEY_DATABASE_URL / --database-url is not a valid MariaDB URL ({reason}); \
-         expected mysql://USER:PASSWORD@HOST:3306/DATABASE"
-    )]
     BadUrl {
         /// What is wrong with it.
         reason: String,
     },
     /// The server cannot be reached.
-    #[error("cannot reach the database at {url}: {reason}; check that MariaDB is running and reachable, then run again")]
     Unreachable {
         /// The masked URL.
         url: String,
@@ -99,7 +97,6 @@ pub enum DbError {
         reason: String,
     },
     /// The server refused the credentials or the database name.
-    #[error("the database at {url} refused the connection: {reason}; check the user, password and database name in WOLLEY_DATABASE_URL")]
     AccessDenied {
         /// The masked URL.
         url: String,
@@ -107,19 +104,13 @@ pub enum DbError {
         reason: String,
     },
     /// A backend table or column is missing.
-    #[error("the database at {url} lacks what wolley-push reads: {reason}; point WOLLEY_DATABASE_URL at the Wolley backend's database")]
     MissingBackendSchema {
         /// The masked URL.
         url: String,
         /// The server's message.
         reason: String,
     },
-    /// The database user may not run one of wolley-push's statements.
-    #[error(
-        "the database user of {url} lacks {privilege}, needed while {doing}: {reason}; \
-         as a database administrator, {grant} TO that user (README, Troubleshoot, lists what \
-         wolley-push needs), then run again"
-    )]
+    /// The database user lacks a privilege a statement needs.
     PrivilegeMissing {
         /// The masked URL.
         url: String,
@@ -134,13 +125,10 @@ pub enum DbError {
         reason: String,
     },
     /// wolley-push's own tables are missing or older than this build.
-    #[error(transparent)]
     SchemaBehind(#[from] schema::SchemaBehind),
     /// wolley-push's own tables were migrated by a newer build.
-    #[error(transparent)]
     SchemaAhead(#[from] schema::SchemaAhead),
     /// Any other failure of a statement.
-    #[error("database error while {doing} at {url}: {reason}")]
     Query {
         /// What wolley-push was doing.
         doing: &'static str,
@@ -149,6 +137,54 @@ pub enum DbError {
         /// The server's or driver's message.
         reason: String,
     },
+}
+
+impl Advice for DbError {
+    fn what(&self) -> String {
+        match self {
+            DbError::BadUrl { reason } => {
+                format!("WOLLEY_DATABASE_URL / --database-url is not a valid MariaDB URL ({reason})")
+            }
+            DbError::Unreachable { url, reason } => format!("cannot reach the database at {url}: {reason}"),
+            DbError::AccessDenied { url, reason } => {
+                format!("the database at {url} refused the connection: {reason}")
+            }
+            DbError::MissingBackendSchema { url, reason } => {
+                format!("the database at {url} lacks what wolley-push reads: {reason}")
+            }
+            DbError::PrivilegeMissing { url, doing, privilege, reason, .. } => {
+                format!("the database user of {url} lacks {privilege}, needed while {doing}: {reason}")
+            }
+            DbError::SchemaBehind(behind) => behind.what(),
+            DbError::SchemaAhead(ahead) => ahead.what(),
+            DbError::Query { doing, url, reason } => {
+                format!("database error while {doing} at {url}: {reason}")
+            }
+        }
+    }
+
+    fn fix(&self) -> Cow<'static, str> {
+        match self {
+            DbError::BadUrl { .. } => "expected mysql://USER:PASSWORD@HOST:3306/DATABASE".into(),
+            DbError::Unreachable { .. } => {
+                "check that MariaDB is running and that this host can reach its address and port, then run again".into()
+            }
+            DbError::AccessDenied { .. } => "check the user, password and database name in WOLLEY_DATABASE_URL, \
+                and that the user may connect from this host"
+                .into(),
+            DbError::MissingBackendSchema { .. } => {
+                "point WOLLEY_DATABASE_URL at the Wolley backend's database (the one its Django app migrates)".into()
+            }
+            DbError::PrivilegeMissing { grant, .. } => format!(
+                "as a database administrator, {grant} TO that user (README, Troubleshoot, lists what \
+                 wolley-push needs), then run again"
+            )
+            .into(),
+            DbError::SchemaBehind(behind) => behind.fix(),
+            DbError::SchemaAhead(ahead) => ahead.fix(),
+            DbError::Query { .. } => "check the database's health and the user's privileges, then run again".into(),
+        }
+    }
 }
 
 impl DbError {

@@ -2,9 +2,12 @@
 //! Never touches the backend's tables. Every statement is idempotent, so a migration that was
 //! interrupted (MariaDB commits DDL at once) is finished by running `migrate` again.
 
+use std::borrow::Cow;
+
 use mysql_async::prelude::*;
 
 use super::{Database, DbError};
+use crate::advice::Advice;
 
 /// One step of the schema's history.
 pub struct Migration {
@@ -131,10 +134,7 @@ const MIGRATE_LOCK: &str = "wolley_push_migrate";
 
 /// The schema is older than this build.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "wolley-push's tables in {url} are at schema version {found}, this build needs {required}: \
-     run `wolley-push migrate` first"
-)]
+#[error("{}; {}", self.what(), self.fix())]
 pub struct SchemaBehind {
     /// The masked database URL.
     pub url: String,
@@ -144,10 +144,23 @@ pub struct SchemaBehind {
     pub required: u32,
 }
 
+impl Advice for SchemaBehind {
+    fn what(&self) -> String {
+        format!(
+            "wolley-push's tables in {} are at schema version {}, this build needs {}",
+            self.url, self.found, self.required
+        )
+    }
+
+    fn fix(&self) -> Cow<'static, str> {
+        "run `wolley-push migrate` first (it creates or upgrades only the wolley_push_* tables)".into()
+    }
+}
+
 /// The schema is newer than this build: a newer wolley-push migrated it, and this one does not
 /// know what its tables now mean (a job could write rows the newer build misreads).
 #[derive(Debug, thiserror::Error)]
-#[error("{}: {}", self.detail(), SchemaAhead::FIX)]
+#[error("{}; {}", self.what(), self.fix())]
 pub struct SchemaAhead {
     /// The masked database URL.
     pub url: String,
@@ -157,16 +170,16 @@ pub struct SchemaAhead {
     pub known: u32,
 }
 
-impl SchemaAhead {
-    /// What to do about it.
-    pub const FIX: &'static str = "install the newer build (or restore the matching one)";
-
-    /// What was found, without the fix.
-    pub fn detail(&self) -> String {
+impl Advice for SchemaAhead {
+    fn what(&self) -> String {
         format!(
             "wolley-push's tables in {} were migrated by a newer wolley-push: version {}; this build knows {}",
             self.url, self.found, self.known
         )
+    }
+
+    fn fix(&self) -> Cow<'static, str> {
+        "install the newer build (or restore the matching one)".into()
     }
 }
 

@@ -3,6 +3,7 @@
 //! A token endpoint that fails temporarily (5xx, 429, no answer) is tried again a few times and
 //! reported as temporary; one that refuses the key, as configuration.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -11,6 +12,7 @@ use gcp_auth::{CustomServiceAccount, TokenProvider};
 use reqwest::header::HeaderValue;
 use serde::Deserialize;
 
+use crate::advice::Advice;
 use crate::exit::ExitCode;
 
 /// The OAuth scope FCM's HTTP v1 API requires.
@@ -27,25 +29,24 @@ const DIAGNOSIS_TIMEOUT: Duration = Duration::from_secs(10);
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /// Refresh this long before Google's expiry so no request carries a token that dies in flight.
 const REFRESH_MARGIN: Duration = Duration::from_secs(120);
-const KEY_HELP: &str = "download a service-account key from the Firebase console \
-    (Project settings > Service accounts) and point GOOGLE_APPLICATION_CREDENTIALS or --credentials at it";
+const KEY_HELP: &str = "download a service-account key from the Firebase console (Project settings › \
+    Service accounts › Generate new private key) and point GOOGLE_APPLICATION_CREDENTIALS or --credentials at it";
 
 /// Why no access token could be had.
 #[derive(Debug, thiserror::Error)]
+#[error("{}; {}", self.what(), self.fix())]
 pub enum AuthError {
     /// No key configured.
-    #[error("no service-account key: set GOOGLE_APPLICATION_CREDENTIALS or --credentials; {KEY_HELP}")]
     Missing,
     /// The key file cannot be read.
-    #[error("cannot read the service-account key {} (GOOGLE_APPLICATION_CREDENTIALS / --credentials): {source}", path.display())]
     Unreadable {
         /// The key's path.
         path: PathBuf,
         /// The I/O error.
+        #[source]
         source: std::io::Error,
     },
     /// The key file is not a usable service-account key.
-    #[error("{} (GOOGLE_APPLICATION_CREDENTIALS / --credentials) is not a usable Google service-account key: {reason}; {KEY_HELP}", path.display())]
     Malformed {
         /// The key's path.
         path: PathBuf,
@@ -53,7 +54,6 @@ pub enum AuthError {
         reason: String,
     },
     /// The token endpoint answered, but refused the key.
-    #[error("Google's token endpoint {token_uri} refused the service-account key {} ({answer}): check that the key is current and not deleted or disabled, and the host's clock", path.display())]
     Rejected {
         /// The key's path.
         path: PathBuf,
@@ -63,7 +63,6 @@ pub enum AuthError {
         answer: String,
     },
     /// The token endpoint answered every try with a temporary failure (5xx, 429).
-    #[error("Google's token endpoint {token_uri} is temporarily failing ({attempts} tries, the last answered {reason}); the key is not in question: run again later")]
     TemporarilyFailing {
         /// The key's `token_uri`.
         token_uri: String,
@@ -73,13 +72,63 @@ pub enum AuthError {
         attempts: u32,
     },
     /// The token endpoint could not be reached in time.
-    #[error("cannot get an access token from {token_uri}: {reason}; check the network and run again later")]
     Unreachable {
         /// The key's `token_uri`.
         token_uri: String,
         /// What happened.
         reason: String,
     },
+}
+
+impl Advice for AuthError {
+    fn what(&self) -> String {
+        match self {
+            AuthError::Missing => {
+                "no service-account key is configured (GOOGLE_APPLICATION_CREDENTIALS / --credentials)".into()
+            }
+            AuthError::Unreadable { path, source } => {
+                format!("cannot read the service-account key {}: {source}", path.display())
+            }
+            AuthError::Malformed { path, reason } => {
+                format!("{} is not a usable Google service-account key: {reason}", path.display())
+            }
+            AuthError::Rejected { path, token_uri, answer } => format!(
+                "Google's token endpoint {token_uri} refused the service-account key {} ({answer})",
+                path.display()
+            ),
+            AuthError::TemporarilyFailing { token_uri, reason, attempts } => format!(
+                "Google's token endpoint {token_uri} is temporarily failing ({attempts} tries, the last \
+                 answered {reason}); the key is not in question"
+            ),
+            AuthError::Unreachable { token_uri, reason } => {
+                format!("cannot get an access token from {token_uri}: {reason}")
+            }
+        }
+    }
+
+    fn fix(&self) -> Cow<'static, str> {
+        match self {
+            AuthError::Missing | AuthError::Malformed { .. } => KEY_HELP.into(),
+            AuthError::Unreadable { path, source } => match source.kind() {
+                std::io::ErrorKind::NotFound => KEY_HELP.into(),
+                std::io::ErrorKind::PermissionDenied => format!(
+                    "let the user the jobs run as read it: chown that user {} && chmod 600 it",
+                    path.display()
+                )
+                .into(),
+                _ => "check the file and its directory".into(),
+            },
+            AuthError::Rejected { .. } => "the key may be deleted or disabled, or the host's clock wrong (the \
+                request is signed with the time): check the clock, or create a new key in the Firebase console"
+                .into(),
+            AuthError::TemporarilyFailing { .. } => {
+                "Google's side is failing (status.cloud.google.com): run again in a few minutes".into()
+            }
+            AuthError::Unreachable { .. } => "check DNS, the firewall and any proxy for outbound HTTPS from this \
+                host, then run again"
+                .into(),
+        }
+    }
 }
 
 impl AuthError {

@@ -1,9 +1,12 @@
 //! What an FCM HTTP v1 answer means for the message and for the run (docs/product.md, "Responses").
 //! Google's error JSON is branched on `details[].errorCode` first, then on the HTTP status.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use serde::Deserialize;
+
+use crate::advice::Advice;
 
 /// Why FCM says a token will never work again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,39 +31,60 @@ impl DeadReason {
 }
 
 /// FCM rejected something every message shares: sending more cannot succeed.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}; {}; the run stopped", self.what(), self.fix())]
 pub enum FatalSendError {
     /// 400 `INVALID_ARGUMENT` not about the token: our payload is wrong.
-    #[error(
-        "FCM rejected the message payload (400 INVALID_ARGUMENT: {0}); \
-         check --title/--body, otherwise report it as a wolley-push bug; the run stopped"
-    )]
     InvalidPayload(String),
-    /// 401 `THIRD_PARTY_AUTH_ERROR` for (nearly) every message: the APNs key or certificate in
-    /// Firebase is broken. One such answer is [`Verdict::ThirdPartyAuth`], not this.
-    #[error(
-        "FCM could not authenticate with APNs (401 THIRD_PARTY_AUTH_ERROR: {0}); upload a valid \
-         APNs auth key in the Firebase console (Project settings > Cloud Messaging); the run stopped"
-    )]
+    /// 401 `THIRD_PARTY_AUTH_ERROR` on too many messages: the APNs key in Firebase is broken.
     ThirdPartyAuth(String),
     /// 403 other than `SENDER_ID_MISMATCH`: the service account may not send.
-    #[error(
-        "FCM refused the service account (403 {0}); give it the Firebase Cloud Messaging API \
-         Admin role and check --project-id; the run stopped"
-    )]
     PermissionDenied(String),
     /// 404 without `UNREGISTERED`: the project or endpoint does not exist.
-    #[error(
-        "FCM answered 404 for the send URL ({0}); check --project-id / WOLLEY_FCM_PROJECT_ID \
-         and --fcm-endpoint; the run stopped"
-    )]
     NotFound(String),
     /// 401 `UNAUTHENTICATED` again right after a fresh access token.
-    #[error(
-        "FCM rejects even a fresh access token (401 UNAUTHENTICATED: {0}); check that the key \
-         belongs to the project and the FCM API is enabled; the run stopped"
-    )]
     Unauthenticated(String),
+}
+
+impl Advice for FatalSendError {
+    fn what(&self) -> String {
+        match self {
+            FatalSendError::InvalidPayload(why) => {
+                format!("FCM rejected the message payload (400 INVALID_ARGUMENT: {why})")
+            }
+            FatalSendError::ThirdPartyAuth(why) => {
+                format!("FCM could not authenticate with APNs (401 THIRD_PARTY_AUTH_ERROR: {why})")
+            }
+            FatalSendError::PermissionDenied(why) => format!("FCM refused the service account (403 {why})"),
+            FatalSendError::NotFound(why) => format!("FCM answered 404 for the send URL ({why})"),
+            FatalSendError::Unauthenticated(why) => {
+                format!("FCM rejects even a fresh access token (401 UNAUTHENTICATED: {why})")
+            }
+        }
+    }
+
+    fn fix(&self) -> Cow<'static, str> {
+        match self {
+            FatalSendError::InvalidPayload(_) => {
+                "check --title/--body, otherwise report it as a wolley-push bug"
+            }
+            FatalSendError::ThirdPartyAuth(_) => {
+                "upload a valid APNs auth key in the Firebase console (Project settings › Cloud Messaging)"
+            }
+            FatalSendError::PermissionDenied(_) => {
+                "give the service account the Firebase Cloud Messaging API Admin role (Google Cloud \
+                 console › IAM), and check --project-id"
+            }
+            FatalSendError::NotFound(_) => {
+                "check --project-id / WOLLEY_FCM_PROJECT_ID and --fcm-endpoint, and that the Firebase \
+                 Cloud Messaging API is enabled for the project"
+            }
+            FatalSendError::Unauthenticated(_) => {
+                "check that the key belongs to the project and the Firebase Cloud Messaging API is enabled"
+            }
+        }
+        .into()
+    }
 }
 
 /// What to do after one answer.
@@ -92,13 +116,6 @@ pub enum Verdict {
     Rejected(String),
     /// Stop the run.
     Fatal(FatalSendError),
-}
-
-impl Eq for FatalSendError {}
-impl PartialEq for FatalSendError {
-    fn eq(&self, other: &Self) -> bool {
-        self.to_string() == other.to_string()
-    }
 }
 
 #[derive(Deserialize)]

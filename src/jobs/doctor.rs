@@ -16,6 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::Serialize;
 
+use crate::advice::Advice;
 use crate::cli::Format;
 use crate::config::Config;
 use crate::db::{schema, Database, DbError};
@@ -274,51 +275,12 @@ fn permissions(path: &Path) -> Check {
 }
 
 fn auth_failure(name: &'static str, error: &AuthError) -> Check {
-    const NEW_KEY: &str = "download a service-account key from the Firebase console (Project settings › \
-                           Service accounts › Generate new private key) and point \
-                           GOOGLE_APPLICATION_CREDENTIALS or --credentials at it";
-    let code = error.exit_code();
-    match error {
-        AuthError::Missing => Check::fail(name, code, "no service-account key is configured", NEW_KEY),
-        AuthError::Unreadable { path, source } => {
-            let fix = match source.kind() {
-                std::io::ErrorKind::NotFound => NEW_KEY.to_owned(),
-                std::io::ErrorKind::PermissionDenied => {
-                    format!(
-                        "let the user the jobs run as read it: chown that user {} && chmod 600",
-                        path.display()
-                    )
-                }
-                _ => "check the file and its directory".to_owned(),
-            };
-            Check::fail(name, code, format!("cannot read {}: {source}", path.display()), fix)
-        }
-        AuthError::Malformed { path, reason } => Check::fail(
-            name,
-            code,
-            format!("{} is not a usable service-account key: {reason}", path.display()),
-            NEW_KEY,
-        ),
-        AuthError::Rejected { token_uri, answer, .. } => Check::fail(
-            name,
-            code,
-            format!("the token endpoint {token_uri} refused the key ({answer})"),
-            "the key may be deleted or disabled, or the host's clock wrong (the request is signed with \
-             the time): check the clock, or create a new key in the Firebase console",
-        ),
-        AuthError::TemporarilyFailing { token_uri, reason, attempts } => Check::fail(
-            name,
-            code,
-            format!("the token endpoint {token_uri} is temporarily failing ({reason}, {attempts} tries)"),
-            "nothing to fix here: Google's side is failing (status.cloud.google.com); run doctor again in a few minutes",
-        ),
-        AuthError::Unreachable { token_uri, reason } => Check::fail(
-            name,
-            code,
-            format!("cannot reach the token endpoint {token_uri}: {reason}"),
-            "check DNS, the firewall and any proxy for outbound HTTPS from this host, then run doctor again",
-        ),
-    }
+    advised(name, error.exit_code(), error)
+}
+
+/// A failed check in the error's own words: what failed, and its fix.
+fn advised(name: &'static str, code: ExitCode, error: &dyn Advice) -> Check {
+    Check::fail(name, code, error.what(), error.fix())
 }
 
 /// One `validate_only` message: proves FCM is reachable and lets this key send for the project.
@@ -396,30 +358,11 @@ async fn fcm_send(config: &Config, auth: Arc<Authenticator>) -> Check {
 }
 
 fn fcm_refusal(project: &str, fatal: FatalSendError) -> Check {
-    let (detail, fix) = match &fatal {
-        FatalSendError::PermissionDenied(why) => (
-            format!("FCM refused the service account for project {project} ({why})"),
-            "give the service account the Firebase Cloud Messaging API Admin role (Google Cloud \
-             console › IAM), and check --project-id",
-        ),
-        FatalSendError::NotFound(why) => (
-            format!("FCM knows no send URL for project {project} ({why})"),
-            "check --project-id / WOLLEY_FCM_PROJECT_ID and --fcm-endpoint, and that the Firebase \
-             Cloud Messaging API is enabled for the project",
-        ),
-        FatalSendError::Unauthenticated(why) => (
-            format!("FCM rejects the access token for project {project} ({why})"),
-            "check that the key belongs to this project and the Firebase Cloud Messaging API is enabled",
-        ),
-        FatalSendError::ThirdPartyAuth(why) => (
-            format!("FCM cannot authenticate with APNs ({why})"),
-            "upload a valid APNs auth key in the Firebase console (Project settings › Cloud Messaging)",
-        ),
-        FatalSendError::InvalidPayload(why) => {
-            (format!("FCM rejected doctor's message ({why})"), "report this as a wolley-push bug")
-        }
+    let detail = match &fatal {
+        FatalSendError::InvalidPayload(_) => format!("{} to doctor's message", fatal.what()),
+        _ => format!("{} (project {project})", fatal.what()),
     };
-    Check::fail(FCM, ExitCode::Config, detail, fix)
+    Check::fail(FCM, ExitCode::Config, detail, fatal.fix())
 }
 
 /// database, backend-tables, schema and tokens.
@@ -499,16 +442,14 @@ async fn database_contents(db: &Database, url: &crate::db::DatabaseUrl) -> Vec<C
         .and_then(|result| result);
     let required = schema::required_version();
     checks.push(match version {
-        Ok(found) if found < required => Check::fail(
-            SCHEMA,
-            ExitCode::Config,
-            format!("wolley-push's tables are at schema version {found}, this build needs {required}"),
-            "run `wolley-push migrate` (it creates or upgrades only the wolley_push_* tables)",
-        ),
+        Ok(found) if found < required => {
+            let behind = schema::SchemaBehind { url: url.to_string(), found, required };
+            advised(SCHEMA, ExitCode::Config, &behind)
+        }
         // The jobs refuse to run on it (they could write what the newer build misreads).
         Ok(found) if found > required => {
             let ahead = schema::SchemaAhead { url: url.to_string(), found, known: required };
-            Check::fail(SCHEMA, ExitCode::Config, ahead.detail(), schema::SchemaAhead::FIX)
+            advised(SCHEMA, ExitCode::Config, &ahead)
         }
         Ok(found) => Check::ok(SCHEMA, format!("wolley-push's tables are at schema version {found}")),
         Err(error) => db_failure(SCHEMA, &error),
@@ -535,43 +476,5 @@ async fn database_contents(db: &Database, url: &crate::db::DatabaseUrl) -> Vec<C
 }
 
 fn db_failure(name: &'static str, error: &DbError) -> Check {
-    let code = error.exit_code();
-    match error {
-        DbError::Unreachable { url, reason } => Check::fail(
-            name,
-            code,
-            format!("cannot reach {url}: {reason}"),
-            "check that MariaDB is running and that this host can reach its address and port",
-        ),
-        DbError::AccessDenied { url, reason } => Check::fail(
-            name,
-            code,
-            format!("{url} refused the connection: {reason}"),
-            "check the user, password and database name in WOLLEY_DATABASE_URL, and that the user may \
-             connect from this host",
-        ),
-        DbError::MissingBackendSchema { reason, .. } => Check::fail(
-            name,
-            code,
-            format!("the backend's tables are missing: {reason}"),
-            "point WOLLEY_DATABASE_URL at the Wolley backend's database",
-        ),
-        DbError::SchemaBehind(behind) => {
-            Check::fail(name, code, behind.to_string(), "run `wolley-push migrate`")
-        }
-        DbError::SchemaAhead(ahead) => Check::fail(name, code, ahead.detail(), schema::SchemaAhead::FIX),
-        DbError::PrivilegeMissing { url, doing, privilege, grant, reason } => Check::fail(
-            name,
-            code,
-            format!("the user of {url} lacks {privilege} for {doing}: {reason}"),
-            format!("as a database administrator, {grant} TO that user"),
-        ),
-        DbError::BadUrl { .. } => Check::fail(name, code, error.to_string(), "fix WOLLEY_DATABASE_URL"),
-        DbError::Query { doing, url, reason } => Check::fail(
-            name,
-            code,
-            format!("{doing} failed at {url}: {reason}"),
-            "check the database's health and the user's privileges, then run doctor again",
-        ),
-    }
+    advised(name, error.exit_code(), error)
 }

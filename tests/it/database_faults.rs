@@ -28,7 +28,7 @@ fn a_job_on_a_schema_newer_than_the_build_exits_78_and_sends_nothing() {
         world.db().url()
     );
     assert!(text.contains(&expected), "{text}");
-    assert!(text.contains(": install the newer build (or restore the matching one)"), "{text}");
+    assert!(text.contains("; install the newer build (or restore the matching one)"), "{text}");
     assert_eq!(world.fcm.total_requests(), 0);
 }
 

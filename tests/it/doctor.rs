@@ -178,7 +178,7 @@ fn a_refused_oauth_exchange_fails_the_oauth_line() {
     let output = doctor(&world, &key, &[]);
     assert_eq!(code(&output), 78, "{}", stdout(&output));
     assert_fails_only(&output, "oauth", &["fcm"]);
-    assert!(line(&output, "oauth").contains("refused the key"), "{}", line(&output, "oauth"));
+    assert!(line(&output, "oauth").contains("refused the service-account key"), "{}", line(&output, "oauth"));
 }
 
 #[test]
