@@ -13,6 +13,7 @@ use crate::cli::{self, Cli, Command};
 use crate::db::DatabaseUrl;
 use crate::error::{Error, Result};
 use crate::fcm::ClientSettings;
+use crate::names;
 use crate::shard::Shard;
 use crate::slot::{self, IsoWeek};
 
@@ -218,15 +219,15 @@ impl Job {
     /// The job's name in metrics, pings and summaries.
     pub fn name(&self) -> &'static str {
         match self {
-            Job::SaveLocation { .. } => "save-location",
-            Job::PathDaily { .. } => "path-daily",
-            Job::StatsWeekly(_) => "stats-weekly",
-            Job::Migrate => "migrate",
-            Job::Send { .. } => "send",
-            Job::Doctor => "doctor",
-            Job::Runs { .. } => "runs",
-            Job::RestoreTokens(_) => "tokens-restore",
-            Job::Generate { .. } => "generate",
+            Job::SaveLocation { .. } => names::SAVE_LOCATION,
+            Job::PathDaily { .. } => names::PATH_DAILY,
+            Job::StatsWeekly(_) => names::STATS_WEEKLY,
+            Job::Migrate => names::MIGRATE,
+            Job::Send { .. } => names::SEND,
+            Job::Doctor => names::DOCTOR,
+            Job::Runs { .. } => names::RUNS,
+            Job::RestoreTokens(_) => names::TOKENS_RESTORE,
+            Job::Generate { .. } => names::GENERATE,
         }
     }
 
@@ -416,7 +417,7 @@ fn restore_selection(args: cli::RestoreArgs, tz: Tz) -> Result<crate::db::prune_
     match (args.job, args.slot, args.since) {
         (Some(job), Some(slot), None) => {
             let slot = match job.as_str() {
-                "save-location" => half_hour_slot(&slot, tz)?.to_rfc3339(),
+                names::SAVE_LOCATION => half_hour_slot(&slot, tz)?.to_rfc3339(),
                 _ => slot.parse::<IsoWeek>().map_err(|e| usage(format!("--slot: {e}")))?.to_string(),
             };
             Ok(Selection::Slot { job, slot, shard: args.shard.map(|s| s.to_string()) })

@@ -20,6 +20,7 @@ pub mod fcm;
 pub mod jobs;
 pub mod ledger;
 pub mod metrics;
+pub mod names;
 pub mod output;
 pub mod panic_hook;
 pub mod ping;

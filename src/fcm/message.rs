@@ -169,35 +169,36 @@ fn save_location_json(slot: &str, expires_at: i64, ttl_secs: u64) -> Value {
 }
 
 fn path_daily_json(week: &str, expires_at: i64, title: &str, body: &str) -> Value {
-    json!({
-        "notification": { "title": title, "body": body },
-        "data": { "type": "pathDaily", "week": week },
-        "android": { "priority": "high", "ttl": format!("{PATH_DAILY_TTL_SECS}s"), "collapse_key": "pathDaily" },
-        "apns": {
-            "headers": {
-                "apns-push-type": "alert",
-                "apns-priority": "10",
-                "apns-expiration": expires_at.to_string(),
-                "apns-collapse-id": "pathDaily",
-            },
-            "payload": { "aps": { "content-available": 1, "thread-id": "pathDaily", "sound": "default" } },
-        },
-    })
+    let data = json!({ "type": "pathDaily", "week": week });
+    visible_json("pathDaily", data, (expires_at, PATH_DAILY_TTL_SECS), title, body)
 }
 
 fn badge_json(week: &str, badges: &str, expires_at: i64, title: &str, body: &str) -> Value {
+    let data = json!({ "type": "badge", "week": week, "badges": badges });
+    visible_json("badge", data, (expires_at, BADGE_TTL_SECS), title, body)
+}
+
+/// A visible notification of `kind` (its `thread-id` and collapse key), alike for every kind
+/// but its `data`; `expiry` is (Unix seconds for APNs, seconds to live for Android).
+fn visible_json(
+    kind: &str,
+    data: Value,
+    (expires_at, ttl_secs): (i64, i64),
+    title: &str,
+    body: &str,
+) -> Value {
     json!({
         "notification": { "title": title, "body": body },
-        "data": { "type": "badge", "week": week, "badges": badges },
-        "android": { "priority": "high", "ttl": format!("{BADGE_TTL_SECS}s"), "collapse_key": "badge" },
+        "data": data,
+        "android": { "priority": "high", "ttl": format!("{ttl_secs}s"), "collapse_key": kind },
         "apns": {
             "headers": {
                 "apns-push-type": "alert",
                 "apns-priority": "10",
                 "apns-expiration": expires_at.to_string(),
-                "apns-collapse-id": "badge",
+                "apns-collapse-id": kind,
             },
-            "payload": { "aps": { "content-available": 1, "thread-id": "badge", "sound": "default" } },
+            "payload": { "aps": { "content-available": 1, "thread-id": kind, "sound": "default" } },
         },
     })
 }

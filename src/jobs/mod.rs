@@ -157,7 +157,7 @@ pub async fn run(config: &Config) -> Result<RunEnd> {
         Job::Generate { out_dir } => generate::run(out_dir, &config.output).map(RunEnd::exited),
         Job::SaveLocation { batch, slot, ttl } => {
             let job = Broadcast {
-                job: "save-location",
+                job: config.job.name(),
                 slot: slot.to_rfc3339(),
                 message: Message::save_location(slot, *ttl),
                 batch,
@@ -168,7 +168,7 @@ pub async fn run(config: &Config) -> Result<RunEnd> {
         Job::PathDaily { batch, week, text } => {
             let now = config.now.with_timezone(&config.timezone);
             let job = Broadcast {
-                job: "path-daily",
+                job: config.job.name(),
                 slot: week.to_string(),
                 message: Message::path_daily(week.to_string(), &now, text.title.clone(), text.body.clone()),
                 batch,
@@ -178,7 +178,7 @@ pub async fn run(config: &Config) -> Result<RunEnd> {
         }
         Job::Send { token, kind, mode } => {
             let plan = Plan {
-                job: "send",
+                job: config.job.name(),
                 slot: "-".into(),
                 message: one_off_message(config, kind),
                 mode: *mode,

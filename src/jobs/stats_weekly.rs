@@ -16,15 +16,13 @@ use crate::fcm::auth::AuthError;
 use crate::fcm::message::{Message, MAX_MESSAGE_BYTES};
 use crate::jobs::broadcast::{self, Audience, Broadcast};
 use crate::jobs::RunEnd;
+use crate::names;
 use crate::shard::Shard;
 use crate::slot::IsoWeek;
 use crate::stats::badges::BadgeRules;
 use crate::stats::notify::largest_notification;
 use crate::stats::report::{UserReport, WeekTotals};
 use crate::stats::week::{self, UserWeek};
-
-/// The notification run's name in its summary.
-const NOTIFY_JOB: &str = "stats-notify";
 
 /// Aggregates the week, awards badges, optionally notifies, and prints the report.
 ///
@@ -84,7 +82,7 @@ async fn aggregate_and_notify(
         shard: Shard::ALL,
     };
     let notify = Broadcast {
-        job: NOTIFY_JOB,
+        job: names::STATS_NOTIFY,
         slot: week.to_string(),
         message,
         batch: &batch,

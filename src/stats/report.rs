@@ -16,9 +16,6 @@ use super::category_order;
 use super::week::UserWeek;
 use crate::cli::Format;
 
-/// The job's name in reports.
-pub const JOB: &str = "stats-weekly";
-
 /// Running totals of one week's aggregation.
 #[derive(Debug, Clone, Default)]
 pub struct WeekTotals {
@@ -78,7 +75,7 @@ impl WeekTotals {
             .map(|(rule, &users)| BadgeLine { code: rule.code.clone(), name: rule.name.clone(), users })
             .collect();
         WeekReport {
-            job: JOB,
+            job: crate::names::STATS_WEEKLY,
             week,
             users: self.users,
             recorded_hours: hours(self.recorded),
@@ -222,7 +219,7 @@ impl UserReport {
     /// The report of `week` (the user's figures, empty without data) and the badges earned.
     pub fn new(label: String, week: &UserWeek, badges: &[&BadgeRule]) -> Self {
         UserReport {
-            job: JOB,
+            job: crate::names::STATS_WEEKLY,
             week: label,
             user_id: week.user_id,
             recorded_seconds: week.recorded,
