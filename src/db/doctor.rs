@@ -3,7 +3,7 @@
 
 use mysql_async::prelude::*;
 
-use super::{Database, DbError};
+use super::{has_token, Database, DbError, PLACEHOLDER_TOKEN};
 
 /// The backend's tables and the columns wolley-push reads from them (tokens and statistics).
 pub const BACKEND_COLUMNS: &[(&str, &[&str])] = &[
@@ -19,10 +19,9 @@ const _: () = assert!(BACKEND_COLUMNS.len() == 4);
 const COLUMNS_SQL: &str = "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS \
      WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (?, ?, ?, ?)";
 
-// The same filter as the token pages in `tokens.rs`: NULL, '' and the app's placeholder 'abc'
-// mean "no token". Trimming, duplicates and malformed tokens are only known while reading.
-const TOKEN_COUNT_SQL: &str =
-    "SELECT COUNT(*) FROM app_user WHERE fcmToken IS NOT NULL AND fcmToken NOT IN ('', 'abc')";
+// The same filter as the token pages (`db::tokens`). Trimming, duplicates and malformed tokens
+// are only known while reading.
+const TOKEN_COUNT_SQL: &str = concat!("SELECT COUNT(*) FROM app_user WHERE ", has_token!("fcmToken"));
 
 impl Database {
     /// The server's version string, e.g. `10.5.27-MariaDB`.
@@ -87,8 +86,10 @@ impl Database {
     /// As classified.
     pub async fn stored_token_count(&self) -> Result<u64, DbError> {
         let mut conn = self.conn().await?;
-        let count: Option<u64> =
-            conn.query_first(TOKEN_COUNT_SQL).await.map_err(|e| self.classify(e, "counting tokens"))?;
+        let count: Option<u64> = conn
+            .exec_first(TOKEN_COUNT_SQL, (PLACEHOLDER_TOKEN,))
+            .await
+            .map_err(|e| self.classify(e, "counting tokens"))?;
         Ok(count.unwrap_or(0))
     }
 }

@@ -17,6 +17,18 @@ use mysql_async::{Opts, Pool};
 use crate::advice::Advice;
 use crate::exit::ExitCode;
 
+/// What the app stores until it has a real token (Django's default). With NULL and `''` it means
+/// "no token": every statement that selects users with a token binds it (see [`has_token`]).
+pub const PLACEHOLDER_TOKEN: &str = "abc";
+
+/// The SQL condition "`column` holds a token", with one parameter: [`PLACEHOLDER_TOKEN`].
+macro_rules! has_token {
+    ($column:literal) => {
+        concat!($column, " IS NOT NULL AND ", $column, " NOT IN ('', ?)")
+    };
+}
+pub(crate) use has_token;
+
 /// How long to wait for a connection before calling the database unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -8,7 +8,7 @@ use mysql_async::prelude::*;
 use mysql_async::{TxOpts, Value};
 
 use super::ledger::{key_params, Session};
-use super::{Database, DbError};
+use super::{has_token, Database, DbError, PLACEHOLDER_TOKEN};
 use crate::slot::RunKey;
 
 /// Rows handled per transaction.
@@ -24,9 +24,12 @@ const PENDING_PAGE: &str = "SELECT id, user_id, token FROM wolley_push_prune_log
 // ours to clear if it is byte for byte the one FCM rejected.
 const CLEAR_TOKEN: &str = "UPDATE app_user SET fcmToken = NULL WHERE user_id = ? AND fcmToken = BINARY ?";
 
-// "No token" is what the token pages skip: NULL, '' and the app's placeholder.
-const RESTORE_TOKEN: &str = "UPDATE app_user SET fcmToken = ? \
-     WHERE user_id = ? AND (fcmToken IS NULL OR fcmToken IN ('', 'abc'))";
+// Only where the user has no token: not what the token pages read.
+const RESTORE_TOKEN: &str = concat!(
+    "UPDATE app_user SET fcmToken = ? WHERE user_id = ? AND NOT (",
+    has_token!("IFNULL(fcmToken, '')"),
+    ")"
+);
 
 const PURGE: &str =
     "DELETE FROM wolley_push_prune_log WHERE recorded_at < UTC_TIMESTAMP(6) - INTERVAL ? DAY LIMIT 10000";
@@ -147,7 +150,7 @@ impl Database {
             let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(fail)?;
             let (mut put_back, mut kept) = (Vec::new(), Vec::new());
             for (id, user_id, token) in &page {
-                tx.exec_drop(RESTORE_TOKEN, (token, user_id)).await.map_err(fail)?;
+                tx.exec_drop(RESTORE_TOKEN, (token, user_id, PLACEHOLDER_TOKEN)).await.map_err(fail)?;
                 if tx.affected_rows() > 0 {
                     put_back.push(*id)
                 } else {

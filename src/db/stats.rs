@@ -21,7 +21,7 @@ use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, Timelike};
 use mysql_async::prelude::*;
 use mysql_async::{IsolationLevel, Params, Transaction, TxOpts, Value};
 
-use super::{Database, DbError, CONNECT_TIMEOUT};
+use super::{has_token, Database, DbError, CONNECT_TIMEOUT, PLACEHOLDER_TOKEN};
 use crate::slot::IsoWeek;
 use crate::stats::week::{RawInterval, UserWeek};
 use crate::stats::{MOVE_CATEGORY, PAST_CATEGORY};
@@ -397,11 +397,14 @@ pub struct WinnerRow {
     pub token: String,
 }
 
-const WINNERS_SELECT: &str = "\
+const WINNERS_SELECT: &str = concat!(
+    "\
     SELECT b.user_id, GROUP_CONCAT(b.badge ORDER BY b.badge SEPARATOR ','), \
            GROUP_CONCAT(b.name ORDER BY b.badge SEPARATOR '\u{1f}'), a.fcmToken \
     FROM wolley_push_user_badge b JOIN app_user a ON a.user_id = b.user_id \
-    WHERE b.week = ? AND a.fcmToken IS NOT NULL AND a.fcmToken NOT IN ('', 'abc')";
+    WHERE b.week = ? AND ",
+    has_token!("a.fcmToken")
+);
 const WINNERS_GROUP: &str = "GROUP BY b.user_id, a.fcmToken ORDER BY b.user_id";
 
 impl Database {
@@ -415,7 +418,12 @@ impl Database {
         after_user_id: i64,
     ) -> Result<Vec<WinnerRow>, DbError> {
         let sql = format!("{WINNERS_SELECT} AND b.user_id > ? {WINNERS_GROUP} LIMIT ?");
-        let params: Vec<Value> = vec![week.to_string().into(), after_user_id.into(), WINNERS_PER_PAGE.into()];
+        let params: Vec<Value> = vec![
+            week.to_string().into(),
+            PLACEHOLDER_TOKEN.into(),
+            after_user_id.into(),
+            WINNERS_PER_PAGE.into(),
+        ];
         self.winners(&sql, params).await
     }
 
@@ -433,7 +441,7 @@ impl Database {
         }
         let marks = vec!["?"; user_ids.len()].join(", ");
         let sql = format!("{WINNERS_SELECT} AND b.user_id IN ({marks}) {WINNERS_GROUP}");
-        let mut params: Vec<Value> = vec![week.to_string().into()];
+        let mut params: Vec<Value> = vec![week.to_string().into(), PLACEHOLDER_TOKEN.into()];
         params.extend(user_ids.iter().map(|&id| Value::from(id)));
         self.winners(&sql, params).await
     }

@@ -24,8 +24,7 @@ pub use file::TokenFileError;
 
 /// Tokens this long or longer cannot be FCM registration tokens.
 pub const MAX_TOKEN_BYTES: usize = 4096;
-/// What the app stores until it has a real token (Django's default).
-pub const PLACEHOLDER_TOKEN: &str = "abc";
+pub use crate::db::PLACEHOLDER_TOKEN;
 
 /// One device to send to.
 #[derive(Debug, Clone, PartialEq, Eq)]
