@@ -17,6 +17,33 @@ pub enum Error {
     /// Configuration is missing or wrong.
     #[error("{0}")]
     Config(String),
+    /// The job reads the backend's database and none is configured.
+    #[error(
+        "{job} needs the backend's database: set WOLLEY_DATABASE_URL (or --database-url) to its MariaDB{}",
+        if *.or_tokens_file { ", or give --tokens-file" } else { "" }
+    )]
+    NoDatabase {
+        /// The job's name.
+        job: &'static str,
+        /// The job could read a tokens file instead.
+        or_tokens_file: bool,
+    },
+    /// The badge rules file is wrong.
+    #[error(transparent)]
+    Badges(#[from] crate::stats::badges::BadgeRulesError),
+    /// A notification naming every badge would not fit FCM's limit.
+    #[error(
+        "a badge notification naming every badge would be {bytes} bytes, over FCM's {limit}-byte \
+         limit: shorten the badge names in {file}"
+    )]
+    BadgeNotificationTooLarge {
+        /// Its size.
+        bytes: usize,
+        /// FCM's limit.
+        limit: usize,
+        /// The rules file, or "the built-in set".
+        file: String,
+    },
     /// Database failure.
     #[error(transparent)]
     Db(#[from] DbError),
@@ -61,7 +88,10 @@ impl Error {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Error::Usage(_) => ExitCode::Usage,
-            Error::Config(_) => ExitCode::Config,
+            Error::Config(_)
+            | Error::NoDatabase { .. }
+            | Error::Badges(_)
+            | Error::BadgeNotificationTooLarge { .. } => ExitCode::Config,
             Error::Db(e) => e.exit_code(),
             Error::Auth(e) => e.exit_code(),
             Error::Message(e) => e.exit_code(),

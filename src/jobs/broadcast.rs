@@ -75,10 +75,9 @@ pub async fn run(config: &Config, job: Broadcast<'_>) -> Result<RunEnd> {
         let plan = plan(&job, TokenSource::file(path.clone()));
         delivery::execute(config, plan, Some(batch.deadline), started).await?
     } else {
-        let db = connect(config).await?;
-        let result = from_database(config, &job, &db, started).await;
-        db.close().await;
-        match result? {
+        match super::with_database(config, true, async |db| from_database(config, &job, db, started).await)
+            .await?
+        {
             Ran::Sent(summary) => summary,
             Ran::Skipped(skip) => return Ok(RunEnd::skipped(skip)),
         }
@@ -95,17 +94,6 @@ enum Ran {
 
 fn plan(job: &Broadcast<'_>, source: TokenSource) -> Plan {
     Plan { job: job.job, slot: job.slot.clone(), message: job.message.clone(), mode: job.batch.mode, source }
-}
-
-async fn connect(config: &Config) -> Result<Database> {
-    let url = config.database_url.as_ref().ok_or_else(|| {
-        Error::Config(
-            "no tokens to send: set WOLLEY_DATABASE_URL (or --database-url) to the backend's MariaDB, \
-             or give --tokens-file"
-                .into(),
-        )
-    })?;
-    Ok(Database::connect(url).await?)
 }
 
 async fn from_database(config: &Config, job: &Broadcast<'_>, db: &Database, started: Instant) -> Result<Ran> {

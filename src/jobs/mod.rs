@@ -18,7 +18,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::{Config, Job, SendKind};
 use crate::counts::Counts;
-use crate::error::Result;
+use crate::db::Database;
+use crate::error::{Error, Result};
 use crate::exit::ExitCode;
 use crate::fcm::message::Message;
 use crate::metrics::{self, RunRecord};
@@ -141,6 +142,24 @@ fn describe(job: &str, outcome: &RunEnd, duration: Duration) -> String {
     }
     line.push_str(&format!(" in {:.3} s", duration.as_secs_f64()));
     line
+}
+
+/// Connects to the configured database, runs `work` on it, and closes the pool whatever `work`
+/// returned (the server then sees clean disconnects).
+///
+/// # Errors
+/// [`Error::NoDatabase`] when none is configured, connection failures, and `work`'s own.
+pub(crate) async fn with_database<T>(
+    config: &Config,
+    or_tokens_file: bool,
+    work: impl AsyncFnOnce(&Database) -> Result<T>,
+) -> Result<T> {
+    let job = config.job.name();
+    let url = config.database_url.as_ref().ok_or(Error::NoDatabase { job, or_tokens_file })?;
+    let db = Database::connect(url).await?;
+    let result = work(&db).await;
+    db.close().await;
+    result
 }
 
 /// Runs the configured command once, reports it, and says how it ended.

@@ -4,8 +4,7 @@
 use crate::cli::Format;
 use crate::config::Config;
 use crate::db::prune_log::Selection;
-use crate::db::Database;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::exit::ExitCode;
 
 /// Restores and says how many.
@@ -13,17 +12,11 @@ use crate::exit::ExitCode;
 /// # Errors
 /// Without a database URL, or when the database fails.
 pub async fn run(config: &Config, selection: &Selection) -> Result<ExitCode> {
-    let url = config.database_url.as_ref().ok_or_else(|| {
-        Error::Config("tokens restore needs the database: set WOLLEY_DATABASE_URL or --database-url".into())
-    })?;
-    let db = Database::connect(url).await?;
-    let restored = async {
+    let restored = super::with_database(config, false, async |db| {
         db.check_schema().await?;
-        db.restore_tokens(selection).await
-    }
-    .await;
-    db.close().await;
-    let restored = restored?;
+        Ok(db.restore_tokens(selection).await?)
+    })
+    .await?;
     let text = match config.output.format {
         Format::Json => format!("{{\"restored\":{},\"kept\":{}}}\n", restored.changed, restored.left),
         Format::Human => format!(

@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::counts::SlotCounts;
 use crate::db::ledger::RunRow;
 use crate::db::Database;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::exit::ExitCode;
 use crate::ledger::LEASE;
 
@@ -57,13 +57,7 @@ impl<'a> From<&'a RunRow> for Slot<'a> {
 /// # Errors
 /// Without a database URL, or when the database fails.
 pub async fn run(config: &Config, job: Option<&str>, last: u32) -> Result<ExitCode> {
-    let url = config.database_url.as_ref().ok_or_else(|| {
-        Error::Config("runs reads the run journal: set WOLLEY_DATABASE_URL or --database-url".into())
-    })?;
-    let db = Database::connect(url).await?;
-    let rows = read(&db, job, last).await;
-    db.close().await;
-    let rows = rows?;
+    let rows = super::with_database(config, false, async |db| read(db, job, last).await).await?;
     print!("{}", render(&rows, config.output.format));
     Ok(ExitCode::Success)
 }

@@ -27,12 +27,12 @@ use crate::stats::week::{self, UserWeek};
 /// Aggregates the week, awards badges, optionally notifies, and prints the report.
 ///
 /// # Errors
-/// [`Error::Config`] for a bad badge file, a missing database URL or (with `--notify`)
-/// missing credentials; database failures; FCM refusing the notification run.
+/// [`Error::Badges`] for a bad badge file, [`Error::NoDatabase`], missing credentials (with
+/// `--notify`), database failures, FCM refusing the notification run.
 pub async fn run(config: &Config, job: &StatsWeekly) -> Result<RunEnd> {
     let started = Instant::now();
     let rules = match &job.badges {
-        Some(path) => BadgeRules::load(path).map_err(|e| Error::Config(e.to_string()))?,
+        Some(path) => BadgeRules::load(path)?,
         None => BadgeRules::builtin(),
     };
     let week = job.week.unwrap_or_else(|| IsoWeek::last_finished(config.now, config.timezone));
@@ -40,15 +40,10 @@ pub async fn run(config: &Config, job: &StatsWeekly) -> Result<RunEnd> {
     if let Some(message) = &notification {
         check_can_notify(config, job, message)?;
     }
-    let url = config.database_url.as_ref().ok_or_else(|| {
-        Error::Config(
-            "stats weekly needs the backend's database: set WOLLEY_DATABASE_URL or --database-url".into(),
-        )
-    })?;
-    let db = Database::connect(url).await?;
-    let result = aggregate_and_notify(config, job, &db, week, &rules, notification, started).await;
-    db.close().await;
-    result
+    super::with_database(config, false, async |db| {
+        aggregate_and_notify(config, job, db, week, &rules, notification, started).await
+    })
+    .await
 }
 
 async fn aggregate_and_notify(
@@ -163,10 +158,7 @@ fn check_can_notify(config: &Config, job: &StatsWeekly, largest: &Message) -> Re
     if bytes > MAX_MESSAGE_BYTES {
         let file =
             job.badges.as_ref().map_or_else(|| "the built-in set".to_owned(), |p| p.display().to_string());
-        return Err(Error::Config(format!(
-            "a badge notification naming every badge would be {bytes} bytes, over FCM's \
-             {MAX_MESSAGE_BYTES}-byte limit: shorten the badge names in {file}"
-        )));
+        return Err(Error::BadgeNotificationTooLarge { bytes, limit: MAX_MESSAGE_BYTES, file });
     }
     Ok(())
 }
