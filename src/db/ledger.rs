@@ -20,6 +20,49 @@ const ROWS_PER_STATEMENT: usize = 500;
 /// The longest reason the retry set keeps (its column's width).
 const MAX_REASON_CHARS: usize = 255;
 
+/// Where a slot stands, as its journal row says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum RunStatus {
+    /// A run holds it (or died holding it).
+    Running,
+    /// Every user reached and the retry set empty.
+    Done,
+    /// Stopped early or with a retry set: a rerun goes on.
+    Partial,
+    /// Stopped by an error (or a breaker): a rerun goes on once it is fixed.
+    Failed,
+}
+
+impl RunStatus {
+    /// The status as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Done => "done",
+            RunStatus::Partial => "partial",
+            RunStatus::Failed => "failed",
+        }
+    }
+
+    /// A stored status; an unknown word (a newer build's) reads as failed, which is resumed,
+    /// never skipped.
+    fn parse(stored: &str) -> Self {
+        match stored {
+            "running" => RunStatus::Running,
+            "done" => RunStatus::Done,
+            "partial" => RunStatus::Partial,
+            _ => RunStatus::Failed,
+        }
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A journal row as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RunRow {
@@ -29,8 +72,8 @@ pub(crate) struct RunRow {
     pub slot: String,
     /// The shard, `K/N`, as stored.
     pub shard: String,
-    /// `running`, `done`, `partial` or `failed`.
-    pub status: String,
+    /// Where the slot stands.
+    pub status: RunStatus,
     /// Every user at or below this id is finished or in the retry set.
     pub checkpoint: i64,
     /// The slot's totals over all its runs.
@@ -149,8 +192,8 @@ impl Batch {
 /// The end of a run, written with its last batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Closing<'a> {
-    /// `done`, `partial` or `failed`.
-    pub status: &'static str,
+    /// How the run leaves the slot.
+    pub status: RunStatus,
     /// The error that stopped the run.
     pub error: Option<&'a str>,
     /// Hold the slot's pending dead tokens back instead of leaving them to be applied: none is
@@ -199,7 +242,7 @@ fn run_row(mut row: mysql_async::Row) -> RunRow {
         job: take(&mut row, 0),
         slot: take(&mut row, 1),
         shard: take(&mut row, 2),
-        status: take(&mut row, 3),
+        status: RunStatus::parse(&take::<String>(&mut row, 3)),
         checkpoint: take(&mut row, 4),
         totals: SlotCounts {
             targeted: take(&mut row, 5),
@@ -541,7 +584,7 @@ async fn write(
             held = tx.affected_rows();
         }
         let params: Vec<Value> = vec![
-            closing.status.into(),
+            closing.status.as_str().into(),
             closing.error.into(),
             held.into(),
             held.into(),

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::cli::Format;
 use crate::config::Config;
 use crate::counts::SlotCounts;
-use crate::db::ledger::RunRow;
+use crate::db::ledger::{RunRow, RunStatus};
 use crate::db::Database;
 use crate::error::Result;
 use crate::exit::ExitCode;
@@ -19,7 +19,7 @@ struct Slot<'a> {
     job: &'a str,
     slot: &'a str,
     shard: &'a str,
-    status: &'a str,
+    status: RunStatus,
     #[serde(flatten)]
     totals: SlotCounts,
     host: &'a str,
@@ -39,12 +39,12 @@ impl<'a> From<&'a RunRow> for Slot<'a> {
             job: &row.job,
             slot: &row.slot,
             shard: &row.shard,
-            status: &row.status,
+            status: row.status,
             totals: row.totals,
             host: &row.host,
             pid: row.pid,
             heartbeat_age_secs: age,
-            stale: row.status == "running" && age.is_none_or(|age| age >= LEASE.as_secs_f64()),
+            stale: row.status == RunStatus::Running && age.is_none_or(|age| age >= LEASE.as_secs_f64()),
             started_at: &row.started_at,
             updated_at: &row.updated_at,
             error: row.error.as_deref(),
@@ -106,7 +106,7 @@ fn table(slots: &[Slot<'_>]) -> String {
     let lines: Vec<[String; 12]> = slots
         .iter()
         .map(|s| {
-            let status = if s.stale { format!("{} (stale)", s.status) } else { s.status.to_owned() };
+            let status = if s.stale { format!("{} (stale)", s.status) } else { s.status.to_string() };
             let heartbeat = s.heartbeat_age_secs.map_or_else(|| "-".to_owned(), age);
             let t = &s.totals;
             [

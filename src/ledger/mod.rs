@@ -29,7 +29,7 @@ use tokio::task::JoinHandle;
 
 use crate::breaker::{self, PrunePolicy, Tripped};
 use crate::counts::SlotCounts;
-use crate::db::ledger::{Batch, Claim, Closing, RunRow, Session, Written};
+use crate::db::ledger::{Batch, Claim, Closing, RunRow, RunStatus, Session, Written};
 use crate::db::{Database, DbError};
 use crate::exit::ExitCode;
 use crate::shard::Shard;
@@ -421,9 +421,9 @@ impl Ledger {
             }
         }
         let status = match (failure, &tripped, ending) {
-            (Some(_), _, _) | (_, Some(_), _) => "failed",
-            (None, None, Ending::Complete) if last.totals.retrying == 0 => "done",
-            _ => "partial",
+            (Some(_), _, _) | (_, Some(_), _) => RunStatus::Failed,
+            (None, None, Ending::Complete) if last.totals.retrying == 0 => RunStatus::Done,
+            _ => RunStatus::Partial,
         };
         let error = failure
             .map(str::to_owned)
@@ -439,7 +439,7 @@ impl Ledger {
             retrying: last.totals.retrying + held,
             ..last.totals
         };
-        tracing::debug!(status, "recorded the end of the run");
+        tracing::debug!(%status, "recorded the end of the run");
         Ok(Finished { totals, tripped })
     }
 
@@ -447,7 +447,7 @@ impl Ledger {
     /// database lets us (a rerun then resumes exactly); give up after a few seconds.
     async fn record_after_loss(&self, batch: &Batch, error: &LedgerError) {
         let message = error.to_string();
-        let closing = Closing { status: "failed", error: Some(&message), hold_dead: false };
+        let closing = Closing { status: RunStatus::Failed, error: Some(&message), hold_dead: false };
         let give_up = tokio::time::Instant::now() + LAST_RECORD_PATIENCE;
         let mut pause = Duration::from_millis(100);
         loop {
@@ -537,7 +537,7 @@ fn decide(key: &RunKey, rows: &[RunRow], force: bool, me: &Me) -> Result<Start, 
     let others: Vec<&RunRow> = rows.iter().filter(|row| layout_of(row) != key.shard.count).collect();
     if let Some(first) = others.first() {
         let count = layout_of(first);
-        let done = others.iter().filter(|row| row.status == "done").count();
+        let done = others.iter().filter(|row| row.status == RunStatus::Done).count();
         let in_layout = others.iter().filter(|row| layout_of(row) == count).count();
         if !force && done == others.len() && in_layout as u32 == count && others.len() as u32 == count {
             return Ok(Start::Done(format!("it was sent completely with {}", layout_name(count))));
@@ -549,9 +549,9 @@ fn decide(key: &RunKey, rows: &[RunRow], force: bool, me: &Me) -> Result<Start, 
     let mine = rows.iter().find(|row| row.shard == key.shard.to_string());
     Ok(match mine {
         None => Start::Fresh,
-        Some(row) if row.status == "done" && !force => Start::Done(format!("finished {}", row.updated_at)),
-        Some(row) if row.status == "done" => Start::Reset,
-        Some(row) if row.status == "running" && owner_alive(row, me) => {
+        Some(row) if row.status == RunStatus::Done && !force => Start::Done(format!("finished {}", row.updated_at)),
+        Some(row) if row.status == RunStatus::Done => Start::Reset,
+        Some(row) if row.status == RunStatus::Running && owner_alive(row, me) => {
             let heartbeat =
                 row.heartbeat_age_ms.map_or("never".into(), |ms| format!("{:.1} s ago", ms as f64 / 1000.0));
             return Err(LedgerError::OwnerAlive {
@@ -611,7 +611,7 @@ fn program_and_state(stat: &str) -> Option<(&str, char)> {
 async fn holder(db: &Database, key: &RunKey) -> String {
     let rows = db.recent_runs(&key.job, 20).await.unwrap_or_default();
     let shard = key.shard.to_string();
-    match rows.iter().find(|row| row.status == "running" && row.shard == shard) {
+    match rows.iter().find(|row| row.status == RunStatus::Running && row.shard == shard) {
         Some(row) => format!("host {}, pid {}, since {}", row.host, row.pid, row.started_at),
         None => "a run that is just starting".to_owned(),
     }
@@ -685,12 +685,12 @@ mod tests {
         RunKey { job: "path-daily".into(), slot: "2026-W49".into(), shard: shard.parse().unwrap() }
     }
 
-    fn row(shard: &str, status: &str) -> RunRow {
+    fn row(shard: &str, status: RunStatus) -> RunRow {
         RunRow {
             job: "path-daily".into(),
             slot: "2026-W49".into(),
             shard: shard.into(),
-            status: status.into(),
+            status,
             checkpoint: 41,
             totals: SlotCounts::default(),
             owner: Some("o".into()),
@@ -714,14 +714,14 @@ mod tests {
 
     #[test]
     fn a_done_slot_is_done_unless_forced() {
-        let rows = [row("0/1", "done")];
+        let rows = [row("0/1", RunStatus::Done)];
         assert!(matches!(decide(&key("0/1"), &rows, false, &me()).unwrap(), Start::Done(_)));
         assert_eq!(decide(&key("0/1"), &rows, true, &me()).unwrap(), Start::Reset);
     }
 
     #[test]
     fn a_partial_slot_resumes_from_its_checkpoint() {
-        let rows = [row("0/1", "partial")];
+        let rows = [row("0/1", RunStatus::Partial)];
         assert!(
             matches!(decide(&key("0/1"), &rows, false, &me()).unwrap(), Start::Resume(r) if r.checkpoint == 41)
         );
@@ -729,7 +729,7 @@ mod tests {
 
     #[test]
     fn a_running_row_with_a_fresh_heartbeat_elsewhere_is_left_to_its_owner() {
-        let rows = [RunRow { heartbeat_age_ms: Some(300), ..row("0/1", "running") }];
+        let rows = [RunRow { heartbeat_age_ms: Some(300), ..row("0/1", RunStatus::Running) }];
         let refused = decide(&key("0/1"), &rows, false, &me()).unwrap_err();
         assert_eq!(refused.exit_code(), ExitCode::TempFail);
         assert!(refused.to_string().contains("host elsewhere, pid 7"), "{refused}");
@@ -737,7 +737,7 @@ mod tests {
 
     #[test]
     fn a_running_row_with_a_stale_heartbeat_elsewhere_is_resumed() {
-        let rows = [row("0/1", "running")];
+        let rows = [row("0/1", RunStatus::Running)];
         assert!(matches!(decide(&key("0/1"), &rows, false, &me()).unwrap(), Start::Resume(_)));
     }
 
@@ -745,13 +745,13 @@ mod tests {
     fn a_running_row_of_a_dead_process_on_this_host_is_resumed_at_once() {
         // pid 0 is never a process of ours.
         let rows =
-            [RunRow { host: "here".into(), pid: 0, heartbeat_age_ms: Some(10), ..row("0/1", "running") }];
+            [RunRow { host: "here".into(), pid: 0, heartbeat_age_ms: Some(10), ..row("0/1", RunStatus::Running) }];
         assert!(matches!(decide(&key("0/1"), &rows, false, &me()).unwrap(), Start::Resume(_)));
     }
 
     #[test]
     fn a_slot_sent_with_another_layout_is_refused_naming_it() {
-        let rows = [row("0/2", "done"), row("1/2", "running")];
+        let rows = [row("0/2", RunStatus::Done), row("1/2", RunStatus::Running)];
         let refused = decide(&key("0/1"), &rows, false, &me()).unwrap_err();
         assert_eq!(refused.exit_code(), ExitCode::Config);
         assert!(refused.to_string().contains("2 shards (0/2 done, 1/2 running)"), "{refused}");
@@ -759,7 +759,7 @@ mod tests {
 
     #[test]
     fn a_slot_sent_completely_with_another_layout_is_done() {
-        let rows = [row("0/1", "done")];
+        let rows = [row("0/1", RunStatus::Done)];
         assert!(
             matches!(decide(&key("1/2"), &rows, false, &me()).unwrap(), Start::Done(d) if d.contains("no shards"))
         );
