@@ -2,8 +2,9 @@
 //! node_exporter's textfile collector.
 //!
 //! Every job may share one file: a run reads it, replaces its own job's series (per shard,
-//! when sharded) and keeps everything else. The new file is written beside the old one
-//! (`PATH.tmp`) and renamed over it, so the collector never reads half a file; an advisory
+//! when sharded) and keeps everything else. The new file is written beside the old one (a
+//! temporary file in the same directory) and renamed over it, so the collector never reads
+//! half a file; an advisory
 //! lock on `PATH.lock` keeps two jobs that finish together from losing each other's series.
 //!
 //! The series (label `wolley_job`, not `job`: Prometheus would rename that one to `exported_job`
@@ -112,19 +113,15 @@ fn lock(path: &Path) -> io::Result<File> {
     }
 }
 
-/// Writes `PATH.tmp`, flushes it to disk, and renames it over `PATH`.
+/// Writes a temporary file beside `PATH`, flushes it to disk, and renames it over `PATH` (the
+/// temporary file is removed if anything fails on the way).
 fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
-    let temporary = sibling(path, ".tmp");
-    let result = (|| {
-        let mut file = File::create(&temporary)?;
-        file.write_all(contents)?;
-        file.sync_all()?;
-        std::fs::rename(&temporary, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temporary);
-    }
-    result
+    let directory = path.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut file =
+        tempfile::Builder::new().prefix(".wolley-push-metrics").suffix(".tmp").tempfile_in(directory)?;
+    file.write_all(contents)?;
+    file.as_file().sync_all()?;
+    file.persist(path).map(drop).map_err(|error| error.error)
 }
 
 /// One sample line: `name{labels} value`.

@@ -549,7 +549,9 @@ fn decide(key: &RunKey, rows: &[RunRow], force: bool, me: &Me) -> Result<Start, 
     let mine = rows.iter().find(|row| row.shard == key.shard.to_string());
     Ok(match mine {
         None => Start::Fresh,
-        Some(row) if row.status == RunStatus::Done && !force => Start::Done(format!("finished {}", row.updated_at)),
+        Some(row) if row.status == RunStatus::Done && !force => {
+            Start::Done(format!("finished {}", row.updated_at))
+        }
         Some(row) if row.status == RunStatus::Done => Start::Reset,
         Some(row) if row.status == RunStatus::Running && owner_alive(row, me) => {
             let heartbeat =
@@ -744,8 +746,12 @@ mod tests {
     #[test]
     fn a_running_row_of_a_dead_process_on_this_host_is_resumed_at_once() {
         // pid 0 is never a process of ours.
-        let rows =
-            [RunRow { host: "here".into(), pid: 0, heartbeat_age_ms: Some(10), ..row("0/1", RunStatus::Running) }];
+        let rows = [RunRow {
+            host: "here".into(),
+            pid: 0,
+            heartbeat_age_ms: Some(10),
+            ..row("0/1", RunStatus::Running)
+        }];
         assert!(matches!(decide(&key("0/1"), &rows, false, &me()).unwrap(), Start::Resume(_)));
     }
 
