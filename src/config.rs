@@ -79,8 +79,6 @@ pub struct Output {
     pub progress: cli::Progress,
     /// Print nothing on success.
     pub quiet: bool,
-    /// Log detail (0 = default).
-    pub verbose: u8,
 }
 
 /// What a batch job does with its messages.
@@ -124,7 +122,6 @@ pub struct Batch {
     pub force: bool,
     /// Stop sending this long after the start.
     pub deadline: Duration,
-    /// Which users.
     pub shard: Shard,
 }
 
@@ -192,7 +189,6 @@ pub enum Job {
     Send {
         /// The device token.
         token: String,
-        /// Which message.
         kind: SendKind,
         /// Deliver, validate or print.
         mode: Mode,
@@ -304,12 +300,7 @@ impl Config {
             },
             timezone,
             now,
-            output: Output {
-                format: global.format,
-                progress: global.progress,
-                quiet: global.quiet,
-                verbose: global.verbose,
-            },
+            output: Output { format: global.format, progress: global.progress, quiet: global.quiet },
             monitoring: Monitoring { metrics_file: global.metrics_file, ping_url },
             job: job(cli.command, now, timezone)?,
         })

@@ -42,6 +42,7 @@ pub struct SlotCounts {
     pub skipped: u64,
 }
 
+#[cfg(test)]
 impl SlotCounts {
     /// Whether the totals are consistent with each other.
     pub fn adds_up(&self) -> bool {

@@ -23,7 +23,7 @@ pub enum Error {
         if *.or_tokens_file { ", or give --tokens-file" } else { "" }
     )]
     NoDatabase {
-        /// The job's name.
+        /// The job that needs it.
         job: &'static str,
         /// The job could read a tokens file instead.
         or_tokens_file: bool,

@@ -1,35 +1,37 @@
 //! wolley-push: the Wolley backend's timed jobs, run once per cron slot.
 //!
-//! The modules follow the domain: [`cli`] and [`config`] read the command line, [`tokens`]
-//! and [`db`] find the devices, [`fcm`] speaks to Firebase, [`send`] paces and retries,
-//! [`jobs`] are the scripts cron runs, [`report`] and [`output`] say what happened, [`metrics`]
-//! and [`ping`] tell monitoring, [`panic_hook`] turns a bug into one line and exit 1.
+//! The modules follow the domain, in layers that import downwards only (docs/architecture.md):
+//! exit codes, counts and names at the bottom; `db` (all SQL) and `fcm` (Firebase) for the
+//! outside systems, with `metrics` and `ping` for monitoring; `tokens`, `engine`, `ledger`,
+//! `breaker` and `stats` for the work; `summary` and `output` to say what happened; `config`
+//! for the validated command line (`cli`); `jobs` on top, the scripts cron runs. Only what the
+//! binary needs is public.
 
-pub mod advice;
-pub mod breaker;
-pub mod causes;
+mod advice;
+mod breaker;
+mod causes;
 pub mod cli;
-pub mod config;
-pub mod counts;
-pub mod db;
-pub mod engine;
+mod config;
+mod counts;
+mod db;
+mod engine;
 pub mod error;
 pub mod exit;
 mod failpoint;
-pub mod fcm;
-pub mod jobs;
-pub mod ledger;
-pub mod metrics;
-pub mod names;
+mod fcm;
+mod jobs;
+mod ledger;
+mod metrics;
+mod names;
 pub mod output;
 pub mod panic_hook;
-pub mod ping;
-pub mod shard;
-pub mod slot;
-pub mod stats;
-pub mod stop;
-pub mod summary;
-pub mod tokens;
+mod ping;
+mod shard;
+mod slot;
+mod stats;
+mod stop;
+mod summary;
+mod tokens;
 
 use cli::Cli;
 use config::Config;

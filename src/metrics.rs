@@ -29,8 +29,6 @@ use crate::counts::Counts;
 use crate::exit::ExitCode;
 use crate::shard::Shard;
 
-/// Prefix of every series wolley-push writes.
-pub const PREFIX: &str = "wolley_push_";
 const LAST_RUN: &str = "wolley_push_last_run_timestamp_seconds";
 const LAST_SUCCESS: &str = "wolley_push_last_success_timestamp_seconds";
 const DURATION: &str = "wolley_push_last_run_duration_seconds";

@@ -122,7 +122,6 @@ pub struct RunKey {
     pub job: String,
     /// The slot's label: a half-hour in RFC 3339, or an ISO week.
     pub slot: String,
-    /// Which users.
     pub shard: Shard,
 }
 

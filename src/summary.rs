@@ -15,7 +15,6 @@ use crate::exit::ExitCode;
 /// The summary of one run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
-    /// The job's name.
     pub job: &'static str,
     /// The slot: half-hour, ISO week, or `-`.
     pub slot: String,
@@ -33,7 +32,6 @@ pub struct Summary {
     /// For a journaled slot: the users a rerun of the slot would send (its retry set).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_set: Option<u64>,
-    /// The process exit code.
     pub exit_code: u8,
 }
 

@@ -25,9 +25,6 @@ const TOKEN_COUNT_SQL: &str = concat!("SELECT COUNT(*) FROM app_user WHERE ", ha
 
 impl Database {
     /// The server's version string, e.g. `10.5.27-MariaDB`.
-    ///
-    /// # Errors
-    /// As classified.
     pub async fn server_version(&self) -> Result<String, DbError> {
         let mut conn = self.conn().await?;
         let version: Option<String> = conn
@@ -38,9 +35,6 @@ impl Database {
     }
 
     /// The database the URL selects, if it names one.
-    ///
-    /// # Errors
-    /// As classified.
     pub async fn current_database(&self) -> Result<Option<String>, DbError> {
         let mut conn = self.conn().await?;
         let name: Option<Option<String>> = conn
@@ -52,9 +46,6 @@ impl Database {
 
     /// The tables (`table`) and columns (`table.column`) of [`BACKEND_COLUMNS`] that the
     /// database lacks; empty when everything wolley-push reads is there.
-    ///
-    /// # Errors
-    /// As classified.
     pub async fn missing_backend_columns(&self) -> Result<Vec<String>, DbError> {
         let mut conn = self.conn().await?;
         let tables: Vec<&str> = BACKEND_COLUMNS.iter().map(|(table, _)| *table).collect();
@@ -81,9 +72,6 @@ impl Database {
     }
 
     /// How many users have a token stored.
-    ///
-    /// # Errors
-    /// As classified.
     pub async fn stored_token_count(&self) -> Result<u64, DbError> {
         let mut conn = self.conn().await?;
         let count: Option<u64> = conn

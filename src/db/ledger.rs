@@ -66,9 +66,7 @@ impl std::fmt::Display for RunStatus {
 /// A journal row as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RunRow {
-    /// The job's name.
     pub job: String,
-    /// The slot label.
     pub slot: String,
     /// The shard, `K/N`, as stored.
     pub shard: String,
@@ -155,7 +153,6 @@ pub(crate) enum RowChange {
 /// A dead token to record in the prune log (applied to `app_user` later, see `db::prune_log`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct DeadToken {
-    /// The user.
     pub user_id: i64,
     /// The token exactly as stored in `app_user`.
     pub token: String,
@@ -320,9 +317,6 @@ pub(crate) struct Session {
 impl Database {
     /// A connection of its own holding the lock of `job` on `shard`, or `None` when another
     /// session holds it.
-    ///
-    /// # Errors
-    /// As classified.
     pub(crate) async fn lock_session(&self, job: &str, shard: &str) -> Result<Option<Session>, DbError> {
         let fail = |e| self.classify(e, "taking the run lock");
         // A pooled connection goes back to the pool with a reset, which releases its locks:
@@ -339,9 +333,6 @@ impl Database {
     }
 
     /// The journal rows of one job: its `last` most recent slots, newest first.
-    ///
-    /// # Errors
-    /// As classified.
     pub(crate) async fn recent_runs(&self, job: &str, last: u32) -> Result<Vec<RunRow>, DbError> {
         let mut conn = self.conn().await?;
         let sql = format!("{SELECT_ROW} WHERE job = ? ORDER BY started_at DESC, shard LIMIT ?");
@@ -351,9 +342,6 @@ impl Database {
     }
 
     /// The jobs the journal has rows of, by name.
-    ///
-    /// # Errors
-    /// As classified.
     pub(crate) async fn journaled_jobs(&self) -> Result<Vec<String>, DbError> {
         let mut conn = self.conn().await?;
         conn.query("SELECT DISTINCT job FROM wolley_push_run ORDER BY job")
@@ -362,9 +350,6 @@ impl Database {
     }
 
     /// The next page of the retry set of `key`, after `after_user_id`.
-    ///
-    /// # Errors
-    /// As classified.
     pub(crate) async fn retry_page(
         &self,
         key: &RunKey,
@@ -380,9 +365,6 @@ impl Database {
 
     /// Writes a batch on a connection of the pool, for a run whose session was lost: the owner
     /// check keeps it from writing over a run that has taken the slot over since.
-    ///
-    /// # Errors
-    /// As classified.
     pub(crate) async fn write_fenced(
         &self,
         key: &RunKey,
@@ -437,9 +419,6 @@ impl Session {
     }
 
     /// Releases the start lock.
-    ///
-    /// # Errors
-    /// As classified.
     pub(crate) async fn end_start(&mut self) -> Result<(), DbError> {
         let Some(name) = self.start_lock.take() else { return Ok(()) };
         self.conn
@@ -449,9 +428,6 @@ impl Session {
     }
 
     /// Every shard's row of one job's slot.
-    ///
-    /// # Errors
-    /// As classified.
     pub(crate) async fn slot_rows(&mut self, job: &str, slot: &str) -> Result<Vec<RunRow>, DbError> {
         let sql = format!("{SELECT_ROW} WHERE job = ? AND slot = ?");
         let rows: Vec<mysql_async::Row> =
@@ -460,9 +436,6 @@ impl Session {
     }
 
     /// Marks the row running for this run, creating it if needed.
-    ///
-    /// # Errors
-    /// As classified.
     pub(crate) async fn claim(&mut self, key: &RunKey, claim: &Claim<'_>) -> Result<(), DbError> {
         let fail = self.db.clone();
         let fail = |e| fail.classify(e, "writing the run journal");
@@ -498,9 +471,6 @@ impl Session {
     }
 
     /// The size of the retry set of `key`.
-    ///
-    /// # Errors
-    /// As classified.
     pub(crate) async fn retry_count(&mut self, key: &RunKey) -> Result<u64, DbError> {
         let [job, slot, shard] = key_params(key);
         let count: Option<u64> = self
@@ -512,9 +482,6 @@ impl Session {
     }
 
     /// Makes `batch` durable (and with `closing`, ends the run), if the row is still this run's.
-    ///
-    /// # Errors
-    /// As classified.
     pub(crate) async fn write(
         &mut self,
         key: &RunKey,

@@ -97,34 +97,15 @@ impl fmt::Debug for DatabaseUrl {
 #[error("{}; {}", self.what(), self.fix())]
 pub enum DbError {
     /// The URL cannot be used.
-    BadUrl {
-        /// What is wrong with it.
-        reason: String,
-    },
+    BadUrl { reason: String },
     /// The server cannot be reached.
-    Unreachable {
-        /// The masked URL.
-        url: String,
-        /// What happened.
-        reason: String,
-    },
+    Unreachable { url: String, reason: String },
     /// The server refused the credentials or the database name.
-    AccessDenied {
-        /// The masked URL.
-        url: String,
-        /// The server's message.
-        reason: String,
-    },
+    AccessDenied { url: String, reason: String },
     /// A backend table or column is missing.
-    MissingBackendSchema {
-        /// The masked URL.
-        url: String,
-        /// The server's message.
-        reason: String,
-    },
+    MissingBackendSchema { url: String, reason: String },
     /// The database user lacks a privilege a statement needs.
     PrivilegeMissing {
-        /// The masked URL.
         url: String,
         /// What wolley-push was doing.
         doing: &'static str,
@@ -133,7 +114,6 @@ pub enum DbError {
         privilege: String,
         /// The statement that grants it, e.g. ``GRANT INSERT ON `wolley`.`wolley_push_run` ``.
         grant: String,
-        /// The server's message.
         reason: String,
     },
     /// wolley-push's own tables are missing or older than this build.
@@ -144,7 +124,6 @@ pub enum DbError {
     Query {
         /// What wolley-push was doing.
         doing: &'static str,
-        /// The masked URL.
         url: String,
         /// The server's or driver's message.
         reason: String,

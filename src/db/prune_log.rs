@@ -41,7 +41,6 @@ pub enum Selection {
     Slot {
         /// The job.
         job: String,
-        /// The slot label.
         slot: String,
         /// `K/N`, or every shard.
         shard: Option<String>,
@@ -66,9 +65,6 @@ pub(crate) struct Applied {
 
 impl Session {
     /// The slot's pending dead tokens, counted by FCM's reason, most frequent first.
-    ///
-    /// # Errors
-    /// As classified.
     pub(crate) async fn pending_dead(&mut self, key: &RunKey) -> Result<Vec<(String, u64)>, DbError> {
         let [job, slot, shard] = key_params(key);
         self.conn
@@ -167,9 +163,6 @@ impl Database {
     }
 
     /// Deletes prune-log rows older than `days` (at most 10,000 per call: runs keep it trimmed).
-    ///
-    /// # Errors
-    /// As classified.
     pub(crate) async fn purge_prune_log(&self, days: u32) -> Result<u64, DbError> {
         let mut conn = self.conn().await?;
         conn.exec_drop(PURGE, (days,)).await.map_err(|e| self.classify(e, "trimming the prune log"))?;

@@ -185,9 +185,6 @@ impl Advice for SchemaAhead {
 
 impl Database {
     /// The schema version recorded in the database (0 when never migrated).
-    ///
-    /// # Errors
-    /// As classified.
     pub async fn schema_version(&self) -> Result<u32, DbError> {
         let mut conn = self.conn().await?;
         match conn.query_first::<u32, _>(READ_VERSION).await {

@@ -97,7 +97,6 @@ const INSERT_BADGES: Insert =
 /// One user of a page with every interval that may touch the week.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserIntervals {
-    /// `dailypath.user_id`.
     pub user_id: i64,
     /// Their intervals, unordered.
     pub intervals: Vec<RawInterval>,
@@ -106,11 +105,8 @@ pub struct UserIntervals {
 /// A badge a user earned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Award<'a> {
-    /// The user.
     pub user_id: i64,
-    /// The badge's code.
     pub code: &'a str,
-    /// Its display name.
     pub name: &'a str,
 }
 
@@ -166,9 +162,6 @@ pub struct WeekWriter {
 impl Database {
     /// Starts replacing `week`'s rows: opens the transaction and deletes what an earlier run
     /// wrote for the week.
-    ///
-    /// # Errors
-    /// As classified.
     pub async fn begin_week(&self, week: IsoWeek) -> Result<WeekWriter, DbError> {
         let mut options = TxOpts::default();
         options.with_isolation_level(IsolationLevel::ReadCommitted);
@@ -211,9 +204,6 @@ impl Database {
 impl WeekWriter {
     /// The next page of users (in `user_id` order) with their intervals; `None` after the last.
     /// Users without any interval near the week are not listed; a page may be empty.
-    ///
-    /// # Errors
-    /// As classified.
     pub async fn next_page(&mut self) -> Result<Option<Vec<UserIntervals>>, DbError> {
         if self.done {
             return Ok(None);
@@ -237,9 +227,6 @@ impl WeekWriter {
     }
 
     /// Queues the page's weeks and badges, writing whenever enough rows are waiting.
-    ///
-    /// # Errors
-    /// As classified.
     pub async fn write(&mut self, weeks: &[UserWeek], awards: &[Award<'_>]) -> Result<(), DbError> {
         for week in weeks {
             self.queue_week(week);
@@ -387,7 +374,6 @@ fn group_by_user(rows: Vec<(i64, String, i64, i64, i64)>, week_epoch: i64) -> Ve
 /// One badge winner with a usable-looking token, for `--notify`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WinnerRow {
-    /// The user.
     pub user_id: i64,
     /// Their badges' codes, comma-joined in code order.
     pub codes: String,
@@ -409,9 +395,6 @@ const WINNERS_GROUP: &str = "GROUP BY b.user_id, a.fcmToken ORDER BY b.user_id";
 
 impl Database {
     /// The next page of `week`'s badge winners that have a token, after `after_user_id`.
-    ///
-    /// # Errors
-    /// As classified.
     pub async fn badge_winner_page(
         &self,
         week: IsoWeek,
@@ -428,9 +411,6 @@ impl Database {
     }
 
     /// Those of these users who won a badge in `week` and have a token.
-    ///
-    /// # Errors
-    /// As classified.
     pub(crate) async fn badge_winners_among(
         &self,
         week: IsoWeek,

@@ -40,22 +40,14 @@ pub enum AuthError {
     Missing,
     /// The key file cannot be read.
     Unreadable {
-        /// The key's path.
         path: PathBuf,
-        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
     /// The key file is not a usable service-account key.
-    Malformed {
-        /// The key's path.
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
-    },
+    Malformed { path: PathBuf, reason: String },
     /// The token endpoint answered, but refused the key.
     Rejected {
-        /// The key's path.
         path: PathBuf,
         /// The key's `token_uri`.
         token_uri: String,
@@ -75,7 +67,6 @@ pub enum AuthError {
     Unreachable {
         /// The key's `token_uri`.
         token_uri: String,
-        /// What happened.
         reason: String,
     },
 }
@@ -211,11 +202,6 @@ impl ServiceAccountKey {
             client_email,
             token_uri,
         })
-    }
-
-    /// The key's path.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// A signed JWT asking for [`FCM_SCOPE`], the claims gcp_auth sends: a credential for an

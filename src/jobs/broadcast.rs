@@ -31,7 +31,6 @@ use super::{RunEnd, Skip};
 pub struct Broadcast<'a> {
     /// The job's name (also the lock's and the journal's).
     pub job: &'static str,
-    /// The slot label.
     pub slot: String,
     /// The message (targets may carry their own).
     pub message: Message,

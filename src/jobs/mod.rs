@@ -34,7 +34,6 @@ use delivery::Plan;
 /// How a run ended, as the exit status, the metrics file and the health pings report it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RunEnd {
-    /// The process exit code.
     pub exit_code: ExitCode,
     /// The run's message counts, for jobs that send.
     pub counts: Option<Counts>,

@@ -78,7 +78,6 @@ pub enum LedgerError {
          but no longer holds the lock; it stops within a second of noticing: run again in a minute"
     )]
     OwnerAlive {
-        /// The slot.
         key: RunKey,
         /// The owner's host.
         host: String,
@@ -89,25 +88,16 @@ pub enum LedgerError {
     },
     /// Another run took the slot over while this one was running.
     #[error("{key} was taken over by another run while this one was sending; this run stopped without recording its end")]
-    Superseded {
-        /// The slot.
-        key: RunKey,
-    },
+    Superseded { key: RunKey },
     /// The journal could not be written: the run stopped.
     #[error(
         "lost the database while sending {key} ({source}); the run stopped taking tokens at once; \
          a rerun resends only what was in flight or answered in the last moment"
     )]
-    Lost {
-        /// The slot.
-        key: RunKey,
-        /// What failed.
-        source: Box<DbError>,
-    },
+    Lost { key: RunKey, source: Box<DbError> },
     /// The prune breaker held the slot's dead tokens back.
     #[error("pruning held back for {key}: {tripped}")]
     PruneBreaker {
-        /// The slot.
         key: RunKey,
         /// The breaker's verdict.
         tripped: Tripped,
@@ -158,7 +148,6 @@ pub(crate) enum Opened {
 /// Where the run starts: the retry set, then the users above the checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Resume {
-    /// The slot.
     pub key: RunKey,
     /// Every user at or below this id is finished or in the retry set.
     pub checkpoint: i64,

@@ -43,7 +43,6 @@ pub enum BadgeRulesError {
     Unreadable {
         /// The file.
         path: PathBuf,
-        /// Why.
         source: std::io::Error,
     },
     /// The file is not valid TOML or breaks a rule of the format.
@@ -53,7 +52,6 @@ pub enum BadgeRulesError {
         file: String,
         /// The 1-based line of the offending text, when known.
         line: Option<usize>,
-        /// What is wrong.
         message: String,
     },
 }
@@ -67,14 +65,12 @@ fn at_line(line: Option<usize>) -> String {
 pub enum Condition {
     /// At least `seconds` in `category`.
     CategorySeconds {
-        /// The category.
         category: String,
         /// The threshold.
         seconds: u32,
     },
     /// `category` at least `ppm` millionths of the recorded time.
     CategoryShare {
-        /// The category.
         category: String,
         /// The threshold, in parts per million.
         ppm: u64,
@@ -180,11 +176,6 @@ impl BadgeRules {
     /// The rules, in file order.
     pub fn rules(&self) -> &[BadgeRule] {
         &self.rules
-    }
-
-    /// The badges `week` earns, in file order.
-    pub fn awarded<'a>(&'a self, week: &'a UserWeek) -> impl Iterator<Item = &'a BadgeRule> + 'a {
-        self.rules.iter().filter(move |rule| rule.awarded(week))
     }
 
     /// The positions in [`BadgeRules::rules`] of the badges `week` earns.
@@ -380,7 +371,7 @@ mod tests {
     }
 
     fn codes(rules: &BadgeRules, week: &UserWeek) -> Vec<String> {
-        rules.awarded(week).map(|r| r.code.clone()).collect()
+        rules.awarded_positions(week).into_iter().map(|i| rules.rules()[i].code.clone()).collect()
     }
 
     fn error(text: &str) -> String {

@@ -94,7 +94,6 @@ impl WeekTotals {
 pub struct WeekReport {
     /// `stats-weekly`.
     pub job: &'static str,
-    /// The ISO week.
     pub week: String,
     /// Users with recorded time.
     pub users: u64,
@@ -117,7 +116,6 @@ pub struct WeekReport {
 /// One category's total.
 #[derive(Debug, Clone, Serialize)]
 pub struct CategoryLine {
-    /// The category.
     pub category: String,
     /// Seconds over all users.
     pub seconds: u64,
@@ -130,9 +128,7 @@ pub struct CategoryLine {
 /// One badge's winners.
 #[derive(Debug, Clone, Serialize)]
 pub struct BadgeLine {
-    /// The badge's code.
     pub code: String,
-    /// Its display name.
     pub name: String,
     /// Users who earned it.
     pub users: u64,
@@ -175,9 +171,7 @@ impl WeekReport {
 pub struct UserReport {
     /// `stats-weekly`.
     pub job: &'static str,
-    /// The ISO week.
     pub week: String,
-    /// The user.
     pub user_id: i64,
     /// Seconds covered by at least one interval.
     pub recorded_seconds: u32,
@@ -196,7 +190,6 @@ pub struct UserReport {
 /// One category of a user's week.
 #[derive(Debug, Clone, Serialize)]
 pub struct UserCategory {
-    /// The category.
     pub category: String,
     /// Seconds.
     pub seconds: u32,

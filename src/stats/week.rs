@@ -37,7 +37,6 @@ pub struct RawInterval {
 /// The time a user spent in one category during the week.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CategoryTime {
-    /// The category.
     pub category: String,
     /// Seconds, overlapping rows counted once.
     pub seconds: u32,
@@ -46,7 +45,6 @@ pub struct CategoryTime {
 /// One user's week: the figures badges are awarded on and the statistics tables hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserWeek {
-    /// `app_user.user_id`.
     pub user_id: i64,
     /// Seconds covered by at least one counted interval.
     pub recorded: u32,

@@ -17,7 +17,6 @@ pub enum TokenFileError {
     Unreadable {
         /// The file's path.
         path: PathBuf,
-        /// The I/O error.
         source: std::io::Error,
     },
 }
