@@ -13,6 +13,7 @@ use crate::cli::{self, Cli, Command};
 use crate::db::DatabaseUrl;
 use crate::error::{Error, Result};
 use crate::fcm::ClientSettings;
+use crate::mode::Mode;
 use crate::names;
 use crate::shard::Shard;
 use crate::slot::{self, IsoWeek};
@@ -79,36 +80,6 @@ pub struct Output {
     pub progress: cli::Progress,
     /// Print nothing on success.
     pub quiet: bool,
-}
-
-/// What a batch job does with its messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Deliver.
-    Send,
-    /// FCM validates only; nothing pruned or recorded.
-    DryRun,
-    /// Print request bodies; no network.
-    Print,
-}
-
-impl Mode {
-    fn from_flags(dry_run: bool, print: bool) -> Self {
-        match (dry_run, print) {
-            (_, true) => Mode::Print,
-            (true, false) => Mode::DryRun,
-            (false, false) => Mode::Send,
-        }
-    }
-
-    /// The mode's name in summaries.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Send => "send",
-            Mode::DryRun => "dry-run",
-            Mode::Print => "print",
-        }
-    }
 }
 
 /// Targets, mode and run-safety settings of a scheduled job.

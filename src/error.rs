@@ -1,12 +1,13 @@
 //! The library's top-level error: every failure a user can see, each knowing its exit code.
 
 use crate::db::DbError;
+use crate::engine::EngineError;
 use crate::exit::ExitCode;
 use crate::fcm::auth::AuthError;
 use crate::fcm::message::MessageError;
 use crate::fcm::FatalSendError;
 use crate::ledger::LedgerError;
-use crate::tokens::TokenFileError;
+use crate::tokens::{SourceError, TokenFileError};
 
 /// A run that could not complete, classified by what the operator has to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +18,12 @@ pub enum Error {
     /// Configuration is missing or wrong.
     #[error("{0}")]
     Config(String),
+    /// Neither the flags nor the service-account key say which Firebase project to send for.
+    #[error("the key {} names no project_id: set WOLLEY_FCM_PROJECT_ID or --project-id", .key.display())]
+    NoProjectId {
+        /// The service-account key file.
+        key: std::path::PathBuf,
+    },
     /// The job reads the backend's database and none is configured.
     #[error(
         "{job} needs the backend's database: set WOLLEY_DATABASE_URL (or --database-url) to its MariaDB{}",
@@ -89,6 +96,7 @@ impl Error {
         match self {
             Error::Usage(_) => ExitCode::Usage,
             Error::Config(_)
+            | Error::NoProjectId { .. }
             | Error::NoDatabase { .. }
             | Error::Badges(_)
             | Error::BadgeNotificationTooLarge { .. } => ExitCode::Config,
@@ -106,6 +114,24 @@ impl Error {
 impl From<LedgerError> for Error {
     fn from(error: LedgerError) -> Self {
         Error::Ledger(Box::new(error))
+    }
+}
+
+impl From<EngineError> for Error {
+    fn from(error: EngineError) -> Self {
+        match error {
+            EngineError::Fatal(e) => Error::FatalSend(e),
+            EngineError::Auth(e) => Error::Auth(e),
+        }
+    }
+}
+
+impl From<SourceError> for Error {
+    fn from(error: SourceError) -> Self {
+        match error {
+            SourceError::Db(e) => Error::Db(e),
+            SourceError::File(e) => Error::TokenFile(e),
+        }
     }
 }
 

@@ -22,6 +22,7 @@ mod fcm;
 mod jobs;
 mod ledger;
 mod metrics;
+mod mode;
 mod names;
 pub mod output;
 pub mod panic_hook;

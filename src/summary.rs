@@ -11,6 +11,7 @@ use crate::cli::Format;
 use crate::config::Output;
 use crate::counts::Counts;
 use crate::exit::ExitCode;
+use crate::mode::Mode;
 
 /// The summary of one run.
 #[derive(Debug, Clone, Serialize)]
@@ -19,7 +20,7 @@ pub struct Summary {
     /// The slot: half-hour, ISO week, or `-`.
     pub slot: String,
     /// `send`, `dry-run` or `print`.
-    pub mode: &'static str,
+    pub mode: Mode,
     /// The counts.
     #[serde(flatten)]
     pub counts: Counts,
@@ -37,13 +38,7 @@ pub struct Summary {
 
 impl Summary {
     /// Builds the summary, deriving the exit code from the counts.
-    pub fn new(
-        job: &'static str,
-        slot: String,
-        mode: &'static str,
-        counts: Counts,
-        elapsed: Duration,
-    ) -> Self {
+    pub fn new(job: &'static str, slot: String, mode: Mode, counts: Counts, elapsed: Duration) -> Self {
         let secs = elapsed.as_secs_f64();
         let answered = counts.sent + counts.pruned + counts.failed;
         let rate = if secs > 0.0 { answered as f64 / secs } else { 0.0 };
@@ -89,12 +84,8 @@ impl Summary {
     fn human(&self) -> String {
         let c = &self.counts;
         let mut out = String::new();
-        let _ = writeln!(out, "{} {} ({})", self.job, self.slot, self.mode);
-        let sent = match self.mode {
-            "print" => "printed",
-            "dry-run" => "valid",
-            _ => "sent",
-        };
+        let _ = writeln!(out, "{} {} ({})", self.job, self.slot, self.mode.as_str());
+        let sent = self.mode.accepted_label();
         for (name, value) in [
             ("targeted", c.targeted),
             (sent, c.sent),
@@ -173,7 +164,8 @@ mod tests {
 
     #[test]
     fn the_json_summary_is_one_object_with_every_count() {
-        let summary = Summary::new("save-location", "slot".into(), "send", Counts::default(), Duration::ZERO);
+        let summary =
+            Summary::new("save-location", "slot".into(), Mode::Send, Counts::default(), Duration::ZERO);
         let value: serde_json::Value = serde_json::from_str(&summary.render(Format::Json)).unwrap();
         for key in [
             "job",

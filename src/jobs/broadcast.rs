@@ -13,11 +13,12 @@ use futures::FutureExt;
 
 use chrono::{DateTime, Utc};
 
-use crate::config::{Batch, Config, Mode};
+use crate::config::{Batch, Config};
 use crate::db::Database;
 use crate::error::{Error, Result};
 use crate::fcm::message::Message;
 use crate::ledger::{self, Ledger, Opened};
+use crate::mode::Mode;
 use crate::shard::Shard;
 use crate::slot::{IsoWeek, RunKey};
 use crate::stop::{RunStop, StopReason};

@@ -11,15 +11,16 @@ use indicatif::ProgressBar;
 use tokio::sync::mpsc;
 
 use crate::breaker::{self, PrunePolicy};
-use crate::config::{Config, Mode};
+use crate::config::Config;
 use crate::counts::Counts;
 use crate::db::ledger::DeadToken;
-use crate::engine::{Delivery, Engine, EngineError, Outcome, Policy};
+use crate::engine::{Delivery, Engine, Outcome, Policy};
 use crate::error::{Error, Result};
 use crate::fcm::auth::{AuthError, Authenticator, ServiceAccountKey};
 use crate::fcm::message::{Message, RequestTemplate};
 use crate::fcm::{DeadReason, FatalSendError, FcmClient};
 use crate::ledger::{Ending, Recorder, Resolution};
+use crate::mode::Mode;
 use crate::output;
 use crate::stop::{RunStop, SendGate, StopReason};
 use crate::summary::Summary;
@@ -85,7 +86,7 @@ impl Ran {
     /// The run's summary.
     pub(crate) fn summary(&self, plan: (&'static str, String, Mode), elapsed: Duration) -> Summary {
         let (job, slot, mode) = plan;
-        let summary = Summary::new(job, slot, mode.as_str(), self.counts, elapsed);
+        let summary = Summary::new(job, slot, mode, self.counts, elapsed);
         match self.stopped {
             Some(StopReason::Signal(_)) => summary.interrupted(),
             _ => summary,
@@ -106,7 +107,7 @@ pub async fn execute(
     if plan.mode == Mode::Print {
         let template = RequestTemplate::new(&plan.message, false)?;
         let counts = print_all(plan.source, &template).await?;
-        return Ok(Summary::new(plan.job, plan.slot, plan.mode.as_str(), counts, started.elapsed()));
+        return Ok(Summary::new(plan.job, plan.slot, plan.mode, counts, started.elapsed()));
     }
     let prepared = prepare(config, &plan.message, plan.mode).await?;
     let mut ran = deliver(config, prepared, plan.source, None, RunStop::new(), deadline, plan.job).await;
@@ -117,11 +118,11 @@ pub async fn execute(
 }
 
 async fn print_all(mut source: TokenSource, template: &RequestTemplate) -> Result<Counts> {
-    let mut filter = source.filter().await.map_err(source_error)?;
+    let mut filter = source.filter().await?;
     let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
     let mut body = Vec::new();
     let mut printed = 0;
-    while let Some(page) = source.next_page().await.map_err(source_error)? {
+    while let Some(page) = source.next_page().await? {
         filter.count_unread(page.unusable_lines, 0);
         for candidate in page.candidates {
             let Some(stored) = candidate.stored.as_deref() else { continue };
@@ -152,7 +153,7 @@ pub(crate) async fn deliver(
     let filter = match source.filter().await {
         Ok(filter) => filter,
         Err(error) => {
-            let error = source_error(error);
+            let error = Error::from(error);
             return Ran { counts: Counts::default(), stopped: None, exhausted: false, error: Some(error) };
         }
     };
@@ -189,9 +190,9 @@ pub(crate) async fn deliver(
             counts.skipped = tokens.skipped();
             (exhausted, None)
         }
-        Err(error) => (false, Some(source_error(error))),
+        Err(error) => (false, Some(error.into())),
     };
-    let error = sent.err().map(engine_error).or(fed_error).or(tally.refusal);
+    let error = sent.err().map(Error::from).or(fed_error).or(tally.refusal);
     Ran { counts, stopped: stop.reason(), exhausted, error }
 }
 
@@ -398,29 +399,14 @@ async fn stop_at_deadline(stop: RunStop, after: Duration) {
 async fn fcm_client(config: &Config) -> Result<FcmClient> {
     let path = config.credentials.as_deref().ok_or(AuthError::Missing)?;
     let key = ServiceAccountKey::load(path)?;
-    let project_id = config.project_id.clone().or_else(|| key.project_id.clone()).ok_or_else(|| {
-        Error::Config(format!(
-            "the key {} names no project_id: set WOLLEY_FCM_PROJECT_ID or --project-id",
-            path.display()
-        ))
-    })?;
+    let project_id = config
+        .project_id
+        .clone()
+        .or_else(|| key.project_id.clone())
+        .ok_or_else(|| Error::NoProjectId { key: path.to_owned() })?;
     let auth = Arc::new(Authenticator::new(key)?);
     auth.bearer().await?;
     // Building fails only on the TLS setup, i.e. an unusable --fcm-ca-file.
     FcmClient::new(&config.fcm_endpoint, &project_id, auth, &config.client)
         .map_err(|error| Error::Config(format!("{error:#}")))
-}
-
-fn engine_error(error: EngineError) -> Error {
-    match error {
-        EngineError::Fatal(e) => Error::FatalSend(e),
-        EngineError::Auth(e) => Error::Auth(e),
-    }
-}
-
-fn source_error(error: SourceError) -> Error {
-    match error {
-        SourceError::Db(e) => Error::Db(e),
-        SourceError::File(e) => Error::TokenFile(e),
-    }
 }

@@ -203,7 +203,7 @@ pub async fn run(config: &Config) -> Result<RunEnd> {
                 source: TokenSource::single(token.clone()),
             };
             let summary = delivery::execute(config, plan, None, Instant::now()).await?;
-            summary::emit(&summary, &config.output, *mode == crate::config::Mode::Print)?;
+            summary::emit(&summary, &config.output, *mode == crate::mode::Mode::Print)?;
             Ok(RunEnd::sent(&summary))
         }
     }

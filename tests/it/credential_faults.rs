@@ -157,3 +157,29 @@ fn doctor_fails_its_key_line_on_a_malformed_token_uri_and_skips_oauth() {
     }
     assert_eq!(world.fcm.oauth_requests(), 0);
 }
+
+#[test]
+fn a_key_without_a_project_id_and_no_flag_exits_78_naming_the_fix() {
+    let world = World::new();
+    let tokens = world.file("tokens.txt", TOKEN);
+    let mut key: Value = serde_json::from_str(&world.fcm.service_account_json()).unwrap();
+    key.as_object_mut().unwrap().remove("project_id");
+    let key_path = world.file("no-project.json", &key.to_string());
+    let output = world
+        .cmd()
+        .env("GOOGLE_APPLICATION_CREDENTIALS", &key_path)
+        .args(["save-location", "--tokens-file"])
+        .arg(&tokens)
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 78, "{}", stderr(&output));
+    let errors = error_lines(&output);
+    assert_eq!(errors.len(), 1, "{}", stderr(&output));
+    assert!(
+        errors[0].contains("no-project.json") && errors[0].contains("names no project_id"),
+        "{}",
+        errors[0]
+    );
+    assert!(errors[0].contains("--project-id"), "{}", errors[0]);
+    assert_eq!(world.fcm.total_requests(), 0);
+}
