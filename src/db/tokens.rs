@@ -55,16 +55,16 @@ const GROUPING_TEMP_TABLE_BYTES: u64 = 256 << 20;
 pub(crate) const HASHES_PER_QUERY: usize = 1_000;
 
 /// A hash value held by more than one `app_user` row: one token shared by several users, or
-/// (rarely) different tokens with the same CRC-32.
+/// (rarely) different tokens with the same CRC-32. 24 bytes: the run keeps one per shared token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SharedGroup {
     /// `CRC32(TRIM(BINARY fcmToken))`.
     pub hash: u32,
+    /// Rows in the group (at least 2).
+    pub rows: u32,
     /// The lowest and highest user id in the group.
     pub min_user_id: i64,
     pub max_user_id: i64,
-    /// Rows in the group (at least 2).
-    pub rows: u64,
 }
 
 impl Database {
@@ -83,17 +83,15 @@ impl Database {
         )
         .await
         .map_err(fail)?;
-        let rows: Vec<(u32, i64, i64, u64)> =
-            conn.exec(SHARED_GROUPS_SQL, (PLACEHOLDER_TOKEN,)).await.map_err(fail)?;
-        let mut groups: Vec<SharedGroup> = rows
-            .into_iter()
-            .map(|(hash, min_user_id, max_user_id, rows)| SharedGroup {
-                hash,
-                min_user_id,
-                max_user_id,
-                rows,
-            })
-            .collect();
+        // Mapped row by row as they arrive: no second copy of the result.
+        let to_group = |(hash, min_user_id, max_user_id, rows): (u32, i64, i64, u64)| SharedGroup {
+            hash,
+            rows: u32::try_from(rows).unwrap_or(u32::MAX),
+            min_user_id,
+            max_user_id,
+        };
+        let mut groups =
+            conn.exec_map(SHARED_GROUPS_SQL, (PLACEHOLDER_TOKEN,), to_group).await.map_err(fail)?;
         groups.sort_unstable_by_key(|group| group.hash);
         Ok(groups)
     }

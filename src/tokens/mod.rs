@@ -447,6 +447,29 @@ mod tests {
     }
 
     #[test]
+    fn from_the_database_a_user_marked_as_sharing_a_lower_users_token_is_a_duplicate() {
+        let mut filter = TokenFilter::for_database(Some(2));
+        let owner = Candidate::read(Some(1), Some(TOKEN.to_owned()), None);
+        let sharer =
+            Candidate { held_by_lower: true, ..Candidate::read(Some(2), Some(TOKEN.to_owned()), None) };
+        assert!(filter.admit(&owner).is_ok());
+        assert_eq!(filter.admit(&sharer), Err(Rejection::Duplicate));
+        // The database's count had left the sharer out already.
+        assert_eq!(filter.take_unexpected(), 0);
+    }
+
+    #[test]
+    fn rejections_the_total_counted_are_taken_off_it_once() {
+        let mut filter = TokenFilter { expected: Some(4), ..TokenFilter::default() };
+        assert!(filter.admit_token(None, TOKEN, false).is_ok());
+        assert_eq!(filter.admit_token(None, TOKEN, false), Err(Rejection::Duplicate));
+        assert_eq!(filter.admit_token(None, "bad token", false), Err(Rejection::Invalid));
+        filter.count_unread(1, 0);
+        assert_eq!(filter.take_unexpected(), 3);
+        assert_eq!(filter.take_unexpected(), 0);
+    }
+
+    #[test]
     fn short_shows_at_most_eight_characters() {
         assert_eq!(short_token(TOKEN), "fcm:APA9");
         assert_eq!(short_token("abc"), "abc");
