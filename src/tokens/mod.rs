@@ -138,7 +138,12 @@ impl TokenFilter {
     /// The target for a candidate, or why it is not sent.
     pub(crate) fn admit(&mut self, candidate: &Candidate) -> Result<Target, Rejection> {
         let Some(stored) = candidate.stored.as_deref() else { return Err(Rejection::NoToken) };
-        self.admit_token(candidate.user_id, stored, candidate.held_by_lower)
+        let admitted = self.admit_token(candidate.user_id, stored, candidate.held_by_lower);
+        // A retry-set user without a token is counted as gone ([`TokenFilter::count_unread`]).
+        if admitted == Err(Rejection::NoToken) && !candidate.in_retry_set {
+            self.unexpected += 1;
+        }
+        admitted
     }
 
     fn admit_token(
@@ -149,7 +154,6 @@ impl TokenFilter {
     ) -> Result<Target, Rejection> {
         let token = stored.trim();
         if token.is_empty() || token == PLACEHOLDER_TOKEN {
-            self.unexpected += 1;
             return Err(Rejection::NoToken);
         }
         if !could_be_valid(token) {
@@ -172,7 +176,7 @@ impl TokenFilter {
     pub(crate) fn count_unread(&mut self, unusable_lines: u64, gone: u64) {
         self.counts.unusable_lines += unusable_lines;
         self.counts.gone += gone;
-        self.unexpected += unusable_lines;
+        self.unexpected += unusable_lines + gone;
     }
 
     /// How many messages the run expects to send, when the source can tell cheaply: the
@@ -464,8 +468,11 @@ mod tests {
         assert!(filter.admit_token(None, TOKEN, false).is_ok());
         assert_eq!(filter.admit_token(None, TOKEN, false), Err(Rejection::Duplicate));
         assert_eq!(filter.admit_token(None, "bad token", false), Err(Rejection::Invalid));
-        filter.count_unread(1, 0);
-        assert_eq!(filter.take_unexpected(), 3);
+        assert_eq!(filter.admit(&Candidate::read(None, Some("abc".into()), None)), Err(Rejection::NoToken));
+        let gone = Candidate { in_retry_set: true, ..Candidate::read(Some(7), Some(String::new()), None) };
+        assert_eq!(filter.admit(&gone), Err(Rejection::NoToken));
+        filter.count_unread(1, 1);
+        assert_eq!(filter.take_unexpected(), 5);
         assert_eq!(filter.take_unexpected(), 0);
     }
 
