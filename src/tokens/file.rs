@@ -74,9 +74,14 @@ impl FilePages {
 
 impl FilePages {
     /// The lines that could be a token (the progress bar's total), read once before the run;
-    /// `None` for stdin, which can be read only once.
+    /// `None` for stdin, a FIFO or anything else that is not a regular file: those can be read
+    /// only once.
     pub(super) async fn count_token_lines(&self) -> Result<Option<u64>, TokenFileError> {
         if self.path.as_os_str() == "-" {
+            return Ok(None);
+        }
+        let regular = tokio::fs::metadata(&self.path).await.is_ok_and(|meta| meta.is_file());
+        if !regular {
             return Ok(None);
         }
         let path = self.path.clone();
