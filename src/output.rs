@@ -2,13 +2,16 @@
 //! stdout belongs to the summary and to `--print`.
 
 use std::io::{IsTerminal, Write};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::Progress;
+use crate::counts::Counts;
 
 static BARS: OnceLock<MultiProgress> = OnceLock::new();
 
@@ -37,27 +40,144 @@ pub fn init_logging(quiet: bool, verbose: u8) {
         .try_init();
 }
 
-/// A progress bar for `total` messages (0 = unknown), hidden unless asked for or on a terminal.
-pub fn progress_bar(policy: Progress, total: u64, label: &str) -> ProgressBar {
-    let visible = match policy {
-        Progress::Always => true,
-        Progress::Never => false,
-        Progress::Auto => std::io::stderr().is_terminal(),
-    };
-    if !visible {
-        return ProgressBar::hidden();
+/// The answers a run has had so far, shared with the bar's renderer: updating three atomics per
+/// answer is cheaper than formatting a message string 20,000 times a second, and the bar is
+/// drawn at most 20 times a second anyway.
+#[derive(Debug, Default)]
+struct Answers {
+    sent: AtomicU64,
+    pruned: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// A run's progress bar: answered/total, share, sent/pruned/failed, rate and ETA. Hidden unless
+/// asked for or on a terminal; a hidden bar costs a few atomic adds per message.
+pub(crate) struct RunProgress {
+    bar: ProgressBar,
+    answers: Arc<Answers>,
+}
+
+impl RunProgress {
+    /// A bar for `total` messages (`None`: not known, a spinner with the counts instead).
+    pub(crate) fn new(policy: Progress, total: Option<u64>, label: &str) -> Self {
+        let answers = Arc::new(Answers::default());
+        let visible = match policy {
+            Progress::Always => true,
+            Progress::Never => false,
+            Progress::Auto => std::io::stderr().is_terminal(),
+        };
+        if !visible {
+            return RunProgress { bar: ProgressBar::hidden(), answers };
+        }
+        let template = match total {
+            Some(_) => "{prefix} [{bar:25}] {counts}",
+            None => "{prefix} {spinner} {counts}",
+        };
+        let shown = Arc::clone(&answers);
+        let style = ProgressStyle::with_template(template)
+            .expect("valid template")
+            .progress_chars("=> ")
+            .with_key("counts", move |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = w.write_str(&progress_counts(&Snapshot::of(state, &shown)));
+            });
+        let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::hidden())
+            .with_style(style)
+            .with_prefix(label.to_owned());
+        let bar = bars().add(bar);
+        bars().set_draw_target(ProgressDrawTarget::term_like(Box::new(console::Term::stderr())));
+        bar.enable_steady_tick(Duration::from_millis(200));
+        RunProgress { bar, answers }
     }
-    let template = if total > 0 {
-        "{prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta}"
-    } else {
-        "{prefix} {spinner} {pos} {per_sec}"
+
+    /// One more answer; `counts` are the run's counts after it.
+    pub(crate) fn answered(&self, counts: &Counts) {
+        self.answers.sent.store(counts.sent, Ordering::Relaxed);
+        self.answers.pruned.store(counts.pruned, Ordering::Relaxed);
+        self.answers.failed.store(counts.failed, Ordering::Relaxed);
+        self.bar.inc(1);
+    }
+
+    /// Takes `by` off the total: targets it counted that will not be sent after all (an invalid
+    /// token, a user gone from the retry set, a token seen before in a file).
+    pub(crate) fn not_coming(&self, by: u64) {
+        if let Some(total) = self.bar.length().filter(|_| by > 0) {
+            self.bar.set_length(total.saturating_sub(by).max(self.bar.position()));
+        }
+    }
+
+    /// Removes the bar (the summary follows).
+    pub(crate) fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// What the bar's counts are drawn from, at one instant.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Snapshot {
+    /// Messages answered.
+    pub done: u64,
+    /// Messages the run expects to send, when known.
+    pub total: Option<u64>,
+    /// Answers by kind.
+    pub sent: u64,
+    pub pruned: u64,
+    pub failed: u64,
+    /// Answers per second, recently.
+    pub per_sec: f64,
+}
+
+impl Snapshot {
+    fn of(state: &ProgressState, answers: &Answers) -> Self {
+        Snapshot {
+            done: state.pos(),
+            total: state.len(),
+            sent: answers.sent.load(Ordering::Relaxed),
+            pruned: answers.pruned.load(Ordering::Relaxed),
+            failed: answers.failed.load(Ordering::Relaxed),
+            per_sec: state.per_sec(),
+        }
+    }
+}
+
+/// The text after the bar, e.g. `412,345/968,475 42% · sent 410,000 pruned 2,000 failed 345 ·
+/// 9,000 msg/s · ETA 1m 02s`. Whole numbers: a rate to four decimals only flickers.
+pub(crate) fn progress_counts(s: &Snapshot) -> String {
+    let answers =
+        format!("sent {} pruned {} failed {}", thousands(s.sent), thousands(s.pruned), thousands(s.failed));
+    let rate = format!("{} msg/s", thousands(s.per_sec.max(0.0).round() as u64));
+    let Some(total) = s.total else {
+        return format!("{} · {answers} · {rate}", thousands(s.done));
     };
-    let bar = ProgressBar::with_draw_target(Some(total).filter(|&t| t > 0), ProgressDrawTarget::hidden())
-        .with_style(ProgressStyle::with_template(template).expect("valid template").progress_chars("=> "))
-        .with_prefix(label.to_owned());
-    let bar = bars().add(bar);
-    bars().set_draw_target(ProgressDrawTarget::term_like(Box::new(console::Term::stderr())));
-    bar
+    let percent = (s.done.min(total) * 100).checked_div(total).unwrap_or(100);
+    let eta = match (total.saturating_sub(s.done), s.per_sec) {
+        (0, _) => "ETA 0s".to_owned(),
+        (left, rate) if rate >= 1.0 => format!("ETA {}", clock(Duration::from_secs_f64(left as f64 / rate))),
+        _ => "ETA -".to_owned(),
+    };
+    format!("{}/{} {percent}% · {answers} · {rate} · {eta}", thousands(s.done), thousands(total))
+}
+
+/// `1234567` → `1,234,567`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+/// `62 s` → `1m 02s`, `3725 s` → `1h 02m`: minutes matter for a run, not milliseconds.
+fn clock(d: Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m {:02}s", secs / 60, secs % 60),
+        _ => format!("{}h {:02}m", secs / 3600, secs % 3600 / 60),
+    }
 }
 
 /// Writes log lines to stderr with any progress bar lifted out of the way.
@@ -80,5 +200,47 @@ impl<'a> MakeWriter<'a> for StderrAroundBars {
 
     fn make_writer(&'a self) -> Self::Writer {
         *self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(done: u64, total: Option<u64>, per_sec: f64) -> Snapshot {
+        Snapshot { done, total, sent: done.saturating_sub(12), pruned: 10, failed: 2.min(done), per_sec }
+    }
+
+    #[test]
+    fn the_counts_show_share_answers_a_whole_rate_and_the_time_left() {
+        assert_eq!(
+            progress_counts(&snapshot(412_345, Some(968_475), 9_000.408_3)),
+            "412,345/968,475 42% · sent 412,333 pruned 10 failed 2 · 9,000 msg/s · ETA 1m 01s"
+        );
+    }
+
+    #[test]
+    fn without_a_total_there_is_no_share_and_no_eta() {
+        assert_eq!(
+            progress_counts(&snapshot(9_534, None, 916.308_3)),
+            "9,534 · sent 9,522 pruned 10 failed 2 · 916 msg/s"
+        );
+    }
+
+    #[test]
+    fn before_any_answer_the_eta_is_unknown_and_at_the_end_it_is_zero() {
+        assert!(progress_counts(&snapshot(0, Some(1_000), 0.0))
+            .ends_with("0% · sent 0 pruned 10 failed 0 · 0 msg/s · ETA -"));
+        assert!(progress_counts(&snapshot(1_000, Some(1_000), 50.0)).contains("1,000/1,000 100%"));
+        assert!(progress_counts(&snapshot(1_000, Some(1_000), 50.0)).ends_with("ETA 0s"));
+        assert!(progress_counts(&snapshot(0, Some(0), 0.0)).starts_with("0/0 100%"));
+    }
+
+    #[test]
+    fn long_runs_show_hours_and_minutes() {
+        assert_eq!(clock(Duration::from_secs(3_725)), "1h 02m");
+        assert_eq!(clock(Duration::from_secs(59)), "59s");
+        assert_eq!(thousands(1_000_000), "1,000,000");
+        assert_eq!(thousands(999), "999");
     }
 }

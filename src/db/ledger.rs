@@ -298,7 +298,8 @@ const MARK_HELD: &str = "UPDATE wolley_push_prune_log SET state = 'held' \
 const RETRY_PAGE: &str = "SELECT user_id FROM wolley_push_retry \
      WHERE job = ? AND slot = ? AND shard = ? AND user_id > ? ORDER BY user_id LIMIT ?";
 
-const RETRY_COUNT: &str = "SELECT COUNT(*) FROM wolley_push_retry WHERE job = ? AND slot = ? AND shard = ?";
+pub(super) const RETRY_COUNT: &str =
+    "SELECT COUNT(*) FROM wolley_push_retry WHERE job = ? AND slot = ? AND shard = ?";
 
 const DELETE_RETRY_SET: &str = "DELETE FROM wolley_push_retry WHERE job = ? AND slot = ? AND shard = ?";
 

@@ -1,12 +1,14 @@
-//! Device tokens in `app_user`: read page by page in `user_id` order, or by user for a retry set.
+//! Device tokens in `app_user`: read page by page in `user_id` order, or by user for a retry set;
+//! the groups of rows that may share a token, and the counts the progress bar needs.
 //! (Dead tokens are cleared through the prune log, `db::prune_log`.)
 
-use std::collections::HashMap;
-
 use mysql_async::prelude::*;
+use mysql_async::Value;
 
-use super::{Database, DbError};
+use super::ledger::{key_params, RETRY_COUNT};
+use super::{has_token, Database, DbError, PLACEHOLDER_TOKEN};
 pub use crate::shard::Shard;
+use crate::slot::RunKey;
 
 /// Rows fetched per query. Keyset pages keep memory flat and, unlike one long streaming
 /// result, survive a slow consumer (a stalled stream breaks at `net_write_timeout`).
@@ -21,41 +23,134 @@ pub struct TokenRow {
     pub token: String,
 }
 
-const PAGE_SQL: &str = "SELECT user_id, fcmToken FROM app_user \
-     WHERE user_id > ? AND MOD(user_id, ?) = ? \
-       AND fcmToken IS NOT NULL AND fcmToken NOT IN ('', 'abc') \
-     ORDER BY user_id LIMIT ?";
+const PAGE_SQL: &str = concat!(
+    "SELECT user_id, fcmToken FROM app_user WHERE user_id > ? AND MOD(user_id, ?) = ? AND ",
+    has_token!("fcmToken"),
+    " ORDER BY user_id LIMIT ?"
+);
 
-// Grouped on the exact bytes: tokens are case-sensitive, the column's collation is not.
-// TRIM matches the filter's trimming of the spaces the app sometimes stores around a token.
-const DUPLICATES_SQL: &str = "SELECT BINARY TRIM(fcmToken), MIN(user_id) FROM app_user \
-     WHERE fcmToken IS NOT NULL AND fcmToken NOT IN ('', 'abc') \
-     GROUP BY BINARY TRIM(fcmToken) HAVING COUNT(*) > 1";
-/// Room for the grouping to stay in memory on the server (session only): on disk it is
-/// several times slower.
-const DUPLICATES_TEMP_TABLE_BYTES: u64 = 256 << 20;
+const COUNT_SQL: &str = concat!(
+    "SELECT COUNT(*) FROM app_user WHERE user_id > ? AND MOD(user_id, ?) = ? AND ",
+    has_token!("fcmToken")
+);
+
+// Grouped on a 32-bit hash of the trimmed bytes, not on the bytes: the temporary table then
+// holds one integer per token instead of a 800-byte VARBINARY row (utf8mb4 VARCHAR(200)), stays
+// in memory and costs 1.6 s of MariaDB CPU at 1M users instead of 5.4 (BENCHMARKS.md). Equal
+// tokens always fall into one group; the exact comparison happens afterwards, within a group
+// (`tokens::owners`).
+// TRIM on the bytes (BINARY) removes the spaces the app sometimes stores around a token, as
+// TRIM on the text would, at half the cost; `tokens::owners::hash` computes the same CRC-32.
+// `ORDER BY NULL`: MariaDB would otherwise sort the groups.
+const SHARED_GROUPS_SQL: &str = concat!(
+    "SELECT CRC32(TRIM(BINARY fcmToken)) AS h, MIN(user_id), MAX(user_id), COUNT(*) FROM app_user WHERE ",
+    has_token!("fcmToken"),
+    " GROUP BY h HAVING COUNT(*) > 1 ORDER BY NULL"
+);
+
+/// Room for the grouping to stay in memory on the server (session only): about 50 bytes a
+/// group, so 64 MiB holds a million users; on disk the grouping is five times slower.
+const GROUPING_TEMP_TABLE_BYTES: u64 = 256 << 20;
+
+/// Hashes asked for in one statement by [`Database::rows_hashed_to`] (each one a bound
+/// parameter; the server allows 65,535).
+pub(crate) const HASHES_PER_QUERY: usize = 1_000;
+
+/// A hash value held by more than one `app_user` row: one token shared by several users, or
+/// (rarely) different tokens with the same CRC-32. 24 bytes: the run keeps one per shared token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SharedGroup {
+    /// `CRC32(TRIM(BINARY fcmToken))`.
+    pub hash: u32,
+    /// Rows in the group (at least 2).
+    pub rows: u32,
+    /// The lowest and highest user id in the group.
+    pub min_user_id: i64,
+    pub max_user_id: i64,
+}
 
 impl Database {
-    /// Every token held by more than one user, with its owner: the lowest such user id.
-    /// The server does the grouping, so the run's memory does not grow with the user count,
-    /// and every shard and every resumed run agrees on who owns a token.
+    /// Every hash held by more than one user with a token, sorted by hash. One scan with an
+    /// integer hash aggregate on the server, so the run's memory follows the shared tokens,
+    /// not the users, and every shard and resumed run sees the same groups.
     ///
     /// # Errors
     /// [`DbError::MissingBackendSchema`] when `app_user` is not there; others as classified.
-    pub async fn duplicate_tokens(&self) -> Result<HashMap<String, i64>, DbError> {
+    pub(crate) async fn shared_groups(&self) -> Result<Vec<SharedGroup>, DbError> {
         let fail = |e| self.classify(e, "finding tokens shared by several users");
         let mut conn = self.conn().await?;
         conn.exec_drop(
             "SET SESSION max_heap_table_size = ?, tmp_table_size = ?",
-            (DUPLICATES_TEMP_TABLE_BYTES, DUPLICATES_TEMP_TABLE_BYTES),
+            (GROUPING_TEMP_TABLE_BYTES, GROUPING_TEMP_TABLE_BYTES),
         )
         .await
         .map_err(fail)?;
-        let rows: Vec<(Vec<u8>, i64)> = conn.query(DUPLICATES_SQL).await.map_err(fail)?;
-        Ok(rows
-            .into_iter()
-            .map(|(token, owner)| (String::from_utf8_lossy(&token).into_owned(), owner))
-            .collect())
+        // Mapped row by row as they arrive: no second copy of the result.
+        let to_group = |(hash, min_user_id, max_user_id, rows): (u32, i64, i64, u64)| SharedGroup {
+            hash,
+            rows: u32::try_from(rows).unwrap_or(u32::MAX),
+            min_user_id,
+            max_user_id,
+        };
+        let mut groups =
+            conn.exec_map(SHARED_GROUPS_SQL, (PLACEHOLDER_TOKEN,), to_group).await.map_err(fail)?;
+        groups.sort_unstable_by_key(|group| group.hash);
+        Ok(groups)
+    }
+
+    /// The users with a token whose hash is one of `hashes` (at most [`HASHES_PER_QUERY`]),
+    /// with their token as stored. One scan: only for groups of three users or more, which
+    /// cannot be settled by looking up their lowest user alone.
+    ///
+    /// # Errors
+    /// [`DbError::MissingBackendSchema`] when `app_user` is not there; others as classified.
+    pub(crate) async fn rows_hashed_to(&self, hashes: &[u32]) -> Result<Vec<(i64, String)>, DbError> {
+        debug_assert!(hashes.len() <= HASHES_PER_QUERY);
+        if hashes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks = vec!["?"; hashes.len()].join(", ");
+        let sql = format!(
+            concat!(
+                "SELECT user_id, fcmToken FROM app_user WHERE ",
+                has_token!("fcmToken"),
+                " AND CRC32(TRIM(BINARY fcmToken)) IN ({})"
+            ),
+            marks
+        );
+        let mut params: Vec<Value> = vec![PLACEHOLDER_TOKEN.into()];
+        params.extend(hashes.iter().map(|&hash| Value::from(hash)));
+        let mut conn = self.conn().await?;
+        conn.exec(sql, params).await.map_err(|e| self.classify(e, "reading tokens shared by several users"))
+    }
+
+    /// How many users of `shard` above `after_user_id` have a token (the progress bar's total;
+    /// one scan of `app_user`, run while the shared tokens are being grouped).
+    ///
+    /// # Errors
+    /// [`DbError::MissingBackendSchema`] when `app_user` is not there; others as classified.
+    pub(crate) async fn count_with_token(&self, after_user_id: i64, shard: Shard) -> Result<u64, DbError> {
+        let mut conn = self.conn().await?;
+        let params = (after_user_id, shard.count, shard.index, PLACEHOLDER_TOKEN);
+        let count: Option<u64> = conn
+            .exec_first(COUNT_SQL, params)
+            .await
+            .map_err(|e| self.classify(e, "counting app_user tokens"))?;
+        Ok(count.unwrap_or(0))
+    }
+
+    /// The size of a slot's retry set (the progress bar's total).
+    ///
+    /// # Errors
+    /// As classified.
+    pub(crate) async fn retry_set_size(&self, key: &RunKey) -> Result<u64, DbError> {
+        let mut conn = self.conn().await?;
+        let [job, slot, shard] = key_params(key);
+        let count: Option<u64> = conn
+            .exec_first(RETRY_COUNT, (job, slot, shard))
+            .await
+            .map_err(|e| self.classify(e, "reading the retry set"))?;
+        Ok(count.unwrap_or(0))
     }
 
     /// The next page of users with a token, after `after_user_id`.
@@ -64,7 +159,7 @@ impl Database {
     /// [`DbError::MissingBackendSchema`] when `app_user` is not there; others as classified.
     pub async fn token_page(&self, after_user_id: i64, shard: Shard) -> Result<Vec<TokenRow>, DbError> {
         let mut conn = self.conn().await?;
-        let params = (after_user_id, shard.count, shard.index, PAGE_SIZE as u64);
+        let params = (after_user_id, shard.count, shard.index, PLACEHOLDER_TOKEN, PAGE_SIZE as u64);
         let rows: Vec<(i64, String)> =
             conn.exec(PAGE_SQL, params).await.map_err(|e| self.classify(e, "reading app_user tokens"))?;
         Ok(rows.into_iter().map(|(user_id, token)| TokenRow { user_id, token }).collect())

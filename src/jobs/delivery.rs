@@ -7,7 +7,6 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use indicatif::ProgressBar;
 use tokio::sync::mpsc;
 
 use crate::breaker::{self, PrunePolicy};
@@ -21,7 +20,7 @@ use crate::fcm::message::{Message, RequestTemplate};
 use crate::fcm::{DeadReason, FatalSendError, FcmClient};
 use crate::ledger::{Ending, Recorder, Resolution};
 use crate::mode::Mode;
-use crate::output;
+use crate::output::RunProgress;
 use crate::stop::{RunStop, SendGate, StopReason};
 use crate::summary::Summary;
 use crate::tokens::{Rejection, SourceError, Target, TokenCounts, TokenFilter, TokenSource};
@@ -125,8 +124,7 @@ async fn print_all(mut source: TokenSource, template: &RequestTemplate) -> Resul
     while let Some(page) = source.next_page().await? {
         filter.count_unread(page.unusable_lines, 0);
         for candidate in page.candidates {
-            let Some(stored) = candidate.stored.as_deref() else { continue };
-            let Ok(target) = filter.admit(candidate.user_id, stored) else { continue };
+            let Ok(target) = filter.admit(&candidate) else { continue };
             template.render_for(&target.token, candidate.message.as_deref(), &mut body);
             body.push(b'\n');
             stdout.write_all(&body)?;
@@ -171,12 +169,13 @@ pub(crate) async fn deliver(
     let engine = Engine::new(prepared.client, prepared.template, policy, stop.clone(), gate);
     let (targets_tx, targets_rx) = async_channel::bounded(TARGET_QUEUE);
     let (deliveries_tx, deliveries_rx) = mpsc::channel(TARGET_QUEUE);
-    let feeding = tokio::spawn(feed(source, filter, targets_tx, recorder.clone(), stop.clone()));
+    let progress = Arc::new(RunProgress::new(config.output.progress, filter.expected(), job));
+    let feeding =
+        tokio::spawn(feed(source, filter, targets_tx, recorder.clone(), stop.clone(), progress.clone()));
     let sending = tokio::spawn(engine.run(targets_rx, deliveries_tx));
-    let bar = output::progress_bar(config.output.progress, 0, job);
     let mut tally = Tally::new(recorder, config.prune, stop.clone());
-    tally.record(deliveries_rx, &bar).await;
-    bar.finish_and_clear();
+    tally.record(deliveries_rx, &progress).await;
+    progress.finish();
     signals.abort();
     if let Some(timer) = timer {
         timer.abort();
@@ -210,6 +209,7 @@ async fn feed(
     out: async_channel::Sender<Target>,
     recorder: Option<Recorder>,
     stop: RunStop,
+    progress: Arc<RunProgress>,
 ) -> Result<Fed, SourceError> {
     loop {
         let page = tokio::select! {
@@ -227,10 +227,7 @@ async fn feed(
         };
         let mut gone = 0;
         for candidate in page.candidates {
-            let admitted = match candidate.stored.as_deref() {
-                Some(stored) => filter.admit(candidate.user_id, stored),
-                None => Err(Rejection::NoToken),
-            };
+            let admitted = filter.admit(&candidate);
             let report = |skipped: bool| {
                 if let (Some(recorder), Some(user_id)) = (&recorder, candidate.user_id) {
                     match skipped {
@@ -256,6 +253,7 @@ async fn feed(
             }
         }
         filter.count_unread(page.unusable_lines, gone);
+        progress.not_coming(filter.take_unexpected());
     }
 }
 
@@ -291,10 +289,10 @@ impl Tally {
         }
     }
 
-    async fn record(&mut self, mut deliveries: mpsc::Receiver<Delivery>, bar: &ProgressBar) {
+    async fn record(&mut self, mut deliveries: mpsc::Receiver<Delivery>, progress: &RunProgress) {
         while let Some(delivery) = deliveries.recv().await {
             self.count(delivery);
-            bar.inc(1);
+            progress.answered(&self.counts);
             if self.refusal.is_none() {
                 self.watch_breakers();
             }

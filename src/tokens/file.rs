@@ -66,15 +66,42 @@ impl FilePages {
                 page.unusable_lines += 1;
                 continue;
             };
-            page.candidates.push(Candidate {
-                user_id,
-                stored: Some(token.to_owned()),
-                message: None,
-                in_retry_set: false,
-            });
+            page.candidates.push(Candidate::read(user_id, Some(token.to_owned()), None));
         }
         Ok(Some(page))
     }
+}
+
+impl FilePages {
+    /// The lines that could be a token (the progress bar's total), read once before the run;
+    /// `None` for stdin, a FIFO or anything else that is not a regular file: those can be read
+    /// only once.
+    pub(super) async fn count_token_lines(&self) -> Result<Option<u64>, TokenFileError> {
+        if self.path.as_os_str() == "-" {
+            return Ok(None);
+        }
+        let regular = tokio::fs::metadata(&self.path).await.is_ok_and(|meta| meta.is_file());
+        if !regular {
+            return Ok(None);
+        }
+        let path = self.path.clone();
+        let counted = tokio::task::spawn_blocking(move || count_lines(&path)).await;
+        let counted = counted.unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
+        counted.map(Some).map_err(|e| self.unreadable(e))
+    }
+}
+
+/// Lines of the file that [`parse_line`] would take as a token.
+fn count_lines(path: &std::path::Path) -> std::io::Result<u64> {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::with_capacity(1 << 16, std::fs::File::open(path)?);
+    let (mut line, mut count) = (Vec::new(), 0);
+    while reader.read_until(b'\n', &mut line)? > 0 {
+        let text = String::from_utf8_lossy(&line);
+        count += u64::from(parse_line(&text).is_some());
+        line.clear();
+    }
+    Ok(count)
 }
 
 /// `token` or `user_id<TAB>token`; blank lines and `#` comments are skipped.

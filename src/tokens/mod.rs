@@ -2,16 +2,18 @@
 //! pages of candidates in `user_id` order: the backend's `app_user` ([`users`]), the week's
 //! badge winners ([`winners`]), a tokens file ([`file`]) or one token. A resumed slot's sources
 //! first yield its retry set, then the users above its checkpoint. The [`TokenFilter`] decides
-//! which candidates are sent: trimmed, checked, and each token once.
+//! which candidates are sent: trimmed, checked, and each token once ([`owners`] decides which
+//! of the users sharing a token in the database gets it).
 
 mod file;
+mod owners;
 mod users;
 mod winners;
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
 
@@ -84,6 +86,10 @@ impl TokenCounts {
 pub struct TokenFilter {
     dedup: Dedup,
     counts: TokenCounts,
+    /// Messages the run expects to send, when it can tell (the progress bar's total).
+    expected: Option<u64>,
+    /// Rejections of candidates that `expected` counted, not yet taken off it.
+    unexpected: u64,
 }
 
 /// How a token seen twice is recognised.
@@ -91,10 +97,9 @@ enum Dedup {
     /// Remember a 64-bit fingerprint of every token (files and single tokens: no database to
     /// ask). Grows by 8 bytes per token.
     Seen { seen: HashSet<u64>, hasher: BuildHasherDefault<DefaultHasher> },
-    /// The database named each token held by several users and its owner, the lowest such
-    /// user id: only the owner's row is sent. Memory follows the duplicated tokens, not the
-    /// users, and the rule holds across shards and resumed runs.
-    Owners(HashMap<String, i64>),
+    /// The source marked each user whose token a lower user holds (see [`owners`]): only the
+    /// owner's row is sent, and the rule holds across shards and resumed runs.
+    Database,
 }
 
 impl Default for Dedup {
@@ -104,10 +109,10 @@ impl Default for Dedup {
 }
 
 impl Dedup {
-    fn is_duplicate(&mut self, user_id: Option<i64>, token: &str) -> bool {
+    fn is_duplicate(&mut self, held_by_lower: bool, token: &str) -> bool {
         match self {
             Dedup::Seen { seen, hasher } => !seen.insert(hasher.hash_one(token)),
-            Dedup::Owners(owners) => owners.get(token).is_some_and(|&owner| Some(owner) != user_id),
+            Dedup::Database => held_by_lower,
         }
     }
 }
@@ -124,23 +129,42 @@ pub enum Rejection {
 }
 
 impl TokenFilter {
-    /// A filter that sends a duplicated token only to its owner (see `Database::duplicate_tokens`).
-    pub fn with_owners(owners: HashMap<String, i64>) -> Self {
-        TokenFilter { dedup: Dedup::Owners(owners), counts: TokenCounts::default() }
+    /// A filter for a database source: a token held by several users goes only to the users
+    /// the source did not mark (see [`owners`]).
+    fn for_database(expected: Option<u64>) -> Self {
+        TokenFilter { dedup: Dedup::Database, expected, ..TokenFilter::default() }
     }
 
-    /// The target for `stored`, or why it is not sent.
-    pub fn admit(&mut self, user_id: Option<i64>, stored: &str) -> Result<Target, Rejection> {
+    /// The target for a candidate, or why it is not sent.
+    pub(crate) fn admit(&mut self, candidate: &Candidate) -> Result<Target, Rejection> {
+        let Some(stored) = candidate.stored.as_deref() else { return Err(Rejection::NoToken) };
+        let admitted = self.admit_token(candidate.user_id, stored, candidate.held_by_lower);
+        // A retry-set user without a token is counted as gone ([`TokenFilter::count_unread`]).
+        if admitted == Err(Rejection::NoToken) && !candidate.in_retry_set {
+            self.unexpected += 1;
+        }
+        admitted
+    }
+
+    fn admit_token(
+        &mut self,
+        user_id: Option<i64>,
+        stored: &str,
+        held_by_lower: bool,
+    ) -> Result<Target, Rejection> {
         let token = stored.trim();
         if token.is_empty() || token == PLACEHOLDER_TOKEN {
             return Err(Rejection::NoToken);
         }
         if !could_be_valid(token) {
             self.counts.invalid += 1;
+            self.unexpected += 1;
             return Err(Rejection::Invalid);
         }
-        if self.dedup.is_duplicate(user_id, token) {
+        if self.dedup.is_duplicate(held_by_lower, token) {
             self.counts.duplicate += 1;
+            // The database's count already left out the users sharing a lower user's token.
+            self.unexpected += u64::from(matches!(self.dedup, Dedup::Seen { .. }));
             return Err(Rejection::Duplicate);
         }
         self.counts.targeted += 1;
@@ -152,6 +176,21 @@ impl TokenFilter {
     pub(crate) fn count_unread(&mut self, unusable_lines: u64, gone: u64) {
         self.counts.unusable_lines += unusable_lines;
         self.counts.gone += gone;
+        self.unexpected += unusable_lines + gone;
+    }
+
+    /// How many messages the run expects to send, when the source can tell cheaply: the
+    /// database's users with a token (minus those sharing a lower user's token, plus the retry
+    /// set), a file's token lines. Candidates rejected later are reported by
+    /// [`TokenFilter::take_unexpected`].
+    pub(crate) fn expected(&self) -> Option<u64> {
+        self.expected
+    }
+
+    /// Candidates rejected since the last call that [`TokenFilter::expected`] had counted (an
+    /// impossible token, a line that is not one, a repeated line of a file).
+    pub(crate) fn take_unexpected(&mut self) -> u64 {
+        std::mem::take(&mut self.unexpected)
     }
 
     /// What was admitted and rejected so far.
@@ -175,6 +214,15 @@ pub(crate) struct Candidate {
     pub message: Option<Arc<Message>>,
     /// The user comes from the slot's retry set.
     pub in_retry_set: bool,
+    /// A lower user holds the same token: he gets it, not this user (set by the source).
+    pub held_by_lower: bool,
+}
+
+impl Candidate {
+    /// A row as read, before the shared-token check.
+    pub(crate) fn read(user_id: Option<i64>, stored: Option<String>, message: Option<Arc<Message>>) -> Self {
+        Candidate { user_id, stored, message, in_retry_set: false, held_by_lower: false }
+    }
 }
 
 /// What a source read in one go.
@@ -246,27 +294,36 @@ impl TokenSource {
         TokenSource::Single(Some(token))
     }
 
-    /// The database the tokens come from, if any.
-    pub(crate) fn database(&self) -> Option<&Database> {
-        match self {
-            TokenSource::Users(pages) => Some(pages.database()),
-            TokenSource::Winners(pages) => Some(pages.database()),
-            TokenSource::File(_) | TokenSource::Single(_) => None,
-        }
-    }
-
-    /// The filter for this source: from the database, tokens held by several users go to
-    /// their owner only (see `Database::duplicate_tokens`).
+    /// The filter for this source. From the database, a token held by several users goes
+    /// to its owner only: the shared-token groups are read here (see [`owners`]), and, at the
+    /// same time on another connection, the users the run expects to reach are counted.
     ///
     /// # Errors
-    /// When the database fails.
+    /// When the database or the file fails.
     pub(crate) async fn filter(&self) -> Result<TokenFilter, SourceError> {
-        let Some(db) = self.database() else { return Ok(TokenFilter::default()) };
         let started = std::time::Instant::now();
-        let owners = db.duplicate_tokens().await?;
+        let (db, pages_owners, start) = match self {
+            TokenSource::Users(pages) => (pages.database(), pages.owners(), Some(pages.start())),
+            TokenSource::Winners(pages) => (pages.database(), pages.owners(), None),
+            TokenSource::File(pages) => {
+                let expected = pages.count_token_lines().await?;
+                return Ok(TokenFilter { expected, ..TokenFilter::default() });
+            }
+            TokenSource::Single(token) => {
+                return Ok(TokenFilter {
+                    expected: Some(u64::from(token.is_some())),
+                    ..TokenFilter::default()
+                })
+            }
+        };
+        let (owners, expected) = tokio::try_join!(owners::Owners::load(db), expected_users(db, start))?;
         let secs = started.elapsed().as_secs_f64();
-        tracing::debug!(shared_tokens = owners.len(), secs, "found the tokens held by several users");
-        Ok(TokenFilter::with_owners(owners))
+        tracing::debug!(shared_tokens = owners.groups(), secs, "found the tokens held by several users");
+        let expected = start
+            .zip(expected)
+            .map(|((after, shard, _), users)| users.saturating_sub(owners.non_owners_among(after, shard)));
+        let _ = pages_owners.set(owners);
+        Ok(TokenFilter::for_database(expected))
     }
 
     /// The next page, or `None` after the last.
@@ -279,15 +336,36 @@ impl TokenSource {
             TokenSource::Winners(pages) => pages.next_page().await?,
             TokenSource::File(pages) => pages.next_page().await?,
             TokenSource::Single(token) => token.take().map(|token| Page {
-                candidates: vec![Candidate {
-                    user_id: None,
-                    stored: Some(token),
-                    message: None,
-                    in_retry_set: false,
-                }],
+                candidates: vec![Candidate::read(None, Some(token), None)],
                 unusable_lines: 0,
             }),
         })
+    }
+}
+
+/// The users `start` reaches (this shard's users with a token above the checkpoint, and the
+/// retry set), before taking off those who share a lower user's token; `None` without a start
+/// (the badge winners: counting them costs as much as reading them).
+async fn expected_users(
+    db: &Database,
+    start: Option<(i64, Shard, Option<&RunKey>)>,
+) -> Result<Option<u64>, DbError> {
+    let Some((after, shard, retry_set)) = start else { return Ok(None) };
+    let retrying = async {
+        match retry_set {
+            Some(key) => db.retry_set_size(key).await,
+            None => Ok(0),
+        }
+    };
+    let (users, retrying) = tokio::try_join!(db.count_with_token(after, shard), retrying)?;
+    Ok(Some(users + retrying))
+}
+
+/// Marks the candidates of `page` whose token a lower user holds.
+async fn mark(owners: &OnceLock<owners::Owners>, db: &Database, page: &mut Page) -> Result<(), DbError> {
+    match owners.get() {
+        Some(owners) => owners.mark(db, &mut page.candidates).await,
+        None => Ok(()),
     }
 }
 
@@ -328,7 +406,7 @@ fn retry_candidates(ids: Vec<i64>, mut found: HashMap<i64, (String, Option<Arc<M
         .into_iter()
         .map(|user_id| {
             let (stored, message) = found.remove(&user_id).map_or((None, None), |(t, m)| (Some(t), m));
-            Candidate { user_id: Some(user_id), stored, message, in_retry_set: true }
+            Candidate { in_retry_set: true, ..Candidate::read(Some(user_id), stored, message) }
         })
         .collect();
     Page { candidates, unusable_lines: 0 }
@@ -342,7 +420,7 @@ mod tests {
 
     #[test]
     fn whitespace_around_a_token_is_trimmed_but_the_stored_form_is_kept() {
-        let target = TokenFilter::default().admit(Some(1), &format!("  {TOKEN}\n")).unwrap();
+        let target = TokenFilter::default().admit_token(Some(1), &format!("  {TOKEN}\n"), false).unwrap();
         assert_eq!(target.token, TOKEN);
         assert_eq!(target.stored_token(), format!("  {TOKEN}\n"));
     }
@@ -350,16 +428,16 @@ mod tests {
     #[test]
     fn a_token_seen_twice_is_admitted_once() {
         let mut filter = TokenFilter::default();
-        assert!(filter.admit(Some(1), TOKEN).is_ok());
-        assert_eq!(filter.admit(Some(2), TOKEN), Err(Rejection::Duplicate));
+        assert!(filter.admit_token(Some(1), TOKEN, false).is_ok());
+        assert_eq!(filter.admit_token(Some(2), TOKEN, false), Err(Rejection::Duplicate));
         assert_eq!(filter.counts().duplicate, 1);
     }
 
     #[test]
     fn placeholder_and_empty_tokens_mean_no_token() {
         let mut filter = TokenFilter::default();
-        assert_eq!(filter.admit(None, " abc "), Err(Rejection::NoToken));
-        assert_eq!(filter.admit(None, ""), Err(Rejection::NoToken));
+        assert_eq!(filter.admit_token(None, " abc ", false), Err(Rejection::NoToken));
+        assert_eq!(filter.admit_token(None, "", false), Err(Rejection::NoToken));
         assert_eq!(filter.counts().skipped(), 0);
     }
 
@@ -367,9 +445,35 @@ mod tests {
     fn tokens_with_inner_spaces_control_characters_or_excess_length_are_invalid() {
         let mut filter = TokenFilter::default();
         for junk in ["two words", "tab\there", "nul\0x", "토큰", &"x".repeat(MAX_TOKEN_BYTES)] {
-            assert_eq!(filter.admit(None, junk), Err(Rejection::Invalid), "{junk:?}");
+            assert_eq!(filter.admit_token(None, junk, false), Err(Rejection::Invalid), "{junk:?}");
         }
         assert_eq!(filter.counts().invalid, 5);
+    }
+
+    #[test]
+    fn from_the_database_a_user_marked_as_sharing_a_lower_users_token_is_a_duplicate() {
+        let mut filter = TokenFilter::for_database(Some(2));
+        let owner = Candidate::read(Some(1), Some(TOKEN.to_owned()), None);
+        let sharer =
+            Candidate { held_by_lower: true, ..Candidate::read(Some(2), Some(TOKEN.to_owned()), None) };
+        assert!(filter.admit(&owner).is_ok());
+        assert_eq!(filter.admit(&sharer), Err(Rejection::Duplicate));
+        // The database's count had left the sharer out already.
+        assert_eq!(filter.take_unexpected(), 0);
+    }
+
+    #[test]
+    fn rejections_the_total_counted_are_taken_off_it_once() {
+        let mut filter = TokenFilter { expected: Some(4), ..TokenFilter::default() };
+        assert!(filter.admit_token(None, TOKEN, false).is_ok());
+        assert_eq!(filter.admit_token(None, TOKEN, false), Err(Rejection::Duplicate));
+        assert_eq!(filter.admit_token(None, "bad token", false), Err(Rejection::Invalid));
+        assert_eq!(filter.admit(&Candidate::read(None, Some("abc".into()), None)), Err(Rejection::NoToken));
+        let gone = Candidate { in_retry_set: true, ..Candidate::read(Some(7), Some(String::new()), None) };
+        assert_eq!(filter.admit(&gone), Err(Rejection::NoToken));
+        filter.count_unread(1, 1);
+        assert_eq!(filter.take_unexpected(), 5);
+        assert_eq!(filter.take_unexpected(), 0);
     }
 
     #[test]

@@ -3,11 +3,12 @@
 //! they earned. A resumed slot's retry set first, then the winners above its checkpoint.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
 
-use super::{retry_candidates, Candidate, Page, RetrySet, Start};
+use super::owners::Owners;
+use super::{mark, retry_candidates, Candidate, Page, RetrySet, Start};
 use crate::db::stats::{WinnerRow, WINNERS_PER_PAGE};
 use crate::db::{Database, DbError};
 use crate::fcm::message::Message;
@@ -18,6 +19,7 @@ pub struct WinnerPages {
     db: Database,
     week: IsoWeek,
     now: DateTime<Utc>,
+    owners: OnceLock<Owners>,
     retry_set: Option<RetrySet>,
     after: i64,
     done: bool,
@@ -26,14 +28,33 @@ pub struct WinnerPages {
 impl WinnerPages {
     pub(super) fn new(db: Database, week: IsoWeek, now: DateTime<Utc>, start: Start) -> Self {
         let retry_set = RetrySet::new(start.retry_set);
-        WinnerPages { db, week, now, retry_set, after: start.after_user_id, done: false }
+        WinnerPages {
+            db,
+            week,
+            now,
+            owners: OnceLock::new(),
+            retry_set,
+            after: start.after_user_id,
+            done: false,
+        }
     }
 
     pub(super) fn database(&self) -> &Database {
         &self.db
     }
 
+    /// Where the shared-token groups go once read (`TokenSource::filter`).
+    pub(super) fn owners(&self) -> &OnceLock<Owners> {
+        &self.owners
+    }
+
     pub(super) async fn next_page(&mut self) -> Result<Option<Page>, DbError> {
+        let Some(mut page) = self.read_page().await? else { return Ok(None) };
+        mark(&self.owners, &self.db, &mut page).await?;
+        Ok(Some(page))
+    }
+
+    async fn read_page(&mut self) -> Result<Option<Page>, DbError> {
         if let Some(retry_set) = &mut self.retry_set {
             if let Some(ids) = retry_set.next_ids(&self.db).await? {
                 let rows = self.db.badge_winners_among(self.week, &ids).await?;
@@ -57,11 +78,9 @@ impl WinnerPages {
         self.after = last.user_id;
         let candidates = rows
             .into_iter()
-            .map(|row| Candidate {
-                user_id: Some(row.user_id),
-                message: Some(self.message(&row)),
-                stored: Some(row.token),
-                in_retry_set: false,
+            .map(|row| {
+                let message = self.message(&row);
+                Candidate::read(Some(row.user_id), Some(row.token), Some(message))
             })
             .collect();
         Ok(Some(Page { candidates, unusable_lines: 0 }))

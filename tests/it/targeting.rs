@@ -85,3 +85,44 @@ fn tokens_differing_only_in_case_are_different_devices() {
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     assert_eq!(world.fcm.total_deliveries(), 2);
 }
+
+/// Two different tokens with the same CRC-32 (`CRC32('collide:APA91b29685295')` =
+/// `CRC32('collide:APA91b32060020')` = 2775260530): the database groups tokens on that hash
+/// first, so these land in one group and must still be told apart on their bytes.
+const COLLIDING: [&str; 2] = ["collide:APA91b29685295", "collide:APA91b32060020"];
+
+#[test]
+fn two_tokens_with_one_hash_are_two_devices() {
+    let world = World::new().with_db();
+    world.db().add_users(&[(1, Some(COLLIDING[0])), (2, Some(COLLIDING[1]))]);
+    let output = world.cmd().args(["save-location", "--format", "json"]).output().unwrap();
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(world.fcm.deliveries(COLLIDING[0]), 1);
+    assert_eq!(world.fcm.deliveries(COLLIDING[1]), 1);
+    assert_eq!(summary(&output)["skipped"], 0);
+}
+
+#[test]
+fn in_a_group_of_colliding_tokens_each_token_goes_to_its_lowest_user_in_every_shard() {
+    let world = World::new().with_db();
+    let padded = format!("  {} ", COLLIDING[0]);
+    world.db().add_users(&[
+        (1, Some(COLLIDING[1])),
+        (2, Some(COLLIDING[0])),
+        (3, Some(COLLIDING[1])),
+        (4, Some(&padded)),
+        (5, Some(COLLIDING[0])),
+        (6, Some(COLLIDING[1])),
+    ]);
+    let mut skipped = 0;
+    for shard in ["0/2", "1/2"] {
+        let output =
+            world.cmd().args(["save-location", "--format", "json", "--shard", shard]).output().unwrap();
+        assert_eq!(code(&output), 0, "{}", stderr(&output));
+        skipped += summary(&output)["skipped"].as_u64().unwrap();
+    }
+    assert_eq!(world.fcm.deliveries(COLLIDING[0]), 1, "user 2 owns it");
+    assert_eq!(world.fcm.deliveries(COLLIDING[1]), 1, "user 1 owns it");
+    assert_eq!(world.fcm.total_deliveries(), 2);
+    assert_eq!(skipped, 4);
+}
