@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
+use crate::output::{Format, Progress};
+
 const AFTER_HELP: &str = "\
 Exit codes: 0 done (or nothing to do), 2 bad command line (a flag out of range included), 3
 partial (some messages failed or expired), 75 temporary (database, OAuth or FCM unreachable or
@@ -132,26 +134,6 @@ pub struct GlobalArgs {
     /// Pretend the current time is this RFC 3339 instant (for tests and replays)
     #[arg(long, env = "WOLLEY_NOW", global = true, hide = true)]
     pub now: Option<String>,
-}
-
-/// Summary formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// A few aligned lines for people.
-    Human,
-    /// One JSON object.
-    Json,
-}
-
-/// When to draw the progress bar.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Progress {
-    /// Only when stderr is a terminal.
-    Auto,
-    /// Always.
-    Always,
-    /// Never.
-    Never,
 }
 
 /// The jobs and operational commands.

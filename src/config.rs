@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::fcm::ClientSettings;
 use crate::mode::Mode;
 use crate::names;
+use crate::output::Output;
 use crate::shard::Shard;
 use crate::slot::{self, IsoWeek};
 
@@ -69,17 +70,6 @@ pub struct Sending {
     pub backoff: Duration,
     /// First back-off after 429.
     pub quota_backoff: Duration,
-}
-
-/// Output settings.
-#[derive(Debug, Clone, Copy)]
-pub struct Output {
-    /// Summary format.
-    pub format: cli::Format,
-    /// Progress bar policy.
-    pub progress: cli::Progress,
-    /// Print nothing on success.
-    pub quiet: bool,
 }
 
 /// Targets, mode and run-safety settings of a scheduled job.

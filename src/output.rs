@@ -6,12 +6,43 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use clap::ValueEnum;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::Progress;
 use crate::counts::Counts;
+
+/// Output settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Output {
+    /// Summary format.
+    pub format: Format,
+    /// Progress bar policy.
+    pub progress: Progress,
+    /// Print nothing on success.
+    pub quiet: bool,
+}
+
+/// Summary formats (`--format`; clap takes the enum as it is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A few aligned lines for people.
+    Human,
+    /// One JSON object.
+    Json,
+}
+
+/// When to draw the progress bar (`--progress`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Progress {
+    /// Only when stderr is a terminal.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
 
 static BARS: OnceLock<MultiProgress> = OnceLock::new();
 

@@ -7,11 +7,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::cli::Format;
-use crate::config::Output;
 use crate::counts::Counts;
 use crate::exit::ExitCode;
 use crate::mode::Mode;
+use crate::output::{Format, Output};
 
 /// The summary of one run.
 #[derive(Debug, Clone, Serialize)]

@@ -17,7 +17,6 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::advice::Advice;
-use crate::cli::Format;
 use crate::config::Config;
 use crate::db::{schema, Database, DbError};
 use crate::error::Result;
@@ -25,6 +24,7 @@ use crate::exit::ExitCode;
 use crate::fcm::auth::{AuthError, Authenticator, ServiceAccountKey};
 use crate::fcm::message::{Message, RequestTemplate};
 use crate::fcm::{ClientSettings, FatalSendError, FcmClient, Verdict};
+use crate::output::Format;
 use crate::slot;
 
 /// The check names, stable for scripts reading `--format json`.

@@ -13,9 +13,9 @@ use clap::CommandFactory;
 use clap_complete::Shell;
 
 use crate::cli::Cli;
-use crate::config::Output;
 use crate::error::Result;
 use crate::exit::ExitCode;
+use crate::output::Output;
 
 /// The binary's name in completions and man pages.
 const BIN: &str = "wolley-push";

@@ -1,11 +1,11 @@
 //! `tokens restore`: puts back tokens that pruning removed, from the prune log, where the user
 //! still has no token.
 
-use crate::cli::Format;
 use crate::config::Config;
 use crate::db::prune_log::Selection;
 use crate::error::Result;
 use crate::exit::ExitCode;
+use crate::output::Format;
 
 /// Restores and says how many.
 ///

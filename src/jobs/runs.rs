@@ -4,7 +4,6 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::cli::Format;
 use crate::config::Config;
 use crate::counts::SlotCounts;
 use crate::db::ledger::{RunRow, RunStatus};
@@ -12,6 +11,7 @@ use crate::db::Database;
 use crate::error::Result;
 use crate::exit::ExitCode;
 use crate::ledger::LEASE;
+use crate::output::Format;
 
 /// One slot as `runs` shows it.
 #[derive(Debug, Serialize)]

@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::badges::{BadgeRule, BadgeRules};
 use super::category_order;
 use super::week::UserWeek;
-use crate::cli::Format;
+use crate::output::Format;
 
 /// Running totals of one week's aggregation.
 #[derive(Debug, Clone, Default)]
