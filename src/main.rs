@@ -8,7 +8,10 @@ use mimalloc::MiMalloc;
 use wolley_push::{cli::Cli, exit::ExitCode, output, panic_hook};
 
 // Many small, short-lived allocations per message (HTTP/2 frames, headers, bodies): mimalloc
-// spends markedly less CPU per message than glibc's allocator (BENCHMARKS.md).
+// spends markedly less CPU per message than glibc's allocator (BENCHMARKS.md). Built with
+// `no_thp`: otherwise it asks for transparent huge pages, and every thread that allocates (the
+// blocking pool's DNS lookups, one per connection) pins a 2 MiB page: 60 MiB instead of 24 for
+// 15 TLS connections.
 #[global_allocator]
 static ALLOCATOR: MiMalloc = MiMalloc;
 
