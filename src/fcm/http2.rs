@@ -199,6 +199,9 @@ where
         .initial_connection_window_size(CONNECTION_WINDOW)
         .max_frame_size(MAX_FRAME)
         .max_header_list_size(MAX_HEADER_LIST)
+        // Until the server's SETTINGS arrive h2 would allow any number of streams; FCM's front
+        // ends answer GOAWAY to a client that opens more than ~100.
+        .initial_max_send_streams(super::STREAMS_PER_CONNECTION)
         .handshake::<_, Bytes>(io)
         .await?;
     let ping_pong = connection.ping_pong();
