@@ -6,7 +6,7 @@
 //! together that was most of the CPU a message cost that was not the kernel's. Here a request is
 //! a header block handed to `h2`'s stream state, and the worker awaits the answer itself.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -203,7 +203,8 @@ where
         // ends answer GOAWAY to a client that opens more than ~100.
         .initial_max_send_streams(super::STREAMS_PER_CONNECTION)
         .handshake::<_, Bytes>(io)
-        .await?;
+        .await
+        .map_err(|e| TransportError::Connect(format!("HTTP/2 handshake: {e}")))?;
     let ping_pong = connection.ping_pong();
     tokio::spawn(async move {
         let ended = tokio::select! {
@@ -244,15 +245,22 @@ struct Live {
 }
 
 /// One HTTP/2 connection's slot: workers share it, the first to find it empty or closed
-/// connects while the others wait.
+/// connects while the others wait, and those that waited share that attempt's outcome.
 pub(crate) struct Lane {
     live: Mutex<Option<Live>>,
-    connecting: tokio::sync::Mutex<()>,
+    /// Held while connecting; holds why the last attempt failed, if it did.
+    connecting: tokio::sync::Mutex<Option<String>>,
+    /// Connection attempts so far, to tell whether one ended while a worker waited.
+    attempts: AtomicU64,
 }
 
 impl Lane {
     pub(crate) fn new() -> Self {
-        Lane { live: Mutex::new(None), connecting: tokio::sync::Mutex::new(()) }
+        Lane {
+            live: Mutex::new(None),
+            connecting: tokio::sync::Mutex::new(None),
+            attempts: AtomicU64::new(0),
+        }
     }
 
     /// POSTs `body` on this lane's connection within the request timeout.
@@ -287,12 +295,32 @@ impl Lane {
         if let Some(sender) = self.open() {
             return Ok(sender);
         }
-        let _connecting = self.connecting.lock().await;
+        let before = self.attempts.load(Ordering::Acquire);
+        let mut last_failure = self.connecting.lock().await;
         if let Some(sender) = self.open() {
             return Ok(sender);
         }
+        // An attempt failed while this worker waited: a hundred workers do not each wait out
+        // the connect timeout of an unreachable endpoint in turn.
+        if let Some(failure) =
+            last_failure.as_ref().filter(|_| self.attempts.load(Ordering::Acquire) != before)
+        {
+            return Err(TransportError::Connect(failure.clone()));
+        }
         let closed = Arc::new(AtomicBool::new(false));
-        let sender = endpoint.connect(closed.clone()).await?;
+        let connected = endpoint.connect(closed.clone()).await;
+        self.attempts.fetch_add(1, Ordering::Release);
+        let sender = match connected {
+            Ok(sender) => sender,
+            Err(error) => {
+                *last_failure = Some(match &error {
+                    TransportError::Connect(why) => why.clone(),
+                    other => other.to_string(),
+                });
+                return Err(error);
+            }
+        };
+        *last_failure = None;
         *self.live.lock().expect("lane lock") = Some(Live { sender: sender.clone(), closed });
         Ok(sender)
     }
