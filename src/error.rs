@@ -15,9 +15,9 @@ pub enum Error {
     /// A flag or argument is invalid.
     #[error("{0}")]
     Usage(String),
-    /// Configuration is missing or wrong.
-    #[error("{0}")]
-    Config(String),
+    /// The FCM endpoint or its TLS setup (`--fcm-endpoint`, `--fcm-ca-file`) is unusable.
+    #[error(transparent)]
+    FcmClient(#[from] crate::fcm::ClientError),
     /// Neither the flags nor the service-account key say which Firebase project to send for.
     #[error("the key {} names no project_id: set WOLLEY_FCM_PROJECT_ID or --project-id", .key.display())]
     NoProjectId {
@@ -95,7 +95,7 @@ impl Error {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Error::Usage(_) => ExitCode::Usage,
-            Error::Config(_)
+            Error::FcmClient(_)
             | Error::NoProjectId { .. }
             | Error::NoDatabase { .. }
             | Error::Badges(_)

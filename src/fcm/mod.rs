@@ -1,8 +1,9 @@
 //! Everything that speaks to Firebase: OAuth access tokens ([`auth`]), the message kinds
 //! ([`message`]), what an answer means ([`verdict`]) and the HTTP/2 client ([`FcmClient`]).
-//! reqwest and gcp_auth live here and nowhere else.
+//! gcp_auth and the HTTP/2 transport ([`http2`]) live here and nowhere else.
 
 pub mod auth;
+mod http2;
 pub mod message;
 pub mod verdict;
 
@@ -10,11 +11,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use http::HeaderValue;
 
 pub use verdict::{DeadReason, FatalSendError, Verdict};
 
 use auth::{AuthError, Authenticator};
+use http2::{Endpoint, Lane};
 
 /// Google's front ends allow about this many concurrent streams on one HTTP/2 connection.
 pub const STREAMS_PER_CONNECTION: usize = 100;
@@ -30,43 +32,42 @@ pub struct ClientSettings {
     pub extra_ca_file: Option<std::path::PathBuf>,
 }
 
+/// Why an [`FcmClient`] cannot be built: the endpoint or `--fcm-ca-file` is unusable.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct ClientError(#[from] http2::EndpointError);
+
 /// An FCM HTTP v1 client: a few HTTP/2 connections, each carrying many streams.
 pub struct FcmClient {
-    connections: Vec<reqwest::Client>,
-    send_url: reqwest::Url,
+    lanes: Vec<Lane>,
+    endpoint: Endpoint,
     auth: Arc<Authenticator>,
 }
 
 impl FcmClient {
-    /// Builds the connections (lazily connected) for `project_id` at `endpoint`.
+    /// Builds the lanes (connected on first use) for `project_id` at `endpoint`.
     ///
     /// # Errors
-    /// When the TLS configuration cannot be built.
+    /// When the endpoint is not an http(s) URL, or the TLS configuration cannot be built.
     pub fn new(
         endpoint: &url::Url,
         project_id: &str,
         auth: Arc<Authenticator>,
         settings: &ClientSettings,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, ClientError> {
         install_crypto_provider();
-        let extra_roots = match &settings.extra_ca_file {
-            Some(path) => load_certificates(path)?,
-            None => Vec::new(),
-        };
-        // hyper never opens a second HTTP/2 connection to one host, and a connection carries at
-        // most ~100 streams: more throughput needs more clients.
+        // A connection carries at most ~100 streams: more in flight needs more connections.
         let count = settings.concurrency.div_ceil(STREAMS_PER_CONNECTION).clamp(1, 64);
-        let connections = (0..count)
-            .map(|_| build_http_client(settings.request_timeout, &extra_roots))
-            .collect::<Result<Vec<_>, _>>()?;
         let base = endpoint.as_str().trim_end_matches('/');
-        let send_url = reqwest::Url::parse(&format!("{base}/v1/projects/{project_id}/messages:send"))?;
-        Ok(FcmClient { connections, send_url, auth })
+        let send_url = format!("{base}/v1/projects/{project_id}/messages:send");
+        let send_url = url::Url::parse(&send_url).map_err(|_| http2::EndpointError::Url(send_url))?;
+        let endpoint = Endpoint::new(&send_url, settings.extra_ca_file.as_deref(), settings.request_timeout)?;
+        Ok(FcmClient { lanes: (0..count).map(|_| Lane::new()).collect(), endpoint, auth })
     }
 
     /// The number of HTTP/2 connections.
     pub fn connection_count(&self) -> usize {
-        self.connections.len()
+        self.lanes.len()
     }
 
     /// Sends one request body on connection `lane`, refreshing the access token once when FCM
@@ -99,26 +100,16 @@ impl FcmClient {
         })
     }
 
+    /// One POST and its verdict. Per request only the header block is built: the URI and the
+    /// fixed headers are shared, the body is handed to `h2` as it is.
     async fn post(&self, lane: usize, authorization: &HeaderValue, body: Bytes) -> Verdict {
-        let client = &self.connections[lane % self.connections.len()];
-        // A parsed URL and a static content type: nothing parsed or allocated per request here.
-        let response = client
-            .post(self.send_url.clone())
-            .header(AUTHORIZATION, authorization.clone())
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json; charset=UTF-8"))
-            .body(body)
-            .send()
-            .await;
-        let response = match response {
-            Ok(response) => response,
-            Err(error) => return Verdict::Unreachable(transport_error(&error)),
-        };
-        let status = response.status().as_u16();
-        let retry_after =
-            response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        match response.bytes().await {
-            Ok(bytes) => verdict::classify(status, retry_after.as_deref(), &bytes),
-            Err(error) => Verdict::Unreachable(transport_error(&error)),
+        let lane = &self.lanes[lane % self.lanes.len()];
+        match lane.post(&self.endpoint, authorization, body).await {
+            Ok(answer) => {
+                let retry_after = answer.retry_after.as_ref().and_then(|v| v.to_str().ok());
+                verdict::classify(answer.status, retry_after, &answer.body)
+            }
+            Err(error) => Verdict::Unreachable(error.to_string()),
         }
     }
 }
@@ -126,47 +117,4 @@ impl FcmClient {
 /// reqwest and gcp_auth share rustls with the `ring` provider only; rustls needs it named once.
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-/// The certificates of `--fcm-ca-file`.
-fn load_certificates(path: &std::path::Path) -> anyhow::Result<Vec<reqwest::Certificate>> {
-    use anyhow::Context as _;
-    let pem = std::fs::read(path).with_context(|| format!("cannot read --fcm-ca-file {}", path.display()))?;
-    reqwest::Certificate::from_pem_bundle(&pem)
-        .with_context(|| format!("--fcm-ca-file {} holds no PEM certificate", path.display()))
-}
-
-fn build_http_client(
-    timeout: Duration,
-    extra_roots: &[reqwest::Certificate],
-) -> reqwest::Result<reqwest::Client> {
-    let builder = reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(Duration::from_secs(10))
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .http2_keep_alive_while_idle(true)
-        .user_agent(concat!("wolley-push/", env!("CARGO_PKG_VERSION")));
-    // HTTP/2 only, also over TLS: cleartext HTTP/2 has no ALPN to negotiate it, and over TLS
-    // a pool that does not know yet that a connection will be HTTP/2 opens one connection per
-    // concurrent request while the first handshake runs (measured: ~0.6 MB each).
-    let builder = builder.http2_prior_knowledge();
-    let builder =
-        if extra_roots.is_empty() { builder } else { builder.tls_certs_merge(extra_roots.iter().cloned()) };
-    builder.build()
-}
-
-fn transport_error(error: &reqwest::Error) -> String {
-    let kind = if error.is_timeout() {
-        "timed out"
-    } else if error.is_connect() {
-        "connection failed"
-    } else {
-        "transport error"
-    };
-    // reqwest's own message repeats the URL; its causes say what went wrong.
-    match std::error::Error::source(error) {
-        Some(cause) => format!("{kind}: {}", crate::causes::one_line(cause)),
-        None => kind.to_owned(),
-    }
 }

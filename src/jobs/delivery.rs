@@ -17,7 +17,7 @@ use crate::engine::{Delivery, Engine, Outcome, Policy};
 use crate::error::{Error, Result};
 use crate::fcm::auth::{AuthError, Authenticator, ServiceAccountKey};
 use crate::fcm::message::{Message, RequestTemplate};
-use crate::fcm::{DeadReason, FatalSendError, FcmClient};
+use crate::fcm::{ClientSettings, DeadReason, FatalSendError, FcmClient};
 use crate::ledger::{Ending, Recorder, Resolution};
 use crate::mode::Mode;
 use crate::output::RunProgress;
@@ -404,7 +404,19 @@ async fn fcm_client(config: &Config) -> Result<FcmClient> {
         .ok_or_else(|| Error::NoProjectId { key: path.to_owned() })?;
     let auth = Arc::new(Authenticator::new(key)?);
     auth.bearer().await?;
-    // Building fails only on the TLS setup, i.e. an unusable --fcm-ca-file.
-    FcmClient::new(&config.fcm_endpoint, &project_id, auth, &config.client)
-        .map_err(|error| Error::Config(format!("{error:#}")))
+    build_fcm_client(config, &project_id, auth, config.client.concurrency)
+}
+
+/// The FCM client of every job that sends and of doctor, for `concurrency` requests in flight.
+///
+/// # Errors
+/// An unusable `--fcm-ca-file` or endpoint (the TLS and URL setup is all that can fail here).
+pub(crate) fn build_fcm_client(
+    config: &Config,
+    project_id: &str,
+    auth: Arc<Authenticator>,
+    concurrency: usize,
+) -> Result<FcmClient> {
+    let settings = ClientSettings { concurrency, ..config.client.clone() };
+    Ok(FcmClient::new(&config.fcm_endpoint, project_id, auth, &settings)?)
 }

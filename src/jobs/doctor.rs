@@ -23,7 +23,7 @@ use crate::error::Result;
 use crate::exit::ExitCode;
 use crate::fcm::auth::{AuthError, Authenticator, ServiceAccountKey};
 use crate::fcm::message::{Message, RequestTemplate};
-use crate::fcm::{ClientSettings, FatalSendError, FcmClient, Verdict};
+use crate::fcm::{FatalSendError, Verdict};
 use crate::output::Format;
 use crate::slot;
 
@@ -293,16 +293,10 @@ async fn fcm_send(config: &Config, auth: Arc<Authenticator>) -> Check {
             "set WOLLEY_FCM_PROJECT_ID or --project-id to the Firebase project's ID",
         );
     };
-    let settings = ClientSettings { concurrency: 1, ..config.client.clone() };
-    let client = match FcmClient::new(&config.fcm_endpoint, &project, auth, &settings) {
+    let client = match super::delivery::build_fcm_client(config, &project, auth, 1) {
         Ok(client) => client,
         Err(error) => {
-            return Check::fail(
-                FCM,
-                ExitCode::Software,
-                format!("cannot build the HTTP client: {error}"),
-                "report this as a bug",
-            )
+            return Check::fail(FCM, error.exit_code(), error.to_string(), "fix the FCM endpoint settings")
         }
     };
     let slot = slot::half_hour(config.now, config.timezone);

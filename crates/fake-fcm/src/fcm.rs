@@ -152,11 +152,26 @@ fn check_data(data: Option<&Value>) -> Result<(), Reply> {
 }
 
 fn check_size(message: &Value) -> Result<(), Reply> {
-    let size = serde_json::to_vec(message).map_or(0, |bytes| bytes.len());
+    let mut size = ByteCount(0);
+    let size = serde_json::to_writer(&mut size, message).map_or(0, |()| size.0);
     if size > MAX_MESSAGE_BYTES {
         return Err(Reply::invalid_payload("Message is too big"));
     }
     Ok(())
+}
+
+/// Counts what is written to it: the serialised size without building the bytes.
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0 += bytes.len();
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Apple refuses `apns-priority: 10` on background pushes, and FCM passes that on.
