@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 
 /// An error that knows what the operator should do about it.
-pub trait Advice {
+pub(crate) trait Advice {
     /// What failed, with which input (never a secret).
     fn what(&self) -> String;
     /// What to do about it.

@@ -15,10 +15,10 @@
 use crate::counts::SlotCounts;
 
 /// Dead tokens may be at most this share of the slot's answers before pruning is held back.
-pub const DEFAULT_MAX_DEAD_SHARE: f64 = 0.10;
+pub(crate) const DEFAULT_MAX_DEAD_SHARE: f64 = 0.10;
 /// Fewer dead tokens than this are pruned whatever their share: too few answers to judge, and
 /// the prune log keeps them restorable.
-pub const MIN_DEAD_TO_JUDGE: u64 = 10;
+pub(crate) const MIN_DEAD_TO_JUDGE: u64 = 10;
 /// Answers a run waits for before `SENDER_ID_MISMATCH` alone can stop it early.
 const MIN_ANSWERS_FOR_EARLY_STOP: u64 = 100;
 /// `THIRD_PARTY_AUTH_ERROR` comes back for single tokens now and then; at this share of at
@@ -28,7 +28,7 @@ const MIN_APNS_FAILURES: u64 = 20;
 
 /// How careful pruning is.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct PrunePolicy {
+pub(crate) struct PrunePolicy {
     /// The largest share of dead tokens among the slot's answers that is pruned.
     pub max_dead_share: f64,
     /// Prune whatever the share (`--force-prune`).
@@ -102,7 +102,7 @@ fn share(part: u64, whole: u64) -> f64 {
 
 /// Whether the slot's pending dead tokens must be held back: `pending` counts them by reason,
 /// most frequent first.
-pub fn judge(policy: &PrunePolicy, totals: &SlotCounts, pending: &[(String, u64)]) -> Option<Tripped> {
+pub(crate) fn judge(policy: &PrunePolicy, totals: &SlotCounts, pending: &[(String, u64)]) -> Option<Tripped> {
     let pending_total: u64 = pending.iter().map(|(_, n)| n).sum();
     let answered = totals.sent + totals.pruned;
     let trips = !policy.force
@@ -120,14 +120,14 @@ pub fn judge(policy: &PrunePolicy, totals: &SlotCounts, pending: &[(String, u64)
 /// Whether `SENDER_ID_MISMATCH` answers already say, mid-run, that the key is another
 /// project's: most of at least 100 answers (and more than the policy allows). The run stops
 /// early; the slot is judged at its end.
-pub fn wrong_project(policy: &PrunePolicy, answered: u64, mismatches: u64) -> bool {
+pub(crate) fn wrong_project(policy: &PrunePolicy, answered: u64, mismatches: u64) -> bool {
     !policy.force
         && answered >= MIN_ANSWERS_FOR_EARLY_STOP
         && share(mismatches, answered) > policy.max_dead_share.max(0.5)
 }
 
 /// Whether `THIRD_PARTY_AUTH_ERROR` answers say the project's APNs key is broken, not one token.
-pub fn apns_key_broken(answered: u64, apns_failures: u64) -> bool {
+pub(crate) fn apns_key_broken(answered: u64, apns_failures: u64) -> bool {
     apns_failures >= MIN_APNS_FAILURES && share(apns_failures, answered) > APNS_FAILURE_SHARE
 }
 

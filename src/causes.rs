@@ -2,7 +2,7 @@
 //! of errors from other crates, whose `Display` says only the outermost part.
 
 /// `error` and every `source()` below it, joined by `: `.
-pub fn one_line(error: &dyn std::error::Error) -> String {
+pub(crate) fn one_line(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

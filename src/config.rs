@@ -21,7 +21,7 @@ use crate::slot::{self, IsoWeek};
 
 /// Everything a run needs, checked.
 #[derive(Debug)]
-pub struct Config {
+pub(crate) struct Config {
     /// The backend database, when configured.
     pub database_url: Option<DatabaseUrl>,
     /// The service-account key file, when configured.
@@ -50,7 +50,7 @@ pub struct Config {
 
 /// Where cron's jobs report to monitoring (see [`crate::metrics`] and [`crate::ping`]).
 #[derive(Debug, Clone, Default)]
-pub struct Monitoring {
+pub(crate) struct Monitoring {
     /// The Prometheus text file to update after each run.
     pub metrics_file: Option<PathBuf>,
     /// The Healthchecks-style URL to ping at the start and end of each run.
@@ -59,7 +59,7 @@ pub struct Monitoring {
 
 /// Pacing and retry settings of the sender.
 #[derive(Debug, Clone)]
-pub struct Sending {
+pub(crate) struct Sending {
     /// Requests in flight at most.
     pub concurrency: usize,
     /// Messages per second at most.
@@ -74,7 +74,7 @@ pub struct Sending {
 
 /// Targets, mode and run-safety settings of a scheduled job.
 #[derive(Debug, Clone)]
-pub struct Batch {
+pub(crate) struct Batch {
     /// Read tokens from this file (`-` = stdin) instead of the database.
     pub tokens_file: Option<PathBuf>,
     /// Deliver, validate or print.
@@ -88,7 +88,7 @@ pub struct Batch {
 
 /// The visible notification's text.
 #[derive(Debug, Clone)]
-pub struct Text {
+pub(crate) struct Text {
     /// Title.
     pub title: String,
     /// Body.
@@ -97,7 +97,7 @@ pub struct Text {
 
 /// The message kind of `send`.
 #[derive(Debug, Clone)]
-pub enum SendKind {
+pub(crate) enum SendKind {
     /// Silent wake-up.
     SaveLocation,
     /// Visible reminder with this text.
@@ -106,7 +106,7 @@ pub enum SendKind {
 
 /// `stats weekly` settings.
 #[derive(Debug, Clone)]
-pub struct StatsWeekly {
+pub(crate) struct StatsWeekly {
     /// The week to aggregate; `None` = the last finished week.
     pub week: Option<crate::slot::IsoWeek>,
     /// Badge rules replacing the built-in set.
@@ -123,7 +123,7 @@ pub struct StatsWeekly {
 
 /// The job to run, with its own settings.
 #[derive(Debug, Clone)]
-pub enum Job {
+pub(crate) enum Job {
     /// Silent wake-up to every device.
     SaveLocation {
         /// Targets and mode.
@@ -174,7 +174,7 @@ pub enum Job {
 
 impl Job {
     /// The job's name in metrics, pings and summaries.
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Job::SaveLocation { .. } => names::SAVE_LOCATION,
             Job::PathDaily { .. } => names::PATH_DAILY,
@@ -189,7 +189,7 @@ impl Job {
     }
 
     /// The shard a scheduled job runs, when it is one of several.
-    pub fn shard(&self) -> Option<Shard> {
+    pub(crate) fn shard(&self) -> Option<Shard> {
         match self {
             Job::SaveLocation { batch, .. } | Job::PathDaily { batch, .. } => {
                 Some(batch.shard).filter(|shard| shard.count > 1)
@@ -200,7 +200,7 @@ impl Job {
 
     /// Whether runs go through the monitoring lifecycle (metrics file, pings): every job
     /// except the operator's tools `doctor`, `generate`, `runs` and `tokens restore`.
-    pub fn is_monitored(&self) -> bool {
+    pub(crate) fn is_monitored(&self) -> bool {
         !matches!(self, Job::Doctor | Job::Generate { .. } | Job::Runs { .. } | Job::RestoreTokens(_))
     }
 }
@@ -211,7 +211,7 @@ impl Config {
     /// # Errors
     /// [`Error::Usage`] for values that cannot be parsed, [`Error::Db`] for a malformed
     /// database URL.
-    pub fn from_cli(cli: Cli) -> Result<Self> {
+    pub(crate) fn from_cli(cli: Cli) -> Result<Self> {
         let global = cli.global;
         let timezone = global.timezone.parse::<Tz>().map_err(|_| {
             usage(format!("--timezone: \"{}\" is not an IANA time zone such as Asia/Seoul", global.timezone))
@@ -279,25 +279,25 @@ pub(crate) const PATH_DAILY_DEADLINE: Duration = Duration::from_secs(6 * 3600);
 /// `--concurrency`: one worker task per request in flight, over at most 64 HTTP/2 connections
 /// of ~100 streams each. 20,000 is about what one process can serve; more only costs memory and
 /// start-up time (10,000,000 took 56 s to start; 4,294,967,296 ran the host out of memory).
-pub const CONCURRENCY: RangeInclusive<usize> = 1..=20_000;
+pub(crate) const CONCURRENCY: RangeInclusive<usize> = 1..=20_000;
 const CONCURRENCY_WHY: &str = "about what one process can serve; for more throughput use shards";
 /// `--rate`: 0 is no cap. The project quota is 600,000/min (10,000/s) unless Google raised it,
 /// and one process peaks near 33,000/s (BENCHMARKS.md): 100,000 leaves room for a raised quota
 /// and refuses a slipped digit.
-pub const RATE: RangeInclusive<u32> = 0..=100_000;
+pub(crate) const RATE: RangeInclusive<u32> = 0..=100_000;
 const RATE_WHY: &str = "0 for no cap; the project quota is 10,000/s unless Google raised it";
 /// `--max-attempts`: with back-offs doubling to their 5-minute cap, 20 attempts already span
 /// more than an hour, longer than any slot.
-pub const MAX_ATTEMPTS: RangeInclusive<u32> = 1..=20;
+pub(crate) const MAX_ATTEMPTS: RangeInclusive<u32> = 1..=20;
 const MAX_ATTEMPTS_WHY: &str = "20 attempts with doubling back-offs outlast any slot";
 /// `--request-timeout`: Google advises 10 s or more; past 10 minutes a request is lost, not slow,
 /// and a stopping run waits that long for each request in flight.
-pub const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+pub(crate) const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// `--deadline`: a week is the period of the weekly jobs; a longer run would meet its next slot.
-pub const MAX_DEADLINE: Duration = Duration::from_secs(7 * 86_400);
+pub(crate) const MAX_DEADLINE: Duration = Duration::from_secs(7 * 86_400);
 /// `--ttl`: FCM refuses an Android `ttl` over 28 days (2,419,200 s); APNs' expiration is in
 /// whole seconds, so less than one second would expire at once.
-pub const MAX_TTL: Duration = Duration::from_secs(2_419_200);
+pub(crate) const MAX_TTL: Duration = Duration::from_secs(2_419_200);
 const MIN_TTL: Duration = Duration::from_secs(1);
 
 fn job(command: Command, now: DateTime<Utc>, timezone: Tz) -> Result<Job> {

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 /// What happened to one run's messages.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Counts {
+pub(crate) struct Counts {
     /// Distinct valid tokens the run set out to reach.
     pub targeted: u64,
     /// Accepted by FCM (validated, in a dry run; printed, with `--print`).
@@ -27,7 +27,7 @@ pub struct Counts {
 /// One slot's totals over all its runs, as the ledger keeps them. Every user the slot reached
 /// is counted once, so `targeted == sent + pruned + failed + retrying` always holds.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct SlotCounts {
+pub(crate) struct SlotCounts {
     /// Distinct users the slot's runs took a message for.
     pub targeted: u64,
     /// Delivered.
@@ -45,7 +45,7 @@ pub struct SlotCounts {
 #[cfg(test)]
 impl SlotCounts {
     /// Whether the totals are consistent with each other.
-    pub fn adds_up(&self) -> bool {
+    pub(crate) fn adds_up(&self) -> bool {
         self.targeted == self.sent + self.pruned + self.failed + self.retrying
     }
 }

@@ -27,7 +27,7 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// How the engine paces and retries.
 #[derive(Debug, Clone)]
-pub struct Policy {
+pub(crate) struct Policy {
     /// Requests in flight at most.
     pub concurrency: usize,
     /// Messages per second at most.
@@ -44,7 +44,7 @@ pub struct Policy {
 
 /// What became of one target.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// FCM accepted it.
     Sent,
     /// The token is dead.
@@ -64,7 +64,7 @@ pub enum Outcome {
 
 /// A target and its outcome.
 #[derive(Debug)]
-pub struct Delivery {
+pub(crate) struct Delivery {
     /// The device.
     pub target: Target,
     /// What happened.
@@ -83,7 +83,7 @@ pub enum EngineError {
 }
 
 /// Sends targets through one [`FcmClient`] under a [`Policy`].
-pub struct Engine {
+pub(crate) struct Engine {
     client: Arc<FcmClient>,
     template: Arc<RequestTemplate>,
     policy: Policy,
@@ -95,7 +95,7 @@ pub struct Engine {
 impl Engine {
     /// An engine that stops taking targets when `stop` fires (in-flight requests finish), and
     /// starts no request while `gate` is closed.
-    pub fn new(
+    pub(crate) fn new(
         client: Arc<FcmClient>,
         template: RequestTemplate,
         policy: Policy,
@@ -111,7 +111,7 @@ impl Engine {
     ///
     /// # Errors
     /// [`EngineError`] when FCM or OAuth refuse the run; in-flight requests finish first.
-    pub async fn run(
+    pub(crate) async fn run(
         self: Arc<Self>,
         targets: async_channel::Receiver<Target>,
         deliveries: mpsc::Sender<Delivery>,
@@ -214,7 +214,7 @@ impl Engine {
 
 /// Exponential back-off from `base`, or the server's `Retry-After` when it gave one, plus up to
 /// 25% random jitter so retries from many requests do not arrive together.
-pub fn backoff_delay(base: Duration, attempt: u32, retry_after: Option<Duration>) -> Duration {
+pub(crate) fn backoff_delay(base: Duration, attempt: u32, retry_after: Option<Duration>) -> Duration {
     let exponential = base.saturating_mul(1 << attempt.saturating_sub(1).min(16)).min(MAX_BACKOFF);
     let floor = retry_after.map_or(exponential, |asked| asked.min(MAX_RETRY_AFTER));
     let jitter = floor.mul_f64(rand::rng().random_range(0.0..0.25));

@@ -7,6 +7,8 @@
 //! for the validated command line (`cli`); `jobs` on top, the scripts cron runs. Only what the
 //! binary needs is public.
 
+#![warn(unreachable_pub)]
+
 mod advice;
 mod breaker;
 mod causes;

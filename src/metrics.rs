@@ -49,7 +49,7 @@ const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One run, as the metrics file records it.
 #[derive(Debug, Clone)]
-pub struct RunRecord<'a> {
+pub(crate) struct RunRecord<'a> {
     /// The job's name (label `job`).
     pub job: &'a str,
     /// The shard, when the run was one of several (label `shard`).
@@ -70,7 +70,7 @@ pub struct RunRecord<'a> {
 ///
 /// # Errors
 /// When the file's directory cannot be written, or another writer holds the lock too long.
-pub fn record(path: &Path, run: &RunRecord<'_>) -> io::Result<()> {
+pub(crate) fn record(path: &Path, run: &RunRecord<'_>) -> io::Result<()> {
     let _lock = lock(path)?;
     let existing = match std::fs::read_to_string(path) {
         Ok(text) => text,

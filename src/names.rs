@@ -2,22 +2,22 @@
 //! summaries know them: written once.
 
 /// The silent wake-up every 30 minutes.
-pub const SAVE_LOCATION: &str = "save-location";
+pub(crate) const SAVE_LOCATION: &str = "save-location";
 /// The weekly visible reminder.
-pub const PATH_DAILY: &str = "path-daily";
+pub(crate) const PATH_DAILY: &str = "path-daily";
 /// The weekly statistics.
-pub const STATS_WEEKLY: &str = "stats-weekly";
+pub(crate) const STATS_WEEKLY: &str = "stats-weekly";
 /// `stats weekly --notify`'s notifications, a journaled delivery of their own (slot = week).
-pub const STATS_NOTIFY: &str = "stats-notify";
+pub(crate) const STATS_NOTIFY: &str = "stats-notify";
 /// One message to one device.
-pub const SEND: &str = "send";
+pub(crate) const SEND: &str = "send";
 /// Schema migrations.
-pub const MIGRATE: &str = "migrate";
+pub(crate) const MIGRATE: &str = "migrate";
 /// The installation check.
-pub const DOCTOR: &str = "doctor";
+pub(crate) const DOCTOR: &str = "doctor";
 /// The run journal's view.
-pub const RUNS: &str = "runs";
+pub(crate) const RUNS: &str = "runs";
 /// Putting pruned tokens back.
-pub const TOKENS_RESTORE: &str = "tokens-restore";
+pub(crate) const TOKENS_RESTORE: &str = "tokens-restore";
 /// Writing completions and man pages.
-pub const GENERATE: &str = "generate";
+pub(crate) const GENERATE: &str = "generate";

@@ -22,7 +22,7 @@ const MAX_BODY: usize = 10_000;
 
 /// A validated ping URL. `Display` and `Debug` show only its scheme and host.
 #[derive(Clone)]
-pub struct PingUrl {
+pub(crate) struct PingUrl {
     url: url::Url,
 }
 
@@ -31,7 +31,7 @@ impl PingUrl {
     ///
     /// # Errors
     /// A message for the operator that does not repeat the URL.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
         let invalid = |why: String| {
             format!("--ping-url / WOLLEY_PING_URL {why}; expected an http(s) URL such as https://hc-ping.com/<uuid>")
         };
@@ -46,7 +46,7 @@ impl PingUrl {
     }
 
     /// `host` or `host:port`: all that logs may show.
-    pub fn host(&self) -> String {
+    pub(crate) fn host(&self) -> String {
         let host = self.url.host_str().unwrap_or_default();
         match self.url.port() {
             Some(port) => format!("{host}:{port}"),
@@ -81,7 +81,7 @@ impl fmt::Debug for PingUrl {
 
 /// What a ping reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signal {
+pub(crate) enum Signal {
     /// The run started.
     Start,
     /// The run ended with this exit code (0 = success).
@@ -109,7 +109,7 @@ impl Signal {
 
 /// Sends one run's pings; cheap to clone.
 #[derive(Clone)]
-pub struct Pinger {
+pub(crate) struct Pinger {
     client: reqwest::Client,
     url: PingUrl,
     run_id: String,
@@ -117,7 +117,7 @@ pub struct Pinger {
 
 impl Pinger {
     /// A pinger for `url`, or `None` (after a warning) when no HTTP client can be built.
-    pub fn new(url: PingUrl) -> Option<Self> {
+    pub(crate) fn new(url: PingUrl) -> Option<Self> {
         crate::fcm::install_crypto_provider();
         let client = reqwest::Client::builder()
             .timeout(PING_TIMEOUT)
@@ -138,7 +138,7 @@ impl Pinger {
 
     /// Sends `signal` with `body` (a line for the check's event log), retrying once. Never
     /// fails: a ping that does not get through is logged as a warning.
-    pub async fn ping(&self, signal: Signal, body: &str) {
+    pub(crate) async fn ping(&self, signal: Signal, body: &str) {
         let url = self.url.for_signal(signal, &self.run_id);
         let body = truncate(body, MAX_BODY).to_owned();
         let mut last_error = String::new();

@@ -12,7 +12,7 @@ use chrono_tz::Tz;
 use crate::shard::Shard;
 
 /// The half-hour slot containing `now`: floored to :00 or :30 in `tz`.
-pub fn half_hour(now: DateTime<Utc>, tz: Tz) -> DateTime<Tz> {
+pub(crate) fn half_hour(now: DateTime<Utc>, tz: Tz) -> DateTime<Tz> {
     let local = now.with_timezone(&tz);
     let minute = if local.minute() < 30 { 0 } else { 30 };
     let floored = local.date_naive().and_hms_opt(local.hour(), minute, 0).expect("valid wall-clock time");
@@ -20,7 +20,7 @@ pub fn half_hour(now: DateTime<Utc>, tz: Tz) -> DateTime<Tz> {
 }
 
 /// The instant of a wall-clock time in `tz`; in a DST gap, the first valid instant after it.
-pub fn local_instant(tz: Tz, naive: NaiveDateTime) -> DateTime<Tz> {
+pub(crate) fn local_instant(tz: Tz, naive: NaiveDateTime) -> DateTime<Tz> {
     tz.from_local_datetime(&naive).earliest().unwrap_or_else(|| local_instant(tz, naive + Duration::hours(1)))
 }
 

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 /// What stopped a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopReason {
+pub(crate) enum StopReason {
     /// SIGTERM or SIGINT.
     Signal(&'static str),
     /// `--deadline` passed.
@@ -24,7 +24,7 @@ pub enum StopReason {
 
 impl StopReason {
     /// The reason as a retry-set row gives it for a message left unsent.
-    pub fn unsent(self) -> &'static str {
+    pub(crate) fn unsent(self) -> &'static str {
         match self {
             StopReason::Signal("SIGINT") => "left unsent: the run was interrupted (SIGINT)",
             StopReason::Signal(_) => "left unsent: the run was stopped (SIGTERM)",
@@ -38,35 +38,35 @@ impl StopReason {
 
 /// A run's stop switch: cheap to clone, fired once.
 #[derive(Debug, Clone, Default)]
-pub struct RunStop {
+pub(crate) struct RunStop {
     token: CancellationToken,
     reason: Arc<OnceLock<StopReason>>,
 }
 
 impl RunStop {
     /// A switch that has not fired.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         RunStop::default()
     }
 
     /// Stops the run for `reason`, unless it was stopped already.
-    pub fn stop(&self, reason: StopReason) {
+    pub(crate) fn stop(&self, reason: StopReason) {
         let _ = self.reason.set(reason);
         self.token.cancel();
     }
 
     /// Why the run was stopped, if it was.
-    pub fn reason(&self) -> Option<StopReason> {
+    pub(crate) fn reason(&self) -> Option<StopReason> {
         self.reason.get().copied()
     }
 
     /// Whether the run was stopped.
-    pub fn is_stopped(&self) -> bool {
+    pub(crate) fn is_stopped(&self) -> bool {
         self.token.is_cancelled()
     }
 
     /// Resolves once the run is stopped.
-    pub async fn stopped(&self) {
+    pub(crate) async fn stopped(&self) {
         self.token.cancelled().await;
     }
 }
@@ -74,7 +74,7 @@ impl RunStop {
 /// Whether new requests may start: the ledger holds sends while its last write is unanswered
 /// for too long, so nothing goes out without a durable record for more than a moment.
 #[derive(Debug, Clone)]
-pub struct SendGate {
+pub(crate) struct SendGate {
     open: Arc<watch::Sender<bool>>,
 }
 
@@ -86,22 +86,22 @@ impl Default for SendGate {
 
 impl SendGate {
     /// An open gate.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         SendGate::default()
     }
 
     /// Holds new requests.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         self.open.send_replace(false);
     }
 
     /// Lets requests go again.
-    pub fn open(&self) {
+    pub(crate) fn open(&self) {
         self.open.send_replace(true);
     }
 
     /// Waits until the gate is open; false when the run stops first.
-    pub async fn passed(&self, stop: &RunStop) -> bool {
+    pub(crate) async fn passed(&self, stop: &RunStop) -> bool {
         if *self.open.borrow() {
             return !stop.is_stopped();
         }

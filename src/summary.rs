@@ -14,7 +14,7 @@ use crate::output::{Format, Output};
 
 /// The summary of one run.
 #[derive(Debug, Clone, Serialize)]
-pub struct Summary {
+pub(crate) struct Summary {
     pub job: &'static str,
     /// The slot: half-hour, ISO week, or `-`.
     pub slot: String,
@@ -37,7 +37,13 @@ pub struct Summary {
 
 impl Summary {
     /// Builds the summary, deriving the exit code from the counts.
-    pub fn new(job: &'static str, slot: String, mode: Mode, counts: Counts, elapsed: Duration) -> Self {
+    pub(crate) fn new(
+        job: &'static str,
+        slot: String,
+        mode: Mode,
+        counts: Counts,
+        elapsed: Duration,
+    ) -> Self {
         let secs = elapsed.as_secs_f64();
         let answered = counts.sent + counts.pruned + counts.failed;
         let rate = if secs > 0.0 { answered as f64 / secs } else { 0.0 };
@@ -55,25 +61,25 @@ impl Summary {
     }
 
     /// Marks the run as stopped by a signal before it finished (exit 3: a rerun resumes).
-    pub fn interrupted(mut self) -> Self {
+    pub(crate) fn interrupted(mut self) -> Self {
         self.interrupted = true;
         self.exit_code = self.exit_code().code();
         self
     }
 
     /// Adds the slot's retry set after the run.
-    pub fn with_retry_set(mut self, users: u64) -> Self {
+    pub(crate) fn with_retry_set(mut self, users: u64) -> Self {
         self.retry_set = Some(users);
         self
     }
 
     /// The exit code the counts imply.
-    pub fn exit_code(&self) -> ExitCode {
+    pub(crate) fn exit_code(&self) -> ExitCode {
         exit_code_for(&self.counts, self.interrupted)
     }
 
     /// The summary in `format`, ending with a newline.
-    pub fn render(&self, format: Format) -> String {
+    pub(crate) fn render(&self, format: Format) -> String {
         match format {
             Format::Json => serde_json::to_string(self).expect("summaries serialise") + "\n",
             Format::Human => self.human(),
@@ -109,7 +115,7 @@ impl Summary {
 ///
 /// # Errors
 /// When the output cannot be written.
-pub fn emit(summary: &Summary, output: &Output, to_stderr: bool) -> std::io::Result<()> {
+pub(crate) fn emit(summary: &Summary, output: &Output, to_stderr: bool) -> std::io::Result<()> {
     if output.quiet && summary.exit_code() == ExitCode::Success {
         return Ok(());
     }

@@ -6,7 +6,7 @@ use mysql_async::prelude::*;
 use super::{has_token, Database, DbError, PLACEHOLDER_TOKEN};
 
 /// The backend's tables and the columns wolley-push reads from them (tokens and statistics).
-pub const BACKEND_COLUMNS: &[(&str, &[&str])] = &[
+pub(crate) const BACKEND_COLUMNS: &[(&str, &[&str])] = &[
     ("app_user", &["user_id", "fcmToken"]),
     ("dailypath", &["dailypath_id", "date", "path_type", "user_id"]),
     ("intervalstay", &["start_time", "end_time", "category", "daily_path_id"]),
@@ -25,7 +25,7 @@ const TOKEN_COUNT_SQL: &str = concat!("SELECT COUNT(*) FROM app_user WHERE ", ha
 
 impl Database {
     /// The server's version string, e.g. `10.5.27-MariaDB`.
-    pub async fn server_version(&self) -> Result<String, DbError> {
+    pub(crate) async fn server_version(&self) -> Result<String, DbError> {
         let mut conn = self.conn().await?;
         let version: Option<String> = conn
             .query_first("SELECT VERSION()")
@@ -35,7 +35,7 @@ impl Database {
     }
 
     /// The database the URL selects, if it names one.
-    pub async fn current_database(&self) -> Result<Option<String>, DbError> {
+    pub(crate) async fn current_database(&self) -> Result<Option<String>, DbError> {
         let mut conn = self.conn().await?;
         let name: Option<Option<String>> = conn
             .query_first("SELECT DATABASE()")
@@ -46,7 +46,7 @@ impl Database {
 
     /// The tables (`table`) and columns (`table.column`) of [`BACKEND_COLUMNS`] that the
     /// database lacks; empty when everything wolley-push reads is there.
-    pub async fn missing_backend_columns(&self) -> Result<Vec<String>, DbError> {
+    pub(crate) async fn missing_backend_columns(&self) -> Result<Vec<String>, DbError> {
         let mut conn = self.conn().await?;
         let tables: Vec<&str> = BACKEND_COLUMNS.iter().map(|(table, _)| *table).collect();
         let present: Vec<(String, String)> = conn
@@ -72,7 +72,7 @@ impl Database {
     }
 
     /// How many users have a token stored.
-    pub async fn stored_token_count(&self) -> Result<u64, DbError> {
+    pub(crate) async fn stored_token_count(&self) -> Result<u64, DbError> {
         let mut conn = self.conn().await?;
         let count: Option<u64> = conn
             .exec_first(TOKEN_COUNT_SQL, (PLACEHOLDER_TOKEN,))

@@ -36,7 +36,7 @@ pub(crate) enum RunStatus {
 
 impl RunStatus {
     /// The status as stored.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             RunStatus::Running => "running",
             RunStatus::Done => "done",
@@ -177,7 +177,7 @@ pub(crate) struct Batch {
 
 impl Batch {
     /// Folds a later batch into this one (used when a write failed and is tried again).
-    pub fn absorb(&mut self, later: Batch) {
+    pub(crate) fn absorb(&mut self, later: Batch) {
         self.checkpoint = later.checkpoint;
         self.totals = later.totals;
         self.rows.extend(later.rows);

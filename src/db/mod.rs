@@ -1,12 +1,12 @@
 //! The Wolley backend's MariaDB: connecting, classifying failures, and (in submodules) every SQL
 //! statement wolley-push runs. mysql_async lives here and nowhere else.
 
-pub mod doctor;
-pub mod ledger;
-pub mod prune_log;
-pub mod schema;
-pub mod stats;
-pub mod tokens;
+pub(crate) mod doctor;
+pub(crate) mod ledger;
+pub(crate) mod prune_log;
+pub(crate) mod schema;
+pub(crate) mod stats;
+pub(crate) mod tokens;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -19,7 +19,7 @@ use crate::exit::ExitCode;
 
 /// What the app stores until it has a real token (Django's default). With NULL and `''` it means
 /// "no token": every statement that selects users with a token binds it (see [`has_token`]).
-pub const PLACEHOLDER_TOKEN: &str = "abc";
+pub(crate) const PLACEHOLDER_TOKEN: &str = "abc";
 
 /// The SQL condition "`column` holds a token", with one parameter: [`PLACEHOLDER_TOKEN`].
 macro_rules! has_token {
@@ -34,22 +34,22 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// MariaDB error numbers wolley-push reacts to.
 mod code {
-    pub const ACCESS_DENIED: u16 = 1045;
-    pub const DB_ACCESS_DENIED: u16 = 1044;
-    pub const UNKNOWN_DATABASE: u16 = 1049;
-    pub const NO_SUCH_TABLE: u16 = 1146;
-    pub const UNKNOWN_COLUMN: u16 = 1054;
+    pub(super) const ACCESS_DENIED: u16 = 1045;
+    pub(super) const DB_ACCESS_DENIED: u16 = 1044;
+    pub(super) const UNKNOWN_DATABASE: u16 = 1049;
+    pub(super) const NO_SUCH_TABLE: u16 = 1146;
+    pub(super) const UNKNOWN_COLUMN: u16 = 1054;
     /// "INSERT command denied to user 'u'@'h' for table `db`.`t`"
-    pub const TABLE_ACCESS_DENIED: u16 = 1142;
+    pub(super) const TABLE_ACCESS_DENIED: u16 = 1142;
     /// "SELECT command denied to user 'u'@'h' for column 'c' in table 't'"
-    pub const COLUMN_ACCESS_DENIED: u16 = 1143;
+    pub(super) const COLUMN_ACCESS_DENIED: u16 = 1143;
     /// "Access denied; you need (at least one of) the SUPER privilege(s) for this operation"
-    pub const SPECIFIC_ACCESS_DENIED: u16 = 1227;
+    pub(super) const SPECIFIC_ACCESS_DENIED: u16 = 1227;
 }
 
 /// A database URL whose `Display` never shows the password.
 #[derive(Clone)]
-pub struct DatabaseUrl {
+pub(crate) struct DatabaseUrl {
     opts: Opts,
     masked: String,
 }
@@ -59,7 +59,7 @@ impl DatabaseUrl {
     ///
     /// # Errors
     /// [`DbError::BadUrl`], which does not repeat the URL (it may hold a password).
-    pub fn parse(text: &str) -> Result<Self, DbError> {
+    pub(crate) fn parse(text: &str) -> Result<Self, DbError> {
         let bad = |reason: String| DbError::BadUrl { reason };
         let url = url::Url::parse(text).map_err(|e| bad(e.to_string()))?;
         if url.scheme() != "mysql" {
@@ -195,7 +195,7 @@ impl DbError {
 
 /// A pool of connections to the backend's database.
 #[derive(Clone)]
-pub struct Database {
+pub(crate) struct Database {
     pool: Pool,
     url: DatabaseUrl,
 }
@@ -205,7 +205,7 @@ impl Database {
     ///
     /// # Errors
     /// [`DbError::Unreachable`] or [`DbError::AccessDenied`].
-    pub async fn connect(url: &DatabaseUrl) -> Result<Self, DbError> {
+    pub(crate) async fn connect(url: &DatabaseUrl) -> Result<Self, DbError> {
         let db = Database { pool: Pool::new(url.opts.clone()), url: url.clone() };
         let conn = db.conn().await?;
         drop(conn);
@@ -216,7 +216,7 @@ impl Database {
     ///
     /// # Errors
     /// [`DbError::Unreachable`] or [`DbError::AccessDenied`].
-    pub async fn conn(&self) -> Result<mysql_async::Conn, DbError> {
+    pub(crate) async fn conn(&self) -> Result<mysql_async::Conn, DbError> {
         match tokio::time::timeout(CONNECT_TIMEOUT, self.pool.get_conn()).await {
             Ok(Ok(conn)) => Ok(conn),
             Ok(Err(error)) => Err(self.classify(error, "connecting")),
@@ -228,7 +228,7 @@ impl Database {
     }
 
     /// Turns a driver error into the [`DbError`] an operator can act on.
-    pub fn classify(&self, error: mysql_async::Error, doing: &'static str) -> DbError {
+    pub(crate) fn classify(&self, error: mysql_async::Error, doing: &'static str) -> DbError {
         let url = self.url.to_string();
         match error {
             mysql_async::Error::Server(server) => {
@@ -259,7 +259,7 @@ impl Database {
     }
 
     /// Closes every connection; call before exit so the server sees clean disconnects.
-    pub async fn close(self) {
+    pub(crate) async fn close(self) {
         let _ = self.pool.disconnect().await;
     }
 }

@@ -36,7 +36,7 @@ const PURGE: &str =
 
 /// Which applied prunes `tokens restore` puts back.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Selection {
+pub(crate) enum Selection {
     /// One job's slot, every shard or one.
     Slot {
         /// The job.

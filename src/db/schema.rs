@@ -10,7 +10,7 @@ use super::{Database, DbError};
 use crate::advice::Advice;
 
 /// One step of the schema's history.
-pub struct Migration {
+pub(crate) struct Migration {
     /// The version the schema has once this step ran.
     pub version: u32,
     /// What the step does, for the `migrate` output.
@@ -20,7 +20,7 @@ pub struct Migration {
 }
 
 /// Every migration, oldest first. Append only: never edit one that has shipped.
-pub const MIGRATIONS: &[Migration] = &[Migration {
+pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
     description: "run journal (wolley_push_run)",
     statements: &["CREATE TABLE IF NOT EXISTS wolley_push_run (
@@ -117,7 +117,7 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
 }];
 
 /// The version this build of wolley-push needs.
-pub fn required_version() -> u32 {
+pub(crate) fn required_version() -> u32 {
     MIGRATIONS.last().map_or(0, |m| m.version)
 }
 
@@ -185,7 +185,7 @@ impl Advice for SchemaAhead {
 
 impl Database {
     /// The schema version recorded in the database (0 when never migrated).
-    pub async fn schema_version(&self) -> Result<u32, DbError> {
+    pub(crate) async fn schema_version(&self) -> Result<u32, DbError> {
         let mut conn = self.conn().await?;
         match conn.query_first::<u32, _>(READ_VERSION).await {
             Ok(version) => Ok(version.unwrap_or(0)),
@@ -199,7 +199,7 @@ impl Database {
     ///
     /// # Errors
     /// [`DbError::SchemaBehind`], [`DbError::SchemaAhead`] or database errors.
-    pub async fn check_schema(&self) -> Result<(), DbError> {
+    pub(crate) async fn check_schema(&self) -> Result<(), DbError> {
         let found = self.schema_version().await?;
         let required = required_version();
         if found < required {
@@ -222,7 +222,7 @@ impl Database {
     /// # Errors
     /// [`DbError::SchemaAhead`] when a newer wolley-push migrated the database (nothing is
     /// touched); otherwise as classified.
-    pub async fn migrate(&self) -> Result<Vec<&'static Migration>, DbError> {
+    pub(crate) async fn migrate(&self) -> Result<Vec<&'static Migration>, DbError> {
         let fail = |e| self.classify(e, "migrating wolley-push's tables");
         let mut conn = self.conn().await?;
         conn.exec_drop("SELECT GET_LOCK(?, 60)", (MIGRATE_LOCK,)).await.map_err(fail)?;

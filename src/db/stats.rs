@@ -28,11 +28,11 @@ use crate::stats::{MOVE_CATEGORY, PAST_CATEGORY};
 
 /// Users per page. A page holds their intervals (about 100 each for a user recording all
 /// week), so memory stays at a few megabytes whatever the number of users.
-pub const USERS_PER_PAGE: u64 = 1_000;
+pub(crate) const USERS_PER_PAGE: u64 = 1_000;
 /// Rows per multi-row `INSERT`.
 const INSERT_ROWS: usize = 1_000;
 /// Winners (with tokens) per page for `--notify`.
-pub const WINNERS_PER_PAGE: u64 = 5_000;
+pub(crate) const WINNERS_PER_PAGE: u64 = 5_000;
 /// Joins the badge names of one winner in [`WINNERS_SELECT`] (names cannot contain control
 /// characters, so it cannot occur in one).
 const NAME_SEPARATOR: char = '\u{1f}';
@@ -96,7 +96,7 @@ const INSERT_BADGES: Insert =
 
 /// One user of a page with every interval that may touch the week.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserIntervals {
+pub(crate) struct UserIntervals {
     pub user_id: i64,
     /// Their intervals, unordered.
     pub intervals: Vec<RawInterval>,
@@ -104,7 +104,7 @@ pub struct UserIntervals {
 
 /// A badge a user earned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Award<'a> {
+pub(crate) struct Award<'a> {
     pub user_id: i64,
     pub code: &'a str,
     pub name: &'a str,
@@ -146,7 +146,7 @@ impl Pending {
 
 /// The week's rows being replaced: one transaction, read and written page by page. Dropping it
 /// without [`WeekWriter::commit`] rolls everything back: the week keeps its previous rows.
-pub struct WeekWriter {
+pub(crate) struct WeekWriter {
     db: Database,
     tx: Transaction<'static>,
     label: String,
@@ -162,7 +162,7 @@ pub struct WeekWriter {
 impl Database {
     /// Starts replacing `week`'s rows: opens the transaction and deletes what an earlier run
     /// wrote for the week.
-    pub async fn begin_week(&self, week: IsoWeek) -> Result<WeekWriter, DbError> {
+    pub(crate) async fn begin_week(&self, week: IsoWeek) -> Result<WeekWriter, DbError> {
         let mut options = TxOpts::default();
         options.with_isolation_level(IsolationLevel::ReadCommitted);
         let mut tx = match tokio::time::timeout(CONNECT_TIMEOUT, self.pool.start_transaction(options)).await {
@@ -204,7 +204,7 @@ impl Database {
 impl WeekWriter {
     /// The next page of users (in `user_id` order) with their intervals; `None` after the last.
     /// Users without any interval near the week are not listed; a page may be empty.
-    pub async fn next_page(&mut self) -> Result<Option<Vec<UserIntervals>>, DbError> {
+    pub(crate) async fn next_page(&mut self) -> Result<Option<Vec<UserIntervals>>, DbError> {
         if self.done {
             return Ok(None);
         }
@@ -227,7 +227,7 @@ impl WeekWriter {
     }
 
     /// Queues the page's weeks and badges, writing whenever enough rows are waiting.
-    pub async fn write(&mut self, weeks: &[UserWeek], awards: &[Award<'_>]) -> Result<(), DbError> {
+    pub(crate) async fn write(&mut self, weeks: &[UserWeek], awards: &[Award<'_>]) -> Result<(), DbError> {
         for week in weeks {
             self.queue_week(week);
             if self.users.is_full() || self.stats.is_full() {
@@ -284,7 +284,7 @@ impl WeekWriter {
     ///
     /// # Errors
     /// As classified; nothing is changed then.
-    pub async fn commit(mut self) -> Result<(), DbError> {
+    pub(crate) async fn commit(mut self) -> Result<(), DbError> {
         self.flush().await?;
         let fail = |e| self.db.classify(e, "committing the week's statistics");
         self.tx.query_drop(DROP_DAYS).await.map_err(fail)?;
@@ -373,7 +373,7 @@ fn group_by_user(rows: Vec<(i64, String, i64, i64, i64)>, week_epoch: i64) -> Ve
 
 /// One badge winner with a usable-looking token, for `--notify`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WinnerRow {
+pub(crate) struct WinnerRow {
     pub user_id: i64,
     /// Their badges' codes, comma-joined in code order.
     pub codes: String,
@@ -395,7 +395,7 @@ const WINNERS_GROUP: &str = "GROUP BY b.user_id, a.fcmToken ORDER BY b.user_id";
 
 impl Database {
     /// The next page of `week`'s badge winners that have a token, after `after_user_id`.
-    pub async fn badge_winner_page(
+    pub(crate) async fn badge_winner_page(
         &self,
         week: IsoWeek,
         after_user_id: i64,

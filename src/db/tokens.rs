@@ -7,16 +7,16 @@ use mysql_async::Value;
 
 use super::ledger::{key_params, RETRY_COUNT};
 use super::{has_token, Database, DbError, PLACEHOLDER_TOKEN};
-pub use crate::shard::Shard;
+pub(crate) use crate::shard::Shard;
 use crate::slot::RunKey;
 
 /// Rows fetched per query. Keyset pages keep memory flat and, unlike one long streaming
 /// result, survive a slow consumer (a stalled stream breaks at `net_write_timeout`).
-pub const PAGE_SIZE: usize = 5_000;
+pub(crate) const PAGE_SIZE: usize = 5_000;
 
 /// One `app_user` row with a token, as stored (untrimmed).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenRow {
+pub(crate) struct TokenRow {
     /// `app_user.user_id`.
     pub user_id: i64,
     /// `app_user.fcmToken` exactly as stored.
@@ -157,7 +157,11 @@ impl Database {
     ///
     /// # Errors
     /// [`DbError::MissingBackendSchema`] when `app_user` is not there; others as classified.
-    pub async fn token_page(&self, after_user_id: i64, shard: Shard) -> Result<Vec<TokenRow>, DbError> {
+    pub(crate) async fn token_page(
+        &self,
+        after_user_id: i64,
+        shard: Shard,
+    ) -> Result<Vec<TokenRow>, DbError> {
         let mut conn = self.conn().await?;
         let params = (after_user_id, shard.count, shard.index, PLACEHOLDER_TOKEN, PAGE_SIZE as u64);
         let rows: Vec<(i64, String)> =

@@ -16,7 +16,7 @@ use crate::advice::Advice;
 use crate::exit::ExitCode;
 
 /// The OAuth scope FCM's HTTP v1 API requires.
-pub const FCM_SCOPE: &str = "https://www.googleapis.com/auth/firebase.messaging";
+pub(crate) const FCM_SCOPE: &str = "https://www.googleapis.com/auth/firebase.messaging";
 /// gcp_auth has no timeout of its own and retries 5 times (~750 ms); this bounds one exchange.
 const TOKEN_TIMEOUT: Duration = Duration::from_secs(20);
 /// Exchanges per refresh while the endpoint fails temporarily (5xx, 429, no answer): gcp_auth's
@@ -144,7 +144,7 @@ struct KeyFields {
 }
 
 /// A validated service-account key file. Its text is a secret: never formatted anywhere.
-pub struct ServiceAccountKey {
+pub(crate) struct ServiceAccountKey {
     path: PathBuf,
     json: String,
     /// The key's Firebase project.
@@ -169,7 +169,7 @@ impl ServiceAccountKey {
     ///
     /// # Errors
     /// [`AuthError::Unreadable`] or [`AuthError::Malformed`], naming the file.
-    pub fn load(path: &Path) -> Result<Self, AuthError> {
+    pub(crate) fn load(path: &Path) -> Result<Self, AuthError> {
         let json = std::fs::read_to_string(path)
             .map_err(|source| AuthError::Unreadable { path: path.to_owned(), source })?;
         Self::parse(path, json)
@@ -265,7 +265,7 @@ struct CachedToken {
 
 /// An `Authorization` header value and which token it came from.
 #[derive(Clone)]
-pub struct Bearer {
+pub(crate) struct Bearer {
     /// `Bearer ...`, marked sensitive so it is never printed by HTTP debug output.
     pub header: HeaderValue,
     /// Which token this is, for [`Authenticator::reject`].
@@ -273,7 +273,7 @@ pub struct Bearer {
 }
 
 /// Hands out access tokens to many concurrent senders; one refresh at a time.
-pub struct Authenticator {
+pub(crate) struct Authenticator {
     key: ServiceAccountKey,
     provider: tokio::sync::Mutex<Arc<CustomServiceAccount>>,
     cached: RwLock<Option<CachedToken>>,
@@ -284,13 +284,13 @@ impl Authenticator {
     ///
     /// # Errors
     /// [`AuthError::Malformed`] when gcp_auth cannot use the key.
-    pub fn new(key: ServiceAccountKey) -> Result<Self, AuthError> {
+    pub(crate) fn new(key: ServiceAccountKey) -> Result<Self, AuthError> {
         let provider = Arc::new(key.provider()?);
         Ok(Authenticator { key, provider: tokio::sync::Mutex::new(provider), cached: RwLock::new(None) })
     }
 
     /// The key this authenticator uses.
-    pub fn key(&self) -> &ServiceAccountKey {
+    pub(crate) fn key(&self) -> &ServiceAccountKey {
         &self.key
     }
 
@@ -298,7 +298,7 @@ impl Authenticator {
     ///
     /// # Errors
     /// [`AuthError::Rejected`], [`AuthError::TemporarilyFailing`] or [`AuthError::Unreachable`].
-    pub async fn bearer(&self) -> Result<Bearer, AuthError> {
+    pub(crate) async fn bearer(&self) -> Result<Bearer, AuthError> {
         if let Some(bearer) = self.cached_bearer(None) {
             return Ok(bearer);
         }
@@ -310,7 +310,7 @@ impl Authenticator {
     ///
     /// # Errors
     /// As [`Authenticator::bearer`].
-    pub async fn reject(&self, generation: u64) -> Result<Bearer, AuthError> {
+    pub(crate) async fn reject(&self, generation: u64) -> Result<Bearer, AuthError> {
         self.refresh(Some(generation)).await
     }
 

@@ -7,21 +7,21 @@ use serde_json::{json, Map, Value};
 use crate::exit::ExitCode;
 
 /// Default title of the weekly `path-daily` notification.
-pub const PATH_DAILY_TITLE: &str = "From Wolley 🗓";
+pub(crate) const PATH_DAILY_TITLE: &str = "From Wolley 🗓";
 /// Default body of the weekly `path-daily` notification.
-pub const PATH_DAILY_BODY: &str = "일주일 동안의 기록을 확인해보세요!";
+pub(crate) const PATH_DAILY_BODY: &str = "일주일 동안의 기록을 확인해보세요!";
 /// FCM's limit on a message, in bytes: the whole `message` object as FCM sees it, token included.
-pub const MAX_MESSAGE_BYTES: usize = 4096;
+pub(crate) const MAX_MESSAGE_BYTES: usize = 4096;
 /// Room kept for the device token when a message is checked before anything is sent. The
 /// backend's `app_user.fcmToken` is VARCHAR(200) and real FCM tokens are 150 to 200 characters;
 /// 256 bytes covers every token the database can hold, with a margin. Only a `--tokens-file`
 /// or `send --token` can bring a longer one (up to 4 KiB), and [`message_bytes`] checks each
 /// such message on its own (the client then fails that one message, unsent).
-pub const TOKEN_ALLOWANCE: usize = 256;
+pub(crate) const TOKEN_ALLOWANCE: usize = 256;
 /// How long an undelivered `path-daily` reminder stays worth showing.
 const PATH_DAILY_TTL_SECS: i64 = 86_400;
 /// Title of the weekly badge notification.
-pub const BADGE_TITLE: &str = "From Wolley 🏅";
+pub(crate) const BADGE_TITLE: &str = "From Wolley 🏅";
 /// How long an undelivered badge notification stays worth showing.
 const BADGE_TTL_SECS: i64 = 86_400;
 
@@ -52,7 +52,7 @@ impl MessageError {
 
 /// What one run sends: the message without its target.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Message {
+pub(crate) enum Message {
     /// Silent wake-up so the app records a GPS point.
     SaveLocation {
         /// Start of the half-hour slot, RFC 3339 with offset.
@@ -90,7 +90,7 @@ pub enum Message {
 
 impl Message {
     /// A `save-location` wake-up for the half-hour slot starting at `slot`.
-    pub fn save_location<Tz: TimeZone>(slot: &DateTime<Tz>, ttl: std::time::Duration) -> Self
+    pub(crate) fn save_location<Tz: TimeZone>(slot: &DateTime<Tz>, ttl: std::time::Duration) -> Self
     where
         Tz::Offset: std::fmt::Display,
     {
@@ -104,13 +104,23 @@ impl Message {
     }
 
     /// A `path-daily` reminder for `week`, sent at `now`.
-    pub fn path_daily<Tz: TimeZone>(week: String, now: &DateTime<Tz>, title: String, body: String) -> Self {
+    pub(crate) fn path_daily<Tz: TimeZone>(
+        week: String,
+        now: &DateTime<Tz>,
+        title: String,
+        body: String,
+    ) -> Self {
         Message::PathDaily { week, expires_at: now.timestamp() + PATH_DAILY_TTL_SECS, title, body }
     }
 
     /// The notification of the badges `codes` (comma-joined), named `names`, earned in `week`,
     /// sent at `now`.
-    pub fn badge<Tz: TimeZone>(week: String, codes: String, names: &[&str], now: &DateTime<Tz>) -> Self {
+    pub(crate) fn badge<Tz: TimeZone>(
+        week: String,
+        codes: String,
+        names: &[&str],
+        now: &DateTime<Tz>,
+    ) -> Self {
         Message::Badge {
             week,
             badges: codes,
@@ -121,7 +131,7 @@ impl Message {
     }
 
     /// The kind's name as the app and `thread-id` know it.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Message::SaveLocation { .. } => "saveLocation",
             Message::PathDaily { .. } => "pathDaily",
@@ -130,7 +140,7 @@ impl Message {
     }
 
     /// The FCM `message` object for `token`.
-    pub fn to_json(&self, token: &str) -> Value {
+    pub(crate) fn to_json(&self, token: &str) -> Value {
         let mut message = match self {
             Message::SaveLocation { slot, expires_at, ttl_secs } => {
                 save_location_json(slot, *expires_at, *ttl_secs)
@@ -206,7 +216,7 @@ fn visible_json(
 /// A request body serialised once, with the token spliced in per device: the hot path of a
 /// large fan-out does one copy per message instead of building and serialising a JSON tree.
 #[derive(Debug, Clone)]
-pub struct RequestTemplate {
+pub(crate) struct RequestTemplate {
     prefix: Vec<u8>,
     suffix: Vec<u8>,
     validate_only: bool,
@@ -220,7 +230,7 @@ impl RequestTemplate {
     /// # Errors
     /// [`MessageError::TooLarge`] when the message with a token of [`TOKEN_ALLOWANCE`] bytes
     /// would be over 4096 bytes.
-    pub fn new(message: &Message, validate_only: bool) -> Result<Self, MessageError> {
+    pub(crate) fn new(message: &Message, validate_only: bool) -> Result<Self, MessageError> {
         let without_token = serde_json::to_vec(&message.to_json("")).expect("JSON values serialise").len();
         let payload_bytes = without_token + TOKEN_ALLOWANCE;
         if payload_bytes > MAX_MESSAGE_BYTES {
@@ -239,7 +249,7 @@ impl RequestTemplate {
     }
 
     /// The request body for `token`, written into `out` (cleared first).
-    pub fn render_into(&self, token: &str, out: &mut Vec<u8>) {
+    pub(crate) fn render_into(&self, token: &str, out: &mut Vec<u8>) {
         out.clear();
         out.reserve(self.prefix.len() + token.len() + self.suffix.len());
         out.extend_from_slice(&self.prefix);
@@ -249,7 +259,7 @@ impl RequestTemplate {
 
     /// The request body for `token`, or for `token` with its own `message` when a target
     /// carries one (e.g. a per-user badge notification), written into `out`.
-    pub fn render_for(&self, token: &str, message: Option<&Message>, out: &mut Vec<u8>) {
+    pub(crate) fn render_for(&self, token: &str, message: Option<&Message>, out: &mut Vec<u8>) {
         match message {
             None => self.render_into(token, out),
             Some(message) => {
@@ -261,7 +271,7 @@ impl RequestTemplate {
     }
 
     /// The request body for `token` as a new buffer.
-    pub fn render(&self, token: &str) -> Vec<u8> {
+    pub(crate) fn render(&self, token: &str) -> Vec<u8> {
         let mut out = Vec::new();
         self.render_into(token, &mut out);
         out
@@ -271,7 +281,7 @@ impl RequestTemplate {
 /// The size of the `message` object, the part FCM counts against [`MAX_MESSAGE_BYTES`], in a
 /// request body made by [`request_body`] or a [`RequestTemplate`]: the body less its
 /// `{"message":` and its `}` or `,"validate_only":true}`. Constant time, for every message.
-pub fn message_bytes(body: &[u8]) -> usize {
+pub(crate) fn message_bytes(body: &[u8]) -> usize {
     const HEAD: &[u8] = br#"{"message":"#;
     const VALIDATE_ONLY_TAIL: &[u8] = br#","validate_only":true}"#;
     let tail = if body.ends_with(VALIDATE_ONLY_TAIL) { VALIDATE_ONLY_TAIL.len() } else { 1 };
@@ -279,7 +289,7 @@ pub fn message_bytes(body: &[u8]) -> usize {
 }
 
 /// The `messages:send` request body for `token`.
-pub fn request_body(message: &Message, token: &str, validate_only: bool) -> Value {
+pub(crate) fn request_body(message: &Message, token: &str, validate_only: bool) -> Value {
     let mut body = json!({ "message": message.to_json(token) });
     if validate_only {
         body["validate_only"] = Value::Bool(true);

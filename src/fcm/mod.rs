@@ -2,10 +2,10 @@
 //! ([`message`]), what an answer means ([`verdict`]) and the HTTP/2 client ([`FcmClient`]).
 //! gcp_auth and the HTTP/2 transport ([`http2`]) live here and nowhere else.
 
-pub mod auth;
+pub(crate) mod auth;
 mod http2;
-pub mod message;
-pub mod verdict;
+pub(crate) mod message;
+pub(crate) mod verdict;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,17 +13,17 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::HeaderValue;
 
-pub use verdict::{DeadReason, FatalSendError, Verdict};
+pub(crate) use verdict::{DeadReason, FatalSendError, Verdict};
 
 use auth::{AuthError, Authenticator};
 use http2::{Endpoint, Lane};
 
 /// Google's front ends allow about this many concurrent streams on one HTTP/2 connection.
-pub const STREAMS_PER_CONNECTION: usize = 100;
+pub(crate) const STREAMS_PER_CONNECTION: usize = 100;
 
 /// How the client connects.
 #[derive(Debug, Clone)]
-pub struct ClientSettings {
+pub(crate) struct ClientSettings {
     /// Requests in flight at most; decides how many HTTP/2 connections to open.
     pub concurrency: usize,
     /// Time limit of one request.
@@ -38,7 +38,7 @@ pub struct ClientSettings {
 pub struct ClientError(#[from] http2::EndpointError);
 
 /// An FCM HTTP v1 client: a few HTTP/2 connections, each carrying many streams.
-pub struct FcmClient {
+pub(crate) struct FcmClient {
     lanes: Vec<Lane>,
     endpoint: Endpoint,
     auth: Arc<Authenticator>,
@@ -49,7 +49,7 @@ impl FcmClient {
     ///
     /// # Errors
     /// When the endpoint is not an http(s) URL, or the TLS configuration cannot be built.
-    pub fn new(
+    pub(crate) fn new(
         endpoint: &url::Url,
         project_id: &str,
         auth: Arc<Authenticator>,
@@ -66,7 +66,7 @@ impl FcmClient {
     }
 
     /// The number of HTTP/2 connections.
-    pub fn connection_count(&self) -> usize {
+    pub(crate) fn connection_count(&self) -> usize {
         self.lanes.len()
     }
 
@@ -76,7 +76,7 @@ impl FcmClient {
     ///
     /// # Errors
     /// When no access token can be obtained.
-    pub async fn send(&self, lane: usize, body: Bytes) -> Result<Verdict, AuthError> {
+    pub(crate) async fn send(&self, lane: usize, body: Bytes) -> Result<Verdict, AuthError> {
         let size = message::message_bytes(&body);
         if size > message::MAX_MESSAGE_BYTES {
             // Only an unusually long token gets here (the template kept room for a normal one):
@@ -115,6 +115,6 @@ impl FcmClient {
 }
 
 /// reqwest and gcp_auth share rustls with the `ring` provider only; rustls needs it named once.
-pub fn install_crypto_provider() {
+pub(crate) fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }

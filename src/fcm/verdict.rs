@@ -10,7 +10,7 @@ use crate::advice::Advice;
 
 /// Why FCM says a token will never work again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeadReason {
+pub(crate) enum DeadReason {
     /// 404 `UNREGISTERED`: the app was uninstalled or the token expired.
     Unregistered,
     /// 403 `SENDER_ID_MISMATCH`: the token belongs to another Firebase project.
@@ -21,7 +21,7 @@ pub enum DeadReason {
 
 impl DeadReason {
     /// FCM's name for the reason.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             DeadReason::Unregistered => "UNREGISTERED",
             DeadReason::SenderIdMismatch => "SENDER_ID_MISMATCH",
@@ -89,7 +89,7 @@ impl Advice for FatalSendError {
 
 /// What to do after one answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// 200: count it sent.
     Accepted,
     /// The token is dead: prune it.
@@ -155,7 +155,7 @@ struct FieldViolation {
 const TOKEN_FIELD: &str = "message.token";
 
 /// Classifies an answer by its status, `Retry-After` header and body.
-pub fn classify(status: u16, retry_after: Option<&str>, body: &[u8]) -> Verdict {
+pub(crate) fn classify(status: u16, retry_after: Option<&str>, body: &[u8]) -> Verdict {
     if (200..300).contains(&status) {
         return Verdict::Accepted;
     }

@@ -29,7 +29,7 @@ use super::delivery::{self, Plan, Ran as Delivered};
 use super::{RunEnd, Skip};
 
 /// A scheduled job's run.
-pub struct Broadcast<'a> {
+pub(crate) struct Broadcast<'a> {
     /// The job's name (also the lock's and the journal's).
     pub job: &'static str,
     pub slot: String,
@@ -43,7 +43,7 @@ pub struct Broadcast<'a> {
 
 /// Who a scheduled job sends to.
 #[derive(Debug, Clone, Copy)]
-pub enum Audience {
+pub(crate) enum Audience {
     /// Every `app_user` with a token, in the batch's shard.
     AppUsers,
     /// The week's badge winners, each with a notification naming their badges.
@@ -68,7 +68,7 @@ impl Audience {
 ///
 /// # Errors
 /// Whatever stopped the run.
-pub async fn run(config: &Config, job: Broadcast<'_>) -> Result<RunEnd> {
+pub(crate) async fn run(config: &Config, job: Broadcast<'_>) -> Result<RunEnd> {
     let started = Instant::now();
     let batch = job.batch;
     let summary = if let Some(path) = &batch.tokens_file {

@@ -29,7 +29,7 @@ use crate::tokens::{Rejection, SourceError, Target, TokenCounts, TokenFilter, To
 const TARGET_QUEUE: usize = 4096;
 
 /// What one run sends, to whom and how.
-pub struct Plan {
+pub(crate) struct Plan {
     /// The job's name.
     pub job: &'static str,
     /// The slot label.
@@ -97,7 +97,7 @@ impl Ran {
 ///
 /// # Errors
 /// As [`prepare`], and whatever stopped the run.
-pub async fn execute(
+pub(crate) async fn execute(
     config: &Config,
     plan: Plan,
     deadline: Option<Duration>,

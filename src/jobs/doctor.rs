@@ -48,7 +48,7 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(15);
 /// The outcome of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Status {
+pub(crate) enum Status {
     /// Passed.
     Ok,
     /// Works, but deserves attention; does not fail doctor.
@@ -72,7 +72,7 @@ impl Status {
 
 /// One line of the checklist.
 #[derive(Debug, Clone, Serialize)]
-pub struct Check {
+pub(crate) struct Check {
     /// What was checked.
     pub name: &'static str,
     /// How it went.
@@ -120,7 +120,7 @@ impl Check {
 ///
 /// # Errors
 /// Only when stdout cannot be written: every problem found is a line of the checklist.
-pub async fn run(config: &Config) -> Result<ExitCode> {
+pub(crate) async fn run(config: &Config) -> Result<ExitCode> {
     let checks = checklist(config).await;
     let code = checks.iter().find(|check| !check.passed()).map_or(ExitCode::Success, |check| check.exit_code);
     if !(config.output.quiet && code == ExitCode::Success) {
@@ -131,7 +131,7 @@ pub async fn run(config: &Config) -> Result<ExitCode> {
 }
 
 /// Every check, in the order they are printed.
-pub async fn checklist(config: &Config) -> Vec<Check> {
+pub(crate) async fn checklist(config: &Config) -> Vec<Check> {
     let mut checks = vec![configured(config)];
     checks.extend(credential_checks(config).await);
     checks.extend(database_checks(config).await);
@@ -140,7 +140,7 @@ pub async fn checklist(config: &Config) -> Vec<Check> {
 
 /// The checklist as text: one line per check and a verdict (only the lines that are not OK
 /// with `-q`), or one JSON object.
-pub fn render(checks: &[Check], format: Format, quiet: bool) -> String {
+pub(crate) fn render(checks: &[Check], format: Format, quiet: bool) -> String {
     let failed = checks.iter().filter(|check| !check.passed()).count();
     if format == Format::Json {
         let report = serde_json::json!({ "ok": failed == 0, "checks": checks });

@@ -20,12 +20,12 @@ use crate::output::Output;
 /// The binary's name in completions and man pages.
 const BIN: &str = "wolley-push";
 /// Where completions go, relative to the output directory.
-pub const COMPLETIONS_DIR: &str = "completions";
+pub(crate) const COMPLETIONS_DIR: &str = "completions";
 /// Where man pages go, relative to the output directory.
-pub const MAN_DIR: &str = "man";
+pub(crate) const MAN_DIR: &str = "man";
 
 /// Every generated file: its path relative to the output directory and its contents.
-pub fn files() -> Vec<(PathBuf, Vec<u8>)> {
+pub(crate) fn files() -> Vec<(PathBuf, Vec<u8>)> {
     let mut command = Cli::command().disable_help_subcommand(true);
     command.build();
     let mut files = Vec::new();
@@ -75,7 +75,7 @@ fn man_pages(command: &clap::Command, files: &mut Vec<(PathBuf, Vec<u8>)>) {
 ///
 /// # Errors
 /// When a file cannot be written.
-pub fn run(out_dir: &Path, output: &Output) -> Result<ExitCode> {
+pub(crate) fn run(out_dir: &Path, output: &Output) -> Result<ExitCode> {
     let files = files();
     for (relative, contents) in &files {
         let path = out_dir.join(relative);

@@ -9,7 +9,7 @@ use crate::exit::ExitCode;
 ///
 /// # Errors
 /// Without a database URL, when the database fails, or when a newer wolley-push migrated it.
-pub async fn run(config: &Config) -> Result<ExitCode> {
+pub(crate) async fn run(config: &Config) -> Result<ExitCode> {
     let applied = super::with_database(config, false, async |db| Ok(db.migrate().await?)).await?;
     if applied.is_empty() {
         if !config.output.quiet {

@@ -5,14 +5,14 @@
 //! update the metrics file, ping the result. `doctor` and `generate` are the operator's tools
 //! and skip it.
 
-pub mod broadcast;
-pub mod delivery;
-pub mod doctor;
-pub mod generate;
-pub mod migrate;
+pub(crate) mod broadcast;
+pub(crate) mod delivery;
+pub(crate) mod doctor;
+pub(crate) mod generate;
+pub(crate) mod migrate;
 mod restore;
 mod runs;
-pub mod stats_weekly;
+pub(crate) mod stats_weekly;
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -33,7 +33,7 @@ use delivery::Plan;
 
 /// How a run ended, as the exit status, the metrics file and the health pings report it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RunEnd {
+pub(crate) struct RunEnd {
     pub exit_code: ExitCode,
     /// The run's message counts, for jobs that send.
     pub counts: Option<Counts>,
@@ -43,7 +43,7 @@ pub struct RunEnd {
 
 /// Why a scheduled run did nothing (and exited 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Skip {
+pub(crate) enum Skip {
     /// The journal says the slot is done already.
     SlotDone,
     /// Another run holds the (job, shard) lock.
@@ -52,23 +52,23 @@ pub enum Skip {
 
 impl RunEnd {
     /// A run that counted its messages.
-    pub fn sent(summary: &Summary) -> Self {
+    pub(crate) fn sent(summary: &Summary) -> Self {
         RunEnd { exit_code: summary.exit_code(), counts: Some(summary.counts), skipped: None }
     }
 
     /// A run that counts no messages (migrate, stats).
-    pub fn exited(exit_code: ExitCode) -> Self {
+    pub(crate) fn exited(exit_code: ExitCode) -> Self {
         RunEnd { exit_code, counts: None, skipped: None }
     }
 
     /// A run that had nothing to do: it sent nothing and exits 0.
-    pub fn skipped(skip: Skip) -> Self {
+    pub(crate) fn skipped(skip: Skip) -> Self {
         RunEnd { exit_code: ExitCode::Success, counts: Some(Counts::default()), skipped: Some(skip) }
     }
 
     /// Whether the run moves the last-success timestamp: it exited 0 and the job is done. A run
     /// that found the lock held says nothing about the job: the holder reports when it ends.
-    pub fn succeeded(&self) -> bool {
+    pub(crate) fn succeeded(&self) -> bool {
         self.exit_code == ExitCode::Success && self.skipped != Some(Skip::LockHeld)
     }
 }
@@ -79,7 +79,7 @@ impl RunEnd {
 ///
 /// # Errors
 /// Whatever stopped the run, unchanged.
-pub async fn run_monitored(config: &Config) -> Result<ExitCode> {
+pub(crate) async fn run_monitored(config: &Config) -> Result<ExitCode> {
     let monitoring = &config.monitoring;
     if !config.job.is_monitored() || (monitoring.ping_url.is_none() && monitoring.metrics_file.is_none()) {
         return run(config).await.map(|outcome| outcome.exit_code);
@@ -165,7 +165,7 @@ pub(crate) async fn with_database<T>(
 ///
 /// # Errors
 /// Whatever stopped the run; see [`crate::error::Error`].
-pub async fn run(config: &Config) -> Result<RunEnd> {
+pub(crate) async fn run(config: &Config) -> Result<RunEnd> {
     match &config.job {
         Job::Migrate => migrate::run(config).await.map(RunEnd::exited),
         Job::StatsWeekly(job) => stats_weekly::run(config, job).await,

@@ -11,7 +11,7 @@ use crate::output::Format;
 ///
 /// # Errors
 /// Without a database URL, or when the database fails.
-pub async fn run(config: &Config, selection: &Selection) -> Result<ExitCode> {
+pub(super) async fn run(config: &Config, selection: &Selection) -> Result<ExitCode> {
     let restored = super::with_database(config, false, async |db| {
         db.check_schema().await?;
         Ok(db.restore_tokens(selection).await?)

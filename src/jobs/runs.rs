@@ -56,7 +56,7 @@ impl<'a> From<&'a RunRow> for Slot<'a> {
 ///
 /// # Errors
 /// Without a database URL, or when the database fails.
-pub async fn run(config: &Config, job: Option<&str>, last: u32) -> Result<ExitCode> {
+pub(super) async fn run(config: &Config, job: Option<&str>, last: u32) -> Result<ExitCode> {
     let rows = super::with_database(config, false, async |db| read(db, job, last).await).await?;
     print!("{}", render(&rows, config.output.format));
     Ok(ExitCode::Success)

@@ -29,7 +29,7 @@ use crate::stats::week::{self, UserWeek};
 /// # Errors
 /// [`Error::Badges`] for a bad badge file, [`Error::NoDatabase`], missing credentials (with
 /// `--notify`), database failures, FCM refusing the notification run.
-pub async fn run(config: &Config, job: &StatsWeekly) -> Result<RunEnd> {
+pub(crate) async fn run(config: &Config, job: &StatsWeekly) -> Result<RunEnd> {
     let started = Instant::now();
     let rules = match &job.badges {
         Some(path) => BadgeRules::load(path)?,

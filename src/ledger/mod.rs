@@ -168,22 +168,22 @@ impl Recorder {
     }
 
     /// The gate the engine passes before each request (closed while a write is overdue).
-    pub fn gate(&self) -> SendGate {
+    pub(crate) fn gate(&self) -> SendGate {
         self.gate.clone()
     }
 
     /// `user_id` was handed to the sender.
-    pub fn taken(&self, user_id: i64, in_retry_set: bool) {
+    pub(crate) fn taken(&self, user_id: i64, in_retry_set: bool) {
         self.progress().taken(user_id, in_retry_set);
     }
 
     /// `user_id` was read and is not sent.
-    pub fn skipped(&self, user_id: i64, in_retry_set: bool) {
+    pub(crate) fn skipped(&self, user_id: i64, in_retry_set: bool) {
         self.progress().skipped(user_id, in_retry_set);
     }
 
     /// `user_id`'s message is answered.
-    pub fn resolved(&self, user_id: i64, resolution: Resolution) {
+    pub(crate) fn resolved(&self, user_id: i64, resolution: Resolution) {
         self.progress().resolved(user_id, resolution);
     }
 }

@@ -88,7 +88,7 @@ pub(crate) struct Progress {
 
 impl Progress {
     /// The state of a slot resumed at `checkpoint` with these totals.
-    pub fn new(checkpoint: i64, totals: SlotCounts) -> Self {
+    pub(crate) fn new(checkpoint: i64, totals: SlotCounts) -> Self {
         Progress {
             checkpoint,
             finished_at_last_write: checkpoint,
@@ -101,13 +101,13 @@ impl Progress {
     }
 
     /// `user_id` was handed to the sender; `in_retry_set` when it comes from the retry set.
-    pub fn taken(&mut self, user_id: i64, in_retry_set: bool) {
+    pub(crate) fn taken(&mut self, user_id: i64, in_retry_set: bool) {
         self.pending.insert(user_id, if in_retry_set { Held::Row } else { Held::Nothing });
         self.read(user_id, in_retry_set);
     }
 
     /// `user_id` was read and is not sent (see [`Resolution::Skipped`]).
-    pub fn skipped(&mut self, user_id: i64, in_retry_set: bool) {
+    pub(crate) fn skipped(&mut self, user_id: i64, in_retry_set: bool) {
         self.read(user_id, in_retry_set);
         let held = if in_retry_set { Held::Row } else { Held::Nothing };
         self.unwritten.push(Resolved { user_id, held, resolution: Resolution::Skipped });
@@ -120,7 +120,7 @@ impl Progress {
     }
 
     /// `user_id`'s message is answered.
-    pub fn resolved(&mut self, user_id: i64, resolution: Resolution) {
+    pub(crate) fn resolved(&mut self, user_id: i64, resolution: Resolution) {
         let held = self.pending.remove(&user_id).unwrap_or(Held::Nothing);
         if resolution.finished() {
             self.highest_finished = self.highest_finished.max(user_id);
@@ -129,7 +129,7 @@ impl Progress {
     }
 
     /// The next batch to write; with `ending`, the run's last.
-    pub fn take_batch(&mut self, ending: Option<Ending>) -> Batch {
+    pub(crate) fn take_batch(&mut self, ending: Option<Ending>) -> Batch {
         let checkpoint = self.checkpoint.max(match ending {
             None => self.finished_at_last_write,
             Some(Ending::Stopped) => self.highest_finished,

@@ -26,7 +26,7 @@ use toml::Spanned;
 use super::week::UserWeek;
 
 /// The built-in rules.
-pub const DEFAULT_RULES: &str = include_str!("../../badges/default.toml");
+pub(crate) const DEFAULT_RULES: &str = include_str!("../../badges/default.toml");
 /// Longest badge code: codes travel comma-joined in the notification's data.
 const MAX_CODE_CHARS: usize = 32;
 /// Longest display name: the notification names every badge a user won.
@@ -62,7 +62,7 @@ fn at_line(line: Option<usize>) -> String {
 
 /// One condition of a rule, with thresholds in the units the week is measured in.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Condition {
+pub(crate) enum Condition {
     /// At least `seconds` in `category`.
     CategorySeconds {
         category: String,
@@ -90,7 +90,7 @@ pub enum Condition {
 
 impl Condition {
     /// Whether `week` meets the condition.
-    pub fn holds(&self, week: &UserWeek) -> bool {
+    pub(crate) fn holds(&self, week: &UserWeek) -> bool {
         match self {
             Condition::CategorySeconds { category, seconds } => week.seconds_in(category) >= *seconds,
             Condition::CategoryShare { category, ppm } => {
@@ -108,7 +108,7 @@ impl Condition {
 
 /// One badge and when it is awarded.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BadgeRule {
+pub(crate) struct BadgeRule {
     /// Stable identifier, stored and sent to the app.
     pub code: String,
     /// Display name (Korean, shown to the user).
@@ -119,20 +119,20 @@ pub struct BadgeRule {
 
 impl BadgeRule {
     /// Whether `week` earns this badge.
-    pub fn awarded(&self, week: &UserWeek) -> bool {
+    pub(crate) fn awarded(&self, week: &UserWeek) -> bool {
         self.conditions.iter().all(|condition| condition.holds(week))
     }
 }
 
 /// The rules of one run, in file order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BadgeRules {
+pub(crate) struct BadgeRules {
     rules: Vec<BadgeRule>,
 }
 
 impl BadgeRules {
     /// The built-in set.
-    pub fn builtin() -> Self {
+    pub(crate) fn builtin() -> Self {
         Self::parse(DEFAULT_RULES, "the built-in set").expect("the built-in badge rules are valid (tested)")
     }
 
@@ -140,7 +140,7 @@ impl BadgeRules {
     ///
     /// # Errors
     /// [`BadgeRulesError`] naming the file and, for a bad rule, its line.
-    pub fn load(path: &Path) -> Result<Self, BadgeRulesError> {
+    pub(crate) fn load(path: &Path) -> Result<Self, BadgeRulesError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| BadgeRulesError::Unreadable { path: path.to_owned(), source })?;
         Self::parse(&text, &path.display().to_string())
@@ -150,7 +150,7 @@ impl BadgeRules {
     ///
     /// # Errors
     /// [`BadgeRulesError::Invalid`] with the line of the offending text.
-    pub fn parse(text: &str, file: &str) -> Result<Self, BadgeRulesError> {
+    pub(crate) fn parse(text: &str, file: &str) -> Result<Self, BadgeRulesError> {
         let invalid = |span: Option<std::ops::Range<usize>>, message: String| BadgeRulesError::Invalid {
             file: file.to_owned(),
             line: span.map(|span| line_of(text, span.start)),
@@ -174,12 +174,12 @@ impl BadgeRules {
     }
 
     /// The rules, in file order.
-    pub fn rules(&self) -> &[BadgeRule] {
+    pub(crate) fn rules(&self) -> &[BadgeRule] {
         &self.rules
     }
 
     /// The positions in [`BadgeRules::rules`] of the badges `week` earns.
-    pub fn awarded_positions(&self, week: &UserWeek) -> Vec<usize> {
+    pub(crate) fn awarded_positions(&self, week: &UserWeek) -> Vec<usize> {
         (0..self.rules.len()).filter(|&i| self.rules[i].awarded(week)).collect()
     }
 }

@@ -9,7 +9,7 @@ use crate::slot::IsoWeek;
 
 /// The largest notification `rules` can produce (a user earning every badge): the run checks
 /// it against FCM's size limit before sending anything.
-pub fn largest_notification(rules: &BadgeRules, week: IsoWeek, now: DateTime<Utc>) -> Message {
+pub(crate) fn largest_notification(rules: &BadgeRules, week: IsoWeek, now: DateTime<Utc>) -> Message {
     let mut badges: Vec<(&str, &str)> =
         rules.rules().iter().map(|r| (r.code.as_str(), r.name.as_str())).collect();
     // The same order as the database's GROUP_CONCAT (by code).

@@ -18,7 +18,7 @@ use crate::output::Format;
 
 /// Running totals of one week's aggregation.
 #[derive(Debug, Clone, Default)]
-pub struct WeekTotals {
+pub(crate) struct WeekTotals {
     users: u64,
     recorded: u64,
     counted: u64,
@@ -30,18 +30,18 @@ pub struct WeekTotals {
 
 impl WeekTotals {
     /// Empty totals for a run with `rules`.
-    pub fn new(rules: &BadgeRules) -> Self {
+    pub(crate) fn new(rules: &BadgeRules) -> Self {
         WeekTotals { winners: vec![0; rules.rules().len()], ..WeekTotals::default() }
     }
 
     /// Counts intervals: `counted` made it into a week, `ignored` ended at or before their start.
-    pub fn add_intervals(&mut self, counted: u64, ignored: u64) {
+    pub(crate) fn add_intervals(&mut self, counted: u64, ignored: u64) {
         self.counted += counted;
         self.ignored += ignored;
     }
 
     /// Adds a user's week and the positions (in the rule set) of the badges they earned.
-    pub fn add_user(&mut self, week: &UserWeek, badges: &[usize]) {
+    pub(crate) fn add_user(&mut self, week: &UserWeek, badges: &[usize]) {
         self.users += 1;
         self.recorded += u64::from(week.recorded);
         for time in &week.categories {
@@ -56,7 +56,7 @@ impl WeekTotals {
     }
 
     /// The report of the week `week`, with `rules`, that took `elapsed`.
-    pub fn report(&self, week: String, rules: &BadgeRules, elapsed: Duration) -> WeekReport {
+    pub(crate) fn report(&self, week: String, rules: &BadgeRules, elapsed: Duration) -> WeekReport {
         let mut categories: Vec<CategoryLine> = self
             .categories
             .iter()
@@ -91,7 +91,7 @@ impl WeekTotals {
 
 /// The summary of one `stats weekly` run.
 #[derive(Debug, Clone, Serialize)]
-pub struct WeekReport {
+pub(crate) struct WeekReport {
     /// `stats-weekly`.
     pub job: &'static str,
     pub week: String,
@@ -115,7 +115,7 @@ pub struct WeekReport {
 
 /// One category's total.
 #[derive(Debug, Clone, Serialize)]
-pub struct CategoryLine {
+pub(crate) struct CategoryLine {
     pub category: String,
     /// Seconds over all users.
     pub seconds: u64,
@@ -127,7 +127,7 @@ pub struct CategoryLine {
 
 /// One badge's winners.
 #[derive(Debug, Clone, Serialize)]
-pub struct BadgeLine {
+pub(crate) struct BadgeLine {
     pub code: String,
     pub name: String,
     /// Users who earned it.
@@ -136,7 +136,7 @@ pub struct BadgeLine {
 
 impl WeekReport {
     /// The report in `format`, ending with a newline.
-    pub fn render(&self, format: Format) -> String {
+    pub(crate) fn render(&self, format: Format) -> String {
         match format {
             Format::Json => serde_json::to_string(self).expect("reports serialise") + "\n",
             Format::Human => self.human(),
@@ -168,7 +168,7 @@ impl WeekReport {
 
 /// One user's week, for `--user`.
 #[derive(Debug, Clone, Serialize)]
-pub struct UserReport {
+pub(crate) struct UserReport {
     /// `stats-weekly`.
     pub job: &'static str,
     pub week: String,
@@ -189,7 +189,7 @@ pub struct UserReport {
 
 /// One category of a user's week.
 #[derive(Debug, Clone, Serialize)]
-pub struct UserCategory {
+pub(crate) struct UserCategory {
     pub category: String,
     /// Seconds.
     pub seconds: u32,
@@ -201,7 +201,7 @@ pub struct UserCategory {
 
 /// A badge a user earned.
 #[derive(Debug, Clone, Serialize)]
-pub struct UserBadge {
+pub(crate) struct UserBadge {
     /// Code.
     pub code: String,
     /// Display name.
@@ -210,7 +210,7 @@ pub struct UserBadge {
 
 impl UserReport {
     /// The report of `week` (the user's figures, empty without data) and the badges earned.
-    pub fn new(label: String, week: &UserWeek, badges: &[&BadgeRule]) -> Self {
+    pub(crate) fn new(label: String, week: &UserWeek, badges: &[&BadgeRule]) -> Self {
         UserReport {
             job: crate::names::STATS_WEEKLY,
             week: label,
@@ -234,7 +234,7 @@ impl UserReport {
     }
 
     /// The report in `format`, ending with a newline.
-    pub fn render(&self, format: Format) -> String {
+    pub(crate) fn render(&self, format: Format) -> String {
         match format {
             Format::Json => serde_json::to_string(self).expect("reports serialise") + "\n",
             Format::Human => self.human(),
@@ -265,7 +265,7 @@ fn hours(seconds: u64) -> f64 {
 }
 
 /// A share to six decimals, as `wolley_push_weekly_stat.share` holds it.
-pub fn rounded_share(share: f64) -> f64 {
+pub(crate) fn rounded_share(share: f64) -> f64 {
     (share * 1e6).round() / 1e6
 }
 

@@ -18,11 +18,11 @@ use super::{category_order, UNLABELLED_CATEGORY};
 
 /// Seconds in a week of wall-clock time (the backend's naive datetimes have no DST jumps to
 /// account for: a week is seven 24-hour days).
-pub const WEEK_SECONDS: i64 = 7 * 86_400;
+pub(crate) const WEEK_SECONDS: i64 = 7 * 86_400;
 
 /// One `intervalstay` or `intervalmove` row, as the database layer hands it over.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawInterval {
+pub(crate) struct RawInterval {
     /// Its category: the stay's label, `이동` for a move, `과거` for any interval of a past day.
     pub category: String,
     /// The date of its day (`dailypath.date`) in days from the week's Monday: -1 is the
@@ -36,7 +36,7 @@ pub struct RawInterval {
 
 /// The time a user spent in one category during the week.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CategoryTime {
+pub(crate) struct CategoryTime {
     pub category: String,
     /// Seconds, overlapping rows counted once.
     pub seconds: u32,
@@ -44,7 +44,7 @@ pub struct CategoryTime {
 
 /// One user's week: the figures badges are awarded on and the statistics tables hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserWeek {
+pub(crate) struct UserWeek {
     pub user_id: i64,
     /// Seconds covered by at least one counted interval.
     pub recorded: u32,
@@ -56,22 +56,22 @@ pub struct UserWeek {
 
 impl UserWeek {
     /// A week without any data.
-    pub fn empty(user_id: i64) -> Self {
+    pub(crate) fn empty(user_id: i64) -> Self {
         UserWeek { user_id, recorded: 0, days_with_data: 0, categories: Vec::new() }
     }
 
     /// Seconds of the week not covered by any interval.
-    pub fn untracked(&self) -> u32 {
+    pub(crate) fn untracked(&self) -> u32 {
         WEEK_SECONDS as u32 - self.recorded
     }
 
     /// Seconds spent in `category` (0 when none).
-    pub fn seconds_in(&self, category: &str) -> u32 {
+    pub(crate) fn seconds_in(&self, category: &str) -> u32 {
         self.categories.iter().find(|c| c.category == category).map_or(0, |c| c.seconds)
     }
 
     /// `seconds` as a share of the recorded time (0 when nothing was recorded).
-    pub fn share_of(&self, seconds: u32) -> f64 {
+    pub(crate) fn share_of(&self, seconds: u32) -> f64 {
         if self.recorded == 0 {
             0.0
         } else {
@@ -82,7 +82,7 @@ impl UserWeek {
 
 /// What one user's intervals amount to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Summarized {
+pub(crate) struct Summarized {
     /// The user's week, `None` when no interval was counted.
     pub week: Option<UserWeek>,
     /// Intervals counted (something left after clipping).
@@ -99,7 +99,7 @@ struct Span {
 }
 
 /// Computes `user_id`'s week from all of their intervals that may touch it.
-pub fn summarize(user_id: i64, intervals: Vec<RawInterval>) -> Summarized {
+pub(crate) fn summarize(user_id: i64, intervals: Vec<RawInterval>) -> Summarized {
     let mut spans = Vec::with_capacity(intervals.len());
     let mut days = 0u8;
     let mut ignored = 0;

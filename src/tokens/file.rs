@@ -24,7 +24,7 @@ pub enum TokenFileError {
 type Reader = Box<dyn AsyncRead + Unpin + Send>;
 
 /// The file's lines, opened on the first page.
-pub struct FilePages {
+pub(crate) struct FilePages {
     path: PathBuf,
     lines: Option<Lines<BufReader<Reader>>>,
     number: u64,

@@ -22,15 +22,15 @@ use crate::fcm::message::Message;
 use crate::shard::Shard;
 use crate::slot::{IsoWeek, RunKey};
 
-pub use file::TokenFileError;
+pub(crate) use file::TokenFileError;
 
 /// Tokens this long or longer cannot be FCM registration tokens.
-pub const MAX_TOKEN_BYTES: usize = 4096;
-pub use crate::db::PLACEHOLDER_TOKEN;
+pub(crate) const MAX_TOKEN_BYTES: usize = 4096;
+pub(crate) use crate::db::PLACEHOLDER_TOKEN;
 
 /// One device to send to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
+pub(crate) struct Target {
     /// The backend user, when known (needed to prune a dead token).
     pub user_id: Option<i64>,
     /// The token as sent: trimmed.
@@ -43,25 +43,25 @@ pub struct Target {
 
 impl Target {
     /// The token exactly as the database holds it.
-    pub fn stored_token(&self) -> &str {
+    pub(crate) fn stored_token(&self) -> &str {
         self.stored.as_deref().unwrap_or(&self.token)
     }
 
     /// The first 8 characters, the most a log or summary may show of a token.
-    pub fn short(&self) -> &str {
+    pub(crate) fn short(&self) -> &str {
         short_token(&self.token)
     }
 }
 
 /// The first 8 characters of a token (device tokens are secrets in logs).
-pub fn short_token(token: &str) -> &str {
+pub(crate) fn short_token(token: &str) -> &str {
     let end = token.char_indices().nth(8).map_or(token.len(), |(i, _)| i);
     &token[..end]
 }
 
 /// Counts kept while reading tokens.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct TokenCounts {
+pub(crate) struct TokenCounts {
     /// Distinct valid tokens handed to the sender.
     pub targeted: u64,
     /// Tokens that cannot be valid (control characters, spaces, too long, not ASCII).
@@ -76,14 +76,14 @@ pub struct TokenCounts {
 
 impl TokenCounts {
     /// Everything not sent on purpose.
-    pub fn skipped(&self) -> u64 {
+    pub(crate) fn skipped(&self) -> u64 {
         self.invalid + self.duplicate + self.unusable_lines + self.gone
     }
 }
 
 /// Decides which tokens are sent: trimmed, checked, and each token once.
 #[derive(Default)]
-pub struct TokenFilter {
+pub(crate) struct TokenFilter {
     dedup: Dedup,
     counts: TokenCounts,
     /// Messages the run expects to send, when it can tell (the progress bar's total).
@@ -119,7 +119,7 @@ impl Dedup {
 
 /// Why a token is not sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rejection {
+pub(crate) enum Rejection {
     /// Empty or the app's placeholder: the user has no token.
     NoToken,
     /// Cannot be a registration token.
@@ -194,7 +194,7 @@ impl TokenFilter {
     }
 
     /// What was admitted and rejected so far.
-    pub fn counts(&self) -> TokenCounts {
+    pub(crate) fn counts(&self) -> TokenCounts {
         self.counts
     }
 }
@@ -235,7 +235,7 @@ pub(crate) struct Page {
 }
 
 /// Where a run's tokens come from.
-pub enum TokenSource {
+pub(crate) enum TokenSource {
     /// `app_user`, one shard of it.
     Users(users::UserPages),
     /// A tokens file, or stdin for `-`.
@@ -268,7 +268,7 @@ pub(crate) struct Start {
 
 impl Start {
     /// From the beginning, without a retry set.
-    pub fn beginning() -> Self {
+    pub(crate) fn beginning() -> Self {
         Start { retry_set: None, after_user_id: 0 }
     }
 }

@@ -12,7 +12,7 @@ use crate::shard::Shard;
 use crate::slot::RunKey;
 
 /// Where the next page of `app_user` starts.
-pub struct UserPages {
+pub(crate) struct UserPages {
     db: Database,
     shard: Shard,
     start: Start,

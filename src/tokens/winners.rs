@@ -15,7 +15,7 @@ use crate::fcm::message::Message;
 use crate::slot::IsoWeek;
 
 /// The winners of one week, notified at one instant.
-pub struct WinnerPages {
+pub(crate) struct WinnerPages {
     db: Database,
     week: IsoWeek,
     now: DateTime<Utc>,
