@@ -44,6 +44,18 @@ pub enum Progress {
     Never,
 }
 
+impl Progress {
+    /// Whether the bar is drawn: callers skip the work of counting its total when it is not
+    /// (under cron, say).
+    pub(crate) fn shown(self) -> bool {
+        match self {
+            Progress::Always => true,
+            Progress::Never => false,
+            Progress::Auto => std::io::stderr().is_terminal(),
+        }
+    }
+}
+
 static BARS: OnceLock<MultiProgress> = OnceLock::new();
 
 fn bars() -> &'static MultiProgress {
@@ -92,12 +104,7 @@ impl RunProgress {
     /// A bar for `total` messages (`None`: not known, a spinner with the counts instead).
     pub(crate) fn new(policy: Progress, total: Option<u64>, label: &str) -> Self {
         let answers = Arc::new(Answers::default());
-        let visible = match policy {
-            Progress::Always => true,
-            Progress::Never => false,
-            Progress::Auto => std::io::stderr().is_terminal(),
-        };
-        if !visible {
+        if !policy.shown() {
             return RunProgress { bar: ProgressBar::hidden(), answers };
         }
         let template = match total {

@@ -117,7 +117,7 @@ pub(crate) async fn execute(
 }
 
 async fn print_all(mut source: TokenSource, template: &RequestTemplate) -> Result<Counts> {
-    let mut filter = source.filter().await?;
+    let mut filter = source.filter(false).await?;
     let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
     let mut body = Vec::new();
     let mut printed = 0;
@@ -148,7 +148,7 @@ pub(crate) async fn deliver(
     deadline: Option<Duration>,
     job: &str,
 ) -> Ran {
-    let filter = match source.filter().await {
+    let filter = match source.filter(config.output.progress.shown()).await {
         Ok(filter) => filter,
         Err(error) => {
             let error = Error::from(error);

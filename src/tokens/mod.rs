@@ -296,17 +296,19 @@ impl TokenSource {
 
     /// The filter for this source. From the database, a token held by several users goes
     /// to its owner only: the shared-token groups are read here (see [`owners`]), and, at the
-    /// same time on another connection, the users the run expects to reach are counted.
+    /// same time on another connection, the users the run expects to reach are counted when
+    /// `count_total` asks for it (only a drawn progress bar needs the total: under cron the
+    /// count, or a second read of a tokens file, would be work for nothing).
     ///
     /// # Errors
     /// When the database or the file fails.
-    pub(crate) async fn filter(&self) -> Result<TokenFilter, SourceError> {
+    pub(crate) async fn filter(&self, count_total: bool) -> Result<TokenFilter, SourceError> {
         let started = std::time::Instant::now();
         let (db, pages_owners, start) = match self {
             TokenSource::Users(pages) => (pages.database(), pages.owners(), Some(pages.start())),
             TokenSource::Winners(pages) => (pages.database(), pages.owners(), None),
             TokenSource::File(pages) => {
-                let expected = pages.count_token_lines().await?;
+                let expected = if count_total { pages.count_token_lines().await? } else { None };
                 return Ok(TokenFilter { expected, ..TokenFilter::default() });
             }
             TokenSource::Single(token) => {
@@ -316,6 +318,7 @@ impl TokenSource {
                 })
             }
         };
+        let start = start.filter(|_| count_total);
         let (owners, expected) = tokio::try_join!(owners::Owners::load(db), expected_users(db, start))?;
         let secs = started.elapsed().as_secs_f64();
         tracing::debug!(shared_tokens = owners.groups(), secs, "found the tokens held by several users");
