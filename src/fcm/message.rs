@@ -298,7 +298,9 @@ pub(crate) fn request_body(message: &Message, token: &str, validate_only: bool) 
 }
 
 fn write_json_string_contents(text: &str, out: &mut Vec<u8>) {
-    let needs_escaping = text.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20);
+    // A fold, not `any`: without the early exit the compiler checks 16 or 32 bytes at a time,
+    // and nearly every token has nothing to escape (this loop was a sixth of `--print`'s time).
+    let needs_escaping = text.bytes().fold(false, |found, b| found | (b == b'"') | (b == b'\\') | (b < 0x20));
     if needs_escaping {
         let quoted = serde_json::to_string(text).expect("strings serialise");
         out.extend_from_slice(&quoted.as_bytes()[1..quoted.len() - 1]);

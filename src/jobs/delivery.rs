@@ -124,6 +124,7 @@ async fn print_all(mut source: TokenSource, template: &RequestTemplate) -> Resul
     while let Some(page) = source.next_page().await? {
         filter.count_unread(page.unusable_lines, 0);
         for candidate in page.candidates {
+            let_the_next_page_in().await;
             let Ok(target) = filter.admit(&candidate) else { continue };
             template.render_for(&target.token, candidate.message.as_deref(), &mut body);
             body.push(b'\n');
@@ -227,6 +228,7 @@ async fn feed(
         };
         let mut gone = 0;
         for candidate in page.candidates {
+            let_the_next_page_in().await;
             let admitted = filter.admit(&candidate);
             let report = |skipped: bool| {
                 if let (Some(recorder), Some(user_id)) = (&recorder, candidate.user_id) {
@@ -255,6 +257,13 @@ async fn feed(
         filter.count_unread(page.unusable_lines, gone);
         progress.not_coming(filter.take_unexpected());
     }
+}
+
+/// Yields now and then while a page is worked through: the next page is being read on the
+/// run's one thread, and its rows are taken off the socket only when this task yields (the
+/// database stops sending once the socket's buffer is full).
+async fn let_the_next_page_in() {
+    tokio::task::consume_budget().await;
 }
 
 async fn forward(out: &async_channel::Sender<Target>, target: Target, stop: &RunStop) -> bool {

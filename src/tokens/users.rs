@@ -1,8 +1,12 @@
 //! `app_user`'s devices, one shard of them, in keyset pages of `user_id`: a resumed slot's
-//! retry set first, then the users above its checkpoint.
+//! retry set first, then the users above its checkpoint. The next keyset page is read (and its
+//! shared tokens marked) while the run works on the current one, so the database and the run
+//! take turns less: a million users are read in about half the time (BENCHMARKS.md).
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
+
+use tokio::task::JoinHandle;
 
 use super::owners::Owners;
 use super::{mark, retry_candidates, Candidate, Page, RetrySet, Start};
@@ -16,17 +20,54 @@ pub(crate) struct UserPages {
     db: Database,
     shard: Shard,
     start: Start,
-    owners: OnceLock<Owners>,
+    /// Shared with the page being read ahead.
+    owners: Arc<OnceLock<Owners>>,
     retry_set: Option<RetrySet>,
+    ahead: Option<ReadAhead>,
     after: i64,
     done: bool,
+}
+
+/// One keyset page as read and marked.
+struct KeysetPage {
+    page: Page,
+    /// The last user on it (`None`: the page is empty).
+    last_user_id: Option<i64>,
+    /// Fewer rows than a full page: nothing comes after it.
+    is_last: bool,
+}
+
+/// The next keyset page, being read in the background; dropping it stops the read (a run that
+/// stops does not wait for rows it will not use).
+struct ReadAhead(JoinHandle<Result<KeysetPage, DbError>>);
+
+impl ReadAhead {
+    /// Starts reading the page after `after`. On the run's one thread the read starts only
+    /// when the caller yields, so this yields once: the query is on its way before the caller
+    /// goes back to work, and the database works on it meanwhile.
+    async fn start(db: Database, owners: Arc<OnceLock<Owners>>, after: i64, shard: Shard) -> Self {
+        let ahead = ReadAhead(tokio::spawn(keyset_page(db, owners, after, shard)));
+        tokio::task::yield_now().await;
+        ahead
+    }
+
+    async fn page(mut self) -> Result<KeysetPage, DbError> {
+        // Only `drop` aborts the task, so an error here is a panic of the read: raise it again.
+        (&mut self.0).await.unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()))
+    }
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl UserPages {
     pub(super) fn new(db: Database, shard: Shard, start: Start) -> Self {
         let retry_set = RetrySet::new(start.retry_set.clone());
         let after = start.after_user_id;
-        UserPages { db, shard, start, owners: OnceLock::new(), retry_set, after, done: false }
+        UserPages { db, shard, start, owners: Arc::default(), retry_set, ahead: None, after, done: false }
     }
 
     pub(super) fn database(&self) -> &Database {
@@ -44,36 +85,62 @@ impl UserPages {
     }
 
     pub(super) async fn next_page(&mut self) -> Result<Option<Page>, DbError> {
-        let Some(mut page) = self.read_page().await? else { return Ok(None) };
+        if let Some(page) = self.retry_page().await? {
+            return Ok(Some(page));
+        }
+        let read = match self.ahead.take() {
+            Some(ahead) => ahead.page().await,
+            None if self.done => return Ok(None),
+            None => keyset_page(self.db.clone(), self.owners.clone(), self.after, self.shard).await,
+        }?;
+        let Some(last_user_id) = read.last_user_id else {
+            self.done = true;
+            return Ok(None);
+        };
+        self.after = last_user_id;
+        self.done = read.is_last;
+        if !self.done {
+            let (db, owners) = (self.db.clone(), self.owners.clone());
+            self.ahead = Some(ReadAhead::start(db, owners, self.after, self.shard).await);
+        }
+        Ok(Some(read.page))
+    }
+
+    /// The next page of the retry set, marked; `None` once it is read.
+    async fn retry_page(&mut self) -> Result<Option<Page>, DbError> {
+        let Some(retry_set) = &mut self.retry_set else { return Ok(None) };
+        let Some(ids) = retry_set.next_ids(&self.db).await? else {
+            self.retry_set = None;
+            return Ok(None);
+        };
+        let found: HashMap<_, _> = self
+            .db
+            .tokens_of(&ids)
+            .await?
+            .into_iter()
+            .filter_map(|(user_id, token)| Some((user_id, (token?, None))))
+            .collect();
+        let mut page = retry_candidates(ids, found);
         mark(&self.owners, &self.db, &mut page).await?;
         Ok(Some(page))
     }
+}
 
-    async fn read_page(&mut self) -> Result<Option<Page>, DbError> {
-        if let Some(retry_set) = &mut self.retry_set {
-            if let Some(ids) = retry_set.next_ids(&self.db).await? {
-                let found: HashMap<_, _> = self
-                    .db
-                    .tokens_of(&ids)
-                    .await?
-                    .into_iter()
-                    .filter_map(|(user_id, token)| Some((user_id, (token?, None))))
-                    .collect();
-                return Ok(Some(retry_candidates(ids, found)));
-            }
-            self.retry_set = None;
-        }
-        if self.done {
-            return Ok(None);
-        }
-        let rows = self.db.token_page(self.after, self.shard).await?;
-        self.done = rows.len() < PAGE_SIZE;
-        let Some(last) = rows.last() else { return Ok(None) };
-        self.after = last.user_id;
-        let candidates = rows
-            .into_iter()
-            .map(|TokenRow { user_id, token }| Candidate::read(Some(user_id), Some(token), None))
-            .collect();
-        Ok(Some(Page { candidates, unusable_lines: 0 }))
-    }
+/// The users of `shard` after `after`, one page, marked.
+async fn keyset_page(
+    db: Database,
+    owners: Arc<OnceLock<Owners>>,
+    after: i64,
+    shard: Shard,
+) -> Result<KeysetPage, DbError> {
+    let rows = db.token_page(after, shard).await?;
+    let is_last = rows.len() < PAGE_SIZE;
+    let last_user_id = rows.last().map(|row| row.user_id);
+    let candidates = rows
+        .into_iter()
+        .map(|TokenRow { user_id, token }| Candidate::read(Some(user_id), Some(token), None))
+        .collect();
+    let mut page = Page { candidates, unusable_lines: 0 };
+    mark(&owners, &db, &mut page).await?;
+    Ok(KeysetPage { page, last_user_id, is_last })
 }

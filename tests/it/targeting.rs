@@ -77,6 +77,45 @@ fn a_token_shared_by_users_in_different_shards_is_sent_once() {
     assert_eq!(world.fcm.deliveries(VALID_B), 1);
 }
 
+/// Its CRC-32 (235617765) is in the lower half of the hash range, `VALID_A`'s (2797972544) in
+/// the upper: the database groups the two halves at once, on two connections.
+const LOWER_HALF: &str = "valid-token-c:APA91bKr7Ws2Lq9Vx4Tz1Nm6Hp3Jd8Fc5";
+
+#[test]
+fn tokens_shared_in_either_half_of_the_hash_range_are_each_sent_once() {
+    assert!(
+        crc32fast::hash(LOWER_HALF.as_bytes()) < 1 << 31 && crc32fast::hash(VALID_A.as_bytes()) >= 1 << 31
+    );
+    let world = World::new().with_db();
+    world.db().add_users(&[
+        (1, Some(VALID_A)),
+        (2, Some(LOWER_HALF)),
+        (3, Some(VALID_A)),
+        (4, Some(LOWER_HALF)),
+    ]);
+    let output = world.cmd().args(["save-location", "--format", "json"]).output().unwrap();
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(world.fcm.deliveries(VALID_A), 1);
+    assert_eq!(world.fcm.deliveries(LOWER_HALF), 1);
+    assert_eq!(summary(&output)["skipped"], 2);
+}
+
+#[test]
+fn a_token_shared_by_users_pages_apart_goes_to_the_lowest_only() {
+    // Three pages of 10,000 users: the later pages are read ahead, while the run sends.
+    let world = World::new().with_db();
+    world.db().add_numbered_users(25_000);
+    world.db().exec(&format!(
+        "UPDATE app_user SET fcmToken = '{}' WHERE user_id IN (15000, 24000)",
+        numbered_token(7)
+    ));
+    let output = world.cmd().args(["save-location", "--format", "json"]).output().unwrap();
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(world.fcm.deliveries(&numbered_token(7)), 1);
+    assert_eq!(world.fcm.total_deliveries(), 24_998);
+    assert_eq!(summary(&output)["skipped"], 2);
+}
+
 #[test]
 fn tokens_differing_only_in_case_are_different_devices() {
     let world = World::new().with_db();
