@@ -22,6 +22,10 @@ use crate::shard::Shard;
 pub(crate) struct Owners {
     /// Sorted by hash.
     groups: Vec<SharedGroup>,
+    /// One bit per 4,096 hash values, set where a group's hash falls: most rows are told they
+    /// share nothing from 128 KiB that stay in cache, without a binary search through the
+    /// groups (24 bytes each, 1.2 MB at 50,000 groups), which cost a sixth of the run's CPU.
+    present: HashFilter,
     /// Users of groups of three or more whose token a lower user holds, sorted.
     non_owners: Vec<i64>,
 }
@@ -50,7 +54,8 @@ impl Owners {
             non_owners.extend(lower_held(db.rows_hashed_to(hashes).await?));
         }
         non_owners.sort_unstable();
-        Ok(Owners { groups, non_owners })
+        let present = HashFilter::of(groups.iter().map(|g| g.hash));
+        Ok(Owners { groups, present, non_owners })
     }
 
     /// Tokens held by several users (a group may be two tokens with one hash), for the log.
@@ -59,6 +64,9 @@ impl Owners {
     }
 
     fn group_of(&self, hash: u32) -> Option<&SharedGroup> {
+        if !self.present.may_hold(hash) {
+            return None;
+        }
         let at = self.groups.binary_search_by_key(&hash, |g| g.hash).ok()?;
         Some(&self.groups[at])
     }
@@ -115,6 +123,35 @@ impl Owners {
     }
 }
 
+/// A set of hashes that answers "certainly not in it" from one bit (empty: holds nothing).
+#[derive(Debug, Default)]
+struct HashFilter {
+    bits: Vec<u64>,
+}
+
+impl HashFilter {
+    /// One bit per 2^`SHIFT` hash values.
+    const SHIFT: u32 = 12;
+    const WORDS: usize = (1 << (32 - Self::SHIFT)) / 64;
+
+    fn of(hashes: impl ExactSizeIterator<Item = u32>) -> Self {
+        if hashes.len() == 0 {
+            return HashFilter::default();
+        }
+        let mut bits = vec![0u64; Self::WORDS];
+        for hash in hashes {
+            let bit = (hash >> Self::SHIFT) as usize;
+            bits[bit / 64] |= 1 << (bit % 64);
+        }
+        HashFilter { bits }
+    }
+
+    fn may_hold(&self, hash: u32) -> bool {
+        let bit = (hash >> Self::SHIFT) as usize;
+        self.bits.get(bit / 64).is_some_and(|word| word & (1 << (bit % 64)) != 0)
+    }
+}
+
 /// Of `rows` (user, token as stored), the users whose exact trimmed token a lower user holds.
 fn lower_held(rows: Vec<(i64, String)>) -> Vec<i64> {
     let mut owner: HashMap<&str, i64> = HashMap::new();
@@ -134,6 +171,18 @@ mod tests {
         assert_eq!(hash("  fcm:APA91b  "), crc32fast::hash(b"fcm:APA91b"));
         assert_eq!(hash("\tfcm:APA91b"), crc32fast::hash(b"\tfcm:APA91b"));
         assert_eq!(crc32fast::hash(b"hello"), 907_060_870);
+    }
+
+    #[test]
+    fn the_hash_filter_holds_every_hash_it_was_given_and_not_those_far_from_them() {
+        let filter = HashFilter::of([0, 7 << 12, u32::MAX].into_iter());
+        for held in [0, 7 << 12, (7 << 12) + 4095, u32::MAX] {
+            assert!(filter.may_hold(held), "{held}");
+        }
+        for absent in [1 << 12, 8 << 12, u32::MAX - 4096] {
+            assert!(!filter.may_hold(absent), "{absent}");
+        }
+        assert!(!HashFilter::of(std::iter::empty()).may_hold(0));
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! `app_user`'s devices, one shard of them, in keyset pages of `user_id`: a resumed slot's
-//! retry set first, then the users above its checkpoint. The next keyset page is read (and its
-//! shared tokens marked) while the run works on the current one, so the database and the run
-//! take turns less: a million users are read in about half the time (BENCHMARKS.md).
+//! retry set first, then the users above its checkpoint. The next keyset page is read while
+//! the run marks and works on the current one, so the database and the run take turns less
+//! (BENCHMARKS.md).
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use tokio::task::JoinHandle;
 
@@ -20,15 +20,14 @@ pub(crate) struct UserPages {
     db: Database,
     shard: Shard,
     start: Start,
-    /// Shared with the page being read ahead.
-    owners: Arc<OnceLock<Owners>>,
+    owners: OnceLock<Owners>,
     retry_set: Option<RetrySet>,
     ahead: Option<ReadAhead>,
     after: i64,
     done: bool,
 }
 
-/// One keyset page as read and marked.
+/// One keyset page as read.
 struct KeysetPage {
     page: Page,
     /// The last user on it (`None`: the page is empty).
@@ -45,8 +44,8 @@ impl ReadAhead {
     /// Starts reading the page after `after`. On the run's one thread the read starts only
     /// when the caller yields, so this yields once: the query is on its way before the caller
     /// goes back to work, and the database works on it meanwhile.
-    async fn start(db: Database, owners: Arc<OnceLock<Owners>>, after: i64, shard: Shard) -> Self {
-        let ahead = ReadAhead(tokio::spawn(keyset_page(db, owners, after, shard)));
+    async fn start(db: Database, after: i64, shard: Shard) -> Self {
+        let ahead = ReadAhead(tokio::spawn(keyset_page(db, after, shard)));
         tokio::task::yield_now().await;
         ahead
     }
@@ -67,7 +66,7 @@ impl UserPages {
     pub(super) fn new(db: Database, shard: Shard, start: Start) -> Self {
         let retry_set = RetrySet::new(start.retry_set.clone());
         let after = start.after_user_id;
-        UserPages { db, shard, start, owners: Arc::default(), retry_set, ahead: None, after, done: false }
+        UserPages { db, shard, start, owners: OnceLock::new(), retry_set, ahead: None, after, done: false }
     }
 
     pub(super) fn database(&self) -> &Database {
@@ -91,7 +90,7 @@ impl UserPages {
         let read = match self.ahead.take() {
             Some(ahead) => ahead.page().await,
             None if self.done => return Ok(None),
-            None => keyset_page(self.db.clone(), self.owners.clone(), self.after, self.shard).await,
+            None => keyset_page(self.db.clone(), self.after, self.shard).await,
         }?;
         let Some(last_user_id) = read.last_user_id else {
             self.done = true;
@@ -100,10 +99,13 @@ impl UserPages {
         self.after = last_user_id;
         self.done = read.is_last;
         if !self.done {
-            let (db, owners) = (self.db.clone(), self.owners.clone());
-            self.ahead = Some(ReadAhead::start(db, owners, self.after, self.shard).await);
+            self.ahead = Some(ReadAhead::start(self.db.clone(), self.after, self.shard).await);
         }
-        Ok(Some(read.page))
+        // After the next read has started: looking up the lower users of shared tokens (another
+        // connection) and reading the next page then keep two of the server's threads busy.
+        let mut page = read.page;
+        mark(&self.owners, &self.db, &mut page).await?;
+        Ok(Some(page))
     }
 
     /// The next page of the retry set, marked; `None` once it is read.
@@ -126,13 +128,8 @@ impl UserPages {
     }
 }
 
-/// The users of `shard` after `after`, one page, marked.
-async fn keyset_page(
-    db: Database,
-    owners: Arc<OnceLock<Owners>>,
-    after: i64,
-    shard: Shard,
-) -> Result<KeysetPage, DbError> {
+/// The users of `shard` after `after`, one page, not yet marked.
+async fn keyset_page(db: Database, after: i64, shard: Shard) -> Result<KeysetPage, DbError> {
     let rows = db.token_page(after, shard).await?;
     let is_last = rows.len() < PAGE_SIZE;
     let last_user_id = rows.last().map(|row| row.user_id);
@@ -140,7 +137,6 @@ async fn keyset_page(
         .into_iter()
         .map(|TokenRow { user_id, token }| Candidate::read(Some(user_id), Some(token), None))
         .collect();
-    let mut page = Page { candidates, unusable_lines: 0 };
-    mark(&owners, &db, &mut page).await?;
+    let page = Page { candidates, unusable_lines: 0 };
     Ok(KeysetPage { page, last_user_id, is_last })
 }
