@@ -13,7 +13,7 @@ use crate::slot::RunKey;
 /// Rows fetched per query. Keyset pages keep memory flat and, unlike one long streaming
 /// result, survive a slow consumer (a stalled stream breaks at `net_write_timeout`). With the
 /// next page read ahead (`tokens::users`), 10,000 rows read a million users in 0.7 s against
-/// 0.8–0.9 s for 5,000, for about 3 MiB more (BENCHMARKS.md).
+/// 0.8–0.9 s for 5,000, for 3–5 MiB more (BENCHMARKS.md).
 pub(crate) const PAGE_SIZE: usize = 10_000;
 
 /// One `app_user` row with a token, as stored (untrimmed).
