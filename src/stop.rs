@@ -71,16 +71,26 @@ impl RunStop {
     }
 }
 
+/// Why the ledger holds new requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Hold {
+    /// The journal's last write is unanswered for too long.
+    OverdueWrite = 1,
+    /// Too many delivered answers are not yet durable: a crash would send them again.
+    Backlog = 2,
+}
+
 /// Whether new requests may start: the ledger holds sends while its last write is unanswered
-/// for too long, so nothing goes out without a durable record for more than a moment.
+/// for too long, or while too many answers wait for a write, so that what a crash can send
+/// again stays bounded in time and in count. Open when no hold is on.
 #[derive(Debug, Clone)]
 pub(crate) struct SendGate {
-    open: Arc<watch::Sender<bool>>,
+    holds: Arc<watch::Sender<u8>>,
 }
 
 impl Default for SendGate {
     fn default() -> Self {
-        SendGate { open: Arc::new(watch::Sender::new(true)) }
+        SendGate { holds: Arc::new(watch::Sender::new(0)) }
     }
 }
 
@@ -90,26 +100,35 @@ impl SendGate {
         SendGate::default()
     }
 
-    /// Holds new requests.
-    pub(crate) fn close(&self) {
-        self.open.send_replace(false);
+    /// Holds new requests for `why`.
+    pub(crate) fn close(&self, why: Hold) {
+        self.change(|holds| holds | why as u8);
     }
 
-    /// Lets requests go again.
-    pub(crate) fn open(&self) {
-        self.open.send_replace(true);
+    /// Lifts the hold for `why`; requests go again once no hold is left.
+    pub(crate) fn open(&self, why: Hold) {
+        self.change(|holds| holds & !(why as u8));
+    }
+
+    /// Waiters are woken only when the holds change.
+    fn change(&self, to: impl FnOnce(u8) -> u8) {
+        self.holds.send_if_modified(|holds| {
+            let before = *holds;
+            *holds = to(before);
+            *holds != before
+        });
     }
 
     /// Waits until the gate is open; false when the run stops first.
     pub(crate) async fn passed(&self, stop: &RunStop) -> bool {
-        if *self.open.borrow() {
+        if *self.holds.borrow() == 0 {
             return !stop.is_stopped();
         }
-        let mut open = self.open.subscribe();
+        let mut holds = self.holds.subscribe();
         tokio::select! {
             biased;
             () = stop.stopped() => false,
-            opened = open.wait_for(|open| *open) => opened.is_ok(),
+            opened = holds.wait_for(|holds| *holds == 0) => opened.is_ok(),
         }
     }
 }
@@ -133,16 +152,19 @@ mod tests {
         let gate = SendGate::new();
         let stop = RunStop::new();
         assert!(gate.passed(&stop).await);
-        gate.close();
+        gate.close(Hold::OverdueWrite);
+        gate.close(Hold::Backlog);
         let opener = gate.clone();
         tokio::spawn(async move {
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            opener.open();
+            opener.open(Hold::Backlog);
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            opener.open(Hold::OverdueWrite);
         });
         let start = tokio::time::Instant::now();
         assert!(gate.passed(&stop).await);
-        assert!(start.elapsed() >= std::time::Duration::from_secs(1));
-        gate.close();
+        assert!(start.elapsed() >= std::time::Duration::from_secs(2), "open only once every hold is lifted");
+        gate.close(Hold::Backlog);
         stop.stop(StopReason::Deadline);
         assert!(!gate.passed(&stop).await);
     }

@@ -259,13 +259,21 @@ fn run_row(mut row: mysql_async::Row) -> RunRow {
     }
 }
 
+// lock_conn is the claiming session's own id: the session that holds the run's lock.
 const CLAIM: &str = "INSERT INTO wolley_push_run \
-       (job, slot, shard, status, checkpoint_user_id, owner, host, pid, started_at, updated_at, heartbeat_at) \
-     VALUES (?, ?, ?, 'running', 0, ?, ?, ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), UTC_TIMESTAMP(6)) \
+       (job, slot, shard, status, checkpoint_user_id, owner, host, pid, lock_conn, started_at, updated_at, \
+        heartbeat_at) \
+     VALUES (?, ?, ?, 'running', 0, ?, ?, ?, CONNECTION_ID(), UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), \
+       UTC_TIMESTAMP(6)) \
      ON DUPLICATE KEY UPDATE status = 'running', attempts = attempts + 1, owner = VALUES(owner), \
-       host = VALUES(host), pid = VALUES(pid), started_at = VALUES(started_at), \
+       host = VALUES(host), pid = VALUES(pid), lock_conn = VALUES(lock_conn), started_at = VALUES(started_at), \
        updated_at = VALUES(updated_at), heartbeat_at = VALUES(heartbeat_at), finished_at = NULL, error = NULL, \
        in_flight = NULL";
+
+// The running row of a job's shard whose lock the session `lock_conn` holds (any slot: the lock
+// is the job's and shard's).
+const HOLDER_ROW: &str = "WHERE job = ? AND shard = ? AND status = 'running' AND lock_conn = ? \
+     ORDER BY started_at DESC LIMIT 1";
 
 const RESET: &str = "UPDATE wolley_push_run SET checkpoint_user_id = 0, targeted = 0, sent = 0, pruned = 0, \
        failed = 0, skipped = 0, expired = 0, retrying = 0 WHERE job = ? AND slot = ? AND shard = ?";
@@ -315,22 +323,33 @@ pub(crate) struct Session {
     pub(super) db: Database,
 }
 
+/// The answer to asking for a run lock.
+pub(crate) enum Locked {
+    /// This run holds it.
+    Got(Session),
+    /// Another session holds it: whose, and whether to wait or end it, is the ledger's call.
+    Held(LockWait),
+}
+
+/// A connection that asked for a run lock and did not get it: it can find the holder, wait for
+/// the lock, or end the holder's session.
+pub(crate) struct LockWait {
+    conn: Conn,
+    lock: String,
+    db: Database,
+}
+
 impl Database {
-    /// A connection of its own holding the lock of `job` on `shard`, or `None` when another
-    /// session holds it.
-    pub(crate) async fn lock_session(&self, job: &str, shard: &str) -> Result<Option<Session>, DbError> {
+    /// A connection of its own holding the lock of `job` on `shard`, or one that can wait for
+    /// it when another session holds it.
+    pub(crate) async fn lock_session(&self, job: &str, shard: &str) -> Result<Locked, DbError> {
         let fail = |e| self.classify(e, "taking the run lock");
         // A pooled connection goes back to the pool with a reset, which releases its locks:
         // this one is taken out of the pool for the whole run.
         let mut conn = self.conn().await?;
         let lock = qualified_lock_name(&mut conn, &format!("{job}:{shard}")).await.map_err(fail)?;
-        let got: Option<Option<i64>> =
-            conn.exec_first("SELECT GET_LOCK(?, 0)", (&lock,)).await.map_err(fail)?;
-        if got.flatten() != Some(1) {
-            let _ = conn.disconnect().await;
-            return Ok(None);
-        }
-        Ok(Some(Session { conn, lock, start_lock: None, db: self.clone() }))
+        let waiting = LockWait { conn, lock, db: self.clone() };
+        waiting.wait(std::time::Duration::ZERO).await
     }
 
     /// The journal rows of one job: its `last` most recent slots, newest first.
@@ -387,6 +406,71 @@ async fn qualified_lock_name(conn: &mut Conn, name: &str) -> mysql_async::Result
         .exec_first("SELECT CONCAT('wolley_push:', ?, ':', LEFT(SHA1(IFNULL(DATABASE(), '')), 12))", (name,))
         .await?;
     Ok(qualified.unwrap_or_else(|| format!("wolley_push:{name}")))
+}
+
+impl LockWait {
+    fn fail(&self, doing: &'static str) -> impl Fn(mysql_async::Error) -> DbError + '_ {
+        move |e| self.db.classify(e, doing)
+    }
+
+    /// The server connection id of the session holding the lock, `None` once it is free.
+    pub(crate) async fn holder(&mut self) -> Result<Option<u64>, DbError> {
+        let holder: Option<Option<u64>> = self
+            .conn
+            .exec_first("SELECT IS_USED_LOCK(?)", (&self.lock,))
+            .await
+            .map_err(self.fail("finding the run lock's holder"))?;
+        Ok(holder.flatten())
+    }
+
+    /// The running journal row of `job` on `shard` whose lock the session `conn_id` holds.
+    pub(crate) async fn holder_row(
+        &mut self,
+        job: &str,
+        shard: &str,
+        conn_id: u64,
+    ) -> Result<Option<RunRow>, DbError> {
+        let sql = format!("{SELECT_ROW} {HOLDER_ROW}");
+        let row: Option<mysql_async::Row> = self
+            .conn
+            .exec_first(sql, (job, shard, conn_id))
+            .await
+            .map_err(self.fail("reading the run journal"))?;
+        Ok(row.map(run_row))
+    }
+
+    /// Waits up to `patience` (whole seconds, rounded up) for the lock: the session holding it
+    /// on success, this waiter again when the holder kept it.
+    pub(crate) async fn wait(mut self, patience: std::time::Duration) -> Result<Locked, DbError> {
+        let seconds = patience.as_secs() + u64::from(patience.subsec_nanos() > 0);
+        let got: Option<Option<i64>> = self
+            .conn
+            .exec_first("SELECT GET_LOCK(?, ?)", (&self.lock, seconds))
+            .await
+            .map_err(self.fail("taking the run lock"))?;
+        if got.flatten() != Some(1) {
+            return Ok(Locked::Held(self));
+        }
+        let LockWait { conn, lock, db } = self;
+        Ok(Locked::Got(Session { conn, lock, start_lock: None, db }))
+    }
+
+    /// Ends the server session `conn_id` (an orphan whose client is gone): the server frees its
+    /// locks at once. Allowed on the same account's sessions; another account's need the
+    /// CONNECTION ADMIN (or SUPER) privilege.
+    pub(crate) async fn end_session(&mut self, conn_id: u64) -> Result<(), DbError> {
+        match self.conn.exec_drop("KILL CONNECTION ?", (conn_id,)).await {
+            Ok(()) => Ok(()),
+            // Gone in the meantime: what the kill was for.
+            Err(mysql_async::Error::Server(e)) if e.code == super::code::NO_SUCH_THREAD => Ok(()),
+            Err(e) => Err(self.db.classify(e, "ending the dead run's database session")),
+        }
+    }
+
+    /// Closes the connection without the lock.
+    pub(crate) async fn give_up(self) {
+        let _ = self.conn.disconnect().await;
+    }
 }
 
 impl Session {

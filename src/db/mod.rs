@@ -45,6 +45,10 @@ mod code {
     pub(super) const COLUMN_ACCESS_DENIED: u16 = 1143;
     /// "Access denied; you need (at least one of) the SUPER privilege(s) for this operation"
     pub(super) const SPECIFIC_ACCESS_DENIED: u16 = 1227;
+    /// "Unknown thread id: N" (KILL of a session that has ended)
+    pub(super) const NO_SUCH_THREAD: u16 = 1094;
+    /// "You are not owner of thread N" (KILL of another account's session)
+    pub(super) const KILL_DENIED: u16 = 1095;
 }
 
 /// A database URL whose `Display` never shows the password.
@@ -244,6 +248,13 @@ impl Database {
                         let Missing { privilege, grant } = missing_privilege(server.code, &server.message);
                         DbError::PrivilegeMissing { url, doing, privilege, grant, reason }
                     }
+                    code::KILL_DENIED => DbError::PrivilegeMissing {
+                        url,
+                        doing,
+                        privilege: "the CONNECTION ADMIN privilege".to_owned(),
+                        grant: "GRANT CONNECTION ADMIN ON *.*".to_owned(),
+                        reason,
+                    },
                     _ => DbError::Query { doing, url, reason },
                 }
             }

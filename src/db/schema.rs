@@ -114,6 +114,14 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
             KEY wolley_push_prune_log_recorded (recorded_at)
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
     ],
+}, Migration {
+    version: 4,
+    description: "run lock takeover: the server connection that holds each running slot's lock (wolley_push_run.lock_conn)",
+    statements: &[
+        // lock_conn: CONNECTION_ID() of the session holding the run's GET_LOCK, so a run that
+        // finds the lock held can tell whose it is (IS_USED_LOCK) and end it if that run is dead.
+        "ALTER TABLE wolley_push_run ADD COLUMN IF NOT EXISTS lock_conn BIGINT UNSIGNED NULL",
+    ],
 }];
 
 /// The version this build of wolley-push needs.

@@ -116,7 +116,7 @@ async fn from_database(config: &Config, job: &Broadcast<'_>, db: &Database, star
         }
         Opened::LockHeld { holder } => {
             tracing::warn!(
-                "another {} run holds the lock for shard {} ({holder}); nothing to do",
+                "another {} run holds the lock for shard {} and is alive ({holder}); nothing to do",
                 key.job,
                 key.shard
             );

@@ -20,30 +20,39 @@
 //! the same program with the row's pid; elsewhere, a heartbeat younger than [`LEASE`].
 
 pub(crate) mod progress;
+mod takeover;
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle;
 
 use crate::breaker::{self, PrunePolicy, Tripped};
 use crate::counts::SlotCounts;
-use crate::db::ledger::{Batch, Claim, Closing, RunRow, RunStatus, Session, Written};
+use crate::db::ledger::{Batch, Claim, Closing, Locked, RunRow, RunStatus, Session, Written};
 use crate::db::{Database, DbError};
 use crate::exit::ExitCode;
 use crate::shard::Shard;
 use crate::slot::RunKey;
-use crate::stop::{RunStop, SendGate, StopReason};
+use crate::stop::{Hold, RunStop, SendGate, StopReason};
 
 use progress::Progress;
 pub(crate) use progress::{Ending, Resolution};
+use takeover::{Holder, Resolved};
 
 /// How often a running slot writes what it learnt (and with it, its heartbeat).
 pub(crate) const FLUSH_EVERY: Duration = Duration::from_millis(40);
 /// A write unanswered this long holds new sends until it lands: nothing goes out without a
 /// durable record for longer than about this.
 const MAX_UNRECORDED: Duration = Duration::from_secs(1);
+/// At most this many delivered answers wait for a committed write: past it, new sends are held
+/// until the journal catches up. A crash (kill -9, power loss) therefore sends again at most the
+/// requests in flight (`--concurrency`) plus this many, however slow the machine or its disk.
+pub(crate) const MAX_UNRECORDED_ANSWERS: usize = 1000;
+/// From this many unrecorded answers on, the journal is written at once rather than at the next
+/// tick, so a fast run reaches [`MAX_UNRECORDED_ANSWERS`] only when its writes are slow.
+const WRITE_EARLY_AT: usize = MAX_UNRECORDED_ANSWERS / 4;
 /// A write that takes longer means the database is gone: the run stops. (A busy server's
 /// commit can take a second; one that takes five is not coming back soon.)
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -86,6 +95,20 @@ pub enum LedgerError {
         /// How long ago it wrote.
         heartbeat: String,
     },
+    /// The lock is held by a session that is not provably a live run, and it could not be
+    /// taken over within the takeover's bounds.
+    #[error(
+        "the lock of {key} is held by database session {session}, which could not be taken over ({reason}); \
+         the slot is not done: run again in a minute, and if this repeats, check `wolley-push runs` and \
+         end that session as a database administrator (KILL CONNECTION {session}) if no wolley-push run is going"
+    )]
+    LockStuck {
+        key: RunKey,
+        /// The holder's server connection id.
+        session: u64,
+        /// Why it could not be taken over.
+        reason: String,
+    },
     /// Another run took the slot over while this one was running.
     #[error("{key} was taken over by another run while this one was sending; this run stopped without recording its end")]
     Superseded { key: RunKey },
@@ -112,9 +135,10 @@ impl LedgerError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             LedgerError::LayoutInUse { .. } | LedgerError::PruneBreaker { .. } => ExitCode::Config,
-            LedgerError::OwnerAlive { .. } | LedgerError::Superseded { .. } | LedgerError::Lost { .. } => {
-                ExitCode::TempFail
-            }
+            LedgerError::OwnerAlive { .. }
+            | LedgerError::LockStuck { .. }
+            | LedgerError::Superseded { .. }
+            | LedgerError::Lost { .. } => ExitCode::TempFail,
             LedgerError::Db(error) => error.exit_code(),
         }
     }
@@ -138,7 +162,7 @@ pub(crate) enum Opened {
         /// When it finished, or which layout did it.
         detail: String,
     },
-    /// Another run holds the job's lock for this shard.
+    /// Another run holds the job's lock for this shard, and it is alive.
     LockHeld {
         /// Who, as far as the journal knows.
         holder: String,
@@ -160,6 +184,7 @@ pub(crate) struct Resume {
 pub(crate) struct Recorder {
     progress: Arc<Mutex<Progress>>,
     gate: SendGate,
+    write_now: Arc<Notify>,
 }
 
 impl Recorder {
@@ -182,9 +207,19 @@ impl Recorder {
         self.progress().skipped(user_id, in_retry_set);
     }
 
-    /// `user_id`'s message is answered.
+    /// `user_id`'s message is answered. Past [`WRITE_EARLY_AT`] unrecorded answers the journal is
+    /// written at once, past [`MAX_UNRECORDED_ANSWERS`] new sends wait for it.
     pub(crate) fn resolved(&self, user_id: i64, resolution: Resolution) {
-        self.progress().resolved(user_id, resolution);
+        let mut progress = self.progress();
+        progress.resolved(user_id, resolution);
+        let unrecorded = progress.unrecorded();
+        if unrecorded >= WRITE_EARLY_AT {
+            self.write_now.notify_one();
+        }
+        if unrecorded >= MAX_UNRECORDED_ANSWERS {
+            // Under the progress lock, so the writer's opening cannot overtake this closing.
+            self.gate.close(Hold::Backlog);
+        }
     }
 }
 
@@ -216,6 +251,7 @@ pub(crate) struct Ledger {
     flusher: Option<Flusher>,
     progress: Arc<Mutex<Progress>>,
     gate: SendGate,
+    write_now: Arc<Notify>,
     resume: Resume,
     prune: PrunePolicy,
 }
@@ -247,16 +283,21 @@ enum Start {
 }
 
 impl Ledger {
-    /// Takes the lock of the key's job and shard, then the slot.
+    /// Takes the lock of the key's job and shard (from a dead holder too, see [`takeover`]),
+    /// then the slot.
     ///
     /// # Errors
-    /// [`LedgerError::LayoutInUse`], [`LedgerError::OwnerAlive`], database errors.
+    /// [`LedgerError::LayoutInUse`], [`LedgerError::OwnerAlive`], [`LedgerError::LockStuck`],
+    /// database errors.
     pub(crate) async fn open(db: &Database, key: RunKey, settings: Settings) -> Result<Opened, LedgerError> {
-        let shard = key.shard.to_string();
-        let Some(mut session) = db.lock_session(&key.job, &shard).await? else {
-            return Ok(Opened::LockHeld { holder: holder(db, &key).await });
-        };
         let me = Me::now();
+        let mut session = match db.lock_session(&key.job, &key.shard.to_string()).await? {
+            Locked::Got(session) => session,
+            Locked::Held(waiting) => match takeover::resolve(waiting, &key, &me).await? {
+                Resolved::Taken(session) => session,
+                Resolved::Alive(holder) => return Ok(Opened::LockHeld { holder }),
+            },
+        };
         let owner = format!("{:032x}", rand::random::<u128>());
         let (checkpoint, totals) = match claim(&mut session, &key, &owner, &me, settings.force).await {
             Ok(state) => state,
@@ -280,6 +321,7 @@ impl Ledger {
             flusher: None,
             progress,
             gate: SendGate::new(),
+            write_now: Arc::new(Notify::new()),
             resume,
             prune: settings.prune,
         })))
@@ -292,7 +334,11 @@ impl Ledger {
 
     /// The handle the sender reports to.
     pub(crate) fn recorder(&self) -> Recorder {
-        Recorder { progress: self.progress.clone(), gate: self.gate.clone() }
+        Recorder {
+            progress: self.progress.clone(),
+            gate: self.gate.clone(),
+            write_now: self.write_now.clone(),
+        }
     }
 
     /// Starts writing progress every [`FLUSH_EVERY`]; a failed write stops the run through `stop`.
@@ -303,8 +349,8 @@ impl Ledger {
             session,
             self.key.clone(),
             self.owner.clone(),
-            self.progress.clone(),
-            (stop, self.gate.clone()),
+            self.recorder(),
+            stop,
             stopping,
         ));
         self.flusher = Some(Flusher { shutdown, task });
@@ -565,10 +611,7 @@ fn layout_name(count: u32) -> String {
 
 /// Whether the run recorded in a `running` row may still be sending.
 fn owner_alive(row: &RunRow, me: &Me) -> bool {
-    if row.host == me.host {
-        return row.pid != me.pid && same_program_running(row.pid).unwrap_or_else(|| heartbeat_fresh(row));
-    }
-    heartbeat_fresh(row)
+    takeover::judge(row, me) != Holder::Dead
 }
 
 fn heartbeat_fresh(row: &RunRow) -> bool {
@@ -599,24 +642,16 @@ fn program_and_state(stat: &str) -> Option<(&str, char)> {
     Some((&stat[open + 1..close], state))
 }
 
-async fn holder(db: &Database, key: &RunKey) -> String {
-    let rows = db.recent_runs(&key.job, 20).await.unwrap_or_default();
-    let shard = key.shard.to_string();
-    match rows.iter().find(|row| row.status == RunStatus::Running && row.shard == shard) {
-        Some(row) => format!("host {}, pid {}, since {}", row.host, row.pid, row.started_at),
-        None => "a run that is just starting".to_owned(),
-    }
-}
-
 async fn flush_loop(
     mut session: Session,
     key: RunKey,
     owner: String,
-    progress: Arc<Mutex<Progress>>,
-    (stop, gate): (RunStop, SendGate),
+    recorder: Recorder,
+    stop: RunStop,
     mut shutdown: oneshot::Receiver<()>,
 ) -> FlushEnd {
     let db = session.database().clone();
+    let gate = &recorder.gate;
     let mut tick = tokio::time::interval(FLUSH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -624,8 +659,9 @@ async fn flush_loop(
             biased;
             _ = &mut shutdown => return FlushEnd::Alive(session),
             _ = tick.tick() => {}
+            () = recorder.write_now.notified() => {}
         }
-        let batch = progress.lock().unwrap_or_else(PoisonError::into_inner).take_batch(None);
+        let batch = recorder.progress().take_batch(None);
         let written = {
             let write = timed(session.write(&key, &owner, &batch, None), &db);
             tokio::pin!(write);
@@ -636,20 +672,38 @@ async fn flush_loop(
                         "the run journal has not answered for {} ms: holding new sends until it does",
                         MAX_UNRECORDED.as_millis()
                     );
-                    gate.close();
+                    gate.close(Hold::OverdueWrite);
                     write.await
                 }
             }
         };
-        gate.open();
+        gate.open(Hold::OverdueWrite);
         let (unwritten, error) = match written {
-            Ok(Written::Done { .. }) => continue,
+            Ok(Written::Done { .. }) => {
+                caught_up(&recorder);
+                continue;
+            }
             Ok(Written::NotOwner) => (None, LedgerError::Superseded { key }),
             Err(source) => (Some(batch), LedgerError::Lost { key, source: Box::new(source) }),
         };
         tracing::error!("{error}");
         stop.stop(StopReason::LedgerLost);
         return FlushEnd::Lost { unwritten, error };
+    }
+}
+
+/// After a committed write: the backlog hold is lifted once the backlog is under the bound, and
+/// a backlog still over [`WRITE_EARLY_AT`] (answers above the old checkpoint need one more
+/// write) is written at once.
+fn caught_up(recorder: &Recorder) {
+    let mut progress = recorder.progress();
+    progress.recorded();
+    let unrecorded = progress.unrecorded();
+    if unrecorded < MAX_UNRECORDED_ANSWERS {
+        recorder.gate.open(Hold::Backlog);
+    }
+    if unrecorded >= WRITE_EARLY_AT {
+        recorder.write_now.notify_one();
     }
 }
 

@@ -84,6 +84,10 @@ pub(crate) struct Progress {
     /// Answers not yet in a batch (those above the checkpoint wait for it to pass them).
     unwritten: Vec<Resolved>,
     totals: SlotCounts,
+    /// Delivered (finished) answers a crash now would send again: not yet in a committed batch.
+    unrecorded: usize,
+    /// How many of `unrecorded` are in the batch being written.
+    writing: usize,
 }
 
 impl Progress {
@@ -97,7 +101,21 @@ impl Progress {
             pending: BTreeMap::new(),
             unwritten: Vec::new(),
             totals,
+            unrecorded: 0,
+            writing: 0,
         }
+    }
+
+    /// Finished answers that a crash now would send again (see the module's rule): the count
+    /// the ledger bounds by holding new sends.
+    pub(crate) fn unrecorded(&self) -> usize {
+        self.unrecorded
+    }
+
+    /// The batch last taken is committed: its answers can no longer be sent again.
+    pub(crate) fn recorded(&mut self) {
+        self.unrecorded -= self.writing;
+        self.writing = 0;
     }
 
     /// `user_id` was handed to the sender; `in_retry_set` when it comes from the retry set.
@@ -124,6 +142,7 @@ impl Progress {
         let held = self.pending.remove(&user_id).unwrap_or(Held::Nothing);
         if resolution.finished() {
             self.highest_finished = self.highest_finished.max(user_id);
+            self.unrecorded += 1;
         }
         self.unwritten.push(Resolved { user_id, held, resolution });
     }
@@ -148,6 +167,13 @@ impl Progress {
             self.pending.iter().filter(|(_, held)| **held == Held::Listed).map(|(&user, _)| user).collect();
         let mut waiting = Vec::new();
         for resolved in std::mem::take(&mut self.unwritten) {
+            let settles = match resolved.held {
+                Held::Row | Held::Listed => true,
+                Held::Nothing => resolved.user_id <= checkpoint,
+            };
+            if settles && resolved.resolution.finished() {
+                self.writing += 1;
+            }
             match resolved.held {
                 Held::Row | Held::Listed => self.settle_held(resolved, &mut batch),
                 Held::Nothing if resolved.user_id <= checkpoint => self.settle_fresh(resolved, &mut batch),
@@ -377,6 +403,24 @@ mod tests {
         progress.resolved(1, Resolution::Sent);
         progress.skipped(7, false);
         assert_eq!(progress.take_batch(Some(Ending::Complete)).checkpoint, 7);
+    }
+
+    #[test]
+    fn a_delivered_answer_counts_as_unrecorded_until_the_batch_that_holds_it_is_committed() {
+        let mut progress = Progress::new(0, SlotCounts::default());
+        take_all(&mut progress, 1..=4);
+        for user in 1..=3 {
+            progress.resolved(user, Resolution::Sent);
+        }
+        progress.resolved(4, retry("503"));
+        assert_eq!(progress.unrecorded(), 3, "an undelivered answer costs nothing to send again");
+        progress.take_batch(None);
+        progress.recorded();
+        assert_eq!(progress.unrecorded(), 3, "above the checkpoint, they wait for the next write");
+        progress.take_batch(None);
+        assert_eq!(progress.unrecorded(), 3, "written but not yet committed");
+        progress.recorded();
+        assert_eq!(progress.unrecorded(), 0);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Integration tests: the real binary against a real MariaDB and the in-repo fake FCM.
 
 mod harness;
+mod load;
 mod proxy;
 
 mod architecture;

@@ -6,16 +6,13 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::process::Output;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use fake_fcm::Reply;
+use fake_fcm::{Options, Reply};
 use prometheus_parse::{Scrape, Value};
 
 use crate::harness::{code, stderr, World};
 
-/// The run lock of save-location, shard 0/1, as `db/lock.rs` names it.
-const HOLD_SAVE_LOCATION_LOCK: &str =
-    "DO GET_LOCK(CONCAT('wolley_push:save-location:0/1:', LEFT(SHA1(DATABASE()), 12)), 0)";
 const DEAD: &str = "dead-device-token:APA91bF3x9QmZ1kTq7Lr2vYcN8sW4eJ6";
 
 /// Every sample of the file, parsed by an independent Prometheus text parser, keyed by
@@ -236,14 +233,13 @@ fn the_file_is_replaced_by_a_rename_never_rewritten_in_place() {
 
 #[test]
 fn a_run_that_finds_the_lock_held_does_not_move_the_last_success() {
-    let world = World::new().with_db();
-    world.db().add_users(&[(1, Some("alive-token:APA91bAlive"))]);
+    let options = Options { latency: Duration::from_millis(200), ..Options::default() };
+    let world = World::with_options(options).with_db();
+    world.db().add_numbered_users(200);
     let metrics = metrics_path(&world);
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let mut holder = runtime.block_on(mysql_async::Conn::from_url(world.db().url())).unwrap();
-    runtime
-        .block_on(mysql_async::prelude::Queryable::query_drop(&mut holder, HOLD_SAVE_LOCATION_LOCK))
-        .unwrap();
+    // A live run of the job, slow enough to hold the lock throughout.
+    let mut holder = world.std_cmd().args(["save-location", "-q", "--concurrency", "1"]).spawn().unwrap();
+    assert!(world.fcm.wait_for_deliveries(1, Duration::from_secs(60)), "the holder did not get going");
     let output = run(&world, &metrics, &["save-location", "-q"]);
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     assert!(stderr(&output).contains("holds the lock"), "{}", stderr(&output));
@@ -253,7 +249,8 @@ fn a_run_that_finds_the_lock_held_does_not_move_the_last_success() {
         !samples.contains_key("wolley_push_last_success_timestamp_seconds{wolley_job=save-location}"),
         "{samples:#?}"
     );
-    drop(holder);
+    holder.kill().unwrap();
+    holder.wait().unwrap();
 }
 
 #[test]

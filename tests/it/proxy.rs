@@ -1,11 +1,13 @@
 //! A TCP proxy between the binary and MariaDB, so tests can cut the database away for real:
-//! every connection through it is closed at once, and new ones are refused, until restored.
+//! every connection through it is closed at once, and new ones are refused, until restored. It
+//! can also freeze (a host that vanished without closing its connections: the server keeps
+//! them) and slow every answer down (a busy database).
 //! (The URL carries `prefer_socket=false`, or mysql_async would move a loopback connection onto
 //! the server's Unix socket and bypass the proxy.)
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,6 +21,12 @@ pub struct DbProxy {
 struct State {
     refusing: AtomicBool,
     stopped: AtomicBool,
+    /// Nothing passes either way, not even a close.
+    frozen: AtomicBool,
+    /// Each chunk from the server waits this long.
+    answer_delay_ms: AtomicU64,
+    /// A client's close reaches the server this much later.
+    close_delay_ms: AtomicU64,
     open: Mutex<Vec<TcpStream>>,
 }
 
@@ -51,6 +59,24 @@ impl DbProxy {
     /// Accepts connections again.
     pub fn restore(&self) {
         self.state.refusing.store(false, Ordering::SeqCst);
+    }
+
+    /// Stops forwarding anything, closes included, on every connection: to the server its
+    /// clients look alive and silent, as when their host lost power. Lasts until the proxy is
+    /// dropped (which cuts everything).
+    pub fn freeze(&self) {
+        self.state.frozen.store(true, Ordering::SeqCst);
+    }
+
+    /// Delays every chunk the server sends by `delay`: each statement takes at least that long.
+    pub fn delay_answers(&self, delay: Duration) {
+        self.state.answer_delay_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// Passes each client's close on to the server `delay` late: the server keeps a dead
+    /// client's session, and its locks, that long (as MariaDB does while it finishes a commit).
+    pub fn delay_closes(&self, delay: Duration) {
+        self.state.close_delay_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
     /// Cuts the database away for `outage`, then restores it.
@@ -88,16 +114,31 @@ fn accept(listener: TcpListener, upstream: &str, state: &Arc<State>) {
             open.push(server.try_clone().unwrap());
         }
         let (client_read, server_write) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-        std::thread::spawn(move || pipe(client_read, server_write));
-        std::thread::spawn(move || pipe(server, client));
+        let (upward, downward) = (state.clone(), state.clone());
+        std::thread::spawn(move || pipe(client_read, server_write, &upward, false));
+        std::thread::spawn(move || pipe(server, client, &downward, true));
     }
 }
 
-fn pipe(mut from: TcpStream, mut to: TcpStream) {
+fn pipe(mut from: TcpStream, mut to: TcpStream, state: &State, answers: bool) {
     let mut buffer = [0u8; 16 * 1024];
     loop {
-        match from.read(&mut buffer) {
-            Ok(0) | Err(_) => break,
+        let read = from.read(&mut buffer);
+        while state.frozen.load(Ordering::SeqCst) && !state.stopped.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let delay = state.answer_delay_ms.load(Ordering::SeqCst);
+        if answers && delay > 0 {
+            std::thread::sleep(Duration::from_millis(delay));
+        }
+        match read {
+            Ok(0) | Err(_) => {
+                let delay = state.close_delay_ms.load(Ordering::SeqCst);
+                if !answers && delay > 0 && !state.refusing.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(delay));
+                }
+                break;
+            }
             Ok(n) => {
                 if to.write_all(&buffer[..n]).is_err() {
                     break;
