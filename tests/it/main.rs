@@ -15,6 +15,7 @@ mod generated;
 mod ledger;
 mod messages;
 mod metrics;
+mod migrate_faults;
 mod panics;
 mod pings;
 mod pruning;
