@@ -5,6 +5,7 @@ mod proxy;
 
 mod architecture;
 mod bad_inputs;
+mod closed_pipes;
 mod credential_faults;
 mod database_faults;
 mod deploy;
