@@ -82,7 +82,8 @@ pub enum Error {
     /// The tokens file could not be read.
     #[error(transparent)]
     TokenFile(#[from] TokenFileError),
-    /// Writing output failed (e.g. a closed pipe).
+    /// Writing output failed (a full disk behind a redirection; a closed pipe is no failure:
+    /// the output ends quietly).
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
     /// A bug or an unexpected condition.

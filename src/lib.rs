@@ -8,6 +8,9 @@
 //! binary needs is public.
 
 #![warn(unreachable_pub)]
+// stdout is written through `output`, which ends quietly when the reader has gone; print! and
+// println! panic on a closed pipe.
+#![deny(clippy::print_stdout)]
 
 mod advice;
 mod breaker;

@@ -1,8 +1,10 @@
 //! stderr: tracing logs and the progress bar, drawn so they never tear each other.
-//! stdout belongs to the summary and to `--print`.
+//! stdout belongs to the summary and to `--print`, and is written only through [`print`] and
+//! [`StdoutBodies`]: a reader that has gone (`| head -1`) ends the output quietly, as ripgrep's
+//! does, never the run.
 
 use std::io::{IsTerminal, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -53,6 +55,81 @@ impl Progress {
             Progress::Never => false,
             Progress::Auto => std::io::stderr().is_terminal(),
         }
+    }
+}
+
+/// Set once a write to stdout met a closed pipe: nothing more is written there.
+static STDOUT_GONE: AtomicBool = AtomicBool::new(false);
+
+/// What became of a write to stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Written {
+    /// The reader has it (or the pipe's buffer does).
+    Yes,
+    /// The reader has gone (EPIPE): stop producing output; the run itself is not affected.
+    ReaderGone,
+}
+
+/// A closed pipe is [`Written::ReaderGone`], remembered for every later write. Rust ignores
+/// SIGPIPE, so a write to it returns EPIPE instead of killing the process; that must stay so,
+/// or a journaled run would die mid-slot when its reader goes.
+fn written(result: std::io::Result<()>) -> std::io::Result<Written> {
+    match result {
+        Ok(()) => Ok(Written::Yes),
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {
+            STDOUT_GONE.store(true, Ordering::Relaxed);
+            Ok(Written::ReaderGone)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// Whether stdout's reader has gone: what would only accompany stdout's output (the summary
+/// of a `--print` run, on stderr) is left out too.
+pub(crate) fn stdout_gone() -> bool {
+    STDOUT_GONE.load(Ordering::Relaxed)
+}
+
+/// Writes `text` to stdout, or nothing once its reader has gone.
+///
+/// # Errors
+/// When stdout cannot be written for another reason (a full disk behind a redirection).
+pub(crate) fn print(text: &str) -> std::io::Result<Written> {
+    if stdout_gone() {
+        return Ok(Written::ReaderGone);
+    }
+    let mut stdout = std::io::stdout().lock();
+    written(stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()))
+}
+
+/// stdout for many writes (the request bodies of `--print`), buffered.
+pub(crate) struct StdoutBodies {
+    out: std::io::BufWriter<std::io::StdoutLock<'static>>,
+}
+
+impl StdoutBodies {
+    /// Locks stdout for the bodies.
+    pub(crate) fn new() -> Self {
+        StdoutBodies { out: std::io::BufWriter::new(std::io::stdout().lock()) }
+    }
+
+    /// Writes one body; after [`Written::ReaderGone`] the caller stops producing them.
+    ///
+    /// # Errors
+    /// As [`print`].
+    pub(crate) fn write(&mut self, bytes: &[u8]) -> std::io::Result<Written> {
+        written(self.out.write_all(bytes))
+    }
+
+    /// Writes out what is buffered.
+    ///
+    /// # Errors
+    /// As [`print`].
+    pub(crate) fn finish(mut self) -> std::io::Result<Written> {
+        if stdout_gone() {
+            return Ok(Written::ReaderGone);
+        }
+        written(self.out.flush())
     }
 }
 

@@ -111,7 +111,8 @@ impl Summary {
 }
 
 /// Prints `summary` on stdout (stderr when stdout carries `--print` bodies), or nothing after
-/// a successful run with `-q`.
+/// a successful run with `-q`, or once stdout's reader has gone: the run's outcome (its exit
+/// code, journal and metrics) never depends on who reads its output.
 ///
 /// # Errors
 /// When the output cannot be written.
@@ -121,9 +122,14 @@ pub(crate) fn emit(summary: &Summary, output: &Output, to_stderr: bool) -> std::
     }
     let text = summary.render(output.format);
     if to_stderr {
+        // The bodies' reader has gone (`--print | head -1`): what it stopped reading needs no
+        // account of it.
+        if crate::output::stdout_gone() {
+            return Ok(());
+        }
         std::io::stderr().write_all(text.as_bytes())
     } else {
-        std::io::stdout().write_all(text.as_bytes())
+        crate::output::print(&text).map(drop)
     }
 }
 

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use mysql_async::prelude::*;
 use mysql_async::{Conn, TxOpts, Value};
 
-use super::{Database, DbError};
+use super::{qualified_lock_name, Database, DbError};
 use crate::counts::SlotCounts;
 use crate::slot::RunKey;
 
@@ -397,15 +397,6 @@ impl Database {
             .await
             .map_err(|e| self.classify(e, "writing the run journal"))
     }
-}
-
-/// Lock names are global to the server: qualify them by database, within the 64-character
-/// limit, so staging and production (or parallel tests) on one server do not collide.
-async fn qualified_lock_name(conn: &mut Conn, name: &str) -> mysql_async::Result<String> {
-    let qualified: Option<String> = conn
-        .exec_first("SELECT CONCAT('wolley_push:', ?, ':', LEFT(SHA1(IFNULL(DATABASE(), '')), 12))", (name,))
-        .await?;
-    Ok(qualified.unwrap_or_else(|| format!("wolley_push:{name}")))
 }
 
 impl LockWait {

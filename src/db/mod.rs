@@ -49,6 +49,9 @@ mod code {
     pub(super) const NO_SUCH_THREAD: u16 = 1094;
     /// "You are not owner of thread N" (KILL of another account's session)
     pub(super) const KILL_DENIED: u16 = 1095;
+    /// "Lock wait timeout exceeded": `lock_wait_timeout` (metadata locks) or
+    /// `innodb_lock_wait_timeout` (row locks) ran out.
+    pub(super) const LOCK_WAIT_TIMEOUT: u16 = 1205;
 }
 
 /// A database URL whose `Display` never shows the password.
@@ -124,6 +127,10 @@ pub enum DbError {
     SchemaBehind(#[from] schema::SchemaBehind),
     /// wolley-push's own tables were migrated by a newer build.
     SchemaAhead(#[from] schema::SchemaAhead),
+    /// Another `migrate` of the same database held its lock past the wait.
+    MigrateRunning(#[from] schema::MigrateRunning),
+    /// Another session's lock kept a migration from running within the wait.
+    MigrateBlocked(#[from] schema::MigrateBlocked),
     /// Any other failure of a statement.
     Query {
         /// What wolley-push was doing.
@@ -152,6 +159,8 @@ impl Advice for DbError {
             }
             DbError::SchemaBehind(behind) => behind.what(),
             DbError::SchemaAhead(ahead) => ahead.what(),
+            DbError::MigrateRunning(running) => running.what(),
+            DbError::MigrateBlocked(blocked) => blocked.what(),
             DbError::Query { doing, url, reason } => {
                 format!("database error while {doing} at {url}: {reason}")
             }
@@ -177,16 +186,22 @@ impl Advice for DbError {
             .into(),
             DbError::SchemaBehind(behind) => behind.fix(),
             DbError::SchemaAhead(ahead) => ahead.fix(),
+            DbError::MigrateRunning(running) => running.fix(),
+            DbError::MigrateBlocked(blocked) => blocked.fix(),
             DbError::Query { .. } => "check the database's health and the user's privileges, then run again".into(),
         }
     }
 }
 
 impl DbError {
-    /// Unreachable and query failures are worth a retry later; the rest need the operator.
+    /// Unreachable, query failures and a migrate held up by another session are worth a retry
+    /// later; the rest need the operator.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            DbError::Unreachable { .. } | DbError::Query { .. } => ExitCode::TempFail,
+            DbError::Unreachable { .. }
+            | DbError::Query { .. }
+            | DbError::MigrateRunning(_)
+            | DbError::MigrateBlocked(_) => ExitCode::TempFail,
             DbError::BadUrl { .. }
             | DbError::AccessDenied { .. }
             | DbError::MissingBackendSchema { .. }
@@ -195,6 +210,19 @@ impl DbError {
             | DbError::SchemaAhead(_) => ExitCode::Config,
         }
     }
+}
+
+/// Lock names are global to the server: qualify them by database, within the 64-character
+/// limit, so staging and production (or parallel tests) on one server do not collide.
+pub(super) async fn qualified_lock_name(
+    conn: &mut mysql_async::Conn,
+    name: &str,
+) -> mysql_async::Result<String> {
+    use mysql_async::prelude::Queryable as _;
+    let qualified: Option<String> = conn
+        .exec_first("SELECT CONCAT('wolley_push:', ?, ':', LEFT(SHA1(IFNULL(DATABASE(), '')), 12))", (name,))
+        .await?;
+    Ok(qualified.unwrap_or_else(|| format!("wolley_push:{name}")))
 }
 
 /// A pool of connections to the backend's database.

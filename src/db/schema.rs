@@ -3,10 +3,13 @@
 //! interrupted (MariaDB commits DDL at once) is finished by running `migrate` again.
 
 use std::borrow::Cow;
+use std::fmt;
+use std::time::Duration;
 
 use mysql_async::prelude::*;
+use mysql_async::Conn;
 
-use super::{Database, DbError};
+use super::{qualified_lock_name, Database, DbError};
 use crate::advice::Advice;
 
 /// One step of the schema's history.
@@ -135,10 +138,33 @@ const CREATE_VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS wolley_push_schem
     updated_at DATETIME(6) NOT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4";
 const READ_VERSION: &str = "SELECT version FROM wolley_push_schema WHERE id = 1";
+/// Records `version`, never a lower one than recorded: a migrate that does not hold this
+/// build's lock (an older build named its lock for the whole server) cannot move it back.
 const WRITE_VERSION: &str = "INSERT INTO wolley_push_schema (id, version, updated_at) VALUES (1, ?, NOW(6)) \
-     ON DUPLICATE KEY UPDATE version = VALUES(version), updated_at = VALUES(updated_at)";
-/// Serialises concurrent `migrate` runs.
-const MIGRATE_LOCK: &str = "wolley_push_migrate";
+     ON DUPLICATE KEY UPDATE updated_at = IF(VALUES(version) > version, VALUES(updated_at), updated_at), \
+     version = GREATEST(version, VALUES(version))";
+/// Serialises `migrate` runs on one database (qualified by the database's name).
+const MIGRATE_LOCK: &str = "migrate";
+/// How long `migrate` waits for another one on the same database: a migration takes seconds,
+/// so a lock held longer belongs to a migrate that is stuck itself.
+const MIGRATE_LOCK_WAIT: Duration = Duration::from_secs(10);
+/// How long one of `migrate`'s statements waits for a metadata or row lock. MariaDB's default
+/// `lock_wait_timeout` is a day, and while a DDL waits for its metadata lock every later
+/// statement on the table (the jobs' journal writes) queues behind it, without a word.
+const STATEMENT_LOCK_WAIT: Duration = Duration::from_secs(10);
+/// The sessions that may hold the lock a migration waited for: those with an open transaction
+/// (in this database or none) or running a statement in this database. Only the first word of
+/// a statement is read: its text can carry data (a device token, a password).
+const BLOCKERS: &str = "SELECT p.ID, p.USER, IFNULL(p.HOST, ''), p.COMMAND, p.TIME, \
+        LEFT(SUBSTRING_INDEX(TRIM(IFNULL(p.INFO, '')), ' ', 1), 20), \
+        TIMESTAMPDIFF(SECOND, t.trx_started, NOW()) \
+     FROM information_schema.PROCESSLIST p \
+     LEFT JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = p.ID \
+     WHERE p.ID <> CONNECTION_ID() \
+       AND ((t.trx_mysql_thread_id IS NOT NULL AND (p.DB = DATABASE() OR p.DB IS NULL)) \
+         OR (p.DB = DATABASE() AND p.COMMAND <> 'Sleep')) \
+     ORDER BY t.trx_started IS NULL, t.trx_started, p.TIME DESC \
+     LIMIT 5";
 
 /// The schema is older than this build.
 #[derive(Debug, thiserror::Error)]
@@ -225,30 +251,255 @@ impl Database {
         Ok(())
     }
 
-    /// Applies every migration newer than the database's version; returns those applied.
+    /// Applies every migration newer than the database's version; returns those applied. One
+    /// migrate per database at a time (a second waits [`MIGRATE_LOCK_WAIT`]), and no statement
+    /// waits longer than [`STATEMENT_LOCK_WAIT`] for another session's lock.
     ///
     /// # Errors
+    /// [`DbError::MigrateRunning`] when another migrate holds the lock,
+    /// [`DbError::MigrateBlocked`] when another session's lock held a statement up,
     /// [`DbError::SchemaAhead`] when a newer wolley-push migrated the database (nothing is
     /// touched); otherwise as classified.
     pub(crate) async fn migrate(&self) -> Result<Vec<&'static Migration>, DbError> {
-        let fail = |e| self.classify(e, "migrating wolley-push's tables");
+        let fail = |e| self.classify(e, "taking migrate's lock");
         let mut conn = self.conn().await?;
-        conn.exec_drop("SELECT GET_LOCK(?, 60)", (MIGRATE_LOCK,)).await.map_err(fail)?;
-        conn.query_drop(CREATE_VERSION_TABLE).await.map_err(fail)?;
-        let current = self.schema_version().await?;
-        if let Err(newer) = self.refuse_newer(current) {
-            conn.exec_drop("DO RELEASE_LOCK(?)", (MIGRATE_LOCK,)).await.map_err(fail)?;
-            return Err(newer);
+        let lock = qualified_lock_name(&mut conn, MIGRATE_LOCK).await.map_err(fail)?;
+        // 1: taken; 0: still held by another session after the wait; NULL: an error (killed).
+        let taken: Option<Option<i64>> = conn
+            .exec_first("SELECT GET_LOCK(?, ?)", (&lock, MIGRATE_LOCK_WAIT.as_secs()))
+            .await
+            .map_err(fail)?;
+        if taken.flatten() != Some(1) {
+            return Err(DbError::MigrateRunning(MigrateRunning {
+                url: self.url.to_string(),
+                waited: MIGRATE_LOCK_WAIT,
+            }));
         }
+        let result = self.migrate_holding_lock(&mut conn).await;
+        // Were this to fail, the server frees the lock when the connection closes.
+        let released = conn.exec_drop("DO RELEASE_LOCK(?)", (&lock,)).await;
+        let applied = result?;
+        released.map_err(|e| self.classify(e, "releasing migrate's lock"))?;
+        Ok(applied)
+    }
+
+    async fn migrate_holding_lock(&self, conn: &mut Conn) -> Result<Vec<&'static Migration>, DbError> {
+        let wait = STATEMENT_LOCK_WAIT.as_secs();
+        conn.exec_drop("SET SESSION lock_wait_timeout = ?, innodb_lock_wait_timeout = ?", (wait, wait))
+            .await
+            .map_err(|e| self.classify(e, "setting migrate's lock wait"))?;
+        if let Err(e) = conn.query_drop(CREATE_VERSION_TABLE).await {
+            return Err(self.migration_failed(conn, e, "creating wolley_push_schema".into()).await);
+        }
+        let current = match conn.query_first::<u32, _>(READ_VERSION).await {
+            Ok(version) => version.unwrap_or(0),
+            Err(e) => return Err(self.migration_failed(conn, e, "reading the schema version".into()).await),
+        };
+        self.refuse_newer(current)?;
         let mut applied = Vec::new();
         for migration in MIGRATIONS.iter().filter(|m| m.version > current) {
+            let step = || format!("applying migration {}", migration.version);
             for statement in migration.statements {
-                conn.query_drop(*statement).await.map_err(fail)?;
+                if let Err(e) = conn.query_drop(*statement).await {
+                    return Err(self.migration_failed(conn, e, step()).await);
+                }
             }
-            conn.exec_drop(WRITE_VERSION, (migration.version,)).await.map_err(fail)?;
+            if let Err(e) = conn.exec_drop(WRITE_VERSION, (migration.version,)).await {
+                let step = format!("recording schema version {}", migration.version);
+                return Err(self.migration_failed(conn, e, step).await);
+            }
             applied.push(migration);
         }
-        conn.exec_drop("DO RELEASE_LOCK(?)", (MIGRATE_LOCK,)).await.map_err(fail)?;
         Ok(applied)
+    }
+
+    /// A migration statement's failure; when it waited out [`STATEMENT_LOCK_WAIT`], with the
+    /// sessions that may hold the lock, looked up on the same connection.
+    async fn migration_failed(&self, conn: &mut Conn, error: mysql_async::Error, step: String) -> DbError {
+        let timed_out =
+            matches!(&error, mysql_async::Error::Server(e) if e.code == super::code::LOCK_WAIT_TIMEOUT);
+        if !timed_out {
+            return self.classify(error, "migrating wolley-push's tables");
+        }
+        let blockers = conn.query::<BlockerRow, _>(BLOCKERS).await;
+        if let Err(e) = &blockers {
+            tracing::debug!("cannot list the sessions that may block migrate: {e}");
+        }
+        DbError::MigrateBlocked(MigrateBlocked {
+            url: self.url.to_string(),
+            step,
+            waited: STATEMENT_LOCK_WAIT,
+            blockers: blockers.map(|rows| rows.into_iter().map(Blocker::from).collect()).unwrap_or_default(),
+        })
+    }
+}
+
+/// Another `migrate` of the same database kept its lock past [`MIGRATE_LOCK_WAIT`].
+#[derive(Debug, thiserror::Error)]
+#[error("{}; {}", self.what(), self.fix())]
+pub struct MigrateRunning {
+    /// The masked database URL.
+    pub url: String,
+    /// How long this one waited.
+    pub waited: Duration,
+}
+
+impl Advice for MigrateRunning {
+    fn what(&self) -> String {
+        format!(
+            "another `wolley-push migrate` is running on {}: its lock was still held after {} s",
+            self.url,
+            self.waited.as_secs()
+        )
+    }
+
+    fn fix(&self) -> Cow<'static, str> {
+        "let it finish, then run migrate again (running it again is safe); if it is stuck, so is it: \
+         see what it says"
+            .into()
+    }
+}
+
+/// A statement of `migrate` waited [`STATEMENT_LOCK_WAIT`] for a lock another session holds
+/// (typically a metadata lock held by a transaction that read the table) and gave up.
+#[derive(Debug, thiserror::Error)]
+#[error("{}; {}", self.what(), self.fix())]
+pub struct MigrateBlocked {
+    /// The masked database URL.
+    pub url: String,
+    /// What migrate was doing, e.g. `applying migration 3 (…)`.
+    pub step: String,
+    /// How long the statement waited.
+    pub waited: Duration,
+    /// The sessions that may hold the lock (empty when none could be seen).
+    pub blockers: Vec<Blocker>,
+}
+
+impl Advice for MigrateBlocked {
+    fn what(&self) -> String {
+        let held_by = match self.blockers.as_slice() {
+            [] => {
+                "the session holding it is not visible to this database user (information_schema.PROCESSLIST \
+                   shows other users' sessions only with the PROCESS privilege)"
+                    .to_owned()
+            }
+            [one] => format!("it may be held by {one}"),
+            many => {
+                let named: Vec<String> = many.iter().map(Blocker::to_string).collect();
+                format!("it may be held by one of: {}", named.join("; "))
+            }
+        };
+        format!(
+            "migrate waited {} s for a lock on wolley-push's tables in {} while {}, and gave up; {held_by}",
+            self.waited.as_secs(),
+            self.url,
+            self.step
+        )
+    }
+
+    fn fix(&self) -> Cow<'static, str> {
+        let kill = match self.blockers.first() {
+            Some(first) => {
+                format!(" (or, if it is abandoned, KILL {} as a database administrator)", first.id)
+            }
+            None => String::new(),
+        };
+        format!(
+            "end that transaction{kill} or run migrate again later; nothing was left half-done, and the \
+             jobs' statements waited at most those seconds"
+        )
+        .into()
+    }
+}
+
+/// The columns of [`BLOCKERS`].
+type BlockerRow = (u64, String, String, String, i64, String, Option<i64>);
+
+/// A session that may hold the lock a migration waited for, as `SHOW PROCESSLIST` names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blocker {
+    /// The session (connection) id, for `KILL`.
+    pub id: u64,
+    /// `user@host:port`.
+    pub account: String,
+    /// `Sleep` (idle) or what it runs, e.g. `Query`.
+    pub command: String,
+    /// Seconds in its current state.
+    pub time: i64,
+    /// The first word of its statement (`SELECT`, `ALTER`), never the rest.
+    pub verb: String,
+    /// How long its InnoDB transaction has been open, if it has one.
+    pub transaction_secs: Option<i64>,
+}
+
+impl From<BlockerRow> for Blocker {
+    fn from((id, user, host, command, time, verb, transaction_secs): BlockerRow) -> Self {
+        let verb: String = verb.chars().take_while(char::is_ascii_alphabetic).collect();
+        Blocker {
+            id,
+            account: format!("{user}@{host}"),
+            command,
+            time,
+            verb: verb.to_ascii_uppercase(),
+            transaction_secs,
+        }
+    }
+}
+
+impl fmt::Display for Blocker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "session {} ({}), ", self.id, self.account)?;
+        match (self.command.as_str(), self.verb.as_str()) {
+            ("Sleep", _) => write!(f, "idle for {} s", self.time)?,
+            (_, "") => write!(f, "{} for {} s", self.command, self.time)?,
+            (_, verb) => write!(f, "running a {verb} for {} s", self.time)?,
+        }
+        if let Some(secs) = self.transaction_secs {
+            write!(f, " in a transaction open for {secs} s")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blocker(command: &str, verb: &str, transaction_secs: Option<i64>) -> Blocker {
+        Blocker::from((
+            11,
+            "django".into(),
+            "10.0.0.7:51234".into(),
+            command.into(),
+            42,
+            verb.into(),
+            transaction_secs,
+        ))
+    }
+
+    #[test]
+    fn an_idle_session_in_a_transaction_is_named_with_its_id_account_and_age() {
+        assert_eq!(
+            blocker("Sleep", "", Some(340)).to_string(),
+            "session 11 (django@10.0.0.7:51234), idle for 42 s in a transaction open for 340 s"
+        );
+    }
+
+    #[test]
+    fn a_running_session_shows_only_the_first_word_of_its_statement() {
+        let shown = blocker("Query", "select\n*", None).to_string();
+        assert_eq!(shown, "session 11 (django@10.0.0.7:51234), running a SELECT for 42 s");
+    }
+
+    #[test]
+    fn the_fix_names_the_first_session_to_kill() {
+        let blocked = MigrateBlocked {
+            url: "mysql://u:***@db/wolley".into(),
+            step: "applying migration 3 (x)".into(),
+            waited: STATEMENT_LOCK_WAIT,
+            blockers: vec![blocker("Sleep", "", Some(5))],
+        };
+        assert!(blocked.fix().contains("KILL 11"), "{}", blocked.fix());
+        assert!(blocked.to_string().contains("it may be held by session 11"), "{blocked}");
     }
 }

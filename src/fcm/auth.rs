@@ -29,6 +29,10 @@ const DIAGNOSIS_TIMEOUT: Duration = Duration::from_secs(10);
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /// Refresh this long before Google's expiry so no request carries a token that dies in flight.
 const REFRESH_MARGIN: Duration = Duration::from_secs(120);
+/// The most a key file may hold: a service-account key is ~2.3 KB, so anything near this is
+/// another file, and the bound keeps a runaway source (`/dev/zero` behind a symlink, a huge
+/// file) from growing memory without end.
+const MAX_KEY_BYTES: u64 = 64 * 1024;
 const KEY_HELP: &str = "download a service-account key from the Firebase console (Project settings › \
     Service accounts › Generate new private key) and point GOOGLE_APPLICATION_CREDENTIALS or --credentials at it";
 
@@ -44,6 +48,15 @@ pub enum AuthError {
         #[source]
         source: std::io::Error,
     },
+    /// The key's path names a FIFO, a device, a directory or a socket: opening a FIFO without a
+    /// writer blocks forever, reading `/dev/zero` never ends.
+    NotAFile {
+        path: PathBuf,
+        /// What it is instead, e.g. `a named pipe (FIFO)`.
+        kind: &'static str,
+    },
+    /// The key file is larger than any service-account key ([`MAX_KEY_BYTES`]).
+    TooLarge { path: PathBuf },
     /// The key file is not a usable service-account key.
     Malformed { path: PathBuf, reason: String },
     /// The token endpoint answered, but refused the key.
@@ -80,6 +93,14 @@ impl Advice for AuthError {
             AuthError::Unreadable { path, source } => {
                 format!("cannot read the service-account key {}: {source}", path.display())
             }
+            AuthError::NotAFile { path, kind } => {
+                format!("the service-account key {} is {kind}, not a regular file", path.display())
+            }
+            AuthError::TooLarge { path } => format!(
+                "the service-account key {} is larger than {} KiB (a key is about 2.3 KB): it is not a key",
+                path.display(),
+                MAX_KEY_BYTES / 1024
+            ),
             AuthError::Malformed { path, reason } => {
                 format!("{} is not a usable Google service-account key: {reason}", path.display())
             }
@@ -99,7 +120,10 @@ impl Advice for AuthError {
 
     fn fix(&self) -> Cow<'static, str> {
         match self {
-            AuthError::Missing | AuthError::Malformed { .. } => KEY_HELP.into(),
+            AuthError::Missing | AuthError::Malformed { .. } | AuthError::TooLarge { .. } => KEY_HELP.into(),
+            AuthError::NotAFile { .. } => "point GOOGLE_APPLICATION_CREDENTIALS or --credentials at the key's \
+                JSON file itself (a regular file, or a symbolic link to one), as downloaded from the Firebase console"
+                .into(),
             AuthError::Unreadable { path, source } => match source.kind() {
                 std::io::ErrorKind::NotFound => KEY_HELP.into(),
                 std::io::ErrorKind::PermissionDenied => format!(
@@ -165,13 +189,34 @@ impl std::fmt::Debug for ServiceAccountKey {
 }
 
 impl ServiceAccountKey {
-    /// Reads and checks the key at `path`.
+    /// Reads and checks the key at `path`: a regular file (a symbolic link is followed) of at
+    /// most [`MAX_KEY_BYTES`].
+    ///
+    /// The file's type is checked before it is opened, because opening a FIFO without a writer
+    /// blocks forever. A file replaced by a FIFO between the check and the open still blocks:
+    /// that takes someone racing the job on purpose, and the key's directory is the operator's.
     ///
     /// # Errors
-    /// [`AuthError::Unreadable`] or [`AuthError::Malformed`], naming the file.
+    /// [`AuthError::Unreadable`], [`AuthError::NotAFile`], [`AuthError::TooLarge`] or
+    /// [`AuthError::Malformed`], naming the file.
     pub(crate) fn load(path: &Path) -> Result<Self, AuthError> {
-        let json = std::fs::read_to_string(path)
-            .map_err(|source| AuthError::Unreadable { path: path.to_owned(), source })?;
+        use std::io::Read as _;
+        let unreadable = |source| AuthError::Unreadable { path: path.to_owned(), source };
+        let metadata = std::fs::metadata(path).map_err(unreadable)?;
+        if let Some(kind) = not_a_file(&metadata.file_type()) {
+            return Err(AuthError::NotAFile { path: path.to_owned(), kind });
+        }
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|file| file.take(MAX_KEY_BYTES + 1).read_to_end(&mut bytes))
+            .map_err(unreadable)?;
+        if bytes.len() as u64 > MAX_KEY_BYTES {
+            return Err(AuthError::TooLarge { path: path.to_owned() });
+        }
+        let json = String::from_utf8(bytes).map_err(|_| AuthError::Malformed {
+            path: path.to_owned(),
+            reason: "it is not UTF-8 text".into(),
+        })?;
         Self::parse(path, json)
     }
 
@@ -230,6 +275,20 @@ impl ServiceAccountKey {
         CustomServiceAccount::from_json(&self.json)
             .map_err(|e| AuthError::Malformed { path: self.path.clone(), reason: e.to_string() })
     }
+}
+
+/// What a file that is not a regular file is, in an operator's words; `None` for a regular file.
+fn not_a_file(file_type: &std::fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    Some(match file_type {
+        t if t.is_file() => return None,
+        t if t.is_dir() => "a directory",
+        t if t.is_fifo() => "a named pipe (FIFO)",
+        t if t.is_char_device() => "a character device",
+        t if t.is_block_device() => "a block device",
+        t if t.is_socket() => "a socket",
+        _ => "a special file",
+    })
 }
 
 /// gcp_auth builds its token request from `token_uri` with http's URI parser and an `unwrap`

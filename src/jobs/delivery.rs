@@ -3,7 +3,6 @@
 //! recorder. Signals, the deadline, a lost ledger and FCM refusing the run all stop it through
 //! one [`RunStop`]: no new token is taken, requests in flight finish.
 
-use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,7 +19,7 @@ use crate::fcm::message::{Message, RequestTemplate};
 use crate::fcm::{ClientSettings, DeadReason, FatalSendError, FcmClient};
 use crate::ledger::{Ending, Recorder, Resolution};
 use crate::mode::Mode;
-use crate::output::RunProgress;
+use crate::output::{RunProgress, StdoutBodies, Written};
 use crate::stop::{RunStop, SendGate, StopReason};
 use crate::summary::Summary;
 use crate::tokens::{Rejection, SourceError, Target, TokenCounts, TokenFilter, TokenSource};
@@ -118,21 +117,24 @@ pub(crate) async fn execute(
 
 async fn print_all(mut source: TokenSource, template: &RequestTemplate) -> Result<Counts> {
     let mut filter = source.filter(false).await?;
-    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut stdout = StdoutBodies::new();
     let mut body = Vec::new();
     let mut printed = 0;
-    while let Some(page) = source.next_page().await? {
+    'pages: while let Some(page) = source.next_page().await? {
         filter.count_unread(page.unusable_lines, 0);
         for candidate in page.candidates {
             let_the_next_page_in().await;
             let Ok(target) = filter.admit(&candidate) else { continue };
             template.render_for(&target.token, candidate.message.as_deref(), &mut body);
             body.push(b'\n');
-            stdout.write_all(&body)?;
+            // The reader has gone (`| head -1`): the rest would go nowhere.
+            if stdout.write(&body)? == Written::ReaderGone {
+                break 'pages;
+            }
             printed += 1;
         }
     }
-    stdout.flush()?;
+    stdout.finish()?;
     let tokens = filter.counts();
     Ok(Counts { targeted: tokens.targeted, sent: printed, skipped: tokens.skipped(), ..Counts::default() })
 }

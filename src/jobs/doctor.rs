@@ -8,7 +8,6 @@
 //! recorded.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +23,7 @@ use crate::exit::ExitCode;
 use crate::fcm::auth::{AuthError, Authenticator, ServiceAccountKey};
 use crate::fcm::message::{Message, RequestTemplate};
 use crate::fcm::{FatalSendError, Verdict};
-use crate::output::Format;
+use crate::output::{self, Format};
 use crate::slot;
 
 /// The check names, stable for scripts reading `--format json`.
@@ -125,7 +124,7 @@ pub(crate) async fn run(config: &Config) -> Result<ExitCode> {
     let code = checks.iter().find(|check| !check.passed()).map_or(ExitCode::Success, |check| check.exit_code);
     if !(config.output.quiet && code == ExitCode::Success) {
         let text = render(&checks, config.output.format, config.output.quiet);
-        std::io::stdout().write_all(text.as_bytes())?;
+        output::print(&text)?;
     }
     Ok(code)
 }

@@ -6,7 +6,6 @@
 //! The one place besides `cli` and `config` that touches clap: it renders the command line
 //! itself, not a job's input.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use clap::CommandFactory;
@@ -15,7 +14,7 @@ use clap_complete::Shell;
 use crate::cli::Cli;
 use crate::error::Result;
 use crate::exit::ExitCode;
-use crate::output::Output;
+use crate::output::{self, Output};
 
 /// The binary's name in completions and man pages.
 const BIN: &str = "wolley-push";
@@ -84,7 +83,7 @@ pub(crate) fn run(out_dir: &Path, output: &Output) -> Result<ExitCode> {
         }
         std::fs::write(&path, contents)?;
         if !output.quiet {
-            writeln!(std::io::stdout(), "wrote {}", path.display())?;
+            output::print(&format!("wrote {}\n", path.display()))?;
         }
     }
     for entry in std::fs::read_dir(out_dir.join(MAN_DIR))? {
@@ -94,7 +93,7 @@ pub(crate) fn run(out_dir: &Path, output: &Output) -> Result<ExitCode> {
         if stale {
             std::fs::remove_file(&path)?;
             if !output.quiet {
-                writeln!(std::io::stdout(), "removed {}", path.display())?;
+                output::print(&format!("removed {}\n", path.display()))?;
             }
         }
     }

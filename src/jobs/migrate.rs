@@ -4,6 +4,7 @@ use crate::config::Config;
 use crate::db::schema;
 use crate::error::Result;
 use crate::exit::ExitCode;
+use crate::output;
 
 /// Applies pending migrations and says what it did.
 ///
@@ -13,11 +14,11 @@ pub(crate) async fn run(config: &Config) -> Result<ExitCode> {
     let applied = super::with_database(config, false, async |db| Ok(db.migrate().await?)).await?;
     if applied.is_empty() {
         if !config.output.quiet {
-            println!("schema is up to date (version {})", schema::required_version());
+            output::print(&format!("schema is up to date (version {})\n", schema::required_version()))?;
         }
     } else {
         for migration in applied {
-            println!("applied migration {}: {}", migration.version, migration.description);
+            output::print(&format!("applied migration {}: {}\n", migration.version, migration.description))?;
         }
     }
     Ok(ExitCode::Success)

@@ -5,7 +5,7 @@ use crate::config::Config;
 use crate::db::prune_log::Selection;
 use crate::error::Result;
 use crate::exit::ExitCode;
-use crate::output::Format;
+use crate::output::{self, Format};
 
 /// Restores and says how many.
 ///
@@ -25,7 +25,7 @@ pub(super) async fn run(config: &Config, selection: &Selection) -> Result<ExitCo
         ),
     };
     if !config.output.quiet {
-        print!("{text}");
+        output::print(&text)?;
     }
     Ok(ExitCode::Success)
 }

@@ -11,7 +11,7 @@ use crate::db::Database;
 use crate::error::Result;
 use crate::exit::ExitCode;
 use crate::ledger::LEASE;
-use crate::output::Format;
+use crate::output::{self, Format};
 
 /// One slot as `runs` shows it.
 #[derive(Debug, Serialize)]
@@ -58,7 +58,7 @@ impl<'a> From<&'a RunRow> for Slot<'a> {
 /// Without a database URL, or when the database fails.
 pub(super) async fn run(config: &Config, job: Option<&str>, last: u32) -> Result<ExitCode> {
     let rows = super::with_database(config, false, async |db| read(db, job, last).await).await?;
-    print!("{}", render(&rows, config.output.format));
+    output::print(&render(&rows, config.output.format))?;
     Ok(ExitCode::Success)
 }
 

@@ -64,7 +64,7 @@ async fn aggregate_and_notify(
         None => report.render(config.output.format),
     };
     if !config.output.quiet {
-        print!("{text}");
+        crate::output::print(&text)?;
     }
     let Some(message) = notification else { return Ok(RunEnd::exited(ExitCode::Success)) };
     // The notifications are a scheduled delivery of their own: one run per week at a time, and a

@@ -183,3 +183,93 @@ fn a_key_without_a_project_id_and_no_flag_exits_78_naming_the_fix() {
     assert!(errors[0].contains("--project-id"), "{}", errors[0]);
     assert_eq!(world.fcm.total_requests(), 0);
 }
+
+/// Runs `cmd` to its end, or kills it after 20 s: a child that hangs fails the test instead of
+/// stalling the suite. Returns what it wrote and whether it ended by itself.
+fn run_with_guard(mut cmd: std::process::Command) -> (std::process::Output, bool) {
+    use std::process::Stdio;
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut ended = true;
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            ended = false;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (child.wait_with_output().unwrap(), ended)
+}
+
+/// A key path that names something other than a key file, as save-location meets it.
+fn save_location_with_key(world: &World, key: &std::path::Path) -> (std::process::Output, bool) {
+    let tokens = world.file("tokens.txt", TOKEN);
+    let mut cmd = world.std_cmd();
+    cmd.env("GOOGLE_APPLICATION_CREDENTIALS", key).args(["save-location", "--tokens-file"]).arg(&tokens);
+    run_with_guard(cmd)
+}
+
+fn assert_refused_at_once(output: &std::process::Output, ended: bool, key: &std::path::Path, says: &str) {
+    assert!(ended, "still running after 20 s; stderr: {}", stderr(output));
+    assert_eq!(code(output), 78, "{}", stderr(output));
+    let errors = error_lines(output);
+    assert_eq!(errors.len(), 1, "{}", stderr(output));
+    assert!(errors[0].contains(&key.display().to_string()) && errors[0].contains(says), "{}", errors[0]);
+}
+
+fn fifo(world: &World) -> PathBuf {
+    let path = world.file("key-fifo", "");
+    std::fs::remove_file(&path).unwrap();
+    let made = std::process::Command::new("mkfifo").arg(&path).status().unwrap();
+    assert!(made.success(), "mkfifo failed");
+    path
+}
+
+#[test]
+fn a_fifo_as_the_key_exits_78_at_once_instead_of_waiting_for_a_writer() {
+    let world = World::new();
+    let key = fifo(&world);
+    let (output, ended) = save_location_with_key(&world, &key);
+    assert_refused_at_once(&output, ended, &key, "is a named pipe (FIFO), not a regular file");
+    assert_eq!(world.fcm.total_requests(), 0);
+}
+
+#[test]
+fn dev_zero_as_the_key_exits_78_at_once_instead_of_reading_forever() {
+    let world = World::new();
+    let key = std::path::Path::new("/dev/zero");
+    let (output, ended) = save_location_with_key(&world, key);
+    assert_refused_at_once(&output, ended, key, "is a character device, not a regular file");
+}
+
+#[test]
+fn a_directory_as_the_key_exits_78_naming_it() {
+    let world = World::new();
+    let key = world.file("anchor", "").with_file_name("key-dir");
+    std::fs::create_dir(&key).unwrap();
+    let (output, ended) = save_location_with_key(&world, &key);
+    assert_refused_at_once(&output, ended, &key, "is a directory, not a regular file");
+}
+
+#[test]
+fn a_ten_megabyte_key_file_exits_78_as_too_large() {
+    let world = World::new();
+    let key = world.file("huge-key.json", &" ".repeat(10 << 20));
+    let (output, ended) = save_location_with_key(&world, &key);
+    assert_refused_at_once(&output, ended, &key, "larger than 64 KiB");
+}
+
+#[test]
+fn doctor_fails_its_key_line_at_once_on_a_fifo() {
+    let world = World::new().with_db();
+    let key = fifo(&world);
+    let mut cmd = world.std_cmd();
+    cmd.env("GOOGLE_APPLICATION_CREDENTIALS", &key).arg("doctor");
+    let (output, ended) = run_with_guard(cmd);
+    assert!(ended, "still running after 20 s; stderr: {}", stderr(&output));
+    assert_eq!(code(&output), 78, "{}", stderr(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let key_line = stdout.lines().find(|line| line.contains(" key: ")).unwrap_or_else(|| panic!("{stdout}"));
+    assert!(key_line.starts_with("FAIL") && key_line.contains("named pipe (FIFO)"), "{key_line}");
+}

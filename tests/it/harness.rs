@@ -384,3 +384,47 @@ impl Drop for TestUser {
         });
     }
 }
+
+/// A connection of the test's own to a [`TestDb`], kept open with whatever transaction or lock
+/// it holds until dropped (which disconnects: the server then ends both).
+pub struct Session<'a> {
+    db: &'a TestDb,
+    conn: Option<mysql_async::Conn>,
+}
+
+impl TestDb {
+    /// A connection of its own, e.g. to hold a transaction open while the binary runs.
+    pub fn session(&self) -> Session<'_> {
+        let conn = self.runtime.block_on(self.pool.get_conn()).unwrap_or_else(|e| panic!("connecting: {e}"));
+        Session { db: self, conn: Some(conn) }
+    }
+}
+
+impl Session<'_> {
+    /// Runs statements on this connection.
+    pub fn exec(&mut self, sql: &str) {
+        let conn = self.conn.as_mut().expect("open");
+        self.db
+            .runtime
+            .block_on(conn.query_drop(sql))
+            .unwrap_or_else(|e| panic!("test SQL failed: {e}\n{sql}"));
+    }
+
+    /// The first row of a query on this connection.
+    pub fn first<T: FromRow + Send + 'static>(&mut self, sql: &str) -> T {
+        let conn = self.conn.as_mut().expect("open");
+        self.db
+            .runtime
+            .block_on(conn.query_first(sql))
+            .unwrap_or_else(|e| panic!("test SQL failed: {e}\n{sql}"))
+            .unwrap_or_else(|| panic!("no row: {sql}"))
+    }
+}
+
+impl Drop for Session<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            let _ = self.db.runtime.block_on(conn.disconnect());
+        }
+    }
+}

@@ -6,6 +6,7 @@ mod proxy;
 
 mod architecture;
 mod bad_inputs;
+mod closed_pipes;
 mod credential_faults;
 mod database_faults;
 mod deploy;
@@ -16,6 +17,7 @@ mod generated;
 mod ledger;
 mod messages;
 mod metrics;
+mod migrate_faults;
 mod panics;
 mod pings;
 mod pruning;
