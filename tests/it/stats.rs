@@ -258,10 +258,14 @@ fn days_with_data_are_the_week_s_dates_whose_days_have_a_counted_interval() {
 fn running_a_week_twice_writes_identical_rows_and_leaves_other_weeks_alone() {
     let world = World::new().with_db();
     hand_computed_week(world.db());
+    // Another week, as an earlier version wrote it (generation 0, published).
     world.db().exec(
-        "INSERT INTO wolley_push_weekly_stat VALUES ('2026-W47', 1, '집', 3600, 1); \
-         INSERT INTO wolley_push_weekly_user VALUES ('2026-W47', 1, 3600, 601200, 1); \
-         INSERT INTO wolley_push_user_badge VALUES ('2026-W47', 1, 'homebody', '집콕 마스터')",
+        "INSERT INTO wolley_push_weekly_stat_gen VALUES ('2026-W47', 0, 1, '집', 3600, 1); \
+         INSERT INTO wolley_push_weekly_user_gen VALUES ('2026-W47', 0, 1, 3600, 601200, 1); \
+         INSERT INTO wolley_push_user_badge_gen VALUES ('2026-W47', 0, 1, 'homebody', '집콕 마스터'); \
+         INSERT INTO wolley_push_weekly_generation (week, generation, started_at, published_at) \
+           VALUES ('2026-W47', 0, NOW(6), NOW(6)); \
+         INSERT INTO wolley_push_weekly_published VALUES ('2026-W47', 0, NOW(6))",
     );
     report(&world, &[]);
     let first = (stat_rows(world.db(), WEEK), user_rows(world.db(), WEEK), badge_rows(world.db(), WEEK));
