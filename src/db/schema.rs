@@ -12,6 +12,60 @@ use mysql_async::Conn;
 use super::{qualified_lock_name, Database, DbError};
 use crate::advice::Advice;
 
+/// Version 5's move of a weekly table to `<table>_gen` with a `generation` column in its key
+/// (`key` = the columns after week and generation). The rename and the rebuild are separate DDL
+/// statements, each done only when not done yet.
+macro_rules! generations {
+    ($table:literal, $key:literal) => {
+        concat!(
+            "BEGIN NOT ATOMIC \
+               IF EXISTS (SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() \
+                          AND TABLE_NAME = '",
+            $table,
+            "' AND TABLE_TYPE = 'BASE TABLE') THEN \
+                 RENAME TABLE ",
+            $table,
+            " TO ",
+            $table,
+            "_gen; \
+               END IF; \
+               IF NOT EXISTS (SELECT 1 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() \
+                              AND TABLE_NAME = '",
+            $table,
+            "_gen' AND COLUMN_NAME = 'generation') THEN \
+                 ALTER TABLE ",
+            $table,
+            "_gen \
+                   ADD COLUMN generation BIGINT UNSIGNED NOT NULL DEFAULT 0 AFTER week, \
+                   DROP PRIMARY KEY, ADD PRIMARY KEY (week, generation, ",
+            $key,
+            "); \
+               END IF; \
+             END"
+        )
+    };
+}
+
+/// Version 5's view with a weekly table's old name and columns, showing each week's published
+/// generation only. MERGE keeps the readers' `WHERE` on the indexes; INVOKER checks the
+/// reader's own grants (a database-wide SELECT covers the `_gen` and `published` tables).
+macro_rules! published_view {
+    ($table:literal, $columns:literal) => {
+        concat!(
+            "CREATE OR REPLACE ALGORITHM = MERGE SQL SECURITY INVOKER VIEW ",
+            $table,
+            " AS \
+             SELECT r.week, r.user_id, r.",
+            $columns,
+            " \
+             FROM ",
+            $table,
+            "_gen r JOIN wolley_push_weekly_published p \
+               ON p.week = r.week AND p.generation = r.generation"
+        )
+    };
+}
+
 /// One step of the schema's history.
 pub(crate) struct Migration {
     /// The version the schema has once this step ran.
@@ -125,7 +179,58 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
         // finds the lock held can tell whose it is (IS_USED_LOCK) and end it if that run is dead.
         "ALTER TABLE wolley_push_run ADD COLUMN IF NOT EXISTS lock_conn BIGINT UNSIGNED NULL",
     ],
+}, Migration {
+    version: 5,
+    description: "weeks published whole (wolley_push_weekly_*_gen tables, wolley_push_weekly_generation, \
+                  wolley_push_weekly_published; the three weekly tables become views of the published \
+                  generation), prune log index for pending pages",
+    statements: V5_STATEMENTS,
 }];
+
+/// Version 5. `stats weekly` writes a week into a new *generation* of rows in bounded
+/// transactions and then publishes it by moving one pointer row (docs/stats.md, "How a week is
+/// published"). The three tables the backend reads keep their names and columns: they become
+/// views that show each week's published generation only. The tables' rows stay where they are
+/// (renamed to `*_gen`, given `generation = 0`) and are published as generation 0, so nothing is
+/// copied. Each compound statement checks the state it changes, so a rerun after an interrupted
+/// `migrate` finishes the job without repeating a step.
+const V5_STATEMENTS: &[&str] = &[
+    "CREATE SEQUENCE IF NOT EXISTS wolley_push_weekly_generation_seq START WITH 1",
+    // One row per generation that may have rows: the run that writes it, or a published week.
+    "CREATE TABLE IF NOT EXISTS wolley_push_weekly_generation (
+        week         CHAR(8) CHARACTER SET ascii NOT NULL,
+        generation   BIGINT UNSIGNED NOT NULL,
+        started_at   DATETIME(6)     NOT NULL,
+        batches      INT UNSIGNED    NOT NULL DEFAULT 0,
+        users        BIGINT UNSIGNED NOT NULL DEFAULT 0,
+        published_at DATETIME(6)     NULL,
+        PRIMARY KEY (week, generation)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+    // The generation readers see, per week: the only row a publication changes.
+    "CREATE TABLE IF NOT EXISTS wolley_push_weekly_published (
+        week         CHAR(8) CHARACTER SET ascii NOT NULL PRIMARY KEY,
+        generation   BIGINT UNSIGNED NOT NULL,
+        published_at DATETIME(6)     NOT NULL
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+    generations!("wolley_push_weekly_user", "user_id"),
+    generations!("wolley_push_weekly_stat", "user_id, category"),
+    generations!("wolley_push_user_badge", "user_id, badge"),
+    published_view!("wolley_push_weekly_user", "recorded_seconds, r.untracked_seconds, r.days_with_data"),
+    published_view!("wolley_push_weekly_stat", "category, r.seconds, r.share"),
+    published_view!("wolley_push_user_badge", "badge, r.name"),
+    // What earlier versions wrote is generation 0 of its week, published as it was.
+    "INSERT IGNORE INTO wolley_push_weekly_generation (week, generation, started_at, published_at) \
+     SELECT week, 0, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6) FROM ( \
+        SELECT week FROM wolley_push_weekly_user_gen WHERE generation = 0 \
+        UNION SELECT week FROM wolley_push_weekly_stat_gen WHERE generation = 0 \
+        UNION SELECT week FROM wolley_push_user_badge_gen WHERE generation = 0) legacy",
+    "INSERT IGNORE INTO wolley_push_weekly_published (week, generation, published_at) \
+     SELECT week, 0, UTC_TIMESTAMP(6) FROM wolley_push_weekly_generation WHERE generation = 0",
+    // The pending pages (`db::prune_log`) read one slot's pending rows in id order: a range of
+    // this index, where the primary key alone walked every other slot's newer rows too.
+    "ALTER TABLE wolley_push_prune_log \
+        ADD KEY IF NOT EXISTS wolley_push_prune_log_pending (job, slot, shard, state, id)",
+];
 
 /// The version this build of wolley-push needs.
 pub(crate) fn required_version() -> u32 {

@@ -1,7 +1,13 @@
-//! Every statement of `stats weekly`: reading a week's intervals page by page of users, and
-//! replacing the week's rows in `wolley_push_weekly_user`, `wolley_push_weekly_stat` and
-//! `wolley_push_user_badge` in one transaction; then, for `--notify`, the week's badge winners
-//! with their tokens.
+//! Every statement of `stats weekly`: reading a week's intervals page by page of users, writing
+//! them as a new *generation* of the week's rows (`wolley_push_weekly_user_gen`,
+//! `wolley_push_weekly_stat_gen`, `wolley_push_user_badge_gen`) in one transaction per page, and
+//! publishing it by moving the week's row of `wolley_push_weekly_published`, which the views
+//! `wolley_push_weekly_user`, `wolley_push_weekly_stat` and `wolley_push_user_badge` (what the
+//! backend reads) follow; then, for `--notify`, the week's badge winners with their tokens.
+//!
+//! Why generations rather than one transaction that deletes and rewrites the week: at a million
+//! users that transaction held millions of rows of undo log and became one binlog event the
+//! replicas replay for as long (docs/stats.md, "How a week is published").
 //!
 //! The week's days are found with one scan of `dailypath` (its `date` has no index, and the
 //! backend's tables are not ours to index) into a session table of our own indexed by user;
@@ -19,15 +25,17 @@
 
 use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, Timelike};
 use mysql_async::prelude::*;
-use mysql_async::{IsolationLevel, Params, Transaction, TxOpts, Value};
+use mysql_async::{Conn, Params, Transaction, TxOpts, Value};
 
-use super::{has_token, Database, DbError, CONNECT_TIMEOUT, PLACEHOLDER_TOKEN};
+use super::{has_token, Database, DbError, PLACEHOLDER_TOKEN};
 use crate::slot::IsoWeek;
 use crate::stats::week::{RawInterval, UserWeek};
 use crate::stats::{MOVE_CATEGORY, PAST_CATEGORY};
 
-/// Users per page. A page holds their intervals (about 100 each for a user recording all
-/// week), so memory stays at a few megabytes whatever the number of users.
+/// Users per page, and per transaction: a page's rows (one per user, one per category, one per
+/// badge: about 20,000 at most for people recording all week) are written in one. A page holds
+/// their intervals (about 100 each for a user recording all week), so memory stays at a few
+/// megabytes whatever the number of users.
 pub(crate) const USERS_PER_PAGE: u64 = 1_000;
 /// Rows per multi-row `INSERT`.
 const INSERT_ROWS: usize = 1_000;
@@ -78,21 +86,67 @@ const INTERVALS: &str = "\
       AND m.start_time < :week_end AND (m.end_time > :week_start OR m.start_time >= :week_start) \
     ORDER BY 1";
 
-const DELETE_WEEK: [&str; 3] = [
-    "DELETE FROM wolley_push_weekly_user WHERE week = ?",
-    "DELETE FROM wolley_push_weekly_stat WHERE week = ?",
-    "DELETE FROM wolley_push_user_badge WHERE week = ?",
+/// A new generation number (never reused, so a crashed run's rows can never be taken for a
+/// later run's).
+const NEXT_GENERATION: &str = "SELECT NEXTVAL(wolley_push_weekly_generation_seq)";
+const REGISTER: &str = "INSERT INTO wolley_push_weekly_generation (week, generation, started_at) \
+     VALUES (?, ?, UTC_TIMESTAMP(6))";
+/// The named lock a generation's run holds while it writes: a generation whose lock is free and
+/// that is not published belongs to a run that died (named locks end with their session, also on
+/// `kill -9`). Qualified by the database, as the ledger's are: the server's locks are global.
+macro_rules! generation_lock {
+    ($generation:literal) => {
+        concat!(
+            "CONCAT('wolley_push:weekly-generation:', ",
+            $generation,
+            ", ':', LEFT(SHA1(IFNULL(DATABASE(), '')), 12))"
+        )
+    };
+}
+const LOCK_GENERATION: &str = concat!("SELECT GET_LOCK(", generation_lock!("?"), ", 0)");
+const UNLOCK_GENERATION: &str = concat!("DO RELEASE_LOCK(", generation_lock!("?"), ")");
+/// Counted in each batch's transaction: what a reader of the journal (and the crash test) sees
+/// of a run that has not published yet.
+const PROGRESS: &str = "UPDATE wolley_push_weekly_generation SET batches = batches + 1, users = users + ? \
+     WHERE week = ? AND generation = ?";
+/// The publication: readers' views follow `wolley_push_weekly_published`, so this one-row
+/// change switches the whole week at once.
+const PUBLISH: [&str; 2] = [
+    "INSERT INTO wolley_push_weekly_published (week, generation, published_at) VALUES (?, ?, UTC_TIMESTAMP(6)) \
+     ON DUPLICATE KEY UPDATE generation = VALUES(generation), published_at = VALUES(published_at)",
+    "UPDATE wolley_push_weekly_generation SET published_at = UTC_TIMESTAMP(6) WHERE week = ? AND generation = ?",
 ];
+/// Generations nobody reads or writes: superseded by a later publication, or left by a run
+/// that died before publishing.
+const STALE: &str = concat!(
+    "SELECT g.week, g.generation FROM wolley_push_weekly_generation g \
+     LEFT JOIN wolley_push_weekly_published p ON p.week = g.week AND p.generation = g.generation \
+     WHERE p.week IS NULL AND IS_FREE_LOCK(",
+    generation_lock!("g.generation"),
+    ") = 1"
+);
+const DELETE_STALE: [&str; 3] = [
+    "DELETE FROM wolley_push_weekly_user_gen WHERE week = ? AND generation = ? LIMIT 5000",
+    "DELETE FROM wolley_push_weekly_stat_gen WHERE week = ? AND generation = ? LIMIT 5000",
+    "DELETE FROM wolley_push_user_badge_gen WHERE week = ? AND generation = ? LIMIT 5000",
+];
+/// Rows per `DELETE` of a stale generation (see [`DELETE_STALE`]): a bounded transaction each.
+const DELETE_ROWS: u64 = 5_000;
+const FORGET: &str = "DELETE FROM wolley_push_weekly_generation WHERE week = ? AND generation = ?";
+
 const INSERT_USERS: Insert = Insert {
-    head: "INSERT INTO wolley_push_weekly_user (week, user_id, recorded_seconds, untracked_seconds, days_with_data) VALUES ",
-    width: 5,
+    head: "INSERT INTO wolley_push_weekly_user_gen \
+           (week, generation, user_id, recorded_seconds, untracked_seconds, days_with_data) VALUES ",
+    width: 6,
 };
 const INSERT_STATS: Insert = Insert {
-    head: "INSERT INTO wolley_push_weekly_stat (week, user_id, category, seconds, share) VALUES ",
+    head: "INSERT INTO wolley_push_weekly_stat_gen (week, generation, user_id, category, seconds, share) VALUES ",
+    width: 6,
+};
+const INSERT_BADGES: Insert = Insert {
+    head: "INSERT INTO wolley_push_user_badge_gen (week, generation, user_id, badge, name) VALUES ",
     width: 5,
 };
-const INSERT_BADGES: Insert =
-    Insert { head: "INSERT INTO wolley_push_user_badge (week, user_id, badge, name) VALUES ", width: 4 };
 
 /// One user of a page with every interval that may touch the week.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,12 +181,8 @@ impl Pending {
         Pending { values: Vec::with_capacity(insert.width * INSERT_ROWS), insert }
     }
 
-    fn is_full(&self) -> bool {
-        self.values.len() >= self.insert.width * INSERT_ROWS
-    }
-
     /// Writes every pending row, as few statements as possible.
-    async fn flush(&mut self, tx: &mut Transaction<'static>) -> Result<(), mysql_async::Error> {
+    async fn flush(&mut self, tx: &mut Transaction<'_>) -> Result<(), mysql_async::Error> {
         for chunk in self.values.chunks(self.insert.width * INSERT_ROWS) {
             let row = format!("({})", vec!["?"; self.insert.width].join(", "));
             let sql =
@@ -144,12 +194,15 @@ impl Pending {
     }
 }
 
-/// The week's rows being replaced: one transaction, read and written page by page. Dropping it
-/// without [`WeekWriter::commit`] rolls everything back: the week keeps its previous rows.
+/// A new generation of the week's rows being written, one transaction per page of users, on a
+/// connection of its own that holds the generation's lock. Readers see none of it until
+/// [`WeekWriter::publish`]; dropped without it (or killed), the week keeps its published rows
+/// and the next run deletes this generation's.
 pub(crate) struct WeekWriter {
     db: Database,
-    tx: Transaction<'static>,
+    conn: Conn,
     label: String,
+    generation: u64,
     bounds: Bounds,
     week_epoch: i64,
     after: i64,
@@ -160,36 +213,28 @@ pub(crate) struct WeekWriter {
 }
 
 impl Database {
-    /// Starts replacing `week`'s rows: opens the transaction and deletes what an earlier run
-    /// wrote for the week.
+    /// Starts a new generation of `week`'s rows: deletes what dead runs left, registers and
+    /// locks the generation, and copies the week's days into the session table the pages join.
     pub(crate) async fn begin_week(&self, week: IsoWeek) -> Result<WeekWriter, DbError> {
-        let mut options = TxOpts::default();
-        options.with_isolation_level(IsolationLevel::ReadCommitted);
-        let mut tx = match tokio::time::timeout(CONNECT_TIMEOUT, self.pool.start_transaction(options)).await {
-            Ok(tx) => tx.map_err(|e| self.classify(e, "connecting"))?,
-            Err(_) => {
-                return Err(DbError::Unreachable {
-                    url: self.url.to_string(),
-                    reason: format!("no connection within {}s", CONNECT_TIMEOUT.as_secs()),
-                })
-            }
-        };
+        let mut conn = self.conn().await?;
         let label = week.to_string();
-        for statement in DELETE_WEEK {
-            tx.exec_drop(statement, (&label,))
-                .await
-                .map_err(|e| self.classify(e, "clearing the week's statistics"))?;
-        }
+        // Every statement reads the backend's rows without locking them, batches included.
+        conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            .await
+            .map_err(|e| self.classify(e, "connecting"))?;
+        self.delete_stale_generations(&mut conn).await?;
+        let generation = self.new_generation(&mut conn, &label).await?;
         let bounds = Bounds::of(week);
         let fail = |e| self.classify(e, "finding the week's days");
-        tx.query_drop(DROP_DAYS).await.map_err(fail)?;
-        tx.query_drop(CREATE_DAYS).await.map_err(fail)?;
-        tx.exec_drop(FILL_DAYS, bounds.days()).await.map_err(fail)?;
+        conn.query_drop(DROP_DAYS).await.map_err(fail)?;
+        conn.query_drop(CREATE_DAYS).await.map_err(fail)?;
+        conn.exec_drop(FILL_DAYS, bounds.days()).await.map_err(fail)?;
         let (start, _) = week.bounds();
         Ok(WeekWriter {
             db: self.clone(),
-            tx,
+            conn,
             label,
+            generation,
             bounds,
             week_epoch: start.and_utc().timestamp(),
             after: i64::MIN,
@@ -198,6 +243,48 @@ impl Database {
             stats: Pending::new(INSERT_STATS),
             badges: Pending::new(INSERT_BADGES),
         })
+    }
+
+    /// Registers a generation of `label` and takes its lock, in one transaction: another run's
+    /// cleanup sees the row only once the lock is held, so it never takes a live run's rows for
+    /// a dead one's.
+    async fn new_generation(&self, conn: &mut Conn, label: &str) -> Result<u64, DbError> {
+        let fail = |e| self.classify(e, "starting the week's new generation");
+        let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(fail)?;
+        let generation: Option<u64> = tx.query_first(NEXT_GENERATION).await.map_err(fail)?;
+        let generation = generation.unwrap_or_default();
+        tx.exec_drop(REGISTER, (label, generation)).await.map_err(fail)?;
+        let locked: Option<Option<i64>> =
+            tx.exec_first(LOCK_GENERATION, (generation,)).await.map_err(fail)?;
+        if locked.flatten() != Some(1) {
+            return Err(DbError::Query {
+                doing: "starting the week's new generation",
+                url: self.url.to_string(),
+                reason: format!("GET_LOCK on generation {generation} did not succeed; run again"),
+            });
+        }
+        tx.commit().await.map_err(fail)?;
+        Ok(generation)
+    }
+
+    /// Deletes the rows of every generation nobody reads or writes, [`DELETE_ROWS`] at a time,
+    /// then the generation's entry (last, so that an interrupted cleanup is found again).
+    async fn delete_stale_generations(&self, conn: &mut Conn) -> Result<(), DbError> {
+        let fail = |e| self.classify(e, "deleting superseded or abandoned generations of weekly rows");
+        let stale: Vec<(String, u64)> = conn.query(STALE).await.map_err(fail)?;
+        for (week, generation) in stale {
+            tracing::debug!(%week, generation, "deleting a stale generation of weekly rows");
+            for statement in DELETE_STALE {
+                loop {
+                    conn.exec_drop(statement, (&week, generation)).await.map_err(fail)?;
+                    if conn.affected_rows() < DELETE_ROWS {
+                        break;
+                    }
+                }
+            }
+            conn.exec_drop(FORGET, (&week, generation)).await.map_err(fail)?;
+        }
+        Ok(())
     }
 }
 
@@ -210,7 +297,7 @@ impl WeekWriter {
         }
         let fail = |db: &Database, e| db.classify(e, "reading the week's intervals");
         let end: Option<i64> = self
-            .tx
+            .conn
             .exec_first(PAGE_END, (self.after, USERS_PER_PAGE - 1))
             .await
             .map_err(|e| fail(&self.db, e))?;
@@ -218,7 +305,7 @@ impl WeekWriter {
         let upto = end.unwrap_or(i64::MAX);
         self.done = end.is_none();
         let rows: Vec<(i64, String, i64, i64, i64)> = self
-            .tx
+            .conn
             .exec(INTERVALS, self.bounds.page(self.after, upto))
             .await
             .map_err(|e| fail(&self.db, e))?;
@@ -226,32 +313,36 @@ impl WeekWriter {
         Ok(Some(group_by_user(rows, self.week_epoch)))
     }
 
-    /// Queues the page's weeks and badges, writing whenever enough rows are waiting.
+    /// Writes a page's weeks and badges into the generation in one transaction of its own: a
+    /// page of users bounds its undo log and binlog event.
     pub(crate) async fn write(&mut self, weeks: &[UserWeek], awards: &[Award<'_>]) -> Result<(), DbError> {
         for week in weeks {
             self.queue_week(week);
-            if self.users.is_full() || self.stats.is_full() {
-                self.flush().await?;
-            }
         }
         for award in awards {
             self.badges.values.extend([
                 self.label.as_str().into(),
+                self.generation.into(),
                 award.user_id.into(),
                 award.code.into(),
                 award.name.into(),
             ]);
-            if self.badges.is_full() {
-                self.flush().await?;
-            }
         }
-        Ok(())
+        let db = self.db.clone();
+        let fail = |e| db.classify(e, "writing the week's statistics");
+        let mut tx = self.conn.start_transaction(TxOpts::default()).await.map_err(fail)?;
+        for pending in [&mut self.users, &mut self.stats, &mut self.badges] {
+            pending.flush(&mut tx).await.map_err(fail)?;
+        }
+        tx.exec_drop(PROGRESS, (weeks.len(), &self.label, self.generation)).await.map_err(fail)?;
+        tx.commit().await.map_err(fail)
     }
 
     fn queue_week(&mut self, week: &UserWeek) {
         let label = || Value::from(self.label.as_str());
         self.users.values.extend([
             label(),
+            self.generation.into(),
             week.user_id.into(),
             week.recorded.into(),
             week.untracked().into(),
@@ -262,6 +353,7 @@ impl WeekWriter {
             let share = format!("{:.6}", week.share_of(time.seconds));
             self.stats.values.extend([
                 label(),
+                self.generation.into(),
                 week.user_id.into(),
                 time.category.as_str().into(),
                 time.seconds.into(),
@@ -270,25 +362,22 @@ impl WeekWriter {
         }
     }
 
-    async fn flush(&mut self) -> Result<(), DbError> {
-        for pending in [&mut self.users, &mut self.stats, &mut self.badges] {
-            pending
-                .flush(&mut self.tx)
-                .await
-                .map_err(|e| self.db.classify(e, "writing the week's statistics"))?;
-        }
-        Ok(())
-    }
-
-    /// Writes what is still queued and commits: the week's rows are replaced at once.
+    /// Publishes the generation (one small transaction: readers switch from the old week to
+    /// this one at once), releases its lock and deletes the generation it replaced.
     ///
     /// # Errors
-    /// As classified; nothing is changed then.
-    pub(crate) async fn commit(mut self) -> Result<(), DbError> {
-        self.flush().await?;
-        let fail = |e| self.db.classify(e, "committing the week's statistics");
-        self.tx.query_drop(DROP_DAYS).await.map_err(fail)?;
-        self.tx.commit().await.map_err(fail)
+    /// As classified. Before the publication commits, readers keep the old week; after, a failed
+    /// cleanup only leaves rows for the next run to delete.
+    pub(crate) async fn publish(mut self) -> Result<(), DbError> {
+        let db = self.db.clone();
+        let fail = |e| db.classify(e, "publishing the week's statistics");
+        self.conn.query_drop(DROP_DAYS).await.map_err(fail)?;
+        let mut tx = self.conn.start_transaction(TxOpts::default()).await.map_err(fail)?;
+        tx.exec_drop(PUBLISH[0], (&self.label, self.generation)).await.map_err(fail)?;
+        tx.exec_drop(PUBLISH[1], (&self.label, self.generation)).await.map_err(fail)?;
+        tx.commit().await.map_err(fail)?;
+        self.conn.exec_drop(UNLOCK_GENERATION, (self.generation,)).await.map_err(fail)?;
+        db.delete_stale_generations(&mut self.conn).await
     }
 }
 

@@ -1,8 +1,8 @@
 //! `stats weekly`: each user's week by category, badges, and the badge notification.
 //!
 //! The script: load the badge rules (a bad file stops the run before the database is
-//! touched), replace the week's rows page by page of users in one transaction, print the
-//! report, then with `--notify` send each winner one notification as a scheduled run of its
+//! touched), write the week as a new generation page by page of users (a transaction each) and
+//! publish it at once, print the report, then with `--notify` send each winner one notification as a scheduled run of its
 //! own ([`scheduled`]: lock, journal, pruning).
 
 use std::time::Instant;
@@ -94,7 +94,8 @@ struct Aggregated {
 }
 
 /// Replaces the week's rows: every page of users is summarised, judged by the rules and
-/// written; nothing is visible to readers until the last page is committed.
+/// written in a transaction of its own; readers see none of it until the whole week is
+/// published, then all of it (rows and badges) at once.
 async fn aggregate(
     db: &Database,
     week: IsoWeek,
@@ -120,7 +121,7 @@ async fn aggregate(
         }
         writer.write(&weeks, &won).await?;
     }
-    writer.commit().await?;
+    writer.publish().await?;
     Ok(done)
 }
 

@@ -253,7 +253,9 @@ fn a_database_cut_mid_run_stops_sending_at_once_and_exits_75() {
     assert_eq!(code(&output), 75, "{}", stderr(&output));
     assert!(cut_at.elapsed() < Duration::from_secs(10), "took {:?} to give up", cut_at.elapsed());
     assert!(stderr(&output).contains("lost the database"), "{}", stderr(&output));
-    assert!(after_cut <= 20 + 100, "{after_cut} messages sent after the database was cut");
+    // However slow the machine is to notice, sending stops within the crash bound: the requests
+    // in flight plus the answers the journal may still owe (typically a few dozen).
+    assert!(after_cut <= 20 + UNRECORDED_ANSWERS, "{after_cut} messages sent after the database was cut");
 
     proxy.restore();
     let rerun =

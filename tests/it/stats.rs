@@ -3,12 +3,13 @@
 
 use std::cell::Cell;
 use std::process::Output;
+use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{Duration, NaiveDate, NaiveDateTime};
 use fake_fcm::Reply;
 use serde_json::{json, Value};
 
-use crate::harness::{code, stderr, TestDb, World};
+use crate::harness::{code, migrate, stderr, TestDb, World};
 
 const WEEK: &str = "2026-W48";
 const H: i64 = 3600;
@@ -141,6 +142,11 @@ fn badges_of(db: &TestDb, user: i64) -> Vec<String> {
 /// week). Categories with an hour or more: 5, which earns `explorer`.
 fn hand_computed_week(db: &TestDb) {
     users(db, &[1, 2]);
+    hand_computed_rows(db);
+}
+
+/// User 1's rows of [`hand_computed_week`], without adding any user.
+fn hand_computed_rows(db: &TestDb) {
     let b = Backend::new(db);
     let sunday_before = b.day(101, 1, "2026-11-22", "daily");
     b.stay(sunday_before, "2026-11-22 22:00:00", "2026-11-23 07:00:00", "집");
@@ -258,10 +264,14 @@ fn days_with_data_are_the_week_s_dates_whose_days_have_a_counted_interval() {
 fn running_a_week_twice_writes_identical_rows_and_leaves_other_weeks_alone() {
     let world = World::new().with_db();
     hand_computed_week(world.db());
+    // Another week, as an earlier version wrote it (generation 0, published).
     world.db().exec(
-        "INSERT INTO wolley_push_weekly_stat VALUES ('2026-W47', 1, '집', 3600, 1); \
-         INSERT INTO wolley_push_weekly_user VALUES ('2026-W47', 1, 3600, 601200, 1); \
-         INSERT INTO wolley_push_user_badge VALUES ('2026-W47', 1, 'homebody', '집콕 마스터')",
+        "INSERT INTO wolley_push_weekly_stat_gen VALUES ('2026-W47', 0, 1, '집', 3600, 1); \
+         INSERT INTO wolley_push_weekly_user_gen VALUES ('2026-W47', 0, 1, 3600, 601200, 1); \
+         INSERT INTO wolley_push_user_badge_gen VALUES ('2026-W47', 0, 1, 'homebody', '집콕 마스터'); \
+         INSERT INTO wolley_push_weekly_generation (week, generation, started_at, published_at) \
+           VALUES ('2026-W47', 0, NOW(6), NOW(6)); \
+         INSERT INTO wolley_push_weekly_published VALUES ('2026-W47', 0, NOW(6))",
     );
     report(&world, &[]);
     let first = (stat_rows(world.db(), WEEK), user_rows(world.db(), WEEK), badge_rows(world.db(), WEEK));
@@ -530,4 +540,183 @@ fn stats_before_migrate_asks_for_it() {
     let output = stats(&world, &[]);
     assert_eq!(code(&output), 78, "{}", stderr(&output));
     assert!(stderr(&output).contains("wolley-push migrate"), "{}", stderr(&output));
+}
+
+/// Users 1..=`count`, each with user 1's rows of [`hand_computed_week`] (copied in SQL: a few
+/// statements whatever the count).
+fn many_hand_computed_users(db: &TestDb, count: u32) {
+    db.add_numbered_users(count);
+    hand_computed_rows(db);
+    db.exec(&format!(
+        "INSERT INTO dailypath (dailypath_id, date, path_type, date_created, last_updated, user_id) \
+           SELECT d.dailypath_id + s.seq * 1000, d.date, d.path_type, d.date_created, d.last_updated, s.seq \
+           FROM dailypath d JOIN seq_2_to_{count} s WHERE d.user_id = 1; \
+         INSERT INTO intervalstay (start_time, end_time, latitude, longitude, address, category, location, \
+             location_id, percent, date_created, last_updated, daily_path_id) \
+           SELECT i.start_time, i.end_time, i.latitude, i.longitude, i.address, i.category, i.location, \
+             i.location_id, i.percent, i.date_created, i.last_updated, i.daily_path_id + s.seq * 1000 \
+           FROM intervalstay i JOIN seq_2_to_{count} s WHERE i.daily_path_id < 1000; \
+         INSERT INTO intervalmove (start_time, end_time, transport, percent, date_created, last_updated, \
+             daily_path_id) \
+           SELECT m.start_time, m.end_time, m.transport, m.percent, m.date_created, m.last_updated, \
+             m.daily_path_id + s.seq * 1000 \
+           FROM intervalmove m JOIN seq_2_to_{count} s WHERE m.daily_path_id < 1000"
+    ));
+}
+
+/// User `user`'s rows of [`hand_computed_week`]'s figures, with `gym` as 헬스장's category.
+fn hand_computed_stats(user: i64, gym: &str) -> Vec<(i64, String, u32, String)> {
+    let mut rows = vec![
+        row(user, "과거", 9 * H, "0.333333"),
+        row(user, "이동", 2 * H, "0.074074"),
+        row(user, "집", 11 * H, "0.407407"),
+        row(user, gym, 3 * H / 2, "0.055556"),
+        row(user, "회사", 4 * H, "0.148148"),
+    ];
+    rows.sort();
+    rows
+}
+
+/// Every row the backend can read of the test week: statistics, users, badges.
+type WeekRows = (Vec<(i64, String, u32, String)>, Vec<(i64, u32, u32, u8)>, Vec<(i64, String)>);
+
+fn week_rows(db: &TestDb) -> WeekRows {
+    (stat_rows(db, WEEK), user_rows(db, WEEK), badge_rows(db, WEEK))
+}
+
+/// What [`many_hand_computed_users`] amounts to for `count` users, 헬스장 counted as `gym`.
+fn expected_week(count: u32, gym: &str) -> WeekRows {
+    let users = 1..=i64::from(count);
+    (
+        users.clone().flat_map(|u| hand_computed_stats(u, gym)).collect(),
+        users.clone().map(|u| (u, 27 * H as u32, WEEK_SECONDS - 27 * H as u32, 3)).collect(),
+        users.map(|u| (u, "explorer".to_owned())).collect(),
+    )
+}
+
+/// (batches, users) of the test week's published generation.
+fn published_generation(db: &TestDb) -> Vec<(u32, u64)> {
+    db.query(&format!(
+        "SELECT g.batches, g.users FROM wolley_push_weekly_generation g \
+         JOIN wolley_push_weekly_published p ON p.week = g.week AND p.generation = g.generation \
+         WHERE g.week = '{WEEK}'"
+    ))
+}
+
+#[test]
+fn a_week_written_in_several_transactions_is_whole_and_matches_the_hand_computed_figures() {
+    const USERS: u32 = 2_500;
+    let world = World::new().with_db();
+    many_hand_computed_users(world.db(), USERS);
+    let report = report(&world, &[]);
+    assert_eq!(report["users"], USERS);
+    assert!(
+        week_rows(world.db()) == expected_week(USERS, "헬스장"),
+        "the week differs from the hand-computed one"
+    );
+    // Pages of 1,000 users, a transaction each.
+    assert_eq!(published_generation(world.db()), [(3, u64::from(USERS))]);
+}
+
+/// Rows of generations nobody reads: a dead run's or a superseded week's.
+fn unpublished_rows(db: &TestDb) -> u64 {
+    db.query::<u64>(
+        "SELECT (SELECT COUNT(*) FROM wolley_push_weekly_stat_gen) + (SELECT COUNT(*) FROM wolley_push_weekly_user_gen) \
+              + (SELECT COUNT(*) FROM wolley_push_user_badge_gen) \
+              - (SELECT COUNT(*) FROM wolley_push_weekly_stat) - (SELECT COUNT(*) FROM wolley_push_weekly_user) \
+              - (SELECT COUNT(*) FROM wolley_push_user_badge)",
+    )[0]
+}
+
+/// Spawns `stats weekly` and kills it (SIGKILL) once a batch of its generation is committed
+/// and the week is not published yet. `false` when the run finished first.
+fn kill_mid_write(world: &World) -> bool {
+    let mut child = world
+        .std_cmd()
+        .args(["stats", "weekly", "--timezone", "Asia/Seoul", "--week", WEEK, "-q"])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + StdDuration::from_secs(60);
+    let writing = format!(
+        "SELECT COUNT(*) FROM wolley_push_weekly_generation \
+         WHERE week = '{WEEK}' AND published_at IS NULL AND batches >= 1"
+    );
+    loop {
+        if world.db().query::<u64>(&writing)[0] > 0 {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return true;
+        }
+        if child.try_wait().unwrap().is_some() || Instant::now() > deadline {
+            let _ = child.kill();
+            child.wait().unwrap();
+            return false;
+        }
+        std::thread::sleep(StdDuration::from_millis(2));
+    }
+}
+
+/// Waits until the server has ended the killed run's session, and with it the named lock
+/// that marks its generation as being written (`db::stats`).
+fn wait_for_dead_sessions(db: &TestDb) {
+    let deadline = Instant::now() + StdDuration::from_secs(20);
+    let held = "SELECT COUNT(*) FROM wolley_push_weekly_generation WHERE published_at IS NULL AND \
+         IS_FREE_LOCK(CONCAT('wolley_push:weekly-generation:', generation, ':', LEFT(SHA1(DATABASE()), 12))) = 0";
+    while db.query::<u64>(held)[0] > 0 {
+        assert!(Instant::now() < deadline, "the killed run's session still holds its generation's lock");
+        std::thread::sleep(StdDuration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_run_killed_mid_write_leaves_the_previous_week_and_a_rerun_publishes_the_new_one() {
+    const USERS: u32 = 6_000;
+    let world = World::new().with_db();
+    let db = world.db();
+    many_hand_computed_users(db, USERS);
+    let to_new = "UPDATE intervalstay SET category = '운동' WHERE category = '헬스장'";
+    let to_old = "UPDATE intervalstay SET category = '헬스장' WHERE category = '운동'";
+    let mut killed = false;
+    for _ in 0..5 {
+        report(&world, &[]);
+        db.exec(to_new);
+        killed = kill_mid_write(&world);
+        if killed {
+            break;
+        }
+        // Too quick to catch: put the old week back and try again.
+        db.exec(to_old);
+    }
+    assert!(killed, "never caught stats weekly between its first batch and the publication");
+    assert!(unpublished_rows(db) > 0, "killed before any batch was committed");
+    assert!(
+        week_rows(db) == expected_week(USERS, "헬스장"),
+        "a reader sees something else than the old week"
+    );
+    wait_for_dead_sessions(db);
+    report(&world, &[]);
+    assert!(week_rows(db) == expected_week(USERS, "운동"), "the rerun did not publish the whole new week");
+    assert_eq!(unpublished_rows(db), 0, "the dead run's and the superseded rows are deleted");
+}
+
+#[test]
+fn migrating_again_finishes_an_interrupted_upgrade_and_keeps_the_published_weeks() {
+    let world = World::new().with_db();
+    let db = world.db();
+    hand_computed_week(db);
+    report(&world, &[]);
+    let published = week_rows(db);
+    // As if `migrate` had stopped in version 5, after moving the statistics but before their view.
+    db.exec("DROP VIEW wolley_push_weekly_stat; UPDATE wolley_push_schema SET version = 3 WHERE id = 1");
+    migrate(db);
+    migrate(db);
+    assert_eq!(week_rows(db), published);
+    let pending_key: Vec<String> = db.query(
+        "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() \
+         AND TABLE_NAME = 'wolley_push_prune_log' AND INDEX_NAME = 'wolley_push_prune_log_pending' \
+         ORDER BY SEQ_IN_INDEX",
+    );
+    assert_eq!(pending_key, ["job", "slot", "shard", "state", "id"]);
+    report(&world, &[]);
+    assert_eq!(week_rows(db), published, "a run after the second migration");
 }
