@@ -37,6 +37,7 @@ mod slot;
 mod stats;
 mod stop;
 mod summary;
+mod timeout;
 mod tokens;
 
 use cli::Cli;

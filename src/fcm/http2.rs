@@ -17,6 +17,8 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
+use crate::timeout::within;
+
 /// Time allowed for TCP connect and TLS handshake together.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// An idle connection is pinged this often, so a NAT or load balancer does not drop it silently
@@ -280,6 +282,7 @@ impl Lane {
             }
             answer
         };
+        // Counted on the time the process ran: after a freeze the answer may be waiting unread.
         within(endpoint.request_timeout, exchange)
             .await
             .unwrap_or(Err(TransportError::TimedOut(endpoint.request_timeout)))
@@ -331,33 +334,6 @@ impl Lane {
     }
 }
 
-/// A timer that fires this much after its deadline did not measure the request: the process
-/// was not running (SIGSTOP, a paused VM, a starved machine).
-const LATE_TIMER: Duration = Duration::from_millis(200);
-/// After a late timer, how long the connection gets to read the answers that arrived meanwhile.
-const AFTER_FREEZE_GRACE: Duration = Duration::from_secs(1);
-
-/// `work`'s output, or `None` when it took longer than `limit` of the time this process ran.
-/// Unlike `tokio::time::timeout`, a deadline that passed while the process was frozen does not
-/// end the request at once: its answer may be waiting in the socket, unread because the
-/// connection's task has not run yet, and giving up on it would send a delivered message again.
-async fn within<T>(limit: Duration, work: impl std::future::Future<Output = T>) -> Option<T> {
-    tokio::pin!(work);
-    let mut deadline = tokio::time::Instant::now() + limit;
-    loop {
-        tokio::select! {
-            biased;
-            done = &mut work => return Some(done),
-            () = tokio::time::sleep_until(deadline) => {}
-        }
-        let now = tokio::time::Instant::now();
-        if now.duration_since(deadline) < LATE_TIMER {
-            return None;
-        }
-        deadline = now + AFTER_FREEZE_GRACE;
-    }
-}
-
 /// One request and its answer on `sender`'s connection, the body read to its end.
 async fn exchange(
     sender: SendRequest<Bytes>,
@@ -378,42 +354,4 @@ async fn exchange(
     }
     let retry_after = head.headers.get(http::header::RETRY_AFTER).cloned();
     Ok(Answer { status: head.status.as_u16(), retry_after, body })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tokio::sync::oneshot;
-
-    #[tokio::test(start_paused = true)]
-    async fn a_request_unanswered_for_its_limit_times_out_on_time() {
-        let (_answer, waiting) = oneshot::channel::<()>();
-        let start = tokio::time::Instant::now();
-        assert!(within(Duration::from_secs(30), waiting).await.is_none());
-        assert_eq!(start.elapsed(), Duration::from_secs(30));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn an_answer_read_after_a_freeze_longer_than_the_limit_is_taken_not_timed_out() {
-        let (answer, waiting) = oneshot::channel();
-        let request = tokio::spawn(within(Duration::from_secs(30), waiting));
-        tokio::task::yield_now().await;
-        // The process was stopped for 40 s: the request's timer is overdue when it next runs,
-        // before the connection has read the answer that arrived meanwhile.
-        tokio::time::advance(Duration::from_secs(40)).await;
-        tokio::task::yield_now().await;
-        answer.send(200).unwrap();
-        assert_eq!(request.await.unwrap().map(Result::unwrap), Some(200));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn after_a_freeze_a_request_still_unanswered_times_out_after_the_grace() {
-        let (_answer, waiting) = oneshot::channel::<()>();
-        let request = tokio::spawn(within(Duration::from_secs(30), waiting));
-        tokio::task::yield_now().await;
-        tokio::time::advance(Duration::from_secs(40)).await;
-        let start = tokio::time::Instant::now();
-        assert!(request.await.unwrap().is_none());
-        assert!(start.elapsed() <= AFTER_FREEZE_GRACE, "{:?}", start.elapsed());
-    }
 }

@@ -36,6 +36,7 @@ use crate::exit::ExitCode;
 use crate::shard::Shard;
 use crate::slot::RunKey;
 use crate::stop::{Hold, RunStop, SendGate, StopReason};
+use crate::timeout::within;
 
 use progress::Progress;
 pub(crate) use progress::{Ending, Resolution};
@@ -712,9 +713,11 @@ async fn timed<T>(
     write: impl std::future::Future<Output = Result<T, DbError>>,
     db: &Database,
 ) -> Result<T, DbError> {
-    match tokio::time::timeout(WRITE_TIMEOUT, write).await {
-        Ok(result) => result,
-        Err(_) => Err(db.unreachable(format!("no answer within {} ms", WRITE_TIMEOUT.as_millis()))),
+    // Counted on the time the process ran: a write answered while the process was frozen is
+    // not a lost database.
+    match within(WRITE_TIMEOUT, write).await {
+        Some(result) => result,
+        None => Err(db.unreachable(format!("no answer within {} ms", WRITE_TIMEOUT.as_millis()))),
     }
 }
 

@@ -225,7 +225,11 @@ fn answers_that_arrive_while_the_process_is_frozen_are_not_sent_again() {
     let users = 1000;
     let world = world(users, Options { record_bodies: false, ..latency(300) });
     let args = ["save-location", "--concurrency", "50", "--rate", "0", "--request-timeout", "4s"];
-    let child = spawn(&world, &args, None);
+    // Slow statements keep a journal write under way when the freeze comes: its timer too
+    // fires late.
+    let proxy = DbProxy::start(&server_url());
+    proxy.delay_answers(Duration::from_millis(50));
+    let child = spawn(&world, &args, Some(&proxy.url("root", world.db().name())));
     assert!(world.fcm.wait_for_deliveries(200, Duration::from_secs(60)), "the run did not get going");
     // Frozen for longer than the request timeout, while FCM answers what it had.
     signal(&child, "-STOP");
