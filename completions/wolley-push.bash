@@ -53,7 +53,7 @@ _wolley__push() {
 
     case "${cmd}" in
         wolley__push)
-            opts="-q -v -h -V --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --max-dead-share --force-prune --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help --version save-location path-daily send stats migrate doctor runs tokens"
+            opts="-q -v -h -V --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --targets --timezone --max-attempts --backoff --quota-backoff --max-dead-share --force-prune --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help --version save-location path-daily send stats migrate doctor runs tokens"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -85,6 +85,10 @@ _wolley__push() {
                     ;;
                 --rate)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --targets)
+                    COMPREPLY=($(compgen -W "auto token fid" -- "${cur}"))
                     return 0
                     ;;
                 --timezone)
@@ -135,7 +139,7 @@ _wolley__push() {
             return 0
             ;;
         wolley__subcmd__push__subcmd__doctor)
-            opts="-q -v -h --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --max-dead-share --force-prune --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
+            opts="-q -v -h --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --targets --timezone --max-attempts --backoff --quota-backoff --max-dead-share --force-prune --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -167,6 +171,10 @@ _wolley__push() {
                     ;;
                 --rate)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --targets)
+                    COMPREPLY=($(compgen -W "auto token fid" -- "${cur}"))
                     return 0
                     ;;
                 --timezone)
@@ -217,7 +225,7 @@ _wolley__push() {
             return 0
             ;;
         wolley__subcmd__push__subcmd__migrate)
-            opts="-q -v -h --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --max-dead-share --force-prune --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
+            opts="-q -v -h --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --targets --timezone --max-attempts --backoff --quota-backoff --max-dead-share --force-prune --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -249,6 +257,10 @@ _wolley__push() {
                     ;;
                 --rate)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --targets)
+                    COMPREPLY=($(compgen -W "auto token fid" -- "${cur}"))
                     return 0
                     ;;
                 --timezone)
@@ -299,7 +311,7 @@ _wolley__push() {
             return 0
             ;;
         wolley__subcmd__push__subcmd__path__subcmd__daily)
-            opts="-q -v -h --tokens-file --dry-run --print --slot --force --deadline --shard --shards --title --body --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --max-dead-share --force-prune --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
+            opts="-q -v -h --tokens-file --dry-run --print --slot --force --deadline --shard --shards --title --body --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --targets --timezone --max-attempts --backoff --quota-backoff --max-dead-share --force-prune --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -361,6 +373,10 @@ _wolley__push() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --targets)
+                    COMPREPLY=($(compgen -W "auto token fid" -- "${cur}"))
+                    return 0
+                    ;;
                 --timezone)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -409,7 +425,7 @@ _wolley__push() {
             return 0
             ;;
         wolley__subcmd__push__subcmd__runs)
-            opts="-q -v -h --job --last --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --max-dead-share --force-prune --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
+            opts="-q -v -h --job --last --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --targets --timezone --max-attempts --backoff --quota-backoff --max-dead-share --force-prune --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -449,6 +465,10 @@ _wolley__push() {
                     ;;
                 --rate)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --targets)
+                    COMPREPLY=($(compgen -W "auto token fid" -- "${cur}"))
                     return 0
                     ;;
                 --timezone)
@@ -499,7 +519,7 @@ _wolley__push() {
             return 0
             ;;
         wolley__subcmd__push__subcmd__save__subcmd__location)
-            opts="-q -v -h --tokens-file --dry-run --print --slot --force --deadline --shard --shards --ttl --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --max-dead-share --force-prune --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
+            opts="-q -v -h --tokens-file --dry-run --print --slot --force --deadline --shard --shards --ttl --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --targets --timezone --max-attempts --backoff --quota-backoff --max-dead-share --force-prune --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -557,6 +577,10 @@ _wolley__push() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --targets)
+                    COMPREPLY=($(compgen -W "auto token fid" -- "${cur}"))
+                    return 0
+                    ;;
                 --timezone)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -605,13 +629,17 @@ _wolley__push() {
             return 0
             ;;
         wolley__subcmd__push__subcmd__send)
-            opts="-q -v -h --token --kind --title --body --dry-run --print --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --max-dead-share --force-prune --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
+            opts="-q -v -h --token --fid --kind --title --body --dry-run --print --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --targets --timezone --max-attempts --backoff --quota-backoff --max-dead-share --force-prune --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --fid)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -653,6 +681,10 @@ _wolley__push() {
                     ;;
                 --rate)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --targets)
+                    COMPREPLY=($(compgen -W "auto token fid" -- "${cur}"))
                     return 0
                     ;;
                 --timezone)
@@ -703,7 +735,7 @@ _wolley__push() {
             return 0
             ;;
         wolley__subcmd__push__subcmd__stats)
-            opts="-q -v -h --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --max-dead-share --force-prune --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help weekly"
+            opts="-q -v -h --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --targets --timezone --max-attempts --backoff --quota-backoff --max-dead-share --force-prune --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help weekly"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -735,6 +767,10 @@ _wolley__push() {
                     ;;
                 --rate)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --targets)
+                    COMPREPLY=($(compgen -W "auto token fid" -- "${cur}"))
                     return 0
                     ;;
                 --timezone)
@@ -785,7 +821,7 @@ _wolley__push() {
             return 0
             ;;
         wolley__subcmd__push__subcmd__stats__subcmd__weekly)
-            opts="-q -v -h --week --badges --notify --user --dry-run --force --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --max-dead-share --force-prune --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
+            opts="-q -v -h --week --badges --notify --user --dry-run --force --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --targets --timezone --max-attempts --backoff --quota-backoff --max-dead-share --force-prune --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -829,6 +865,10 @@ _wolley__push() {
                     ;;
                 --rate)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --targets)
+                    COMPREPLY=($(compgen -W "auto token fid" -- "${cur}"))
                     return 0
                     ;;
                 --timezone)
@@ -879,7 +919,7 @@ _wolley__push() {
             return 0
             ;;
         wolley__subcmd__push__subcmd__tokens)
-            opts="-q -v -h --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --max-dead-share --force-prune --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help restore"
+            opts="-q -v -h --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --targets --timezone --max-attempts --backoff --quota-backoff --max-dead-share --force-prune --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help restore"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -911,6 +951,10 @@ _wolley__push() {
                     ;;
                 --rate)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --targets)
+                    COMPREPLY=($(compgen -W "auto token fid" -- "${cur}"))
                     return 0
                     ;;
                 --timezone)
@@ -961,7 +1005,7 @@ _wolley__push() {
             return 0
             ;;
         wolley__subcmd__push__subcmd__tokens__subcmd__restore)
-            opts="-q -v -h --job --slot --shard --since --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --timezone --max-attempts --backoff --quota-backoff --max-dead-share --force-prune --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
+            opts="-q -v -h --job --slot --shard --since --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --targets --timezone --max-attempts --backoff --quota-backoff --max-dead-share --force-prune --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1009,6 +1053,10 @@ _wolley__push() {
                     ;;
                 --rate)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --targets)
+                    COMPREPLY=($(compgen -W "auto token fid" -- "${cur}"))
                     return 0
                     ;;
                 --timezone)

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_wolley_push_global_optspecs
-    string join \n database-url= credentials= project-id= fcm-endpoint= fcm-ca-file= concurrency= rate= timezone= max-attempts= backoff= quota-backoff= max-dead-share= force-prune request-timeout= format= progress= q/quiet v/verbose metrics-file= ping-url= h/help V/version
+    string join \n database-url= credentials= project-id= fcm-endpoint= fcm-ca-file= concurrency= rate= targets= timezone= max-attempts= backoff= quota-backoff= max-dead-share= force-prune request-timeout= format= progress= q/quiet v/verbose metrics-file= ping-url= h/help V/version
 end
 
 function __fish_wolley_push_needs_command
@@ -31,6 +31,9 @@ complete -c wolley-push -n "__fish_wolley_push_needs_command" -l fcm-endpoint -d
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -l fcm-ca-file -d 'Also trust the certificate authorities in this PEM file for the FCM endpoint (a TLS proxy, a test server)' -r -F
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -l concurrency -d 'Requests in flight at once, 1 to 20000 (spread over up to 64 HTTP/2 connections of 100 streams each; 20000 is about what one process can serve, beyond it only memory grows: use shards for more)' -r
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -l rate -d 'Messages per second at most, 0 for no cap, up to 100000 (the project quota is 10,000/s unless Google raised it; one process peaks near 33,000/s)' -r
+complete -c wolley-push -n "__fish_wolley_push_needs_command" -l targets -d 'How stored device values are read: auto sends a value of an installation ID\'s exact shape (22 URL-safe base64 characters, the first c-f) as "fid" and any other as "token"; token or fid reads every value so' -r -f -a "auto\t'An FID where the value has an FID\'s exact shape, a registration token otherwise'
+token\t'Every value is a registration token'
+fid\t'Every value is a Firebase installation ID'"
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -l timezone -d 'Time zone of slots, weeks and the backend\'s naive datetimes' -r
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -l max-attempts -d 'Attempts per message before it counts as failed, 1 to 20' -r
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -l backoff -d 'First back-off after a 500/503 without Retry-After, more than 0 (doubles each attempt up to 5m; 10s is Google\'s minimum)' -r
@@ -70,6 +73,9 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l fcm-ca-file -d 'Also trust the certificate authorities in this PEM file for the FCM endpoint (a TLS proxy, a test server)' -r -F
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l concurrency -d 'Requests in flight at once, 1 to 20000 (spread over up to 64 HTTP/2 connections of 100 streams each; 20000 is about what one process can serve, beyond it only memory grows: use shards for more)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l rate -d 'Messages per second at most, 0 for no cap, up to 100000 (the project quota is 10,000/s unless Google raised it; one process peaks near 33,000/s)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l targets -d 'How stored device values are read: auto sends a value of an installation ID\'s exact shape (22 URL-safe base64 characters, the first c-f) as "fid" and any other as "token"; token or fid reads every value so' -r -f -a "auto\t'An FID where the value has an FID\'s exact shape, a registration token otherwise'
+token\t'Every value is a registration token'
+fid\t'Every value is a Firebase installation ID'"
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l timezone -d 'Time zone of slots, weeks and the backend\'s naive datetimes' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l max-attempts -d 'Attempts per message before it counts as failed, 1 to 20' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l backoff -d 'First back-off after a 500/503 without Retry-After, more than 0 (doubles each attempt up to 5m; 10s is Google\'s minimum)' -r
@@ -104,6 +110,9 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l f
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l fcm-ca-file -d 'Also trust the certificate authorities in this PEM file for the FCM endpoint (a TLS proxy, a test server)' -r -F
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l concurrency -d 'Requests in flight at once, 1 to 20000 (spread over up to 64 HTTP/2 connections of 100 streams each; 20000 is about what one process can serve, beyond it only memory grows: use shards for more)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l rate -d 'Messages per second at most, 0 for no cap, up to 100000 (the project quota is 10,000/s unless Google raised it; one process peaks near 33,000/s)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l targets -d 'How stored device values are read: auto sends a value of an installation ID\'s exact shape (22 URL-safe base64 characters, the first c-f) as "fid" and any other as "token"; token or fid reads every value so' -r -f -a "auto\t'An FID where the value has an FID\'s exact shape, a registration token otherwise'
+token\t'Every value is a registration token'
+fid\t'Every value is a Firebase installation ID'"
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l timezone -d 'Time zone of slots, weeks and the backend\'s naive datetimes' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l max-attempts -d 'Attempts per message before it counts as failed, 1 to 20' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l backoff -d 'First back-off after a 500/503 without Retry-After, more than 0 (doubles each attempt up to 5m; 10s is Google\'s minimum)' -r
@@ -125,6 +134,7 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -s q
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -s v -l verbose -d 'More log detail on stderr (-v debug, -vv trace); RUST_LOG overrides'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l token -d 'The device\'s FCM registration token' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l fid -d 'The device\'s Firebase installation ID (sent as "fid")' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l kind -d 'Which message to send' -r -f -a "save-location\t'The silent wake-up'
 path-daily\t'The visible weekly reminder'"
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l title -d 'Notification title' -r
@@ -136,6 +146,9 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l fcm-end
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l fcm-ca-file -d 'Also trust the certificate authorities in this PEM file for the FCM endpoint (a TLS proxy, a test server)' -r -F
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l concurrency -d 'Requests in flight at once, 1 to 20000 (spread over up to 64 HTTP/2 connections of 100 streams each; 20000 is about what one process can serve, beyond it only memory grows: use shards for more)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l rate -d 'Messages per second at most, 0 for no cap, up to 100000 (the project quota is 10,000/s unless Google raised it; one process peaks near 33,000/s)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l targets -d 'How stored device values are read: auto sends a value of an installation ID\'s exact shape (22 URL-safe base64 characters, the first c-f) as "fid" and any other as "token"; token or fid reads every value so' -r -f -a "auto\t'An FID where the value has an FID\'s exact shape, a registration token otherwise'
+token\t'Every value is a registration token'
+fid\t'Every value is a Firebase installation ID'"
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l timezone -d 'Time zone of slots, weeks and the backend\'s naive datetimes' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l max-attempts -d 'Attempts per message before it counts as failed, 1 to 20' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l backoff -d 'First back-off after a 500/503 without Retry-After, more than 0 (doubles each attempt up to 5m; 10s is Google\'s minimum)' -r
@@ -162,6 +175,9 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not _
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l fcm-ca-file -d 'Also trust the certificate authorities in this PEM file for the FCM endpoint (a TLS proxy, a test server)' -r -F
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l concurrency -d 'Requests in flight at once, 1 to 20000 (spread over up to 64 HTTP/2 connections of 100 streams each; 20000 is about what one process can serve, beyond it only memory grows: use shards for more)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l rate -d 'Messages per second at most, 0 for no cap, up to 100000 (the project quota is 10,000/s unless Google raised it; one process peaks near 33,000/s)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l targets -d 'How stored device values are read: auto sends a value of an installation ID\'s exact shape (22 URL-safe base64 characters, the first c-f) as "fid" and any other as "token"; token or fid reads every value so' -r -f -a "auto\t'An FID where the value has an FID\'s exact shape, a registration token otherwise'
+token\t'Every value is a registration token'
+fid\t'Every value is a Firebase installation ID'"
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l timezone -d 'Time zone of slots, weeks and the backend\'s naive datetimes' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l max-attempts -d 'Attempts per message before it counts as failed, 1 to 20' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l backoff -d 'First back-off after a 500/503 without Retry-After, more than 0 (doubles each attempt up to 5m; 10s is Google\'s minimum)' -r
@@ -190,6 +206,9 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fis
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l fcm-ca-file -d 'Also trust the certificate authorities in this PEM file for the FCM endpoint (a TLS proxy, a test server)' -r -F
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l concurrency -d 'Requests in flight at once, 1 to 20000 (spread over up to 64 HTTP/2 connections of 100 streams each; 20000 is about what one process can serve, beyond it only memory grows: use shards for more)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l rate -d 'Messages per second at most, 0 for no cap, up to 100000 (the project quota is 10,000/s unless Google raised it; one process peaks near 33,000/s)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l targets -d 'How stored device values are read: auto sends a value of an installation ID\'s exact shape (22 URL-safe base64 characters, the first c-f) as "fid" and any other as "token"; token or fid reads every value so' -r -f -a "auto\t'An FID where the value has an FID\'s exact shape, a registration token otherwise'
+token\t'Every value is a registration token'
+fid\t'Every value is a Firebase installation ID'"
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l timezone -d 'Time zone of slots, weeks and the backend\'s naive datetimes' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l max-attempts -d 'Attempts per message before it counts as failed, 1 to 20' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l backoff -d 'First back-off after a 500/503 without Retry-After, more than 0 (doubles each attempt up to 5m; 10s is Google\'s minimum)' -r
@@ -217,6 +236,9 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l fcm-
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l fcm-ca-file -d 'Also trust the certificate authorities in this PEM file for the FCM endpoint (a TLS proxy, a test server)' -r -F
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l concurrency -d 'Requests in flight at once, 1 to 20000 (spread over up to 64 HTTP/2 connections of 100 streams each; 20000 is about what one process can serve, beyond it only memory grows: use shards for more)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l rate -d 'Messages per second at most, 0 for no cap, up to 100000 (the project quota is 10,000/s unless Google raised it; one process peaks near 33,000/s)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l targets -d 'How stored device values are read: auto sends a value of an installation ID\'s exact shape (22 URL-safe base64 characters, the first c-f) as "fid" and any other as "token"; token or fid reads every value so' -r -f -a "auto\t'An FID where the value has an FID\'s exact shape, a registration token otherwise'
+token\t'Every value is a registration token'
+fid\t'Every value is a Firebase installation ID'"
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l timezone -d 'Time zone of slots, weeks and the backend\'s naive datetimes' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l max-attempts -d 'Attempts per message before it counts as failed, 1 to 20' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l backoff -d 'First back-off after a 500/503 without Retry-After, more than 0 (doubles each attempt up to 5m; 10s is Google\'s minimum)' -r
@@ -241,6 +263,9 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l fcm-e
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l fcm-ca-file -d 'Also trust the certificate authorities in this PEM file for the FCM endpoint (a TLS proxy, a test server)' -r -F
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l concurrency -d 'Requests in flight at once, 1 to 20000 (spread over up to 64 HTTP/2 connections of 100 streams each; 20000 is about what one process can serve, beyond it only memory grows: use shards for more)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l rate -d 'Messages per second at most, 0 for no cap, up to 100000 (the project quota is 10,000/s unless Google raised it; one process peaks near 33,000/s)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l targets -d 'How stored device values are read: auto sends a value of an installation ID\'s exact shape (22 URL-safe base64 characters, the first c-f) as "fid" and any other as "token"; token or fid reads every value so' -r -f -a "auto\t'An FID where the value has an FID\'s exact shape, a registration token otherwise'
+token\t'Every value is a registration token'
+fid\t'Every value is a Firebase installation ID'"
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l timezone -d 'Time zone of slots, weeks and the backend\'s naive datetimes' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l max-attempts -d 'Attempts per message before it counts as failed, 1 to 20' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l backoff -d 'First back-off after a 500/503 without Retry-After, more than 0 (doubles each attempt up to 5m; 10s is Google\'s minimum)' -r
@@ -267,6 +292,9 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l fcm-end
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l fcm-ca-file -d 'Also trust the certificate authorities in this PEM file for the FCM endpoint (a TLS proxy, a test server)' -r -F
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l concurrency -d 'Requests in flight at once, 1 to 20000 (spread over up to 64 HTTP/2 connections of 100 streams each; 20000 is about what one process can serve, beyond it only memory grows: use shards for more)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l rate -d 'Messages per second at most, 0 for no cap, up to 100000 (the project quota is 10,000/s unless Google raised it; one process peaks near 33,000/s)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l targets -d 'How stored device values are read: auto sends a value of an installation ID\'s exact shape (22 URL-safe base64 characters, the first c-f) as "fid" and any other as "token"; token or fid reads every value so' -r -f -a "auto\t'An FID where the value has an FID\'s exact shape, a registration token otherwise'
+token\t'Every value is a registration token'
+fid\t'Every value is a Firebase installation ID'"
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l timezone -d 'Time zone of slots, weeks and the backend\'s naive datetimes' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l max-attempts -d 'Attempts per message before it counts as failed, 1 to 20' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l backoff -d 'First back-off after a 500/503 without Retry-After, more than 0 (doubles each attempt up to 5m; 10s is Google\'s minimum)' -r
@@ -291,6 +319,9 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not 
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l fcm-ca-file -d 'Also trust the certificate authorities in this PEM file for the FCM endpoint (a TLS proxy, a test server)' -r -F
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l concurrency -d 'Requests in flight at once, 1 to 20000 (spread over up to 64 HTTP/2 connections of 100 streams each; 20000 is about what one process can serve, beyond it only memory grows: use shards for more)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l rate -d 'Messages per second at most, 0 for no cap, up to 100000 (the project quota is 10,000/s unless Google raised it; one process peaks near 33,000/s)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l targets -d 'How stored device values are read: auto sends a value of an installation ID\'s exact shape (22 URL-safe base64 characters, the first c-f) as "fid" and any other as "token"; token or fid reads every value so' -r -f -a "auto\t'An FID where the value has an FID\'s exact shape, a registration token otherwise'
+token\t'Every value is a registration token'
+fid\t'Every value is a Firebase installation ID'"
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l timezone -d 'Time zone of slots, weeks and the backend\'s naive datetimes' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l max-attempts -d 'Attempts per message before it counts as failed, 1 to 20' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l backoff -d 'First back-off after a 500/503 without Retry-After, more than 0 (doubles each attempt up to 5m; 10s is Google\'s minimum)' -r
@@ -320,6 +351,9 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fi
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l fcm-ca-file -d 'Also trust the certificate authorities in this PEM file for the FCM endpoint (a TLS proxy, a test server)' -r -F
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l concurrency -d 'Requests in flight at once, 1 to 20000 (spread over up to 64 HTTP/2 connections of 100 streams each; 20000 is about what one process can serve, beyond it only memory grows: use shards for more)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l rate -d 'Messages per second at most, 0 for no cap, up to 100000 (the project quota is 10,000/s unless Google raised it; one process peaks near 33,000/s)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l targets -d 'How stored device values are read: auto sends a value of an installation ID\'s exact shape (22 URL-safe base64 characters, the first c-f) as "fid" and any other as "token"; token or fid reads every value so' -r -f -a "auto\t'An FID where the value has an FID\'s exact shape, a registration token otherwise'
+token\t'Every value is a registration token'
+fid\t'Every value is a Firebase installation ID'"
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l timezone -d 'Time zone of slots, weeks and the backend\'s naive datetimes' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l max-attempts -d 'Attempts per message before it counts as failed, 1 to 20' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l backoff -d 'First back-off after a 500/503 without Retry-After, more than 0 (doubles each attempt up to 5m; 10s is Google\'s minimum)' -r

@@ -66,6 +66,12 @@ pub struct GlobalArgs {
     #[arg(long, env = "WOLLEY_RATE", global = true, default_value_t = 9000)]
     pub rate: u32,
 
+    /// How stored device values are read: auto sends a value of an installation ID's exact shape
+    /// (22 URL-safe base64 characters, the first c-f) as "fid" and any other as "token"; token or
+    /// fid reads every value so
+    #[arg(long, env = "WOLLEY_TARGETS", global = true, value_enum, default_value_t = crate::fcm::target::Targets::Auto)]
+    pub targets: crate::fcm::target::Targets,
+
     /// Time zone of slots, weeks and the backend's naive datetimes
     #[arg(long, env = "WOLLEY_TIMEZONE", global = true, default_value = "Asia/Seoul")]
     pub timezone: String,
@@ -150,7 +156,9 @@ pub enum Command {
     PathDaily(PathDailyArgs),
 
     /// One message to one device, to check a phone or the credentials by hand
-    #[command(after_help = "Example:\n  wolley-push send --token dGhpcyBpcyBhIHRva2Vu... --kind path-daily")]
+    #[command(
+        after_help = "Examples:\n  wolley-push send --token dGhpcyBpcyBhIHRva2Vu... --kind path-daily\n  wolley-push send --fid cR_8eKx2Q-2mP0aBcDeF9z --kind save-location"
+    )]
     Send(SendArgs),
 
     /// Weekly statistics per user and category, and badges (cron: Mondays 00:30)
@@ -371,10 +379,15 @@ pub struct NotificationText {
 
 /// `send` flags.
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("device").required(true).args(["token", "fid"])))]
 pub struct SendArgs {
     /// The device's FCM registration token
     #[arg(long)]
-    pub token: String,
+    pub token: Option<String>,
+
+    /// The device's Firebase installation ID (sent as "fid")
+    #[arg(long)]
+    pub fid: Option<String>,
 
     /// Which message to send
     #[arg(long, value_enum, default_value_t = Kind::PathDaily)]

@@ -12,6 +12,7 @@ use crate::breaker::PrunePolicy;
 use crate::cli::{self, Cli, Command};
 use crate::db::DatabaseUrl;
 use crate::error::{Error, Result};
+use crate::fcm::target::Targets;
 use crate::fcm::ClientSettings;
 use crate::mode::Mode;
 use crate::names;
@@ -70,6 +71,8 @@ pub(crate) struct Sending {
     pub backoff: Duration,
     /// First back-off after 429.
     pub quota_backoff: Duration,
+    /// How stored device values are read: registration token or installation ID.
+    pub targets: Targets,
 }
 
 /// Targets, mode and run-safety settings of a scheduled job.
@@ -148,8 +151,10 @@ pub(crate) enum Job {
     Migrate,
     /// One message to one device.
     Send {
-        /// The device token.
+        /// The device's registration token or installation ID.
         token: String,
+        /// Which of the two, as the flag named it.
+        as_kind: Targets,
         kind: SendKind,
         /// Deliver, validate or print.
         mode: Mode,
@@ -254,6 +259,7 @@ impl Config {
                 max_attempts,
                 backoff: positive_duration("--backoff", &global.backoff, None)?,
                 quota_backoff: positive_duration("--quota-backoff", &global.quota_backoff, None)?,
+                targets: global.targets,
             },
             prune: PrunePolicy {
                 max_dead_share: percent("--max-dead-share", &global.max_dead_share)?,
@@ -336,7 +342,8 @@ fn job(command: Command, now: DateTime<Utc>, timezone: Tz) -> Result<Job> {
         }
         Command::Generate(args) => Job::Generate { out_dir: args.out_dir },
         Command::Send(args) => Job::Send {
-            token: args.token,
+            as_kind: if args.fid.is_some() { Targets::Fid } else { Targets::Token },
+            token: args.fid.or(args.token).expect("clap requires --token or --fid"),
             kind: match args.kind {
                 cli::Kind::SaveLocation => SendKind::SaveLocation,
                 cli::Kind::PathDaily => SendKind::PathDaily(text(args.text)),

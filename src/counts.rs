@@ -22,6 +22,18 @@ pub(crate) struct Counts {
     /// Of `failed`, those where FCM never answered.
     #[serde(skip)]
     pub unreachable: u64,
+    /// `targeted` by how the device is addressed.
+    pub targets: TargetCounts,
+}
+
+/// Devices by how they are addressed: the migration from registration tokens to Firebase
+/// installation IDs, as one run saw it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub(crate) struct TargetCounts {
+    /// Sent as `"token"`.
+    pub token: u64,
+    /// Sent as `"fid"`.
+    pub fid: u64,
 }
 
 /// One slot's totals over all its runs, as the ledger keeps them. Every user the slot reached

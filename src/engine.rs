@@ -160,7 +160,7 @@ impl Engine {
 
     async fn deliver(&self, lane: usize, target: &Target) -> Result<Outcome, EngineError> {
         let mut body = Vec::new();
-        self.template.render_for(&target.token, target.message.as_deref(), &mut body);
+        self.template.render_for(target.kind, &target.token, target.message.as_deref(), &mut body);
         let body = Bytes::from(body);
         let mut attempt = 0;
         loop {

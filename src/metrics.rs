@@ -16,6 +16,8 @@
 //! - `wolley_push_last_run_duration_seconds`;
 //! - `wolley_push_last_run_messages{result="sent|pruned|failed|expired|skipped"}`: absent when
 //!   the last run counted no messages (it stopped with an error, or the job sends none);
+//! - `wolley_push_last_run_targets{target="token|fid"}`: the devices it targeted, by how they
+//!   are addressed (registration token or installation ID), absent as the messages are;
 //! - `wolley_push_last_run_exit_code`.
 
 use std::collections::BTreeMap;
@@ -33,6 +35,7 @@ const LAST_RUN: &str = "wolley_push_last_run_timestamp_seconds";
 const LAST_SUCCESS: &str = "wolley_push_last_success_timestamp_seconds";
 const DURATION: &str = "wolley_push_last_run_duration_seconds";
 const MESSAGES: &str = "wolley_push_last_run_messages";
+const TARGETS: &str = "wolley_push_last_run_targets";
 const EXIT_CODE: &str = "wolley_push_last_run_exit_code";
 
 /// wolley-push's metric families in the order they are written, with their help text.
@@ -41,6 +44,7 @@ const FAMILIES: &[(&str, &str)] = &[
     (LAST_SUCCESS, "Unix time the job's last successful run ended (exit code 0)."),
     (DURATION, "Wall time of the job's last run."),
     (MESSAGES, "Messages of the job's last run by result (sent, pruned, failed, expired, skipped)."),
+    (TARGETS, "Devices the job's last run targeted by how they are addressed (token, fid)."),
     (EXIT_CODE, "Exit code of the job's last run (0 ok, 3 partial, 75 temporary, 78 configuration)."),
 ];
 
@@ -226,6 +230,9 @@ impl Exposition {
                 ("skipped", counts.skipped),
             ] {
                 add(MESSAGES, labels(Some(("result", result))), value.to_string());
+            }
+            for (target, value) in [("token", counts.targets.token), ("fid", counts.targets.fid)] {
+                add(TARGETS, labels(Some(("target", target))), value.to_string());
             }
         }
         add(EXIT_CODE, labels(None), run.exit_code.code().to_string());

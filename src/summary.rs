@@ -101,6 +101,8 @@ impl Summary {
         ] {
             let _ = writeln!(out, "  {name:<9}{value:>10}");
         }
+        // Of `targeted`: how far the devices have moved to installation IDs.
+        let _ = writeln!(out, "  {:<9}{:>10}", "as fid", c.targets.fid);
         if let Some(users) = self.retry_set {
             let _ = writeln!(out, "  {:<9}{:>10}", "retry set", users);
         }
@@ -187,6 +189,7 @@ mod tests {
             "failed",
             "skipped",
             "expired",
+            "targets",
             "duration_secs",
             "rate_per_sec",
             "exit_code",

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Duration as ChronoDuration, TimeZone};
 use serde_json::{json, Map, Value};
 
+use super::target::TargetKind;
 use crate::exit::ExitCode;
 
 /// Default title of the weekly `path-daily` notification.
@@ -139,8 +140,8 @@ impl Message {
         }
     }
 
-    /// The FCM `message` object for `token`.
-    pub(crate) fn to_json(&self, token: &str) -> Value {
+    /// The FCM `message` object for the device `target`, named in its `kind`'s field.
+    pub(crate) fn to_json(&self, kind: TargetKind, target: &str) -> Value {
         let mut message = match self {
             Message::SaveLocation { slot, expires_at, ttl_secs } => {
                 save_location_json(slot, *expires_at, *ttl_secs)
@@ -153,10 +154,10 @@ impl Message {
             }
         };
         let object = message.as_object_mut().expect("message builders return objects");
-        let mut with_token = Map::with_capacity(object.len() + 1);
-        with_token.insert("token".into(), Value::String(token.into()));
-        with_token.append(object);
-        Value::Object(with_token)
+        let mut with_target = Map::with_capacity(object.len() + 1);
+        with_target.insert(kind.field().into(), Value::String(target.into()));
+        with_target.append(object);
+        Value::Object(with_target)
     }
 }
 
@@ -213,11 +214,14 @@ fn visible_json(
     })
 }
 
-/// A request body serialised once, with the token spliced in per device: the hot path of a
+/// A request body serialised once, with the device spliced in per message: the hot path of a
 /// large fan-out does one copy per message instead of building and serialising a JSON tree.
 #[derive(Debug, Clone)]
 pub(crate) struct RequestTemplate {
-    prefix: Vec<u8>,
+    /// Up to the value of `"token":`.
+    token_prefix: Vec<u8>,
+    /// Up to the value of `"fid":`.
+    fid_prefix: Vec<u8>,
     suffix: Vec<u8>,
     validate_only: bool,
 }
@@ -231,51 +235,66 @@ impl RequestTemplate {
     /// [`MessageError::TooLarge`] when the message with a token of [`TOKEN_ALLOWANCE`] bytes
     /// would be over 4096 bytes.
     pub(crate) fn new(message: &Message, validate_only: bool) -> Result<Self, MessageError> {
-        let without_token = serde_json::to_vec(&message.to_json("")).expect("JSON values serialise").len();
+        // The token field's name is the longer: the check holds for an FID too.
+        let without_token =
+            serde_json::to_vec(&message.to_json(TargetKind::Token, "")).expect("JSON values serialise").len();
         let payload_bytes = without_token + TOKEN_ALLOWANCE;
         if payload_bytes > MAX_MESSAGE_BYTES {
             return Err(MessageError::TooLarge { kind: message.kind(), bytes: payload_bytes });
         }
-        let body = request_body(message, TOKEN_PLACEHOLDER, validate_only);
-        let text = serde_json::to_string(&body).expect("JSON values serialise");
-        let marker = serde_json::to_string(TOKEN_PLACEHOLDER).expect("strings serialise");
-        let marker = &marker[1..marker.len() - 1];
-        let at = text.find(marker).expect("the placeholder is in the body");
-        Ok(RequestTemplate {
-            prefix: text.as_bytes()[..at].to_vec(),
-            suffix: text.as_bytes()[at + marker.len()..].to_vec(),
-            validate_only,
-        })
+        let (token_prefix, suffix) = split_at_placeholder(message, TargetKind::Token, validate_only);
+        let (fid_prefix, _) = split_at_placeholder(message, TargetKind::Fid, validate_only);
+        Ok(RequestTemplate { token_prefix, fid_prefix, suffix, validate_only })
     }
 
-    /// The request body for `token`, written into `out` (cleared first).
-    pub(crate) fn render_into(&self, token: &str, out: &mut Vec<u8>) {
+    /// The request body for the device `target` of `kind`, written into `out` (cleared first).
+    pub(crate) fn render_into(&self, kind: TargetKind, target: &str, out: &mut Vec<u8>) {
+        let prefix = match kind {
+            TargetKind::Token => &self.token_prefix,
+            TargetKind::Fid => &self.fid_prefix,
+        };
         out.clear();
-        out.reserve(self.prefix.len() + token.len() + self.suffix.len());
-        out.extend_from_slice(&self.prefix);
-        write_json_string_contents(token, out);
+        out.reserve(prefix.len() + target.len() + self.suffix.len());
+        out.extend_from_slice(prefix);
+        write_json_string_contents(target, out);
         out.extend_from_slice(&self.suffix);
     }
 
-    /// The request body for `token`, or for `token` with its own `message` when a target
+    /// The request body for the device `target` of `kind`, with its own `message` when it
     /// carries one (e.g. a per-user badge notification), written into `out`.
-    pub(crate) fn render_for(&self, token: &str, message: Option<&Message>, out: &mut Vec<u8>) {
+    pub(crate) fn render_for(
+        &self,
+        kind: TargetKind,
+        target: &str,
+        message: Option<&Message>,
+        out: &mut Vec<u8>,
+    ) {
         match message {
-            None => self.render_into(token, out),
+            None => self.render_into(kind, target, out),
             Some(message) => {
                 out.clear();
-                serde_json::to_writer(&mut *out, &request_body(message, token, self.validate_only))
+                serde_json::to_writer(&mut *out, &request_body(message, kind, target, self.validate_only))
                     .expect("JSON values serialise");
             }
         }
     }
 
-    /// The request body for `token` as a new buffer.
+    /// The request body for the registration token `token` as a new buffer.
     pub(crate) fn render(&self, token: &str) -> Vec<u8> {
         let mut out = Vec::new();
-        self.render_into(token, &mut out);
+        self.render_into(TargetKind::Token, token, &mut out);
         out
     }
+}
+
+/// The body serialised with a placeholder for the device, cut around it: (before, after).
+fn split_at_placeholder(message: &Message, kind: TargetKind, validate_only: bool) -> (Vec<u8>, Vec<u8>) {
+    let body = request_body(message, kind, TOKEN_PLACEHOLDER, validate_only);
+    let text = serde_json::to_string(&body).expect("JSON values serialise");
+    let marker = serde_json::to_string(TOKEN_PLACEHOLDER).expect("strings serialise");
+    let marker = &marker[1..marker.len() - 1];
+    let at = text.find(marker).expect("the placeholder is in the body");
+    (text.as_bytes()[..at].to_vec(), text.as_bytes()[at + marker.len()..].to_vec())
 }
 
 /// The size of the `message` object, the part FCM counts against [`MAX_MESSAGE_BYTES`], in a
@@ -288,9 +307,9 @@ pub(crate) fn message_bytes(body: &[u8]) -> usize {
     body.len().saturating_sub(HEAD.len() + tail)
 }
 
-/// The `messages:send` request body for `token`.
-pub(crate) fn request_body(message: &Message, token: &str, validate_only: bool) -> Value {
-    let mut body = json!({ "message": message.to_json(token) });
+/// The `messages:send` request body for the device `target` of `kind`.
+pub(crate) fn request_body(message: &Message, kind: TargetKind, target: &str, validate_only: bool) -> Value {
+    let mut body = json!({ "message": message.to_json(kind, target) });
     if validate_only {
         body["validate_only"] = Value::Bool(true);
     }
@@ -323,8 +342,22 @@ mod tests {
         let message = Message::save_location(&seoul_slot(), std::time::Duration::from_secs(1800));
         let template = RequestTemplate::new(&message, false).unwrap();
         let token = "tok\"en\\with-escapes";
-        let expected = serde_json::to_vec(&request_body(&message, token, false)).unwrap();
+        let expected = serde_json::to_vec(&request_body(&message, TargetKind::Token, token, false)).unwrap();
         assert_eq!(template.render(token), expected);
+    }
+
+    #[test]
+    fn an_fid_is_spliced_into_the_fid_field_with_the_same_bytes_as_serialising_the_tree() {
+        let message = Message::path_daily("2026-W48".into(), &seoul_slot(), "t".into(), "b".into());
+        let template = RequestTemplate::new(&message, false).unwrap();
+        let fid = "cR_8eKx2Q-2mP0aBcDeF9z";
+        let mut body = Vec::new();
+        template.render_into(TargetKind::Fid, fid, &mut body);
+        let expected = serde_json::to_vec(&request_body(&message, TargetKind::Fid, fid, false)).unwrap();
+        assert_eq!(body, expected);
+        let parsed: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(parsed["message"]["fid"], fid);
+        assert!(parsed["message"].get("token").is_none(), "one target field only");
     }
 
     #[test]
@@ -350,7 +383,7 @@ mod tests {
             &["카페 단골", "집콕 마스터"],
             &seoul_slot(),
         );
-        let json = message.to_json("t");
+        let json = message.to_json(TargetKind::Token, "t");
         assert_eq!(message.kind(), "badge");
         assert_eq!(
             json["data"],
@@ -374,7 +407,7 @@ mod tests {
     fn message_bytes_is_the_size_of_the_message_object_fcm_counts() {
         let token = "a-device-token:APA91b";
         let message = Message::path_daily("2026-W48".into(), &seoul_slot(), "t".into(), "본문".into());
-        let counted = serde_json::to_vec(&message.to_json(token)).unwrap().len();
+        let counted = serde_json::to_vec(&message.to_json(TargetKind::Token, token)).unwrap().len();
         for validate_only in [false, true] {
             let template = RequestTemplate::new(&message, validate_only).unwrap();
             assert_eq!(message_bytes(&template.render(token)), counted, "validate_only {validate_only}");
@@ -382,8 +415,11 @@ mod tests {
         let badge = Message::badge("2026-W48".into(), "cafe-lover".into(), &["카페 단골"], &seoul_slot());
         let template = RequestTemplate::new(&message, true).unwrap();
         let mut body = Vec::new();
-        template.render_for(token, Some(&badge), &mut body);
-        assert_eq!(message_bytes(&body), serde_json::to_vec(&badge.to_json(token)).unwrap().len());
+        template.render_for(TargetKind::Token, token, Some(&badge), &mut body);
+        assert_eq!(
+            message_bytes(&body),
+            serde_json::to_vec(&badge.to_json(TargetKind::Token, token)).unwrap().len()
+        );
     }
 
     #[test]
@@ -394,7 +430,8 @@ mod tests {
             RequestTemplate::new(&message, false).is_ok()
         };
         let base = serde_json::to_vec(
-            &Message::path_daily("2026-W48".into(), &seoul_slot(), "t".into(), String::new()).to_json(""),
+            &Message::path_daily("2026-W48".into(), &seoul_slot(), "t".into(), String::new())
+                .to_json(TargetKind::Token, ""),
         )
         .unwrap()
         .len();
@@ -406,7 +443,8 @@ mod tests {
     #[test]
     fn an_oversized_message_says_by_how_much_to_shorten_it() {
         let base = serde_json::to_vec(
-            &Message::path_daily("2026-W48".into(), &seoul_slot(), "t".into(), String::new()).to_json(""),
+            &Message::path_daily("2026-W48".into(), &seoul_slot(), "t".into(), String::new())
+                .to_json(TargetKind::Token, ""),
         )
         .unwrap()
         .len();

@@ -1,10 +1,12 @@
 //! Everything that speaks to Firebase: OAuth access tokens ([`auth`]), the message kinds
-//! ([`message`]), what an answer means ([`verdict`]) and the HTTP/2 client ([`FcmClient`]).
+//! ([`message`]), which field names the device ([`target`]: a registration token or an
+//! installation ID), what an answer means ([`verdict`]) and the HTTP/2 client ([`FcmClient`]).
 //! gcp_auth and the HTTP/2 transport ([`http2`]) live here and nowhere else.
 
 pub(crate) mod auth;
 mod http2;
 pub(crate) mod message;
+pub(crate) mod target;
 pub(crate) mod verdict;
 
 use std::sync::Arc;

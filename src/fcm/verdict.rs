@@ -151,8 +151,9 @@ struct FieldViolation {
     description: String,
 }
 
-/// The request field that holds the device token, as `fieldViolations[].field` names it.
-const TOKEN_FIELD: &str = "message.token";
+/// The request fields that name the device (a registration token or an installation ID), as
+/// `fieldViolations[].field` names them.
+const TARGET_FIELDS: [&str; 2] = ["message.token", "message.fid"];
 
 /// Classifies an answer by its status, `Retry-After` header and body.
 pub(crate) fn classify(status: u16, retry_after: Option<&str>, body: &[u8]) -> Verdict {
@@ -181,15 +182,17 @@ pub(crate) fn classify(status: u16, retry_after: Option<&str>, body: &[u8]) -> V
     }
 }
 
-/// A 400 `INVALID_ARGUMENT` is about the token when its message says so ("The registration token
-/// is not a valid FCM registration token") or when its `google.rpc.BadRequest` detail names only
-/// `message.token` (the message then may say just "Request contains an invalid argument.").
-/// A violation on any other field is our payload's fault, even beside one on the token: pruning
-/// on it would clear live tokens from every message of the run.
+/// A 400 `INVALID_ARGUMENT` is about the device when its message says so ("The registration token
+/// is not a valid FCM registration token", or an installation ID) or when its
+/// `google.rpc.BadRequest` detail names only `message.token` or `message.fid` (the message then
+/// may say just "Request contains an invalid argument."). A violation on any other field is our
+/// payload's fault, even beside one on the device: pruning on it would clear live tokens from
+/// every message of the run.
 fn invalid_argument(detail: &ErrorDetail) -> Verdict {
     let violations: Vec<&FieldViolation> = detail.details.iter().flat_map(|d| &d.field_violations).collect();
-    let elsewhere = violations.iter().any(|v| v.field != TOKEN_FIELD);
-    let on_the_token = violations.iter().any(|v| v.field == TOKEN_FIELD);
+    let names_the_device = |v: &&FieldViolation| TARGET_FIELDS.contains(&v.field.as_str());
+    let elsewhere = violations.iter().any(|v| !names_the_device(v));
+    let on_the_token = violations.iter().any(names_the_device);
     if !elsewhere && (on_the_token || is_about_the_token(&detail.message)) {
         return Verdict::Dead(DeadReason::InvalidToken);
     }
@@ -200,9 +203,11 @@ fn invalid_argument(detail: &ErrorDetail) -> Verdict {
     Verdict::Fatal(FatalSendError::InvalidPayload(described))
 }
 
-/// Google words an invalid token as "The registration token is not a valid FCM registration token".
+/// Google words an invalid token as "The registration token is not a valid FCM registration
+/// token"; an invalid installation ID names it.
 fn is_about_the_token(message: &str) -> bool {
-    message.to_ascii_lowercase().contains("registration token")
+    let message = message.to_ascii_lowercase();
+    message.contains("registration token") || message.contains("installation id")
 }
 
 fn describe(status: u16, detail: &ErrorDetail) -> String {
@@ -279,6 +284,12 @@ mod tests {
     #[test]
     fn a_field_violation_on_the_token_is_a_dead_token() {
         let v = classify(400, None, &bad_request("message.token", "Invalid registration token"));
+        assert_eq!(v, Verdict::Dead(DeadReason::InvalidToken));
+    }
+
+    #[test]
+    fn a_field_violation_on_the_installation_id_is_a_dead_target() {
+        let v = classify(400, None, &bad_request("message.fid", "Invalid installation ID"));
         assert_eq!(v, Verdict::Dead(DeadReason::InvalidToken));
     }
 

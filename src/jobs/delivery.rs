@@ -16,6 +16,7 @@ use crate::engine::{Delivery, Engine, Outcome, Policy};
 use crate::error::{Error, Result};
 use crate::fcm::auth::{AuthError, Authenticator, ServiceAccountKey};
 use crate::fcm::message::{Message, RequestTemplate};
+use crate::fcm::target::Targets;
 use crate::fcm::{ClientSettings, DeadReason, FatalSendError, FcmClient};
 use crate::ledger::{Ending, Recorder, Resolution};
 use crate::mode::Mode;
@@ -104,7 +105,7 @@ pub(crate) async fn execute(
 ) -> Result<Summary> {
     if plan.mode == Mode::Print {
         let template = RequestTemplate::new(&plan.message, false)?;
-        let counts = print_all(plan.source, &template).await?;
+        let counts = print_all(plan.source, &template, config.sending.targets).await?;
         return Ok(Summary::new(plan.job, plan.slot, plan.mode, counts, started.elapsed()));
     }
     let prepared = prepare(config, &plan.message, plan.mode).await?;
@@ -115,8 +116,8 @@ pub(crate) async fn execute(
     Ok(ran.summary((plan.job, plan.slot, plan.mode), started.elapsed()))
 }
 
-async fn print_all(mut source: TokenSource, template: &RequestTemplate) -> Result<Counts> {
-    let mut filter = source.filter(false).await?;
+async fn print_all(mut source: TokenSource, template: &RequestTemplate, targets: Targets) -> Result<Counts> {
+    let mut filter = source.filter(false, targets).await?;
     let mut stdout = StdoutBodies::new();
     let mut body = Vec::new();
     let mut printed = 0;
@@ -125,7 +126,7 @@ async fn print_all(mut source: TokenSource, template: &RequestTemplate) -> Resul
         for candidate in page.candidates {
             let_the_next_page_in().await;
             let Ok(target) = filter.admit(&candidate) else { continue };
-            template.render_for(&target.token, candidate.message.as_deref(), &mut body);
+            template.render_for(target.kind, &target.token, candidate.message.as_deref(), &mut body);
             body.push(b'\n');
             // The reader has gone (`| head -1`): the rest would go nowhere.
             if stdout.write(&body)? == Written::ReaderGone {
@@ -136,7 +137,13 @@ async fn print_all(mut source: TokenSource, template: &RequestTemplate) -> Resul
     }
     stdout.finish()?;
     let tokens = filter.counts();
-    Ok(Counts { targeted: tokens.targeted, sent: printed, skipped: tokens.skipped(), ..Counts::default() })
+    Ok(Counts {
+        targeted: tokens.targeted,
+        sent: printed,
+        skipped: tokens.skipped(),
+        targets: tokens.targets(),
+        ..Counts::default()
+    })
 }
 
 /// Sends every token of `source`, reporting to `recorder` when the run is journaled, until the
@@ -151,7 +158,7 @@ pub(crate) async fn deliver(
     deadline: Option<Duration>,
     job: &str,
 ) -> Ran {
-    let filter = match source.filter(config.output.progress.shown()).await {
+    let filter = match source.filter(config.output.progress.shown(), config.sending.targets).await {
         Ok(filter) => filter,
         Err(error) => {
             let error = Error::from(error);
@@ -189,6 +196,7 @@ pub(crate) async fn deliver(
     let (exhausted, fed_error) = match fed {
         Ok(Fed { tokens, exhausted }) => {
             counts.targeted = tokens.targeted;
+            counts.targets = tokens.targets();
             counts.skipped = tokens.skipped();
             (exhausted, None)
         }

@@ -194,13 +194,13 @@ pub(crate) async fn run(config: &Config) -> Result<RunEnd> {
             };
             broadcast::run(config, job).await
         }
-        Job::Send { token, kind, mode } => {
+        Job::Send { token, as_kind, kind, mode } => {
             let plan = Plan {
                 job: config.job.name(),
                 slot: "-".into(),
                 message: one_off_message(config, kind),
                 mode: *mode,
-                source: TokenSource::single(token.clone()),
+                source: TokenSource::single(token.clone(), *as_kind),
             };
             let summary = delivery::execute(config, plan, None, Instant::now()).await?;
             summary::emit(&summary, &config.output, *mode == crate::mode::Mode::Print)?;

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::exit::ExitCode;
 use crate::fcm::auth::AuthError;
 use crate::fcm::message::{Message, MAX_MESSAGE_BYTES};
+use crate::fcm::target::TargetKind;
 use crate::jobs::broadcast::{self, Audience, Broadcast};
 use crate::jobs::RunEnd;
 use crate::names;
@@ -155,7 +156,8 @@ fn check_can_notify(config: &Config, job: &StatsWeekly, largest: &Message) -> Re
     if config.credentials.is_none() {
         return Err(AuthError::Missing.into());
     }
-    let bytes = serde_json::to_vec(&largest.to_json("")).expect("JSON values serialise").len();
+    let bytes =
+        serde_json::to_vec(&largest.to_json(TargetKind::Token, "")).expect("JSON values serialise").len();
     if bytes > MAX_MESSAGE_BYTES {
         let file =
             job.badges.as_ref().map_or_else(|| "the built-in set".to_owned(), |p| p.display().to_string());

@@ -17,8 +17,10 @@ use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
 
+use crate::counts::TargetCounts;
 use crate::db::{Database, DbError};
 use crate::fcm::message::Message;
+use crate::fcm::target::{TargetKind, Targets};
 use crate::shard::Shard;
 use crate::slot::{IsoWeek, RunKey};
 
@@ -33,8 +35,10 @@ pub(crate) use crate::db::PLACEHOLDER_TOKEN;
 pub(crate) struct Target {
     /// The backend user, when known (needed to prune a dead token).
     pub user_id: Option<i64>,
-    /// The token as sent: trimmed.
+    /// The token or installation ID as sent: trimmed.
     pub token: String,
+    /// Which of the two it is: the field it is sent in.
+    pub kind: TargetKind,
     /// The token exactly as stored, when it differs from `token` (pruning compares this).
     pub stored: Option<String>,
     /// A message of this target's own, instead of the run's (e.g. which badges a user won).
@@ -64,6 +68,8 @@ pub(crate) fn short_token(token: &str) -> &str {
 pub(crate) struct TokenCounts {
     /// Distinct valid tokens handed to the sender.
     pub targeted: u64,
+    /// Of `targeted`, those sent as Firebase installation IDs.
+    pub fids: u64,
     /// Tokens that cannot be valid (control characters, spaces, too long, not ASCII).
     pub invalid: u64,
     /// Tokens already seen in this run.
@@ -75,16 +81,23 @@ pub(crate) struct TokenCounts {
 }
 
 impl TokenCounts {
+    /// `targeted` by how the device is addressed.
+    pub(crate) fn targets(&self) -> TargetCounts {
+        TargetCounts { token: self.targeted - self.fids, fid: self.fids }
+    }
+
     /// Everything not sent on purpose.
     pub(crate) fn skipped(&self) -> u64 {
         self.invalid + self.duplicate + self.unusable_lines + self.gone
     }
 }
 
-/// Decides which tokens are sent: trimmed, checked, and each token once.
+/// Decides which tokens are sent, and as what: trimmed, checked, each token once, read as a
+/// registration token or an installation ID.
 #[derive(Default)]
 pub(crate) struct TokenFilter {
     dedup: Dedup,
+    targets: Targets,
     counts: TokenCounts,
     /// Messages the run expects to send, when it can tell (the progress bar's total).
     expected: Option<u64>,
@@ -135,6 +148,12 @@ impl TokenFilter {
         TokenFilter { dedup: Dedup::Database, expected, ..TokenFilter::default() }
     }
 
+    /// Reads the values as `targets` says (`--targets`; `auto` by default).
+    pub(crate) fn reading(mut self, targets: Targets) -> Self {
+        self.targets = targets;
+        self
+    }
+
     /// The target for a candidate, or why it is not sent.
     pub(crate) fn admit(&mut self, candidate: &Candidate) -> Result<Target, Rejection> {
         let Some(stored) = candidate.stored.as_deref() else { return Err(Rejection::NoToken) };
@@ -168,8 +187,10 @@ impl TokenFilter {
             return Err(Rejection::Duplicate);
         }
         self.counts.targeted += 1;
+        let kind = self.targets.read(token);
+        self.counts.fids += u64::from(kind == TargetKind::Fid);
         let stored = (token.len() != stored.len()).then(|| stored.to_owned());
-        Ok(Target { user_id, token: token.to_owned(), stored, message: None })
+        Ok(Target { user_id, token: token.to_owned(), kind, stored, message: None })
     }
 
     /// Counts what a page could not even offer: unusable lines, users gone from the retry set.
@@ -241,8 +262,8 @@ pub(crate) enum TokenSource {
     Users(users::UserPages),
     /// A tokens file, or stdin for `-`.
     File(file::FilePages),
-    /// One token given on the command line (taken once).
-    Single(Option<String>),
+    /// One device given on the command line (taken once), read as its flag said.
+    Single { token: Option<String>, reading: Targets },
     /// The week's badge winners, each with a notification of their own.
     Winners(winners::WinnerPages),
 }
@@ -290,9 +311,9 @@ impl TokenSource {
         TokenSource::File(file::FilePages::new(path))
     }
 
-    /// One token.
-    pub(crate) fn single(token: String) -> Self {
-        TokenSource::Single(Some(token))
+    /// One device: `send --token` reads it as a token, `send --fid` as an installation ID.
+    pub(crate) fn single(token: String, reading: Targets) -> Self {
+        TokenSource::Single { token: Some(token), reading }
     }
 
     /// The filter for this source. From the database, a token held by several users goes
@@ -303,7 +324,18 @@ impl TokenSource {
     ///
     /// # Errors
     /// When the database or the file fails.
-    pub(crate) async fn filter(&self, count_total: bool) -> Result<TokenFilter, SourceError> {
+    pub(crate) async fn filter(
+        &self,
+        count_total: bool,
+        targets: Targets,
+    ) -> Result<TokenFilter, SourceError> {
+        Ok(match self {
+            TokenSource::Single { reading, .. } => self.unread_filter(count_total).await?.reading(*reading),
+            _ => self.unread_filter(count_total).await?.reading(targets),
+        })
+    }
+
+    async fn unread_filter(&self, count_total: bool) -> Result<TokenFilter, SourceError> {
         let started = std::time::Instant::now();
         let (db, pages_owners, start) = match self {
             TokenSource::Users(pages) => (pages.database(), pages.owners(), Some(pages.start())),
@@ -312,7 +344,7 @@ impl TokenSource {
                 let expected = if count_total { pages.count_token_lines().await? } else { None };
                 return Ok(TokenFilter { expected, ..TokenFilter::default() });
             }
-            TokenSource::Single(token) => {
+            TokenSource::Single { token, .. } => {
                 return Ok(TokenFilter {
                     expected: Some(u64::from(token.is_some())),
                     ..TokenFilter::default()
@@ -339,7 +371,7 @@ impl TokenSource {
             TokenSource::Users(pages) => pages.next_page().await?,
             TokenSource::Winners(pages) => pages.next_page().await?,
             TokenSource::File(pages) => pages.next_page().await?,
-            TokenSource::Single(token) => token.take().map(|token| Page {
+            TokenSource::Single { token, .. } => token.take().map(|token| Page {
                 candidates: vec![Candidate::read(None, Some(token), None)],
                 unusable_lines: 0,
             }),

@@ -12,6 +12,7 @@ mod database_faults;
 mod deploy;
 mod doctor;
 mod fcm_faults;
+mod fid_targets;
 mod flag_bounds;
 mod generated;
 mod ledger;

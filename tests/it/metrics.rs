@@ -254,6 +254,18 @@ fn a_run_that_finds_the_lock_held_does_not_move_the_last_success() {
 }
 
 #[test]
+fn the_last_run_s_devices_are_counted_by_how_they_are_addressed() {
+    let world = World::new().with_db();
+    world.db().add_users(&[(1, Some("alive-token:APA91bAlive")), (2, Some("cR_8eKx2Q-2mP0aBcDeF9z"))]);
+    let metrics = metrics_path(&world);
+    let output = run(&world, &metrics, &["save-location", "-q"]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let samples = samples(&metrics);
+    assert_eq!(sample(&samples, "wolley_push_last_run_targets{wolley_job=save-location,target=token}"), 1.0);
+    assert_eq!(sample(&samples, "wolley_push_last_run_targets{wolley_job=save-location,target=fid}"), 1.0);
+}
+
+#[test]
 fn a_slot_already_done_counts_as_a_success() {
     let world = World::new().with_db();
     world.db().add_users(&[(1, Some("alive-token:APA91bAlive"))]);

@@ -25,6 +25,10 @@ pub(crate) fn send_path_project(path: &str) -> Option<&str> {
     rest.strip_suffix("/messages:send").or_else(|| rest.strip_suffix("/messages%3Asend"))
 }
 
+/// The `Message` fields that name one device; FCM's `target` is a oneof: exactly one is set
+/// (topics and conditions are not faked).
+const TARGET_FIELDS: [&str; 2] = ["token", "fid"];
+
 /// One send request as it arrived.
 struct Send {
     at: Instant,
@@ -37,8 +41,15 @@ struct Send {
 }
 
 impl Send {
+    /// The device: `message.token` or `message.fid` (FCM takes exactly one target).
     fn token(&self) -> Option<&str> {
-        self.body.as_ref()?.get("message")?.get("token")?.as_str()
+        self.target().map(|(_, value)| value)
+    }
+
+    /// The target field and its value.
+    fn target(&self) -> Option<(&'static str, &str)> {
+        let message = self.body.as_ref()?.get("message")?;
+        TARGET_FIELDS.iter().find_map(|&field| Some((field, message.get(field)?.as_str()?)))
     }
 
     fn validate_only(&self) -> bool {
@@ -111,6 +122,7 @@ fn decide(shared: &Shared, state: &mut State, send: &Send, checked: Result<(), R
 fn record(send: Send, status: u16) -> RecordedRequest {
     RecordedRequest {
         token: send.token().map(str::to_owned),
+        target_field: send.target().map(|(field, _)| field),
         validate_only: send.validate_only(),
         body: send.body,
         authorization: send.authorization,
@@ -127,8 +139,20 @@ fn check_body(body: Option<&Value>) -> Result<(), Reply> {
         body.ok_or_else(|| Reply::invalid_payload("Invalid JSON payload received. Unexpected token."))?;
     let message = body.get("message").filter(|message| message.is_object());
     let message = message.ok_or_else(|| Reply::invalid_payload("Request contains an invalid argument."))?;
-    if !message.get("token").is_some_and(Value::is_string) {
-        return Err(Reply::invalid_payload("Invalid request: message.token is required."));
+    let targets: Vec<&str> =
+        TARGET_FIELDS.into_iter().filter(|field| message.get(*field).is_some()).collect();
+    match targets.as_slice() {
+        [] => return Err(Reply::invalid_payload("Invalid request: message.token is required.")),
+        [field] if message[*field].is_string() => {}
+        [field] => {
+            let text = format!("Invalid value at 'message.{field}' (TYPE_STRING)");
+            return Err(Reply::field_violation(&format!("message.{field}"), &text));
+        }
+        [_, second, ..] => {
+            return Err(Reply::invalid_payload(&format!(
+            "Invalid value at 'message' (oneof), oneof field 'target' is already set. Cannot set '{second}'"
+        )))
+        }
     }
     check_data(message.get("data"))?;
     check_size(message)?;
@@ -222,6 +246,16 @@ mod tests {
     fn send_path_project_reads_the_project_id() {
         assert_eq!(send_path_project("/v1/projects/p-1/messages:send"), Some("p-1"));
         assert_eq!(send_path_project("/v1/projects/p-1/messages"), None);
+    }
+
+    #[test]
+    fn a_message_with_an_fid_is_accepted_like_one_with_a_token() {
+        assert!(check_body(Some(&json!({"message": {"fid": "cR_8eKx2Q-2mP0aBcDeF9z"}}))).is_ok());
+    }
+
+    #[test]
+    fn a_message_with_both_a_token_and_an_fid_is_refused() {
+        assert!(refusal(json!({"message": {"token": "t", "fid": "f"}})).contains("oneof"));
     }
 
     #[test]

@@ -82,8 +82,10 @@ impl Default for Options {
 /// One `messages:send` request, as the fake saw and answered it.
 #[derive(Clone, Debug)]
 pub struct RecordedRequest {
-    /// `message.token`, if the body had one.
+    /// The device, `message.token` or `message.fid`, if the body had one.
     pub token: Option<String>,
+    /// Which field named it: `"token"` or `"fid"`.
+    pub target_field: Option<&'static str>,
     /// The JSON body; `None` when it was not JSON.
     pub body: Option<serde_json::Value>,
     /// The `Authorization` header.
