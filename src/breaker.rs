@@ -13,6 +13,7 @@
 //! lets through once.
 
 use crate::counts::SlotCounts;
+use crate::fcm::DeadReason;
 
 /// Dead tokens may be at most this share of the slot's answers before pruning is held back.
 pub(crate) const DEFAULT_MAX_DEAD_SHARE: f64 = 0.10;
@@ -57,13 +58,13 @@ pub struct Tripped {
 impl Tripped {
     /// What is likely wrong, in one sentence.
     pub fn likely_cause(&self) -> &'static str {
-        match self.main_reason.as_str() {
-            "SENDER_ID_MISMATCH" => {
+        match DeadReason::parse(&self.main_reason) {
+            Some(DeadReason::SenderIdMismatch) => {
                 "the service-account key belongs to another Firebase project than the one the apps \
                  registered with (a staging key against the production database?): check the key's \
                  project_id and --project-id"
             }
-            "UNREGISTERED" => {
+            Some(DeadReason::Unregistered) => {
                 "tokens unregistered en masse mean a wrong APNs environment (sandbox against \
                  production) or an app rebuilt with another Firebase project; if they really are \
                  dead (the first run after a long time without pruning), rerun with --force-prune"

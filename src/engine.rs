@@ -51,15 +51,34 @@ pub(crate) enum Outcome {
     Dead(DeadReason),
     /// Failed for good, or still failing at the attempt limit or the deadline.
     Failed {
-        /// The last error.
+        /// What kind of failure the last answer was.
+        cause: FailureCause,
+        /// The last error, for the operator.
         reason: String,
-        /// True when FCM never answered (connection or timeout).
-        unreachable: bool,
-        /// True when a later run may succeed (transient errors): a rerun of the slot retries it.
-        retryable: bool,
     },
     /// Not sent: the deadline passed or the run was asked to stop first.
     Expired,
+}
+
+/// Why a message failed, as the tally, the breakers and the retry set need to know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FailureCause {
+    /// FCM refused the message itself: a rerun would not do better.
+    Rejected,
+    /// APNs refused this device's message (`THIRD_PARTY_AUTH_ERROR`): per token and
+    /// intermittent, so a rerun may get through; many at once mean a broken APNs key.
+    ThirdPartyAuth,
+    /// Still failing (429, 5xx) at the attempt limit or the deadline.
+    Transient,
+    /// FCM never answered (connection or timeout).
+    Unreachable,
+}
+
+impl FailureCause {
+    /// Whether a later run may succeed: a rerun of the slot retries it.
+    pub(crate) fn retryable(self) -> bool {
+        self != FailureCause::Rejected
+    }
 }
 
 /// A target and its outcome.
@@ -168,8 +187,7 @@ impl Engine {
             if !self.pacing.admit(&self.stop).await || !self.gate.passed(&self.stop).await {
                 return Ok(Outcome::Expired);
             }
-            let (retry_after, quota, reason, unreachable) = match self.client.send(lane, body.clone()).await?
-            {
+            let (retry_after, quota, reason, cause) = match self.client.send(lane, body.clone()).await? {
                 Verdict::Accepted => return Ok(Outcome::Sent),
                 Verdict::Dead(reason) => return Ok(Outcome::Dead(reason)),
                 Verdict::Fatal(error) => return Err(error.into()),
@@ -180,17 +198,16 @@ impl Engine {
                 // get through.
                 Verdict::ThirdPartyAuth(message) => {
                     tracing::debug!(token = target.short(), %message, "THIRD_PARTY_AUTH_ERROR: APNs refused the message");
-                    return Ok(Outcome::Failed {
-                        reason: format!("THIRD_PARTY_AUTH_ERROR: {message}"),
-                        unreachable: false,
-                        retryable: true,
-                    });
+                    let reason = format!("THIRD_PARTY_AUTH_ERROR: {message}");
+                    return Ok(Outcome::Failed { cause: FailureCause::ThirdPartyAuth, reason });
                 }
                 Verdict::Rejected(reason) => {
-                    return Ok(Outcome::Failed { reason, unreachable: false, retryable: false })
+                    return Ok(Outcome::Failed { cause: FailureCause::Rejected, reason })
                 }
-                Verdict::Transient { retry_after, quota, reason } => (retry_after, quota, reason, false),
-                Verdict::Unreachable(reason) => (None, false, reason, true),
+                Verdict::Transient { retry_after, quota, reason } => {
+                    (retry_after, quota, reason, FailureCause::Transient)
+                }
+                Verdict::Unreachable(reason) => (None, false, reason, FailureCause::Unreachable),
             };
             let base = if quota { self.policy.quota_backoff } else { self.policy.backoff };
             let delay = backoff_delay(base, attempt, retry_after);
@@ -201,7 +218,7 @@ impl Engine {
             let out_of_time = self.policy.deadline.is_some_and(|deadline| resume_at >= deadline);
             if attempt >= self.policy.max_attempts || out_of_time {
                 tracing::warn!(token = target.short(), attempt, %reason, "giving up on a message");
-                return Ok(Outcome::Failed { reason, unreachable, retryable: true });
+                return Ok(Outcome::Failed { cause, reason });
             }
             tracing::debug!(token = target.short(), attempt, %reason, delay_ms = delay.as_millis() as u64, "retrying");
             tokio::select! {

@@ -39,6 +39,7 @@ mod stop;
 mod summary;
 mod timeout;
 mod tokens;
+mod user_week;
 
 use cli::Cli;
 use config::Config;

@@ -7,11 +7,30 @@ use std::sync::{Arc, OnceLock};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+/// The signals that stop a run gracefully.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Signal {
+    /// systemd, Kubernetes and `kill` stopping the run.
+    Term,
+    /// Ctrl-C at a terminal.
+    Int,
+}
+
+impl Signal {
+    /// The signal's name, as logs and the retry set give it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Signal::Term => "SIGTERM",
+            Signal::Int => "SIGINT",
+        }
+    }
+}
+
 /// What stopped a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum StopReason {
     /// SIGTERM or SIGINT.
-    Signal(&'static str),
+    Signal(Signal),
     /// `--deadline` passed.
     Deadline,
     /// The ledger could not write (or lost its lock): nothing may be sent without a record.
@@ -26,8 +45,8 @@ impl StopReason {
     /// The reason as a retry-set row gives it for a message left unsent.
     pub(crate) fn unsent(self) -> &'static str {
         match self {
-            StopReason::Signal("SIGINT") => "left unsent: the run was interrupted (SIGINT)",
-            StopReason::Signal(_) => "left unsent: the run was stopped (SIGTERM)",
+            StopReason::Signal(Signal::Int) => "left unsent: the run was interrupted (SIGINT)",
+            StopReason::Signal(Signal::Term) => "left unsent: the run was stopped (SIGTERM)",
             StopReason::Deadline => "left unsent at the deadline",
             StopReason::LedgerLost => "left unsent: the run lost its database",
             StopReason::SourceFailed => "left unsent: reading the tokens failed",
@@ -142,7 +161,7 @@ mod tests {
         let stop = RunStop::new();
         assert_eq!(stop.reason(), None);
         stop.stop(StopReason::Deadline);
-        stop.stop(StopReason::Signal("SIGTERM"));
+        stop.stop(StopReason::Signal(Signal::Term));
         assert_eq!(stop.reason(), Some(StopReason::Deadline));
         assert!(stop.clone().is_stopped());
     }

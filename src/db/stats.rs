@@ -29,8 +29,8 @@ use mysql_async::{Conn, Params, Transaction, TxOpts, Value};
 
 use super::{has_token, Database, DbError, PLACEHOLDER_TOKEN};
 use crate::slot::IsoWeek;
-use crate::stats::week::{RawInterval, UserWeek};
-use crate::stats::{MOVE_CATEGORY, PAST_CATEGORY};
+use crate::user_week::{RawInterval, UserWeek};
+use crate::user_week::{MOVE_CATEGORY, PAST_CATEGORY};
 
 /// Users per page, and per transaction: a page's rows (one per user, one per category, one per
 /// badge: about 20,000 at most for people recording all week) are written in one. A page holds

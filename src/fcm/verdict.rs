@@ -28,6 +28,13 @@ impl DeadReason {
             DeadReason::InvalidToken => "INVALID_ARGUMENT (token)",
         }
     }
+
+    /// A reason as the prune log stores it ([`DeadReason::as_str`]).
+    pub(crate) fn parse(stored: &str) -> Option<Self> {
+        [DeadReason::Unregistered, DeadReason::SenderIdMismatch, DeadReason::InvalidToken]
+            .into_iter()
+            .find(|reason| reason.as_str() == stored)
+    }
 }
 
 /// FCM rejected something every message shares: sending more cannot succeed.

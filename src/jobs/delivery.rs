@@ -12,7 +12,7 @@ use crate::breaker::{self, PrunePolicy};
 use crate::config::Config;
 use crate::counts::Counts;
 use crate::db::ledger::DeadToken;
-use crate::engine::{Delivery, Engine, Outcome, Policy};
+use crate::engine::{Delivery, Engine, FailureCause, Outcome, Policy};
 use crate::error::{Error, Result};
 use crate::fcm::auth::{AuthError, Authenticator, ServiceAccountKey};
 use crate::fcm::message::{Message, RequestTemplate};
@@ -21,7 +21,7 @@ use crate::fcm::{ClientSettings, DeadReason, FatalSendError, FcmClient};
 use crate::ledger::{Ending, Recorder, Resolution};
 use crate::mode::Mode;
 use crate::output::{RunProgress, StdoutBodies, Written};
-use crate::stop::{RunStop, SendGate, StopReason};
+use crate::stop::{RunStop, SendGate, Signal, StopReason};
 use crate::summary::Summary;
 use crate::tokens::{Rejection, SourceError, Target, TokenCounts, TokenFilter, TokenSource};
 
@@ -339,11 +339,11 @@ impl Tally {
                     reason: reason.as_str(),
                 })
             }
-            Outcome::Failed { reason, unreachable, retryable } => {
+            Outcome::Failed { cause, reason } => {
                 c.failed += 1;
-                c.unreachable += u64::from(unreachable);
-                self.apns_failures += u64::from(reason.starts_with("THIRD_PARTY_AUTH_ERROR"));
-                if retryable {
+                c.unreachable += u64::from(cause == FailureCause::Unreachable);
+                self.apns_failures += u64::from(cause == FailureCause::ThirdPartyAuth);
+                if cause.retryable() {
                     Resolution::Retry { reason }
                 } else {
                     Resolution::Failed
@@ -392,12 +392,15 @@ async fn stop_on_signal(stop: RunStop) {
             return;
         }
     };
-    let name = tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = tokio::signal::ctrl_c() => "SIGINT",
+    let signal = tokio::select! {
+        _ = term.recv() => Signal::Term,
+        _ = tokio::signal::ctrl_c() => Signal::Int,
     };
-    tracing::warn!("{name}: finishing the requests in flight, then stopping; a rerun resumes this slot");
-    stop.stop(StopReason::Signal(name));
+    tracing::warn!(
+        "{}: finishing the requests in flight, then stopping; a rerun resumes this slot",
+        signal.name()
+    );
+    stop.stop(StopReason::Signal(signal));
 }
 
 /// The deadline holds whatever is slowing the run (the rate cap, a 429 pause, back-offs): it

@@ -23,7 +23,8 @@ use crate::slot::IsoWeek;
 use crate::stats::badges::BadgeRules;
 use crate::stats::notify::largest_notification;
 use crate::stats::report::{UserReport, WeekTotals};
-use crate::stats::week::{self, UserWeek};
+use crate::stats::week;
+use crate::user_week::UserWeek;
 
 /// Aggregates the week, awards badges, optionally notifies, and prints the report.
 ///

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::week::UserWeek;
+use crate::user_week::UserWeek;
 
 /// The built-in rules.
 pub(crate) const DEFAULT_RULES: &str = include_str!("../../badges/default.toml");
@@ -354,7 +354,7 @@ fn hours_to_seconds(hours: f64) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::week::CategoryTime;
+    use crate::user_week::CategoryTime;
 
     const H: u32 = 3600;
 

@@ -12,9 +12,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::badges::{BadgeRule, BadgeRules};
-use super::category_order;
-use super::week::UserWeek;
 use crate::output::Format;
+use crate::user_week::category_order;
+use crate::user_week::UserWeek;
 
 /// Running totals of one week's aggregation.
 #[derive(Debug, Clone, Default)]
@@ -272,7 +272,7 @@ pub(crate) fn rounded_share(share: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::week::{CategoryTime, WEEK_SECONDS};
+    use crate::user_week::{CategoryTime, WEEK_SECONDS};
 
     fn user(id: i64, categories: &[(&str, u32)]) -> UserWeek {
         let recorded = categories.iter().map(|c| c.1).sum();

@@ -1,6 +1,7 @@
-//! The module graph of the library has no cycle: modules import downwards only
-//! (docs/architecture.md names the layers). Read from the source, so a new `use` that closes a
-//! cycle fails here with the cycle spelled out.
+//! The module graph of the library: no cycle, and every import goes down the layers
+//! docs/architecture.md names (or stays in its layer); the outside systems' crates are used only
+//! by the module that owns that system. Read from the source, so a new `use` that breaks a rule
+//! fails here naming the modules.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -131,6 +132,116 @@ fn the_library_modules_import_without_cycles() {
     let cycles: Vec<String> =
         graph.keys().filter_map(|m| cycle_from(&graph, m)).map(|c| c.join(" → ")).collect();
     assert!(cycles.is_empty(), "import cycles:\n{}", cycles.join("\n"));
+}
+
+/// The layers, bottom first: a module may import from its own layer and those below it.
+const LAYERS: &[(&str, &[&str])] = &[
+    (
+        "plain values",
+        &[
+            "advice",
+            "causes",
+            "counts",
+            "exit",
+            "failpoint",
+            "mode",
+            "names",
+            "panic_hook",
+            "shard",
+            "slot",
+            "stop",
+            "timeout",
+            "user_week",
+        ],
+    ),
+    ("outside systems", &["db", "fcm", "metrics", "ping"]),
+    ("the work", &["breaker", "engine", "ledger", "stats", "tokens"]),
+    // stats::report is the `stats weekly` run's report: presentation, over the work's figures.
+    ("saying what happened", &["error", "output", "summary", "stats::report"]),
+    ("configuration", &["cli", "config"]),
+    ("jobs", &["jobs"]),
+];
+
+/// Outside systems' crates, and the one module (with its submodules) that may use each.
+const OWNED_CRATES: &[(&str, &str)] = &[
+    ("mysql_async", "db"),
+    ("h2", "fcm"),
+    ("gcp_auth", "fcm"),
+    ("rustls", "fcm"),
+    ("tokio_rustls", "fcm"),
+    ("rustls_platform_verifier", "fcm"),
+];
+
+/// The layer of `module`: that of the most specific entry naming it or an ancestor.
+fn layer_of(module: &str) -> usize {
+    let names = |entry: &str| module == entry || is_ancestor(entry, module);
+    LAYERS
+        .iter()
+        .enumerate()
+        .flat_map(|(layer, (_, modules))| modules.iter().filter(|m| names(m)).map(move |m| (m.len(), layer)))
+        .max()
+        .map(|(_, layer)| layer)
+        .unwrap_or_else(|| panic!("module {module} is in no layer of LAYERS: add it where it belongs"))
+}
+
+/// Every import that climbs: `(module, the module it uses)`.
+fn climbing_imports(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
+    let mut climbing = Vec::new();
+    for (module, used) in graph {
+        for target in used {
+            let (from, to) = (layer_of(module), layer_of(target));
+            if to > from {
+                climbing.push(format!("{module} ({}) uses {target} ({})", LAYERS[from].0, LAYERS[to].0));
+            }
+        }
+    }
+    climbing
+}
+
+#[test]
+fn every_import_goes_down_the_layers_or_stays_in_its_own() {
+    let climbing = climbing_imports(&module_graph());
+    assert!(climbing.is_empty(), "imports from a higher layer:\n{}", climbing.join("\n"));
+}
+
+#[test]
+fn the_layer_check_sees_an_import_from_above() {
+    let graph: BTreeMap<String, BTreeSet<String>> =
+        [("db::stats".to_owned(), BTreeSet::from(["stats::week".to_owned()]))].into();
+    assert_eq!(climbing_imports(&graph), vec!["db::stats (outside systems) uses stats::week (the work)"]);
+}
+
+/// The files of `src/` outside `owner/` whose code names `krate::`.
+fn users_outside(krate: &str, owner: &str) -> Vec<String> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    collect(&src, &mut files);
+    files
+        .into_iter()
+        .filter(|file| !file.starts_with(src.join(owner)))
+        .filter(|file| {
+            let text = std::fs::read_to_string(file).unwrap();
+            text.lines().filter(|line| !line.trim_start().starts_with("//")).any(|line| {
+                line.match_indices(&format!("{krate}::")).any(|(at, _)| {
+                    !line[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_' || c == ':')
+                })
+            })
+        })
+        .map(|file| file.strip_prefix(&src).unwrap().display().to_string())
+        .collect()
+}
+
+#[test]
+fn each_outside_systems_crate_is_used_only_by_the_module_that_owns_it() {
+    let strays: Vec<String> = OWNED_CRATES
+        .iter()
+        .flat_map(|(krate, owner)| {
+            users_outside(krate, owner)
+                .into_iter()
+                .map(move |file| format!("{file} uses {krate} (owned by {owner})"))
+        })
+        .collect();
+    assert!(strays.is_empty(), "{}", strays.join("\n"));
 }
 
 #[test]
