@@ -120,6 +120,7 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l p
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l dry-run -d 'Ask FCM to validate each message without delivering it; prune and record nothing'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l print -d 'Write each request body as one JSON line to stdout; no network, no credentials'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l force -d 'Send the slot again even if the journal says it is done'
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l sound -d 'Play the phone\'s notification sound (off by default: path-daily goes out at ten past midnight, and a chime then wakes people for a reminder that can wait until morning)'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l force-prune -d 'Prune every dead token whatever their share (after checking the breaker\'s reason, e.g. the first run after a long time without pruning)'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -s q -l quiet -d 'Print nothing on success (cron mails any output); errors still go to stderr'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -s v -l verbose -d 'More log detail on stderr (-v debug, -vv trace); RUST_LOG overrides'
@@ -149,6 +150,7 @@ always\t'Always'
 never\t'Never'"
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l metrics-file -d 'Write the job\'s last-run metrics to this Prometheus text file (node_exporter\'s textfile collector), e.g. /var/lib/node_exporter/textfile_collector/wolley-push.prom; every job may share one file' -r -F
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l ping-url -d 'Healthchecks-style ping URL of this job: URL/start when the run starts, URL on success, URL/<exit code> otherwise; a failed ping is only a warning' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l sound -d 'Play the phone\'s notification sound (off by default: path-daily goes out at ten past midnight, and a chime then wakes people for a reminder that can wait until morning)'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l dry-run -d 'Ask FCM to validate the message without delivering it'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l print -d 'Write the request body to stdout instead of sending it'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l force-prune -d 'Prune every dead token whatever their share (after checking the breaker\'s reason, e.g. the first run after a long time without pruning)'

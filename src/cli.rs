@@ -367,6 +367,11 @@ pub struct NotificationText {
     /// Notification body
     #[arg(long, default_value = crate::fcm::message::PATH_DAILY_BODY)]
     pub body: String,
+
+    /// Play the phone's notification sound (off by default: path-daily goes out at ten past
+    /// midnight, and a chime then wakes people for a reminder that can wait until morning)
+    #[arg(long)]
+    pub sound: bool,
 }
 
 /// `send` flags.

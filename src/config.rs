@@ -93,6 +93,8 @@ pub(crate) struct Text {
     pub title: String,
     /// Body.
     pub body: String,
+    /// Whether the notification plays a sound.
+    pub sound: bool,
 }
 
 /// The message kind of `send`.
@@ -421,7 +423,7 @@ fn half_hour_slot(text: &str, tz: Tz) -> Result<DateTime<Tz>> {
 }
 
 fn text(args: cli::NotificationText) -> Text {
-    Text { title: args.title, body: args.body }
+    Text { title: args.title, body: args.body, sound: args.sound }
 }
 
 fn usage(message: String) -> Error {
