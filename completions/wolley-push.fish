@@ -95,6 +95,7 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l s
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l deadline -d 'Stop sending this long after the start (more than 0, at most 7days); the rest counts as expired and a rerun resumes [default: 25m for save-location, 6h for path-daily]' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l shard -d 'Only users with user_id % N == K, with a lock and journal row of its own' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l shards -d 'Split users into N shards, this run taking shard $JOB_COMPLETION_INDEX (Kubernetes Indexed Job)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l spread -d 'Send the slot\'s messages evenly over this window (0 = as fast as --rate allows). Every phone notified uploads its week to the backend\'s single Django host: spread over 10 minutes, 1M users arrive at ~1,700 uploads/s instead of 9,000/s in under two minutes. A resumed slot sends what is left over what is left of the window' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l title -d 'Notification title' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l body -d 'Notification body' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l database-url -d 'MariaDB URL of the Wolley backend, e.g. mysql://wolley:secret@127.0.0.1:3306/wolley' -r

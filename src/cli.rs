@@ -352,6 +352,13 @@ pub struct PathDailyArgs {
     #[command(flatten)]
     pub batch: BatchArgs,
 
+    /// Send the slot's messages evenly over this window (0 = as fast as --rate allows). Every
+    /// phone notified uploads its week to the backend's single Django host: spread over 10
+    /// minutes, 1M users arrive at ~1,700 uploads/s instead of 9,000/s in under two minutes. A
+    /// resumed slot sends what is left over what is left of the window
+    #[arg(long, env = "WOLLEY_SPREAD", default_value = "10m", value_name = "DURATION")]
+    pub spread: String,
+
     /// Notification text.
     #[command(flatten)]
     pub text: NotificationText,

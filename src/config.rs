@@ -84,6 +84,9 @@ pub(crate) struct Batch {
     /// Stop sending this long after the start.
     pub deadline: Duration,
     pub shard: Shard,
+    /// Send the slot's messages evenly over this window (`path-daily --spread`); `None`: as
+    /// fast as `--rate` allows.
+    pub spread: Option<Duration>,
 }
 
 /// The visible notification's text.
@@ -320,7 +323,9 @@ fn job(command: Command, now: DateTime<Utc>, timezone: Tz) -> Result<Job> {
                 Some(text) => text.parse::<IsoWeek>().map_err(|e| usage(format!("--slot: {e}")))?,
                 None => IsoWeek::containing(now, timezone),
             };
-            Job::PathDaily { batch: batch(args.batch, PATH_DAILY_DEADLINE)?, week, text: text(args.text) }
+            let mut batch = batch(args.batch, PATH_DAILY_DEADLINE)?;
+            batch.spread = spread(&args.spread, batch.deadline)?;
+            Job::PathDaily { batch, week, text: text(args.text) }
         }
         Command::Stats(cli::StatsCommand::Weekly(args)) => Job::StatsWeekly(StatsWeekly {
             week: args.week,
@@ -361,7 +366,22 @@ fn batch(args: cli::BatchArgs, default_deadline: Duration) -> Result<Batch> {
         force: args.force,
         deadline,
         shard,
+        spread: None,
     })
+}
+
+/// `path-daily --spread`: zero sends as fast as `--rate` allows; a window must end before the
+/// deadline, which would otherwise stop the run with part of the slot unsent every time.
+fn spread(text: &str, deadline: Duration) -> Result<Option<Duration>> {
+    let window = duration("--spread", text)?;
+    if window >= deadline {
+        return Err(usage(format!(
+            "--spread: \"{text}\" is not shorter than --deadline ({}): the deadline would stop \
+             the run before its window ends; shorten --spread or lengthen --deadline",
+            humantime::format_duration(deadline)
+        )));
+    }
+    Ok(Some(window).filter(|window| !window.is_zero()))
 }
 
 /// Which prunes `tokens restore` puts back: a job's slot (its label normalised as the jobs write
@@ -544,6 +564,30 @@ mod tests {
     fn a_request_timeout_over_10_minutes_and_a_deadline_over_a_week_are_refused() {
         assert!(refusal(&["--request-timeout", "601s", "doctor"]).contains("at most 10m"));
         assert!(refusal(&["path-daily", "--deadline", "8days"]).contains("at most 7days"));
+    }
+
+    fn spread_of(args: &[&str]) -> Option<Duration> {
+        match config(args).unwrap().job {
+            Job::PathDaily { batch, .. } => batch.spread,
+            other => panic!("not path-daily: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn path_daily_spreads_over_10_minutes_unless_told_otherwise() {
+        assert_eq!(spread_of(&["path-daily"]), Some(Duration::from_secs(600)));
+        assert_eq!(spread_of(&["path-daily", "--spread", "30s"]), Some(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn a_zero_spread_sends_as_fast_as_the_rate_allows() {
+        assert_eq!(spread_of(&["path-daily", "--spread", "0"]), None);
+    }
+
+    #[test]
+    fn a_spread_as_long_as_the_deadline_is_refused() {
+        let line = refusal(&["path-daily", "--spread", "1h", "--deadline", "1h"]);
+        assert!(line.contains("shorten --spread or lengthen --deadline"), "{line}");
     }
 
     #[test]

@@ -207,7 +207,7 @@ pub(crate) async fn run(config: &Config) -> Result<RunEnd> {
                 mode: *mode,
                 source: TokenSource::single(token.clone()),
             };
-            let summary = delivery::execute(config, plan, None, Instant::now()).await?;
+            let summary = delivery::execute(config, plan, Default::default(), Instant::now()).await?;
             summary::emit(&summary, &config.output, *mode == crate::mode::Mode::Print)?;
             Ok(RunEnd::sent(&summary))
         }

@@ -25,5 +25,6 @@ mod responses;
 mod retries;
 mod run_safety;
 mod secrets;
+mod spread;
 mod stats;
 mod targeting;
