@@ -319,7 +319,8 @@ pub struct BatchArgs {
     pub force: bool,
 
     /// Stop sending this long after the start (more than 0, at most 7days); the rest counts as
-    /// expired and a rerun resumes [default: 25m for save-location, 6h for path-daily]
+    /// expired and a rerun resumes [default: save-location until its half-hour ends, at most
+    /// 25m; 6h for path-daily]
     #[arg(long, value_name = "DURATION")]
     pub deadline: Option<String>,
 

@@ -313,7 +313,7 @@ fn job(command: Command, now: DateTime<Utc>, timezone: Tz) -> Result<Job> {
                 None => slot::half_hour(now, timezone),
             };
             Job::SaveLocation {
-                batch: batch(args.batch, SAVE_LOCATION_DEADLINE)?,
+                batch: batch(args.batch, save_location_deadline(&slot, now))?,
                 slot,
                 ttl: ttl(&args.ttl)?,
             }
@@ -368,6 +368,18 @@ fn batch(args: cli::BatchArgs, default_deadline: Duration) -> Result<Batch> {
         shard,
         spread: None,
     })
+}
+
+/// `save-location`'s default deadline: the end of its half-hour, at most 25 minutes. The homes
+/// start it off FCM's peak minutes (:07, :37), and a wake-up sent after its slot's end has
+/// already expired (`apns-expiration` is the slot plus one period), so the run stops there; a
+/// slot resent by hand after it ended keeps the 25 minutes.
+fn save_location_deadline(slot: &DateTime<Tz>, now: DateTime<Utc>) -> Duration {
+    let end = slot.with_timezone(&Utc) + chrono::Duration::minutes(30);
+    match (end - now).to_std() {
+        Ok(left) if !left.is_zero() => left.min(SAVE_LOCATION_DEADLINE),
+        _ => SAVE_LOCATION_DEADLINE,
+    }
 }
 
 /// `path-daily --spread`: zero sends as fast as `--rate` allows; a window must end before the
@@ -588,6 +600,24 @@ mod tests {
     fn a_spread_as_long_as_the_deadline_is_refused() {
         let line = refusal(&["path-daily", "--spread", "1h", "--deadline", "1h"]);
         assert!(line.contains("shorten --spread or lengthen --deadline"), "{line}");
+    }
+
+    fn save_location_deadline_at(now: &str) -> Duration {
+        let args = ["--now", now, "save-location"];
+        match config(&args).unwrap().job {
+            Job::SaveLocation { batch, .. } => batch.deadline,
+            other => panic!("not save-location: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn save_location_started_off_peak_stops_at_the_end_of_its_slot() {
+        assert_eq!(save_location_deadline_at("2026-11-30T14:37:00+09:00"), Duration::from_secs(23 * 60));
+    }
+
+    #[test]
+    fn save_location_started_on_its_slot_keeps_25_minutes() {
+        assert_eq!(save_location_deadline_at("2026-11-30T14:30:00+09:00"), Duration::from_secs(25 * 60));
     }
 
     #[test]
