@@ -311,7 +311,7 @@ _wolley__push() {
             return 0
             ;;
         wolley__subcmd__push__subcmd__path__subcmd__daily)
-            opts="-q -v -h --tokens-file --dry-run --print --slot --force --deadline --shard --shards --title --body --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --targets --timezone --max-attempts --backoff --quota-backoff --max-dead-share --force-prune --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
+            opts="-q -v -h --tokens-file --dry-run --print --slot --force --deadline --shard --shards --spread --title --body --sound --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --targets --timezone --max-attempts --backoff --quota-backoff --max-dead-share --force-prune --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -334,6 +334,10 @@ _wolley__push() {
                     return 0
                     ;;
                 --shards)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --spread)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -629,7 +633,7 @@ _wolley__push() {
             return 0
             ;;
         wolley__subcmd__push__subcmd__send)
-            opts="-q -v -h --token --fid --kind --title --body --dry-run --print --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --targets --timezone --max-attempts --backoff --quota-backoff --max-dead-share --force-prune --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
+            opts="-q -v -h --token --fid --kind --title --body --sound --dry-run --print --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --targets --timezone --max-attempts --backoff --quota-backoff --max-dead-share --force-prune --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -62,7 +62,7 @@ complete -c wolley-push -n "__fish_wolley_push_needs_command" -f -a "runs" -d 'T
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -f -a "tokens" -d 'Device tokens: put back tokens that pruning removed'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l tokens-file -d 'Read `token` or `user_id<TAB>token` lines from this file (`-` = stdin) instead of the database' -r -F
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l slot -d 'The slot to run [default: now\'s half-hour (save-location) or ISO week (path-daily)], e.g. 2026-11-30T14:30 or 2026-W49' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l deadline -d 'Stop sending this long after the start (more than 0, at most 7days); the rest counts as expired and a rerun resumes [default: 25m for save-location, 6h for path-daily]' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l deadline -d 'Stop sending this long after the start (more than 0, at most 7days); the rest counts as expired and a rerun resumes [default: save-location until its half-hour ends, at most 25m; 6h for path-daily]' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l shard -d 'Only users with user_id % N == K, with a lock and journal row of its own' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l shards -d 'Split users into N shards, this run taking shard $JOB_COMPLETION_INDEX (Kubernetes Indexed Job)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l ttl -d 'How long FCM and APNs keep an undelivered wake-up, 1s to 28days (FCM\'s limit; the default is one period: a stale wake-up is useless)' -r
@@ -98,9 +98,10 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l tokens-file -d 'Read `token` or `user_id<TAB>token` lines from this file (`-` = stdin) instead of the database' -r -F
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l slot -d 'The slot to run [default: now\'s half-hour (save-location) or ISO week (path-daily)], e.g. 2026-11-30T14:30 or 2026-W49' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l deadline -d 'Stop sending this long after the start (more than 0, at most 7days); the rest counts as expired and a rerun resumes [default: 25m for save-location, 6h for path-daily]' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l deadline -d 'Stop sending this long after the start (more than 0, at most 7days); the rest counts as expired and a rerun resumes [default: save-location until its half-hour ends, at most 25m; 6h for path-daily]' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l shard -d 'Only users with user_id % N == K, with a lock and journal row of its own' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l shards -d 'Split users into N shards, this run taking shard $JOB_COMPLETION_INDEX (Kubernetes Indexed Job)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l spread -d 'Send the slot\'s messages evenly over this window (0 = as fast as --rate allows). Every phone notified uploads its week to the backend\'s single Django host: spread over 10 minutes, 1M users arrive at ~1,700 uploads/s instead of 9,000/s in under two minutes. A resumed slot sends what is left over what is left of the window' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l title -d 'Notification title' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l body -d 'Notification body' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l database-url -d 'MariaDB URL of the Wolley backend, e.g. mysql://wolley:secret@127.0.0.1:3306/wolley' -r
@@ -129,6 +130,7 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l p
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l dry-run -d 'Ask FCM to validate each message without delivering it; prune and record nothing'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l print -d 'Write each request body as one JSON line to stdout; no network, no credentials'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l force -d 'Send the slot again even if the journal says it is done'
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l sound -d 'Play the phone\'s notification sound (off by default: path-daily goes out at ten past midnight, and a chime then wakes people for a reminder that can wait until morning)'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l force-prune -d 'Prune every dead token whatever their share (after checking the breaker\'s reason, e.g. the first run after a long time without pruning)'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -s q -l quiet -d 'Print nothing on success (cron mails any output); errors still go to stderr'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -s v -l verbose -d 'More log detail on stderr (-v debug, -vv trace); RUST_LOG overrides'
@@ -162,6 +164,7 @@ always\t'Always'
 never\t'Never'"
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l metrics-file -d 'Write the job\'s last-run metrics to this Prometheus text file (node_exporter\'s textfile collector), e.g. /var/lib/node_exporter/textfile_collector/wolley-push.prom; every job may share one file' -r -F
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l ping-url -d 'Healthchecks-style ping URL of this job: URL/start when the run starts, URL on success, URL/<exit code> otherwise; a failed ping is only a warning' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l sound -d 'Play the phone\'s notification sound (off by default: path-daily goes out at ten past midnight, and a chime then wakes people for a reminder that can wait until morning)'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l dry-run -d 'Ask FCM to validate the message without delivering it'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l print -d 'Write the request body to stdout instead of sending it'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l force-prune -d 'Prune every dead token whatever their share (after checking the breaker\'s reason, e.g. the first run after a long time without pruning)'

@@ -327,7 +327,8 @@ pub struct BatchArgs {
     pub force: bool,
 
     /// Stop sending this long after the start (more than 0, at most 7days); the rest counts as
-    /// expired and a rerun resumes [default: 25m for save-location, 6h for path-daily]
+    /// expired and a rerun resumes [default: save-location until its half-hour ends, at most
+    /// 25m; 6h for path-daily]
     #[arg(long, value_name = "DURATION")]
     pub deadline: Option<String>,
 
@@ -360,6 +361,13 @@ pub struct PathDailyArgs {
     #[command(flatten)]
     pub batch: BatchArgs,
 
+    /// Send the slot's messages evenly over this window (0 = as fast as --rate allows). Every
+    /// phone notified uploads its week to the backend's single Django host: spread over 10
+    /// minutes, 1M users arrive at ~1,700 uploads/s instead of 9,000/s in under two minutes. A
+    /// resumed slot sends what is left over what is left of the window
+    #[arg(long, env = "WOLLEY_SPREAD", default_value = "10m", value_name = "DURATION")]
+    pub spread: String,
+
     /// Notification text.
     #[command(flatten)]
     pub text: NotificationText,
@@ -375,6 +383,11 @@ pub struct NotificationText {
     /// Notification body
     #[arg(long, default_value = crate::fcm::message::PATH_DAILY_BODY)]
     pub body: String,
+
+    /// Play the phone's notification sound (off by default: path-daily goes out at ten past
+    /// midnight, and a chime then wakes people for a reminder that can wait until morning)
+    #[arg(long)]
+    pub sound: bool,
 }
 
 /// `send` flags.

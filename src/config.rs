@@ -87,6 +87,9 @@ pub(crate) struct Batch {
     /// Stop sending this long after the start.
     pub deadline: Duration,
     pub shard: Shard,
+    /// Send the slot's messages evenly over this window (`path-daily --spread`); `None`: as
+    /// fast as `--rate` allows.
+    pub spread: Option<Duration>,
 }
 
 /// The visible notification's text.
@@ -96,6 +99,8 @@ pub(crate) struct Text {
     pub title: String,
     /// Body.
     pub body: String,
+    /// Whether the notification plays a sound.
+    pub sound: bool,
 }
 
 /// The message kind of `send`.
@@ -314,7 +319,7 @@ fn job(command: Command, now: DateTime<Utc>, timezone: Tz) -> Result<Job> {
                 None => slot::half_hour(now, timezone),
             };
             Job::SaveLocation {
-                batch: batch(args.batch, SAVE_LOCATION_DEADLINE)?,
+                batch: batch(args.batch, save_location_deadline(&slot, now))?,
                 slot,
                 ttl: ttl(&args.ttl)?,
             }
@@ -324,7 +329,9 @@ fn job(command: Command, now: DateTime<Utc>, timezone: Tz) -> Result<Job> {
                 Some(text) => text.parse::<IsoWeek>().map_err(|e| usage(format!("--slot: {e}")))?,
                 None => IsoWeek::containing(now, timezone),
             };
-            Job::PathDaily { batch: batch(args.batch, PATH_DAILY_DEADLINE)?, week, text: text(args.text) }
+            let mut batch = batch(args.batch, PATH_DAILY_DEADLINE)?;
+            batch.spread = spread(&args.spread, batch.deadline)?;
+            Job::PathDaily { batch, week, text: text(args.text) }
         }
         Command::Stats(cli::StatsCommand::Weekly(args)) => Job::StatsWeekly(StatsWeekly {
             week: args.week,
@@ -366,7 +373,34 @@ fn batch(args: cli::BatchArgs, default_deadline: Duration) -> Result<Batch> {
         force: args.force,
         deadline,
         shard,
+        spread: None,
     })
+}
+
+/// `save-location`'s default deadline: the end of its half-hour, at most 25 minutes. The homes
+/// start it off FCM's peak minutes (:07, :37), and a wake-up sent after its slot's end has
+/// already expired (`apns-expiration` is the slot plus one period), so the run stops there; a
+/// slot resent by hand after it ended keeps the 25 minutes.
+fn save_location_deadline(slot: &DateTime<Tz>, now: DateTime<Utc>) -> Duration {
+    let end = slot.with_timezone(&Utc) + chrono::Duration::minutes(30);
+    match (end - now).to_std() {
+        Ok(left) if !left.is_zero() => left.min(SAVE_LOCATION_DEADLINE),
+        _ => SAVE_LOCATION_DEADLINE,
+    }
+}
+
+/// `path-daily --spread`: zero sends as fast as `--rate` allows; a window must end before the
+/// deadline, which would otherwise stop the run with part of the slot unsent every time.
+fn spread(text: &str, deadline: Duration) -> Result<Option<Duration>> {
+    let window = duration("--spread", text)?;
+    if window >= deadline {
+        return Err(usage(format!(
+            "--spread: \"{text}\" is not shorter than --deadline ({}): the deadline would stop \
+             the run before its window ends; shorten --spread or lengthen --deadline",
+            humantime::format_duration(deadline)
+        )));
+    }
+    Ok(Some(window).filter(|window| !window.is_zero()))
 }
 
 /// Which prunes `tokens restore` puts back: a job's slot (its label normalised as the jobs write
@@ -428,7 +462,7 @@ fn half_hour_slot(text: &str, tz: Tz) -> Result<DateTime<Tz>> {
 }
 
 fn text(args: cli::NotificationText) -> Text {
-    Text { title: args.title, body: args.body }
+    Text { title: args.title, body: args.body, sound: args.sound }
 }
 
 fn usage(message: String) -> Error {
@@ -549,6 +583,48 @@ mod tests {
     fn a_request_timeout_over_10_minutes_and_a_deadline_over_a_week_are_refused() {
         assert!(refusal(&["--request-timeout", "601s", "doctor"]).contains("at most 10m"));
         assert!(refusal(&["path-daily", "--deadline", "8days"]).contains("at most 7days"));
+    }
+
+    fn spread_of(args: &[&str]) -> Option<Duration> {
+        match config(args).unwrap().job {
+            Job::PathDaily { batch, .. } => batch.spread,
+            other => panic!("not path-daily: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn path_daily_spreads_over_10_minutes_unless_told_otherwise() {
+        assert_eq!(spread_of(&["path-daily"]), Some(Duration::from_secs(600)));
+        assert_eq!(spread_of(&["path-daily", "--spread", "30s"]), Some(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn a_zero_spread_sends_as_fast_as_the_rate_allows() {
+        assert_eq!(spread_of(&["path-daily", "--spread", "0"]), None);
+    }
+
+    #[test]
+    fn a_spread_as_long_as_the_deadline_is_refused() {
+        let line = refusal(&["path-daily", "--spread", "1h", "--deadline", "1h"]);
+        assert!(line.contains("shorten --spread or lengthen --deadline"), "{line}");
+    }
+
+    fn save_location_deadline_at(now: &str) -> Duration {
+        let args = ["--now", now, "save-location"];
+        match config(&args).unwrap().job {
+            Job::SaveLocation { batch, .. } => batch.deadline,
+            other => panic!("not save-location: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn save_location_started_off_peak_stops_at_the_end_of_its_slot() {
+        assert_eq!(save_location_deadline_at("2026-11-30T14:37:00+09:00"), Duration::from_secs(23 * 60));
+    }
+
+    #[test]
+    fn save_location_started_on_its_slot_keeps_25_minutes() {
+        assert_eq!(save_location_deadline_at("2026-11-30T14:30:00+09:00"), Duration::from_secs(25 * 60));
     }
 
     #[test]

@@ -30,8 +30,8 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 pub(crate) struct Policy {
     /// Requests in flight at most.
     pub concurrency: usize,
-    /// Messages per second at most.
-    pub rate: Option<u32>,
+    /// Messages per second at most (fractional: a spread slot of few users goes slower than 1/s).
+    pub rate: Option<f64>,
     /// Attempts per message, the first included.
     pub max_attempts: u32,
     /// First back-off after a 5xx or a transport error without `Retry-After`.
@@ -246,8 +246,8 @@ struct Pacing {
 }
 
 impl Pacing {
-    fn new(rate: Option<u32>) -> Self {
-        let interval = rate.filter(|&r| r > 0).map(|r| Duration::from_secs(1) / r);
+    fn new(rate: Option<f64>) -> Self {
+        let interval = rate.filter(|&r| r > 0.0).map(|r| Duration::from_nanos((1e9 / r).round() as u64));
         let now = Instant::now();
         Pacing { interval, next_slot: Mutex::new(now), paused_until: Mutex::new(now) }
     }
@@ -326,7 +326,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_rate_cap_spaces_requests_evenly() {
-        let pacing = Pacing::new(Some(100));
+        let pacing = Pacing::new(Some(100.0));
         let stop = RunStop::new();
         let start = Instant::now();
         for _ in 0..51 {

@@ -34,6 +34,7 @@ pub mod panic_hook;
 mod ping;
 mod shard;
 mod slot;
+mod spread;
 mod stats;
 mod stop;
 mod summary;

@@ -27,6 +27,10 @@ pub(crate) struct Summary {
     pub duration_secs: f64,
     /// Messages answered per second.
     pub rate_per_sec: f64,
+    /// The pace a spread run (`path-daily --spread`) set itself: messages per second, before
+    /// retries and pauses. Absent when the run sent as fast as `--rate` allows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pace_per_sec: Option<f64>,
     /// The run was stopped by SIGTERM or SIGINT before it finished.
     pub interrupted: bool,
     /// For a journaled slot: the users a rerun of the slot would send (its retry set).
@@ -54,6 +58,7 @@ impl Summary {
             counts,
             duration_secs: (secs * 1000.0).round() / 1000.0,
             rate_per_sec: rate.round(),
+            pace_per_sec: None,
             interrupted: false,
             retry_set: None,
             exit_code: exit_code_for(&counts, false).code(),
@@ -64,6 +69,13 @@ impl Summary {
     pub(crate) fn interrupted(mut self) -> Self {
         self.interrupted = true;
         self.exit_code = self.exit_code().code();
+        self
+    }
+
+    /// Adds the pace a spread run set itself (rounded to a hundredth: a slot of few users goes
+    /// slower than one message per second).
+    pub(crate) fn with_pace(mut self, pace: Option<f64>) -> Self {
+        self.pace_per_sec = pace.map(|pace| (pace * 100.0).round() / 100.0);
         self
     }
 
@@ -108,6 +120,9 @@ impl Summary {
         }
         let _ = writeln!(out, "  {:<9}{:>10.3} s", "duration", self.duration_secs);
         let _ = writeln!(out, "  {:<9}{:>10} msg/s", "rate", self.rate_per_sec);
+        if let Some(pace) = self.pace_per_sec {
+            let _ = writeln!(out, "  {:<9}{:>10} msg/s (spread over the window)", "pace", pace);
+        }
         out
     }
 }

@@ -260,13 +260,15 @@ fn run_row(mut row: mysql_async::Row) -> RunRow {
 }
 
 // lock_conn is the claiming session's own id: the session that holds the run's lock.
+// first_started_at is the slot's first run's start: it stays when a later run resumes the slot.
 const CLAIM: &str = "INSERT INTO wolley_push_run \
-       (job, slot, shard, status, checkpoint_user_id, owner, host, pid, lock_conn, started_at, updated_at, \
-        heartbeat_at) \
+       (job, slot, shard, status, checkpoint_user_id, owner, host, pid, lock_conn, started_at, \
+        first_started_at, updated_at, heartbeat_at) \
      VALUES (?, ?, ?, 'running', 0, ?, ?, ?, CONNECTION_ID(), UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), \
-       UTC_TIMESTAMP(6)) \
+       UTC_TIMESTAMP(6), UTC_TIMESTAMP(6)) \
      ON DUPLICATE KEY UPDATE status = 'running', attempts = attempts + 1, owner = VALUES(owner), \
        host = VALUES(host), pid = VALUES(pid), lock_conn = VALUES(lock_conn), started_at = VALUES(started_at), \
+       first_started_at = COALESCE(first_started_at, VALUES(started_at)), \
        updated_at = VALUES(updated_at), heartbeat_at = VALUES(heartbeat_at), finished_at = NULL, error = NULL, \
        in_flight = NULL";
 
@@ -276,7 +278,11 @@ const HOLDER_ROW: &str = "WHERE job = ? AND shard = ? AND status = 'running' AND
      ORDER BY started_at DESC LIMIT 1";
 
 const RESET: &str = "UPDATE wolley_push_run SET checkpoint_user_id = 0, targeted = 0, sent = 0, pruned = 0, \
-       failed = 0, skipped = 0, expired = 0, retrying = 0 WHERE job = ? AND slot = ? AND shard = ?";
+       failed = 0, skipped = 0, expired = 0, retrying = 0, first_started_at = started_at WHERE job = ? AND slot = ? AND shard = ?";
+
+// In the server's clock, like the heartbeat: the hosts' clocks do not matter.
+const SLOT_AGE: &str = "SELECT TIMESTAMPDIFF(MICROSECOND, first_started_at, UTC_TIMESTAMP(6)) \
+     FROM wolley_push_run WHERE job = ? AND slot = ? AND shard = ?";
 
 const IN_FLIGHT: &str =
     "SELECT in_flight FROM wolley_push_run WHERE job = ? AND slot = ? AND shard = ? FOR UPDATE";
@@ -544,6 +550,18 @@ impl Session {
             tx.exec_drop(DELETE_RETRY_SET, (job, slot, shard)).await.map_err(fail)?;
         }
         tx.commit().await.map_err(fail)
+    }
+
+    /// How long ago the slot's first run started (zero if the row says nothing).
+    pub(crate) async fn slot_age(&mut self, key: &RunKey) -> Result<std::time::Duration, DbError> {
+        let [job, slot, shard] = key_params(key);
+        let micros: Option<Option<i64>> = self
+            .conn
+            .exec_first(SLOT_AGE, (job, slot, shard))
+            .await
+            .map_err(self.fail("reading the run journal"))?;
+        let micros = micros.flatten().unwrap_or(0).max(0);
+        Ok(std::time::Duration::from_micros(micros.unsigned_abs()))
     }
 
     /// The size of the retry set of `key`.

@@ -185,6 +185,15 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
                   wolley_push_weekly_published; the three weekly tables become views of the published \
                   generation), prune log index for pending pages",
     statements: V5_STATEMENTS,
+}, Migration {
+    version: 6,
+    description: "the start of each slot's first run (wolley_push_run.first_started_at): the window \
+                  path-daily --spread counts from, and the push stats weekly's upload coverage counts from",
+    statements: &[
+        // started_at is each attempt's start; a resumed slot needs its first run's.
+        "ALTER TABLE wolley_push_run ADD COLUMN IF NOT EXISTS first_started_at DATETIME(6) NULL AFTER started_at",
+        "UPDATE wolley_push_run SET first_started_at = started_at WHERE first_started_at IS NULL",
+    ],
 }];
 
 /// Version 5. `stats weekly` writes a week into a new *generation* of rows in bounded

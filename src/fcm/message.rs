@@ -73,6 +73,9 @@ pub(crate) enum Message {
         title: String,
         /// Notification body.
         body: String,
+        /// Whether the phone plays its notification sound. Off by default: the run goes out
+        /// at ten past midnight, and a chime then wakes people for a reminder that can wait.
+        sound: bool,
     },
     /// Visible notification of the badges a user earned in a week (`stats weekly --notify`).
     Badge {
@@ -104,14 +107,14 @@ impl Message {
         }
     }
 
-    /// A `path-daily` reminder for `week`, sent at `now`.
+    /// A `path-daily` reminder for `week`, sent at `now`, silent unless `sound`.
     pub(crate) fn path_daily<Tz: TimeZone>(
         week: String,
         now: &DateTime<Tz>,
-        title: String,
-        body: String,
+        (title, body): (String, String),
+        sound: bool,
     ) -> Self {
-        Message::PathDaily { week, expires_at: now.timestamp() + PATH_DAILY_TTL_SECS, title, body }
+        Message::PathDaily { week, expires_at: now.timestamp() + PATH_DAILY_TTL_SECS, title, body, sound }
     }
 
     /// The notification of the badges `codes` (comma-joined), named `names`, earned in `week`,
@@ -146,8 +149,8 @@ impl Message {
             Message::SaveLocation { slot, expires_at, ttl_secs } => {
                 save_location_json(slot, *expires_at, *ttl_secs)
             }
-            Message::PathDaily { week, expires_at, title, body } => {
-                path_daily_json(week, *expires_at, title, body)
+            Message::PathDaily { week, expires_at, title, body, sound } => {
+                path_daily_json(week, *expires_at, (title, body), *sound)
             }
             Message::Badge { week, badges, expires_at, title, body } => {
                 badge_json(week, badges, *expires_at, title, body)
@@ -179,9 +182,14 @@ fn save_location_json(slot: &str, expires_at: i64, ttl_secs: u64) -> Value {
     })
 }
 
-fn path_daily_json(week: &str, expires_at: i64, title: &str, body: &str) -> Value {
+fn path_daily_json(week: &str, expires_at: i64, (title, body): (&str, &str), sound: bool) -> Value {
     let data = json!({ "type": "pathDaily", "week": week });
-    visible_json("pathDaily", data, (expires_at, PATH_DAILY_TTL_SECS), title, body)
+    let mut message = visible_json("pathDaily", data, (expires_at, PATH_DAILY_TTL_SECS), title, body);
+    if !sound {
+        // iOS plays no sound when `aps` has none; Android's `notification` carries none here.
+        message["apns"]["payload"]["aps"].as_object_mut().expect("aps is an object").remove("sound");
+    }
+    message
 }
 
 fn badge_json(week: &str, badges: &str, expires_at: i64, title: &str, body: &str) -> Value {
@@ -348,7 +356,7 @@ mod tests {
 
     #[test]
     fn an_fid_is_spliced_into_the_fid_field_with_the_same_bytes_as_serialising_the_tree() {
-        let message = Message::path_daily("2026-W48".into(), &seoul_slot(), "t".into(), "b".into());
+        let message = Message::path_daily("2026-W48".into(), &seoul_slot(), ("t".into(), "b".into()), false);
         let template = RequestTemplate::new(&message, false).unwrap();
         let fid = "cR_8eKx2Q-2mP0aBcDeF9z";
         let mut body = Vec::new();
@@ -373,6 +381,23 @@ mod tests {
         let message = Message::save_location(&seoul_slot(), std::time::Duration::from_secs(1800));
         let Message::SaveLocation { expires_at, .. } = message else { unreachable!() };
         assert_eq!(expires_at, seoul_slot().timestamp() + 1800);
+    }
+
+    fn path_daily_aps(sound: bool) -> Value {
+        let text = ("t".to_owned(), "b".to_owned());
+        Message::path_daily("2026-W48".into(), &seoul_slot(), text, sound).to_json(TargetKind::Token, "t")
+            ["apns"]["payload"]["aps"]
+            .clone()
+    }
+
+    #[test]
+    fn path_daily_plays_no_sound_by_default() {
+        assert_eq!(path_daily_aps(false), json!({ "content-available": 1, "thread-id": "pathDaily" }));
+    }
+
+    #[test]
+    fn path_daily_plays_the_default_sound_when_asked() {
+        assert_eq!(path_daily_aps(true)["sound"], "default");
     }
 
     #[test]
@@ -406,7 +431,8 @@ mod tests {
     #[test]
     fn message_bytes_is_the_size_of_the_message_object_fcm_counts() {
         let token = "a-device-token:APA91b";
-        let message = Message::path_daily("2026-W48".into(), &seoul_slot(), "t".into(), "본문".into());
+        let message =
+            Message::path_daily("2026-W48".into(), &seoul_slot(), ("t".into(), "본문".into()), false);
         let counted = serde_json::to_vec(&message.to_json(TargetKind::Token, token)).unwrap().len();
         for validate_only in [false, true] {
             let template = RequestTemplate::new(&message, validate_only).unwrap();
@@ -425,12 +451,16 @@ mod tests {
     #[test]
     fn the_size_check_keeps_room_for_the_longest_token() {
         let fits = |body_len: usize| {
-            let message =
-                Message::path_daily("2026-W48".into(), &seoul_slot(), "t".into(), "x".repeat(body_len));
+            let message = Message::path_daily(
+                "2026-W48".into(),
+                &seoul_slot(),
+                ("t".into(), "x".repeat(body_len)),
+                false,
+            );
             RequestTemplate::new(&message, false).is_ok()
         };
         let base = serde_json::to_vec(
-            &Message::path_daily("2026-W48".into(), &seoul_slot(), "t".into(), String::new())
+            &Message::path_daily("2026-W48".into(), &seoul_slot(), ("t".into(), String::new()), false)
                 .to_json(TargetKind::Token, ""),
         )
         .unwrap()
@@ -443,20 +473,21 @@ mod tests {
     #[test]
     fn an_oversized_message_says_by_how_much_to_shorten_it() {
         let base = serde_json::to_vec(
-            &Message::path_daily("2026-W48".into(), &seoul_slot(), "t".into(), String::new())
+            &Message::path_daily("2026-W48".into(), &seoul_slot(), ("t".into(), String::new()), false)
                 .to_json(TargetKind::Token, ""),
         )
         .unwrap()
         .len();
         let body = "x".repeat(MAX_MESSAGE_BYTES - TOKEN_ALLOWANCE - base + 7);
-        let message = Message::path_daily("2026-W48".into(), &seoul_slot(), "t".into(), body);
+        let message = Message::path_daily("2026-W48".into(), &seoul_slot(), ("t".into(), body), false);
         let err = RequestTemplate::new(&message, false).unwrap_err().to_string();
         assert!(err.contains("by at least 7 bytes") && err.contains("256-byte device token"), "{err}");
     }
 
     #[test]
     fn an_oversized_body_is_refused_before_sending() {
-        let message = Message::path_daily("2026-W48".into(), &seoul_slot(), "t".into(), "가".repeat(1400));
+        let message =
+            Message::path_daily("2026-W48".into(), &seoul_slot(), ("t".into(), "가".repeat(1400)), false);
         let err = RequestTemplate::new(&message, false).unwrap_err();
         assert!(matches!(err, MessageError::TooLarge { bytes, .. } if bytes > MAX_MESSAGE_BYTES));
     }

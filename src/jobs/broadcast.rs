@@ -21,11 +21,12 @@ use crate::ledger::{self, Ledger, Opened};
 use crate::mode::Mode;
 use crate::shard::Shard;
 use crate::slot::{IsoWeek, RunKey};
+use crate::spread::{SlotClock, Spread};
 use crate::stop::{RunStop, StopReason};
 use crate::summary::{self, Summary};
 use crate::tokens::{Start, TokenSource};
 
-use super::delivery::{self, Plan, Ran as Delivered};
+use super::delivery::{self, Plan, Ran as Delivered, Timing};
 use super::{RunEnd, Skip};
 
 /// A scheduled job's run.
@@ -73,7 +74,7 @@ pub(crate) async fn run(config: &Config, job: Broadcast<'_>) -> Result<RunEnd> {
     let batch = job.batch;
     let summary = if let Some(path) = &batch.tokens_file {
         let plan = plan(&job, TokenSource::file(path.clone()));
-        delivery::execute(config, plan, Some(batch.deadline), started).await?
+        delivery::execute(config, plan, timing(batch, SlotClock::default()), started).await?
     } else {
         match super::with_database(config, true, async |db| from_database(config, &job, db, started).await)
             .await?
@@ -100,9 +101,8 @@ async fn from_database(config: &Config, job: &Broadcast<'_>, db: &Database, star
     let batch = job.batch;
     if batch.mode != Mode::Send {
         let source = job.audience.source(db, batch.shard, Start::beginning());
-        return delivery::execute(config, plan(job, source), Some(batch.deadline), started)
-            .await
-            .map(Ran::Sent);
+        let timing = Timing { deadline: Some(batch.deadline), spread: None };
+        return delivery::execute(config, plan(job, source), timing, started).await.map(Ran::Sent);
     }
     db.check_schema().await?;
     let prepared = delivery::prepare(config, &job.message, Mode::Send).await?;
@@ -124,6 +124,7 @@ async fn from_database(config: &Config, job: &Broadcast<'_>, db: &Database, star
         }
     };
     let resume = ledger.resume();
+    let clock = resume.clock;
     if resume.retry_set > 0 {
         tracing::info!(
             retry_set = resume.retry_set,
@@ -144,7 +145,7 @@ async fn from_database(config: &Config, job: &Broadcast<'_>, db: &Database, star
         source,
         Some(ledger.recorder()),
         stop.clone(),
-        Some(batch.deadline),
+        timing(batch, clock),
         job.job,
     );
     // A bug must not leave the slot `running` with nobody to finish it: stop the run, record it
@@ -160,6 +161,7 @@ async fn from_database(config: &Config, job: &Broadcast<'_>, db: &Database, star
                 stopped: stop.reason(),
                 exhausted: false,
                 error: Some(error),
+                pace: None,
             }
         }
     };
@@ -185,6 +187,13 @@ async fn from_database(config: &Config, job: &Broadcast<'_>, db: &Database, star
     }
     let summary = ran.summary((job.job, job.slot.clone(), batch.mode), started.elapsed());
     Ok(Ran::Sent(summary.with_retry_set(finished.totals.retrying)))
+}
+
+/// The run's deadline and, when it delivers with a window (`path-daily --spread`), its spread
+/// from where the slot stands. Validating (`--dry-run`) is never spread: nothing uploads after it.
+fn timing(batch: &Batch, clock: SlotClock) -> Timing {
+    let spread = batch.spread.filter(|_| batch.mode == Mode::Send).map(|window| Spread { window, clock });
+    Timing { deadline: Some(batch.deadline), spread }
 }
 
 /// What a panic said, for the journal's error column.

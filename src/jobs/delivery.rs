@@ -21,6 +21,7 @@ use crate::fcm::{ClientSettings, DeadReason, FatalSendError, FcmClient};
 use crate::ledger::{Ending, Recorder, Resolution};
 use crate::mode::Mode;
 use crate::output::{RunProgress, StdoutBodies, Written};
+use crate::spread::{self, Spread};
 use crate::stop::{RunStop, SendGate, Signal, StopReason};
 use crate::summary::Summary;
 use crate::tokens::{Rejection, SourceError, Target, TokenCounts, TokenFilter, TokenSource};
@@ -60,6 +61,15 @@ pub(crate) async fn prepare(config: &Config, message: &Message, mode: Mode) -> R
     Ok(Prepared { template, client })
 }
 
+/// When a run must stop, and how it spreads its messages.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Timing {
+    /// Stop sending this long after the start.
+    pub deadline: Option<Duration>,
+    /// Send the run's messages evenly over what is left of this window.
+    pub spread: Option<Spread>,
+}
+
 /// How a run's sending ended.
 pub(crate) struct Ran {
     /// This run's counts.
@@ -70,6 +80,8 @@ pub(crate) struct Ran {
     pub exhausted: bool,
     /// What made the run fail (FCM refusing it, the source failing, a breaker).
     pub error: Option<Error>,
+    /// The pace a spread run set itself, in messages per second.
+    pub pace: Option<f64>,
 }
 
 impl Ran {
@@ -85,7 +97,7 @@ impl Ran {
     /// The run's summary.
     pub(crate) fn summary(&self, plan: (&'static str, String, Mode), elapsed: Duration) -> Summary {
         let (job, slot, mode) = plan;
-        let summary = Summary::new(job, slot, mode, self.counts, elapsed);
+        let summary = Summary::new(job, slot, mode, self.counts, elapsed).with_pace(self.pace);
         match self.stopped {
             Some(StopReason::Signal(_)) => summary.interrupted(),
             _ => summary,
@@ -100,7 +112,7 @@ impl Ran {
 pub(crate) async fn execute(
     config: &Config,
     plan: Plan,
-    deadline: Option<Duration>,
+    timing: Timing,
     started: Instant,
 ) -> Result<Summary> {
     if plan.mode == Mode::Print {
@@ -109,7 +121,7 @@ pub(crate) async fn execute(
         return Ok(Summary::new(plan.job, plan.slot, plan.mode, counts, started.elapsed()));
     }
     let prepared = prepare(config, &plan.message, plan.mode).await?;
-    let mut ran = deliver(config, prepared, plan.source, None, RunStop::new(), deadline, plan.job).await;
+    let mut ran = deliver(config, prepared, plan.source, None, RunStop::new(), timing, plan.job).await;
     if let Some(error) = ran.error.take() {
         return Err(error);
     }
@@ -147,7 +159,7 @@ async fn print_all(mut source: TokenSource, template: &RequestTemplate, targets:
 }
 
 /// Sends every token of `source`, reporting to `recorder` when the run is journaled, until the
-/// source ends or `stop` fires (here on SIGTERM/SIGINT and at `deadline`, elsewhere on a lost
+/// source ends or `stop` fires (here on SIGTERM/SIGINT and at the deadline, elsewhere on a lost
 /// ledger). Never fails: what went wrong is in [`Ran::error`], so the caller records it first.
 pub(crate) async fn deliver(
     config: &Config,
@@ -155,21 +167,34 @@ pub(crate) async fn deliver(
     source: TokenSource,
     recorder: Option<Recorder>,
     stop: RunStop,
-    deadline: Option<Duration>,
+    timing: Timing,
     job: &str,
 ) -> Ran {
-    let filter = match source.filter(config.output.progress.shown(), config.sending.targets).await {
+    // A spread needs the count up front, like a drawn progress bar.
+    let count_total = config.output.progress.shown() || timing.spread.is_some();
+    let filter = match source.filter(count_total, config.sending.targets).await {
         Ok(filter) => filter,
         Err(error) => {
             let error = Error::from(error);
-            return Ran { counts: Counts::default(), stopped: None, exhausted: false, error: Some(error) };
+            let counts = Counts::default();
+            return Ran { counts, stopped: None, exhausted: false, error: Some(error), pace: None };
         }
     };
+    let pace = timing.spread.and_then(|spread| spread.pace(filter.expected().unwrap_or(0)));
+    let rate = spread::capped(pace, config.sending.rate);
+    if let Some(pace) = pace {
+        tracing::info!(
+            expected = filter.expected(),
+            pace_per_sec = rate.unwrap_or(pace),
+            "spreading the slot's messages over its window"
+        );
+    }
+    let deadline = timing.deadline;
     let signals = tokio::spawn(stop_on_signal(stop.clone()));
     let timer = deadline.map(|after| tokio::spawn(stop_at_deadline(stop.clone(), after)));
     let policy = Policy {
         concurrency: config.sending.concurrency,
-        rate: config.sending.rate,
+        rate,
         max_attempts: config.sending.max_attempts,
         backoff: config.sending.backoff,
         quota_backoff: config.sending.quota_backoff,
@@ -203,7 +228,8 @@ pub(crate) async fn deliver(
         Err(error) => (false, Some(error.into())),
     };
     let error = sent.err().map(Error::from).or(fed_error).or(tally.refusal);
-    Ran { counts, stopped: stop.reason(), exhausted, error }
+    let pace = pace.and(rate);
+    Ran { counts, stopped: stop.reason(), exhausted, error, pace }
 }
 
 /// What the token reader did.

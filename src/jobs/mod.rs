@@ -188,7 +188,12 @@ pub(crate) async fn run(config: &Config) -> Result<RunEnd> {
             let job = Broadcast {
                 job: config.job.name(),
                 slot: week.to_string(),
-                message: Message::path_daily(week.to_string(), &now, text.title.clone(), text.body.clone()),
+                message: Message::path_daily(
+                    week.to_string(),
+                    &now,
+                    (text.title.clone(), text.body.clone()),
+                    text.sound,
+                ),
                 batch,
                 audience: Audience::AppUsers,
             };
@@ -202,7 +207,7 @@ pub(crate) async fn run(config: &Config) -> Result<RunEnd> {
                 mode: *mode,
                 source: TokenSource::single(token.clone(), *as_kind),
             };
-            let summary = delivery::execute(config, plan, None, Instant::now()).await?;
+            let summary = delivery::execute(config, plan, Default::default(), Instant::now()).await?;
             summary::emit(&summary, &config.output, *mode == crate::mode::Mode::Print)?;
             Ok(RunEnd::sent(&summary))
         }
@@ -218,7 +223,7 @@ fn one_off_message(config: &Config, kind: &SendKind) -> Message {
         SendKind::PathDaily(text) => {
             let week = IsoWeek::containing(config.now, config.timezone);
             let now = config.now.with_timezone(&config.timezone);
-            Message::path_daily(week.to_string(), &now, text.title.clone(), text.body.clone())
+            Message::path_daily(week.to_string(), &now, (text.title.clone(), text.body.clone()), text.sound)
         }
     }
 }

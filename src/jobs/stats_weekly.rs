@@ -77,6 +77,7 @@ async fn aggregate_and_notify(
         force: job.force,
         deadline: PATH_DAILY_DEADLINE,
         shard: Shard::ALL,
+        spread: None,
     };
     let notify = Broadcast {
         job: names::STATS_NOTIFY,

@@ -35,6 +35,7 @@ use crate::db::{Database, DbError};
 use crate::exit::ExitCode;
 use crate::shard::Shard;
 use crate::slot::RunKey;
+use crate::spread::SlotClock;
 use crate::stop::{Hold, RunStop, SendGate, StopReason};
 use crate::timeout::within;
 
@@ -178,6 +179,8 @@ pub(crate) struct Resume {
     pub checkpoint: i64,
     /// How many users the retry set holds.
     pub retry_set: u64,
+    /// How far the slot is into its delivery window (`path-daily --spread`).
+    pub clock: SlotClock,
 }
 
 /// The sender's handle on the ledger: cheap to clone, reports go to memory only.
@@ -312,7 +315,10 @@ impl Ledger {
         };
         let retry_set = session.retry_count(&key).await?;
         let totals = SlotCounts { retrying: retry_set, ..totals };
-        let resume = Resume { key: key.clone(), checkpoint, retry_set };
+        let elapsed = session.slot_age(&key).await?;
+        // The retry set is sent again, so it counts as left to send, not finished.
+        let clock = SlotClock { elapsed, finished: totals.targeted.saturating_sub(retry_set) };
+        let resume = Resume { key: key.clone(), checkpoint, retry_set, clock };
         let progress = Arc::new(Mutex::new(Progress::new(checkpoint, totals)));
         Ok(Opened::Run(Box::new(Ledger {
             key,

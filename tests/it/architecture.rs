@@ -149,6 +149,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "panic_hook",
             "shard",
             "slot",
+            "spread",
             "stop",
             "timeout",
             "user_week",

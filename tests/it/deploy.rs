@@ -74,7 +74,7 @@ fn crontab_example_schedules_all_three_jobs_at_their_times() {
     assert_eq!(
         jobs,
         [
-            ("save-location".to_owned(), "0,30 * * * *".to_owned()),
+            ("save-location".to_owned(), "7,37 * * * *".to_owned()),
             ("path-daily".to_owned(), "10 0 * * 1".to_owned()),
             ("stats weekly".to_owned(), "30 0 * * 1".to_owned()),
         ]
@@ -111,7 +111,7 @@ fn unit(name: &str) -> String {
 #[test]
 fn systemd_has_a_service_and_a_timer_per_job_in_seoul_time() {
     for (job, calendar) in [
-        ("save-location", "*-*-* *:00,30:00 Asia/Seoul"),
+        ("save-location", "*-*-* *:07,37:00 Asia/Seoul"),
         ("path-daily", "Mon *-*-* 00:10:00 Asia/Seoul"),
         ("stats-weekly", "Mon *-*-* 00:30:00 Asia/Seoul"),
     ] {
@@ -233,7 +233,7 @@ fn kubernetes_cronjobs_run_every_job_in_seoul_time_one_at_a_time() {
         assert!(jobs.iter().any(|j| j == job), "no CronJob runs {job}: {jobs:?}");
     }
     let schedules: Vec<&str> = cronjobs.iter().map(|(_, c)| text(c, "spec.schedule")).collect();
-    for schedule in ["0,30 * * * *", "10 0 * * 1", "30 0 * * 1"] {
+    for schedule in ["7,37 * * * *", "10 0 * * 1", "30 0 * * 1"] {
         assert!(schedules.contains(&schedule), "{schedules:?}");
     }
 }
@@ -400,5 +400,64 @@ fn every_home_file_exists() {
         "deploy/kubernetes/secrets.example.yaml",
     ] {
         assert!(Path::new(&repository().join(file)).is_file(), "{file}");
+    }
+}
+
+// ---- save-location off FCM's peak minutes, the same in every home ----
+
+/// The minutes of the hour of a cron schedule's minute field (`7,37`).
+fn cron_minutes(schedule: &str) -> Vec<u32> {
+    let field = schedule.split_whitespace().next().unwrap();
+    field.split(',').map(|minute| minute.parse().unwrap_or_else(|_| panic!("{schedule}"))).collect()
+}
+
+/// Every home's save-location start minutes, named by where they come from.
+fn save_location_minutes() -> Vec<(String, Vec<u32>)> {
+    let mut homes = Vec::new();
+    for (schedule, args, _) in crontab_jobs() {
+        if job_of(&args.iter().map(String::as_str).collect::<Vec<_>>()) == "save-location" {
+            homes.push(("crontab.example".to_owned(), cron_minutes(&schedule)));
+        }
+    }
+    let docker_line = read("crontab.example")
+        .lines()
+        .find(|line| {
+            line.starts_with("# ") && line.contains("docker compose") && line.contains("save-location")
+        })
+        .map(|line| line.trim_start_matches("# ").to_owned())
+        .expect("crontab.example shows the docker compose line");
+    homes.push(("crontab.example (docker compose)".to_owned(), cron_minutes(&docker_line)));
+    let calendar = unit_value(&unit("wolley-push-save-location.timer"), "OnCalendar").unwrap();
+    // `*-*-* *:07,37:00 Asia/Seoul`: the minutes are the field between the first two colons.
+    let minutes = calendar.split(':').nth(1).unwrap();
+    homes.push(("systemd".to_owned(), minutes.split(',').map(|m| m.parse().unwrap()).collect()));
+    for (file, cronjob) in cronjobs() {
+        if job_of(&args(&cronjob)) == "save-location" {
+            homes.push((format!("kubernetes {file}"), cron_minutes(text(&cronjob, "spec.schedule"))));
+        }
+    }
+    homes
+}
+
+#[test]
+fn every_home_starts_save_location_off_fcms_peak_minutes() {
+    for (home, minutes) in save_location_minutes() {
+        for minute in &minutes {
+            // FCM's traffic peaks in the first minutes of each hour and at :15, :30 and :45.
+            let from_peak = [0, 15, 30, 45, 60].iter().map(|peak| minute.abs_diff(*peak)).min().unwrap();
+            assert!(from_peak >= 3, "{home} starts save-location at :{minute:02}, on a peak");
+        }
+    }
+}
+
+#[test]
+fn every_home_starts_save_location_once_in_each_half_hour_slot_at_the_same_minutes() {
+    let homes = save_location_minutes();
+    assert!(homes.len() >= 5, "{homes:?}");
+    for (home, minutes) in &homes {
+        let slots: Vec<u32> = minutes.iter().map(|minute| minute / 30).collect();
+        assert_eq!(slots, [0, 1], "{home}: one start in each half-hour: {minutes:?}");
+        assert_eq!(minutes[0] + 30, minutes[1], "{home}: the same offset in both slots: {minutes:?}");
+        assert_eq!(minutes, &homes[0].1, "{home} differs from {}", homes[0].0);
     }
 }

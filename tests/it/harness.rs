@@ -253,7 +253,8 @@ pub fn bare_cmd() -> Command {
     ] {
         cmd.env_remove(var);
     }
-    cmd.env("WOLLEY_NOW", NOW).timeout(Duration::from_secs(120));
+    // path-daily spreads its slot over 10 minutes by default; tests that spread say so.
+    cmd.env("WOLLEY_NOW", NOW).env("WOLLEY_SPREAD", "0").timeout(Duration::from_secs(120));
     cmd
 }
 

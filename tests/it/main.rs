@@ -26,5 +26,6 @@ mod responses;
 mod retries;
 mod run_safety;
 mod secrets;
+mod spread;
 mod stats;
 mod targeting;

@@ -32,6 +32,27 @@ fn path_daily_sends_exactly_the_golden_visible_notification() {
     assert_eq!(sent_body(&world, "path-daily"), golden("path-daily"));
 }
 
+/// The `aps` dictionary of the one path-daily request a run with `extra` flags sent.
+fn path_daily_aps(extra: &[&str]) -> Value {
+    let world = World::new();
+    let tokens = world.file("tokens.txt", &format!("{GOLDEN_TOKEN}\n"));
+    let output =
+        world.cmd().arg("path-daily").arg("--tokens-file").arg(&tokens).args(extra).output().unwrap();
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    world.fcm.requests()[0].body.as_ref().unwrap()["message"]["apns"]["payload"]["aps"].clone()
+}
+
+#[test]
+fn the_midnight_path_daily_plays_no_sound() {
+    let aps = path_daily_aps(&[]);
+    assert!(aps.get("sound").is_none(), "{aps}");
+}
+
+#[test]
+fn path_daily_with_sound_plays_the_default_sound() {
+    assert_eq!(path_daily_aps(&["--sound"])["sound"], "default");
+}
+
 #[test]
 fn requests_carry_a_bearer_token_and_json_over_http2() {
     let world = World::new();
