@@ -21,6 +21,7 @@ mod migrate_faults;
 mod panics;
 mod pings;
 mod pruning;
+mod report;
 mod responses;
 mod retries;
 mod run_safety;
