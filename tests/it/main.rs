@@ -10,6 +10,7 @@ mod closed_pipes;
 mod credential_faults;
 mod database_faults;
 mod deploy;
+mod deploy_checks;
 mod doctor;
 mod fcm_faults;
 mod flag_bounds;

@@ -30,7 +30,7 @@ const TUE_14: &str = "2026-11-24T14:00:00+09:00";
 const WED_08: &str = "2026-11-25T08:00:00+09:00";
 
 /// A database holding the fixture week.
-fn fixture() -> World {
+pub(crate) fn fixture() -> World {
     let world = World::new().with_db();
     let db = world.db();
     db.add_users(&(1..=6).map(|id| (id, None)).collect::<Vec<_>>());
