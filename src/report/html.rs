@@ -25,7 +25,7 @@ td,th{padding:3px 8px;text-align:right;border-bottom:1px solid #eef0f2}td:first-
 const SENT: &str = "#2da44e";
 const PRUNED: &str = "#d4a72c";
 const FAILED: &str = "#cf222e";
-const NO_DATA: &str = "#eaeef2";
+const NO_DATA: &str = "#c9d1d9";
 
 impl WeekReport {
     /// The page.
@@ -168,7 +168,7 @@ impl WeekReport {
 
 const LEGEND: &str = "<p class=\"legend\">wake rate <span style=\"background:#eef6fb\"></span>0%\
     <span style=\"background:#6baed6\"></span>50%<span style=\"background:#08306b\"></span>100%\
-    <span style=\"background:#eaeef2\"></span>no active users<span style=\"background:#fbe3e4\"></span>not sent</p>\n";
+    <span style=\"background:#c9d1d9\"></span>no active users<span style=\"background:#fbe3e4\"></span>not sent</p>\n";
 
 /// From pale (nobody woke) to deep blue (everyone did); grey without active users; pink when
 /// the slot was not sent.
