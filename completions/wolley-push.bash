@@ -25,6 +25,9 @@ _wolley__push() {
             wolley__push,path-daily)
                 cmd="wolley__push__subcmd__path__subcmd__daily"
                 ;;
+            wolley__push,report)
+                cmd="wolley__push__subcmd__report"
+                ;;
             wolley__push,runs)
                 cmd="wolley__push__subcmd__runs"
                 ;;
@@ -40,6 +43,9 @@ _wolley__push() {
             wolley__push,tokens)
                 cmd="wolley__push__subcmd__tokens"
                 ;;
+            wolley__push__subcmd__report,week)
+                cmd="wolley__push__subcmd__report__subcmd__week"
+                ;;
             wolley__push__subcmd__stats,weekly)
                 cmd="wolley__push__subcmd__stats__subcmd__weekly"
                 ;;
@@ -53,7 +59,7 @@ _wolley__push() {
 
     case "${cmd}" in
         wolley__push)
-            opts="-q -v -h -V --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --targets --timezone --max-attempts --backoff --quota-backoff --max-dead-share --force-prune --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help --version save-location path-daily send stats migrate doctor runs tokens"
+            opts="-q -v -h -V --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --targets --timezone --max-attempts --backoff --quota-backoff --max-dead-share --force-prune --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help --version save-location path-daily send stats migrate doctor runs report tokens"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -116,7 +122,7 @@ _wolley__push() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "human json html" -- "${cur}"))
                     return 0
                     ;;
                 --progress)
@@ -202,7 +208,7 @@ _wolley__push() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "human json html" -- "${cur}"))
                     return 0
                     ;;
                 --progress)
@@ -288,7 +294,7 @@ _wolley__push() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "human json html" -- "${cur}"))
                     return 0
                     ;;
                 --progress)
@@ -406,7 +412,191 @@ _wolley__push() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "human json html" -- "${cur}"))
+                    return 0
+                    ;;
+                --progress)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ping-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wolley__subcmd__push__subcmd__report)
+            opts="-q -v -h --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --targets --timezone --max-attempts --backoff --quota-backoff --max-dead-share --force-prune --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help week"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --credentials)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --project-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --fcm-endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --fcm-ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --concurrency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --targets)
+                    COMPREPLY=($(compgen -W "auto token fid" -- "${cur}"))
+                    return 0
+                    ;;
+                --timezone)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-attempts)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --backoff)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --quota-backoff)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-dead-share)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --request-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "human json html" -- "${cur}"))
+                    return 0
+                    ;;
+                --progress)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ping-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wolley__subcmd__push__subcmd__report__subcmd__week)
+            opts="-q -v -h --week --output --wake-window --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --targets --timezone --max-attempts --backoff --quota-backoff --max-dead-share --force-prune --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --week)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wake-window)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --credentials)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --project-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --fcm-endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --fcm-ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --concurrency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --targets)
+                    COMPREPLY=($(compgen -W "auto token fid" -- "${cur}"))
+                    return 0
+                    ;;
+                --timezone)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-attempts)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --backoff)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --quota-backoff)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-dead-share)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --request-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "human json html" -- "${cur}"))
                     return 0
                     ;;
                 --progress)
@@ -500,7 +690,7 @@ _wolley__push() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "human json html" -- "${cur}"))
                     return 0
                     ;;
                 --progress)
@@ -610,7 +800,7 @@ _wolley__push() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "human json html" -- "${cur}"))
                     return 0
                     ;;
                 --progress)
@@ -716,7 +906,7 @@ _wolley__push() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "human json html" -- "${cur}"))
                     return 0
                     ;;
                 --progress)
@@ -802,7 +992,7 @@ _wolley__push() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "human json html" -- "${cur}"))
                     return 0
                     ;;
                 --progress)
@@ -900,7 +1090,7 @@ _wolley__push() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "human json html" -- "${cur}"))
                     return 0
                     ;;
                 --progress)
@@ -986,7 +1176,7 @@ _wolley__push() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "human json html" -- "${cur}"))
                     return 0
                     ;;
                 --progress)
@@ -1088,7 +1278,7 @@ _wolley__push() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "human json html" -- "${cur}"))
                     return 0
                     ;;
                 --progress)

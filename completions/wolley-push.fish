@@ -40,8 +40,9 @@ complete -c wolley-push -n "__fish_wolley_push_needs_command" -l backoff -d 'Fir
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -l quota-backoff -d 'First back-off after a 429 without Retry-After, more than 0 (doubles each attempt up to 5m; 60s is Google\'s minimum)' -r
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -l max-dead-share -d 'Hold pruning back when dead tokens are more than this percentage of a slot\'s answers (a wrong key or APNs setup looks like mass death; healthy runs see well under 1%)' -r
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -l request-timeout -d 'Time limit of one FCM request, more than 0 and at most 10m' -r
-complete -c wolley-push -n "__fish_wolley_push_needs_command" -l format -d 'Format of the summary on stdout' -r -f -a "human\t'A few aligned lines for people'
-json\t'One JSON object'"
+complete -c wolley-push -n "__fish_wolley_push_needs_command" -l format -d 'Format of the summary on stdout (html: `report week` only)' -r -f -a "human\t'A few aligned lines for people'
+json\t'One JSON object'
+html\t'One self-contained page with charts (`report week` only)'"
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -l progress -d 'Progress bar on stderr; auto = only when stderr is a terminal' -r -f -a "auto\t'Only when stderr is a terminal'
 always\t'Always'
 never\t'Never'"
@@ -59,6 +60,7 @@ complete -c wolley-push -n "__fish_wolley_push_needs_command" -f -a "stats" -d '
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -f -a "migrate" -d 'Create or upgrade the tables wolley-push owns (never touches the backend\'s tables)'
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -f -a "doctor" -d 'Check configuration, key, OAuth, FCM, database and schema; one line per check'
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -f -a "runs" -d 'The run journal: each job\'s recent slots with status, counts, retry set, owner and heartbeat'
+complete -c wolley-push -n "__fish_wolley_push_needs_command" -f -a "report" -d 'Reports on the jobs\' effect: did the wake-ups work?'
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -f -a "tokens" -d 'Device tokens: put back tokens that pruning removed'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l tokens-file -d 'Read `token` or `user_id<TAB>token` lines from this file (`-` = stdin) instead of the database' -r -F
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l slot -d 'The slot to run [default: now\'s half-hour (save-location) or ISO week (path-daily)], e.g. 2026-11-30T14:30 or 2026-W49' -r
@@ -82,8 +84,9 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l quota-backoff -d 'First back-off after a 429 without Retry-After, more than 0 (doubles each attempt up to 5m; 60s is Google\'s minimum)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l max-dead-share -d 'Hold pruning back when dead tokens are more than this percentage of a slot\'s answers (a wrong key or APNs setup looks like mass death; healthy runs see well under 1%)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l request-timeout -d 'Time limit of one FCM request, more than 0 and at most 10m' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l format -d 'Format of the summary on stdout' -r -f -a "human\t'A few aligned lines for people'
-json\t'One JSON object'"
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l format -d 'Format of the summary on stdout (html: `report week` only)' -r -f -a "human\t'A few aligned lines for people'
+json\t'One JSON object'
+html\t'One self-contained page with charts (`report week` only)'"
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand save-location" -l progress -d 'Progress bar on stderr; auto = only when stderr is a terminal' -r -f -a "auto\t'Only when stderr is a terminal'
 always\t'Always'
 never\t'Never'"
@@ -120,8 +123,9 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l b
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l quota-backoff -d 'First back-off after a 429 without Retry-After, more than 0 (doubles each attempt up to 5m; 60s is Google\'s minimum)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l max-dead-share -d 'Hold pruning back when dead tokens are more than this percentage of a slot\'s answers (a wrong key or APNs setup looks like mass death; healthy runs see well under 1%)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l request-timeout -d 'Time limit of one FCM request, more than 0 and at most 10m' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l format -d 'Format of the summary on stdout' -r -f -a "human\t'A few aligned lines for people'
-json\t'One JSON object'"
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l format -d 'Format of the summary on stdout (html: `report week` only)' -r -f -a "human\t'A few aligned lines for people'
+json\t'One JSON object'
+html\t'One self-contained page with charts (`report week` only)'"
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l progress -d 'Progress bar on stderr; auto = only when stderr is a terminal' -r -f -a "auto\t'Only when stderr is a terminal'
 always\t'Always'
 never\t'Never'"
@@ -157,8 +161,9 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l backoff
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l quota-backoff -d 'First back-off after a 429 without Retry-After, more than 0 (doubles each attempt up to 5m; 60s is Google\'s minimum)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l max-dead-share -d 'Hold pruning back when dead tokens are more than this percentage of a slot\'s answers (a wrong key or APNs setup looks like mass death; healthy runs see well under 1%)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l request-timeout -d 'Time limit of one FCM request, more than 0 and at most 10m' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l format -d 'Format of the summary on stdout' -r -f -a "human\t'A few aligned lines for people'
-json\t'One JSON object'"
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l format -d 'Format of the summary on stdout (html: `report week` only)' -r -f -a "human\t'A few aligned lines for people'
+json\t'One JSON object'
+html\t'One self-contained page with charts (`report week` only)'"
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l progress -d 'Progress bar on stderr; auto = only when stderr is a terminal' -r -f -a "auto\t'Only when stderr is a terminal'
 always\t'Always'
 never\t'Never'"
@@ -187,8 +192,9 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not _
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l quota-backoff -d 'First back-off after a 429 without Retry-After, more than 0 (doubles each attempt up to 5m; 60s is Google\'s minimum)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l max-dead-share -d 'Hold pruning back when dead tokens are more than this percentage of a slot\'s answers (a wrong key or APNs setup looks like mass death; healthy runs see well under 1%)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l request-timeout -d 'Time limit of one FCM request, more than 0 and at most 10m' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l format -d 'Format of the summary on stdout' -r -f -a "human\t'A few aligned lines for people'
-json\t'One JSON object'"
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l format -d 'Format of the summary on stdout (html: `report week` only)' -r -f -a "human\t'A few aligned lines for people'
+json\t'One JSON object'
+html\t'One self-contained page with charts (`report week` only)'"
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and not __fish_seen_subcommand_from weekly" -l progress -d 'Progress bar on stderr; auto = only when stderr is a terminal' -r -f -a "auto\t'Only when stderr is a terminal'
 always\t'Always'
 never\t'Never'"
@@ -218,8 +224,9 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fis
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l quota-backoff -d 'First back-off after a 429 without Retry-After, more than 0 (doubles each attempt up to 5m; 60s is Google\'s minimum)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l max-dead-share -d 'Hold pruning back when dead tokens are more than this percentage of a slot\'s answers (a wrong key or APNs setup looks like mass death; healthy runs see well under 1%)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l request-timeout -d 'Time limit of one FCM request, more than 0 and at most 10m' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l format -d 'Format of the summary on stdout' -r -f -a "human\t'A few aligned lines for people'
-json\t'One JSON object'"
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l format -d 'Format of the summary on stdout (html: `report week` only)' -r -f -a "human\t'A few aligned lines for people'
+json\t'One JSON object'
+html\t'One self-contained page with charts (`report week` only)'"
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand stats; and __fish_seen_subcommand_from weekly" -l progress -d 'Progress bar on stderr; auto = only when stderr is a terminal' -r -f -a "auto\t'Only when stderr is a terminal'
 always\t'Always'
 never\t'Never'"
@@ -248,8 +255,9 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l back
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l quota-backoff -d 'First back-off after a 429 without Retry-After, more than 0 (doubles each attempt up to 5m; 60s is Google\'s minimum)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l max-dead-share -d 'Hold pruning back when dead tokens are more than this percentage of a slot\'s answers (a wrong key or APNs setup looks like mass death; healthy runs see well under 1%)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l request-timeout -d 'Time limit of one FCM request, more than 0 and at most 10m' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l format -d 'Format of the summary on stdout' -r -f -a "human\t'A few aligned lines for people'
-json\t'One JSON object'"
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l format -d 'Format of the summary on stdout (html: `report week` only)' -r -f -a "human\t'A few aligned lines for people'
+json\t'One JSON object'
+html\t'One self-contained page with charts (`report week` only)'"
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand migrate" -l progress -d 'Progress bar on stderr; auto = only when stderr is a terminal' -r -f -a "auto\t'Only when stderr is a terminal'
 always\t'Always'
 never\t'Never'"
@@ -275,8 +283,9 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l backo
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l quota-backoff -d 'First back-off after a 429 without Retry-After, more than 0 (doubles each attempt up to 5m; 60s is Google\'s minimum)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l max-dead-share -d 'Hold pruning back when dead tokens are more than this percentage of a slot\'s answers (a wrong key or APNs setup looks like mass death; healthy runs see well under 1%)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l request-timeout -d 'Time limit of one FCM request, more than 0 and at most 10m' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l format -d 'Format of the summary on stdout' -r -f -a "human\t'A few aligned lines for people'
-json\t'One JSON object'"
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l format -d 'Format of the summary on stdout (html: `report week` only)' -r -f -a "human\t'A few aligned lines for people'
+json\t'One JSON object'
+html\t'One self-contained page with charts (`report week` only)'"
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand doctor" -l progress -d 'Progress bar on stderr; auto = only when stderr is a terminal' -r -f -a "auto\t'Only when stderr is a terminal'
 always\t'Always'
 never\t'Never'"
@@ -304,8 +313,9 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l backoff
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l quota-backoff -d 'First back-off after a 429 without Retry-After, more than 0 (doubles each attempt up to 5m; 60s is Google\'s minimum)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l max-dead-share -d 'Hold pruning back when dead tokens are more than this percentage of a slot\'s answers (a wrong key or APNs setup looks like mass death; healthy runs see well under 1%)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l request-timeout -d 'Time limit of one FCM request, more than 0 and at most 10m' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l format -d 'Format of the summary on stdout' -r -f -a "human\t'A few aligned lines for people'
-json\t'One JSON object'"
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l format -d 'Format of the summary on stdout (html: `report week` only)' -r -f -a "human\t'A few aligned lines for people'
+json\t'One JSON object'
+html\t'One self-contained page with charts (`report week` only)'"
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l progress -d 'Progress bar on stderr; auto = only when stderr is a terminal' -r -f -a "auto\t'Only when stderr is a terminal'
 always\t'Always'
 never\t'Never'"
@@ -315,6 +325,66 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -l force-p
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -s q -l quiet -d 'Print nothing on success (cron mails any output); errors still go to stderr'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -s v -l verbose -d 'More log detail on stderr (-v debug, -vv trace); RUST_LOG overrides'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand runs" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and not __fish_seen_subcommand_from week" -l database-url -d 'MariaDB URL of the Wolley backend, e.g. mysql://wolley:secret@127.0.0.1:3306/wolley' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and not __fish_seen_subcommand_from week" -l credentials -d 'Google service-account JSON key used to obtain FCM access tokens' -r -F
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and not __fish_seen_subcommand_from week" -l project-id -d 'Firebase project to send through [default: the key\'s project_id]' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and not __fish_seen_subcommand_from week" -l fcm-endpoint -d 'Base URL of the FCM HTTP v1 API' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and not __fish_seen_subcommand_from week" -l fcm-ca-file -d 'Also trust the certificate authorities in this PEM file for the FCM endpoint (a TLS proxy, a test server)' -r -F
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and not __fish_seen_subcommand_from week" -l concurrency -d 'Requests in flight at once, 1 to 20000 (spread over up to 64 HTTP/2 connections of 100 streams each; 20000 is about what one process can serve, beyond it only memory grows: use shards for more)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and not __fish_seen_subcommand_from week" -l rate -d 'Messages per second at most, 0 for no cap, up to 100000 (the project quota is 10,000/s unless Google raised it; one process peaks near 33,000/s)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and not __fish_seen_subcommand_from week" -l targets -d 'How stored device values are read: auto sends a value of an installation ID\'s exact shape (22 URL-safe base64 characters, the first c-f) as "fid" and any other as "token"; token or fid reads every value so' -r -f -a "auto\t'An FID where the value has an FID\'s exact shape, a registration token otherwise'
+token\t'Every value is a registration token'
+fid\t'Every value is a Firebase installation ID'"
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and not __fish_seen_subcommand_from week" -l timezone -d 'Time zone of slots, weeks and the backend\'s naive datetimes' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and not __fish_seen_subcommand_from week" -l max-attempts -d 'Attempts per message before it counts as failed, 1 to 20' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and not __fish_seen_subcommand_from week" -l backoff -d 'First back-off after a 500/503 without Retry-After, more than 0 (doubles each attempt up to 5m; 10s is Google\'s minimum)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and not __fish_seen_subcommand_from week" -l quota-backoff -d 'First back-off after a 429 without Retry-After, more than 0 (doubles each attempt up to 5m; 60s is Google\'s minimum)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and not __fish_seen_subcommand_from week" -l max-dead-share -d 'Hold pruning back when dead tokens are more than this percentage of a slot\'s answers (a wrong key or APNs setup looks like mass death; healthy runs see well under 1%)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and not __fish_seen_subcommand_from week" -l request-timeout -d 'Time limit of one FCM request, more than 0 and at most 10m' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and not __fish_seen_subcommand_from week" -l format -d 'Format of the summary on stdout (html: `report week` only)' -r -f -a "human\t'A few aligned lines for people'
+json\t'One JSON object'
+html\t'One self-contained page with charts (`report week` only)'"
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and not __fish_seen_subcommand_from week" -l progress -d 'Progress bar on stderr; auto = only when stderr is a terminal' -r -f -a "auto\t'Only when stderr is a terminal'
+always\t'Always'
+never\t'Never'"
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and not __fish_seen_subcommand_from week" -l metrics-file -d 'Write the job\'s last-run metrics to this Prometheus text file (node_exporter\'s textfile collector), e.g. /var/lib/node_exporter/textfile_collector/wolley-push.prom; every job may share one file' -r -F
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and not __fish_seen_subcommand_from week" -l ping-url -d 'Healthchecks-style ping URL of this job: URL/start when the run starts, URL on success, URL/<exit code> otherwise; a failed ping is only a warning' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and not __fish_seen_subcommand_from week" -l force-prune -d 'Prune every dead token whatever their share (after checking the breaker\'s reason, e.g. the first run after a long time without pruning)'
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and not __fish_seen_subcommand_from week" -s q -l quiet -d 'Print nothing on success (cron mails any output); errors still go to stderr'
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and not __fish_seen_subcommand_from week" -s v -l verbose -d 'More log detail on stderr (-v debug, -vv trace); RUST_LOG overrides'
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and not __fish_seen_subcommand_from week" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and not __fish_seen_subcommand_from week" -f -a "week" -d 'The week\'s wake-ups: wake rate per slot, deliveries and never-woke users (reads only)'
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and __fish_seen_subcommand_from week" -l week -d 'ISO week to report [default: the last finished week in --timezone]' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and __fish_seen_subcommand_from week" -l output -d 'Write the report to this file instead of stdout (replaced whole, never half-written)' -r -F
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and __fish_seen_subcommand_from week" -l wake-window -d 'How long after a push a GPS point counts as woken by it (and before it, as the baseline); more than 0, at most 30m (one slot)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and __fish_seen_subcommand_from week" -l database-url -d 'MariaDB URL of the Wolley backend, e.g. mysql://wolley:secret@127.0.0.1:3306/wolley' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and __fish_seen_subcommand_from week" -l credentials -d 'Google service-account JSON key used to obtain FCM access tokens' -r -F
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and __fish_seen_subcommand_from week" -l project-id -d 'Firebase project to send through [default: the key\'s project_id]' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and __fish_seen_subcommand_from week" -l fcm-endpoint -d 'Base URL of the FCM HTTP v1 API' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and __fish_seen_subcommand_from week" -l fcm-ca-file -d 'Also trust the certificate authorities in this PEM file for the FCM endpoint (a TLS proxy, a test server)' -r -F
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and __fish_seen_subcommand_from week" -l concurrency -d 'Requests in flight at once, 1 to 20000 (spread over up to 64 HTTP/2 connections of 100 streams each; 20000 is about what one process can serve, beyond it only memory grows: use shards for more)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and __fish_seen_subcommand_from week" -l rate -d 'Messages per second at most, 0 for no cap, up to 100000 (the project quota is 10,000/s unless Google raised it; one process peaks near 33,000/s)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and __fish_seen_subcommand_from week" -l targets -d 'How stored device values are read: auto sends a value of an installation ID\'s exact shape (22 URL-safe base64 characters, the first c-f) as "fid" and any other as "token"; token or fid reads every value so' -r -f -a "auto\t'An FID where the value has an FID\'s exact shape, a registration token otherwise'
+token\t'Every value is a registration token'
+fid\t'Every value is a Firebase installation ID'"
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and __fish_seen_subcommand_from week" -l timezone -d 'Time zone of slots, weeks and the backend\'s naive datetimes' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and __fish_seen_subcommand_from week" -l max-attempts -d 'Attempts per message before it counts as failed, 1 to 20' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and __fish_seen_subcommand_from week" -l backoff -d 'First back-off after a 500/503 without Retry-After, more than 0 (doubles each attempt up to 5m; 10s is Google\'s minimum)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and __fish_seen_subcommand_from week" -l quota-backoff -d 'First back-off after a 429 without Retry-After, more than 0 (doubles each attempt up to 5m; 60s is Google\'s minimum)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and __fish_seen_subcommand_from week" -l max-dead-share -d 'Hold pruning back when dead tokens are more than this percentage of a slot\'s answers (a wrong key or APNs setup looks like mass death; healthy runs see well under 1%)' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and __fish_seen_subcommand_from week" -l request-timeout -d 'Time limit of one FCM request, more than 0 and at most 10m' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and __fish_seen_subcommand_from week" -l format -d 'Format of the summary on stdout (html: `report week` only)' -r -f -a "human\t'A few aligned lines for people'
+json\t'One JSON object'
+html\t'One self-contained page with charts (`report week` only)'"
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and __fish_seen_subcommand_from week" -l progress -d 'Progress bar on stderr; auto = only when stderr is a terminal' -r -f -a "auto\t'Only when stderr is a terminal'
+always\t'Always'
+never\t'Never'"
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and __fish_seen_subcommand_from week" -l metrics-file -d 'Write the job\'s last-run metrics to this Prometheus text file (node_exporter\'s textfile collector), e.g. /var/lib/node_exporter/textfile_collector/wolley-push.prom; every job may share one file' -r -F
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and __fish_seen_subcommand_from week" -l ping-url -d 'Healthchecks-style ping URL of this job: URL/start when the run starts, URL on success, URL/<exit code> otherwise; a failed ping is only a warning' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and __fish_seen_subcommand_from week" -l force-prune -d 'Prune every dead token whatever their share (after checking the breaker\'s reason, e.g. the first run after a long time without pruning)'
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and __fish_seen_subcommand_from week" -s q -l quiet -d 'Print nothing on success (cron mails any output); errors still go to stderr'
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and __fish_seen_subcommand_from week" -s v -l verbose -d 'More log detail on stderr (-v debug, -vv trace); RUST_LOG overrides'
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand report; and __fish_seen_subcommand_from week" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l database-url -d 'MariaDB URL of the Wolley backend, e.g. mysql://wolley:secret@127.0.0.1:3306/wolley' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l credentials -d 'Google service-account JSON key used to obtain FCM access tokens' -r -F
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l project-id -d 'Firebase project to send through [default: the key\'s project_id]' -r
@@ -331,8 +401,9 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not 
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l quota-backoff -d 'First back-off after a 429 without Retry-After, more than 0 (doubles each attempt up to 5m; 60s is Google\'s minimum)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l max-dead-share -d 'Hold pruning back when dead tokens are more than this percentage of a slot\'s answers (a wrong key or APNs setup looks like mass death; healthy runs see well under 1%)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l request-timeout -d 'Time limit of one FCM request, more than 0 and at most 10m' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l format -d 'Format of the summary on stdout' -r -f -a "human\t'A few aligned lines for people'
-json\t'One JSON object'"
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l format -d 'Format of the summary on stdout (html: `report week` only)' -r -f -a "human\t'A few aligned lines for people'
+json\t'One JSON object'
+html\t'One self-contained page with charts (`report week` only)'"
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and not __fish_seen_subcommand_from restore" -l progress -d 'Progress bar on stderr; auto = only when stderr is a terminal' -r -f -a "auto\t'Only when stderr is a terminal'
 always\t'Always'
 never\t'Never'"
@@ -363,8 +434,9 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fi
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l quota-backoff -d 'First back-off after a 429 without Retry-After, more than 0 (doubles each attempt up to 5m; 60s is Google\'s minimum)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l max-dead-share -d 'Hold pruning back when dead tokens are more than this percentage of a slot\'s answers (a wrong key or APNs setup looks like mass death; healthy runs see well under 1%)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l request-timeout -d 'Time limit of one FCM request, more than 0 and at most 10m' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l format -d 'Format of the summary on stdout' -r -f -a "human\t'A few aligned lines for people'
-json\t'One JSON object'"
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l format -d 'Format of the summary on stdout (html: `report week` only)' -r -f -a "human\t'A few aligned lines for people'
+json\t'One JSON object'
+html\t'One self-contained page with charts (`report week` only)'"
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand tokens; and __fish_seen_subcommand_from restore" -l progress -d 'Progress bar on stderr; auto = only when stderr is a terminal' -r -f -a "auto\t'Only when stderr is a terminal'
 always\t'Always'
 never\t'Never'"

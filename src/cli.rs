@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
-use crate::output::{Format, Progress};
+use crate::output::Progress;
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 done (or nothing to do), 2 bad command line (a flag out of range included), 3
@@ -110,9 +110,9 @@ pub struct GlobalArgs {
     )]
     pub request_timeout: String,
 
-    /// Format of the summary on stdout
-    #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
-    pub format: Format,
+    /// Format of the summary on stdout (html: `report week` only)
+    #[arg(long, global = true, value_enum, default_value_t = FormatChoice::Human)]
+    pub format: FormatChoice,
 
     /// Progress bar on stderr; auto = only when stderr is a terminal
     #[arg(long, global = true, value_enum, default_value_t = Progress::Auto)]
@@ -197,6 +197,13 @@ gone): the next run of that slot resumes it.")]
     )]
     Runs(RunsArgs),
 
+    /// Reports on the jobs' effect: did the wake-ups work?
+    #[command(
+        subcommand,
+        after_help = "Example:\n  wolley-push report week --format html --output week.html"
+    )]
+    Report(ReportCommand),
+
     /// Device tokens: put back tokens that pruning removed
     #[command(
         subcommand,
@@ -227,6 +234,54 @@ pub struct RunsArgs {
     /// Slots shown per job
     #[arg(long, default_value_t = 10, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub last: u32,
+}
+
+/// `--format`: how a command writes what it reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatChoice {
+    /// A few aligned lines for people.
+    Human,
+    /// One JSON object.
+    Json,
+    /// One self-contained page with charts (`report week` only).
+    Html,
+}
+
+/// `report` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// The week's wake-ups: wake rate per slot, deliveries and never-woke users (reads only)
+    #[command(long_about = "\
+Did the week's silent wake-ups work? Joins the run journal (when each save-location slot started
+sending, and what FCM accepted) with the gpslog points the phones uploaded: per half-hour slot,
+of the users with a GPS point that day, the share with a point within --wake-window after the
+push (wake rate), the same share in the window before it (baseline), and their difference
+(lift). Also the users who never woke, every slot's deliveries, and the week's path-daily and
+badge notification. Reads only: writes nothing to the database.
+
+With --metrics-file, also records the week's median wake rate and lift and the never-woke users
+(docs/stats.md has the definitions).")]
+    #[command(after_help = "Example:\n  wolley-push report week\n  \
+        wolley-push report week --week 2026-W48 --format json\n  \
+        wolley-push report week --format html --output /var/www/wolley/week.html")]
+    Week(ReportWeekArgs),
+}
+
+/// `report week` flags.
+#[derive(Debug, Args)]
+pub struct ReportWeekArgs {
+    /// ISO week to report [default: the last finished week in --timezone]
+    #[arg(long, value_parser = clap::value_parser!(crate::slot::IsoWeek), value_name = "YYYY-Www")]
+    pub week: Option<crate::slot::IsoWeek>,
+
+    /// Write the report to this file instead of stdout (replaced whole, never half-written)
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// How long after a push a GPS point counts as woken by it (and before it, as the
+    /// baseline); more than 0, at most 30m (one slot)
+    #[arg(long, default_value = "10m", value_name = "DURATION")]
+    pub wake_window: String,
 }
 
 /// `tokens` subcommands.

@@ -16,7 +16,7 @@ use crate::fcm::target::Targets;
 use crate::fcm::ClientSettings;
 use crate::mode::Mode;
 use crate::names;
-use crate::output::Output;
+use crate::output::{Format, Output};
 use crate::shard::Shard;
 use crate::slot::{self, IsoWeek};
 
@@ -129,6 +129,29 @@ pub(crate) struct StatsWeekly {
     pub force: bool,
 }
 
+/// What `report week` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReportFormat {
+    /// Summary lines and a table.
+    Human,
+    /// One JSON object.
+    Json,
+    /// One self-contained page.
+    Html,
+}
+
+/// `report week` settings.
+#[derive(Debug, Clone)]
+pub(crate) struct ReportWeek {
+    /// The week; `None` = the last finished week.
+    pub week: Option<IsoWeek>,
+    /// The file to write instead of stdout.
+    pub output: Option<PathBuf>,
+    /// How long after (and before) a push a point counts.
+    pub wake_window: Duration,
+    pub format: ReportFormat,
+}
+
 /// The job to run, with its own settings.
 #[derive(Debug, Clone)]
 pub(crate) enum Job {
@@ -173,6 +196,8 @@ pub(crate) enum Job {
         /// Slots per job.
         last: u32,
     },
+    /// The week's report.
+    ReportWeek(ReportWeek),
     /// Put pruned tokens back.
     RestoreTokens(crate::db::prune_log::Selection),
     /// Write completions and man pages.
@@ -193,6 +218,7 @@ impl Job {
             Job::Send { .. } => names::SEND,
             Job::Doctor => names::DOCTOR,
             Job::Runs { .. } => names::RUNS,
+            Job::ReportWeek(_) => names::REPORT_WEEK,
             Job::RestoreTokens(_) => names::TOKENS_RESTORE,
             Job::Generate { .. } => names::GENERATE,
         }
@@ -272,9 +298,13 @@ impl Config {
             },
             timezone,
             now,
-            output: Output { format: global.format, progress: global.progress, quiet: global.quiet },
+            output: Output {
+                format: summary_format(global.format, &cli.command)?,
+                progress: global.progress,
+                quiet: global.quiet,
+            },
             monitoring: Monitoring { metrics_file: global.metrics_file, ping_url },
-            job: job(cli.command, now, timezone)?,
+            job: job(cli.command, now, timezone, global.format)?,
         })
     }
 }
@@ -311,7 +341,31 @@ pub(crate) const MAX_DEADLINE: Duration = Duration::from_secs(7 * 86_400);
 pub(crate) const MAX_TTL: Duration = Duration::from_secs(2_419_200);
 const MIN_TTL: Duration = Duration::from_secs(1);
 
-fn job(command: Command, now: DateTime<Utc>, timezone: Tz) -> Result<Job> {
+/// The longest `--wake-window`: one slot; longer windows would overlap the next push's.
+pub(crate) const MAX_WAKE_WINDOW: Duration = Duration::from_secs(30 * 60);
+
+/// The summary format: `html` only for `report week`, whose page is its own output.
+fn summary_format(choice: cli::FormatChoice, command: &Command) -> Result<Format> {
+    match (choice, command) {
+        (cli::FormatChoice::Json, _) => Ok(Format::Json),
+        (cli::FormatChoice::Human, _) | (cli::FormatChoice::Html, Command::Report(_)) => Ok(Format::Human),
+        (cli::FormatChoice::Html, _) => Err(usage(
+            "--format html: only `report week` writes a page; use --format human or --format json".into(),
+        )),
+    }
+}
+
+fn report_week(args: cli::ReportWeekArgs, format: cli::FormatChoice) -> Result<ReportWeek> {
+    let wake_window = positive_duration("--wake-window", &args.wake_window, Some(MAX_WAKE_WINDOW))?;
+    let format = match format {
+        cli::FormatChoice::Human => ReportFormat::Human,
+        cli::FormatChoice::Json => ReportFormat::Json,
+        cli::FormatChoice::Html => ReportFormat::Html,
+    };
+    Ok(ReportWeek { week: args.week, output: args.output, wake_window, format })
+}
+
+fn job(command: Command, now: DateTime<Utc>, timezone: Tz, format: cli::FormatChoice) -> Result<Job> {
     Ok(match command {
         Command::SaveLocation(args) => {
             let slot = match &args.batch.slot {
@@ -341,6 +395,7 @@ fn job(command: Command, now: DateTime<Utc>, timezone: Tz) -> Result<Job> {
             mode: Mode::from_flags(args.dry_run, false),
             force: args.force,
         }),
+        Command::Report(cli::ReportCommand::Week(args)) => Job::ReportWeek(report_week(args, format)?),
         Command::Migrate => Job::Migrate,
         Command::Doctor => Job::Doctor,
         Command::Runs(args) => Job::Runs { job: args.job, last: args.last },

@@ -82,6 +82,17 @@ pub enum Error {
     /// The tokens file could not be read.
     #[error(transparent)]
     TokenFile(#[from] TokenFileError),
+    /// `report week --output FILE` could not be written.
+    #[error(
+        "cannot write the report to {}: {source}; check that the directory exists and this user may write there",
+        .path.display()
+    )]
+    ReportFile {
+        /// The file asked for.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// Writing output failed (a full disk behind a redirection; a closed pipe is no failure:
     /// the output ends quietly).
     #[error("cannot write output: {0}")]
@@ -106,7 +117,7 @@ impl Error {
             Error::Message(e) => e.exit_code(),
             Error::FatalSend(_) | Error::WrongProject { .. } => ExitCode::Config,
             Error::Ledger(e) => e.exit_code(),
-            Error::TokenFile(_) => ExitCode::Config,
+            Error::TokenFile(_) | Error::ReportFile { .. } => ExitCode::Config,
             Error::Output(_) | Error::Other(_) => ExitCode::Software,
         }
     }

@@ -32,6 +32,7 @@ mod names;
 pub mod output;
 pub mod panic_hook;
 mod ping;
+mod report;
 mod shard;
 mod slot;
 mod spread;

@@ -19,6 +19,10 @@
 //! - `wolley_push_last_run_targets{target="token|fid"}`: the devices it targeted, by how they
 //!   are addressed (registration token or installation ID), absent as the messages are;
 //! - `wolley_push_last_run_exit_code`.
+//!
+//! `report week` adds the week it reported (label `wolley_job="report-week"`), replaced
+//! whole by each report: `wolley_push_week_wake_rate_median`, `wolley_push_week_wake_lift_median`
+//! (absent when no slot had active users) and `wolley_push_week_never_woke_users`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -47,6 +51,31 @@ const FAMILIES: &[(&str, &str)] = &[
     (TARGETS, "Devices the job's last run targeted by how they are addressed (token, fid)."),
     (EXIT_CODE, "Exit code of the job's last run (0 ok, 3 partial, 75 temporary, 78 configuration)."),
 ];
+
+const WEEK_WAKE_RATE: &str = "wolley_push_week_wake_rate_median";
+const WEEK_LIFT: &str = "wolley_push_week_wake_lift_median";
+const WEEK_NEVER_WOKE: &str = "wolley_push_week_never_woke_users";
+
+/// The week report's families, written after the runs' own.
+const WEEK_FAMILIES: &[(&str, &str)] = &[
+    (WEEK_WAKE_RATE, "Median over the reported week's slots of the share of active users who recorded a point within the wake window after the push."),
+    (WEEK_LIFT, "Median over the reported week's slots of the wake rate minus the same share in the window before the push."),
+    (WEEK_NEVER_WOKE, "Users active in the reported week who recorded no point in any slot's wake window."),
+];
+
+/// The job label of the week report's series.
+const WEEK_JOB: &str = "report-week";
+
+/// What `report week` puts in the metrics file.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct WeekFigures {
+    /// The median wake rate over the slots with active users.
+    pub wake_rate_median: Option<f64>,
+    /// The median lift over the same slots.
+    pub lift_median: Option<f64>,
+    /// Active users who never woke.
+    pub never_woke: u64,
+}
 
 /// How long a run waits for another run to finish writing the file.
 const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -83,6 +112,22 @@ pub(crate) fn record(path: &Path, run: &RunRecord<'_>) -> io::Result<()> {
     };
     let mut exposition = Exposition::parse(&existing);
     exposition.replace_run(run);
+    write_atomically(path, exposition.render().as_bytes())
+}
+
+/// Replaces the week report's series in the file at `path` with `week`'s, keeping the rest.
+///
+/// # Errors
+/// As [`record`].
+pub(crate) fn record_week(path: &Path, week: &WeekFigures) -> io::Result<()> {
+    let _lock = lock(path)?;
+    let existing = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => String::new(),
+        Err(error) => return Err(error),
+    };
+    let mut exposition = Exposition::parse(&existing);
+    exposition.replace_week(week);
     write_atomically(path, exposition.render().as_bytes())
 }
 
@@ -238,15 +283,35 @@ impl Exposition {
         add(EXIT_CODE, labels(None), run.exit_code.code().to_string());
     }
 
+    /// Replaces the week report's series.
+    fn replace_week(&mut self, week: &WeekFigures) {
+        for (name, _) in WEEK_FAMILIES {
+            if let Some(family) = self.families.get_mut(*name) {
+                family.samples.retain(|sample| sample.label("wolley_job") != Some(WEEK_JOB));
+            }
+        }
+        let labels = || vec![("wolley_job".to_owned(), WEEK_JOB.to_owned())];
+        let values = [
+            (WEEK_WAKE_RATE, week.wake_rate_median.map(|v| v.to_string())),
+            (WEEK_LIFT, week.lift_median.map(|v| v.to_string())),
+            (WEEK_NEVER_WOKE, Some(week.never_woke.to_string())),
+        ];
+        for (name, value) in values {
+            if let Some(value) = value {
+                self.family(name).samples.push(Sample { labels: labels(), value });
+            }
+        }
+    }
+
     /// The file's text: wolley-push's families first in a fixed order, then any others;
     /// samples sorted by their labels, so the same series always land on the same line.
     fn render(&mut self) -> String {
         let mut out = String::new();
-        let ours = FAMILIES.iter().map(|(name, help)| (name.to_string(), Some(*help)));
+        let ours = FAMILIES.iter().chain(WEEK_FAMILIES).map(|(name, help)| (name.to_string(), Some(*help)));
         let others: Vec<_> = self
             .families
             .keys()
-            .filter(|name| !FAMILIES.iter().any(|(ours, _)| ours == name))
+            .filter(|name| !FAMILIES.iter().chain(WEEK_FAMILIES).any(|(ours, _)| ours == name))
             .map(|name| (name.clone(), None))
             .collect();
         for (name, our_help) in ours.chain(others) {
@@ -416,6 +481,32 @@ mod tests {
                        other_metric{path=\"a\\\"b\\\\c\"} 3\n";
         let text = apply(foreign, &run("send", ExitCode::Success, 1));
         assert!(text.ends_with(foreign), "{text}");
+    }
+
+    #[test]
+    fn a_week_report_replaces_the_previous_weeks_figures_and_keeps_the_runs() {
+        let text = apply("", &run("report-week", ExitCode::Success, 100));
+        let mut exposition = Exposition::parse(&text);
+        exposition.replace_week(&WeekFigures {
+            wake_rate_median: Some(0.5),
+            lift_median: None,
+            never_woke: 3,
+        });
+        exposition.replace_week(&WeekFigures {
+            wake_rate_median: Some(0.25),
+            lift_median: Some(0.125),
+            never_woke: 4,
+        });
+        let text = exposition.render();
+        assert!(
+            text.contains("wolley_push_week_wake_rate_median{wolley_job=\"report-week\"} 0.25\n"),
+            "{text}"
+        );
+        assert!(text.contains("wolley_push_week_wake_lift_median{wolley_job=\"report-week\"} 0.125\n"));
+        assert!(text.contains("wolley_push_week_never_woke_users{wolley_job=\"report-week\"} 4\n"));
+        assert!(!text.contains(" 0.5\n"));
+        let text = apply(&text, &run("report-week", ExitCode::Success, 200));
+        assert!(text.contains("wolley_push_week_never_woke_users{wolley_job=\"report-week\"} 4\n"), "{text}");
     }
 
     #[test]

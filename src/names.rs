@@ -17,6 +17,8 @@ pub(crate) const MIGRATE: &str = "migrate";
 pub(crate) const DOCTOR: &str = "doctor";
 /// The run journal's view.
 pub(crate) const RUNS: &str = "runs";
+/// The week's report.
+pub(crate) const REPORT_WEEK: &str = "report-week";
 /// Putting pruned tokens back.
 pub(crate) const TOKENS_RESTORE: &str = "tokens-restore";
 /// Writing completions and man pages.

@@ -55,6 +55,12 @@ impl IsoWeek {
         IsoWeek { year: iso.year(), week: iso.week() }
     }
 
+    /// The week after this one.
+    pub fn next(self) -> Self {
+        let iso = (self.monday() + Duration::days(7)).iso_week();
+        IsoWeek { year: iso.year(), week: iso.week() }
+    }
+
     /// Its Monday.
     pub fn monday(self) -> NaiveDate {
         NaiveDate::from_isoywd_opt(self.year, self.week, Weekday::Mon).expect("validated week")

@@ -4,6 +4,7 @@
 pub(crate) mod doctor;
 pub(crate) mod ledger;
 pub(crate) mod prune_log;
+pub(crate) mod report;
 pub(crate) mod schema;
 pub(crate) mod stats;
 pub(crate) mod tokens;

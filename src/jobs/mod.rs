@@ -10,6 +10,7 @@ pub(crate) mod delivery;
 pub(crate) mod doctor;
 pub(crate) mod generate;
 pub(crate) mod migrate;
+mod report_week;
 mod restore;
 mod runs;
 pub(crate) mod stats_weekly;
@@ -169,6 +170,7 @@ pub(crate) async fn run(config: &Config) -> Result<RunEnd> {
     match &config.job {
         Job::Migrate => migrate::run(config).await.map(RunEnd::exited),
         Job::StatsWeekly(job) => stats_weekly::run(config, job).await,
+        Job::ReportWeek(job) => report_week::run(config, job).await,
         Job::Doctor => doctor::run(config).await.map(RunEnd::exited),
         Job::Runs { job, last } => runs::run(config, job.as_deref(), *last).await.map(RunEnd::exited),
         Job::RestoreTokens(selection) => restore::run(config, selection).await.map(RunEnd::exited),

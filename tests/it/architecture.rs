@@ -156,9 +156,12 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     ("outside systems", &["db", "fcm", "metrics", "ping"]),
-    ("the work", &["breaker", "engine", "ledger", "stats", "tokens"]),
+    ("the work", &["breaker", "engine", "ledger", "report", "stats", "tokens"]),
     // stats::report is the `stats weekly` run's report: presentation, over the work's figures.
-    ("saying what happened", &["error", "output", "summary", "stats::report"]),
+    (
+        "saying what happened",
+        &["error", "output", "summary", "stats::report", "report::render", "report::html"],
+    ),
     ("configuration", &["cli", "config"]),
     ("jobs", &["jobs"]),
 ];
