@@ -60,6 +60,18 @@ pub(crate) enum Outcome {
     Expired,
 }
 
+impl Outcome {
+    /// FCM has the message for good (accepted, dead, or refused for good): a crash before the
+    /// journal records it would send it again.
+    pub(crate) fn delivered(&self) -> bool {
+        match self {
+            Outcome::Sent | Outcome::Dead(_) => true,
+            Outcome::Failed { cause, .. } => !cause.retryable(),
+            Outcome::Expired => false,
+        }
+    }
+}
+
 /// Why a message failed, as the tally, the breakers and the retry set need to know it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum FailureCause {
@@ -171,6 +183,11 @@ impl Engine {
                 next = targets.recv() => match next { Ok(target) => target, Err(_) => return Ok(()) },
             };
             let outcome = self.deliver(lane, &target).await?;
+            if outcome.delivered() {
+                // Counted now, not when the tally gets to it: the ledger's bound on what a crash
+                // sends again must not slip by the tally's lag.
+                self.gate.delivered();
+            }
             if deliveries.send(Delivery { target, outcome }).await.is_err() {
                 return Ok(());
             }

@@ -2,9 +2,10 @@
 //! ledger losing its database, FCM refusing the run) and everything that must react (the token
 //! reader, the sender, the summary). The first reason given wins.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 /// The signals that stop a run gracefully.
@@ -105,11 +106,25 @@ pub(crate) enum Hold {
 #[derive(Debug, Clone)]
 pub(crate) struct SendGate {
     holds: Arc<watch::Sender<u8>>,
+    backlog: Option<Arc<Backlog>>,
+}
+
+/// Delivered answers that a crash now would send again: counted by the engine the moment an
+/// answer arrives (not when the run's tally gets to it, which may lag), taken off by the ledger
+/// once a committed write holds them.
+#[derive(Debug)]
+struct Backlog {
+    answers: AtomicUsize,
+    /// Past this many, new requests wait for the journal.
+    limit: usize,
+    /// From this many on, the journal is asked to write at once.
+    early: usize,
+    write_now: Notify,
 }
 
 impl Default for SendGate {
     fn default() -> Self {
-        SendGate { holds: Arc::new(watch::Sender::new(0)) }
+        SendGate { holds: Arc::new(watch::Sender::new(0)), backlog: None }
     }
 }
 
@@ -117,6 +132,46 @@ impl SendGate {
     /// An open gate.
     pub(crate) fn new() -> Self {
         SendGate::default()
+    }
+
+    /// A gate that also holds requests while `limit` delivered answers wait for a durable
+    /// record, and asks for a write from `early` on.
+    pub(crate) fn with_backlog(limit: usize, early: usize) -> Self {
+        let backlog = Backlog { answers: AtomicUsize::new(0), limit, early, write_now: Notify::new() };
+        SendGate { backlog: Some(Arc::new(backlog)), ..SendGate::default() }
+    }
+
+    /// The engine got a delivered answer (a crash now would send that message again).
+    pub(crate) fn delivered(&self) {
+        let Some(backlog) = &self.backlog else { return };
+        let answers = backlog.answers.fetch_add(1, Ordering::AcqRel) + 1;
+        if answers >= backlog.early {
+            backlog.write_now.notify_one();
+        }
+        if answers >= backlog.limit {
+            self.close(Hold::Backlog);
+        }
+    }
+
+    /// A committed write holds `answers` more delivered answers: the hold is lifted once the
+    /// backlog is under its limit (a hold set in a race with this is lifted by the next write).
+    pub(crate) fn recorded(&self, answers: usize) {
+        let Some(backlog) = &self.backlog else { return };
+        let left = backlog.answers.fetch_sub(answers, Ordering::AcqRel) - answers;
+        if left < backlog.limit {
+            self.open(Hold::Backlog);
+        }
+        if left >= backlog.early {
+            backlog.write_now.notify_one();
+        }
+    }
+
+    /// Resolves when the backlog asks for a write (never, without one).
+    pub(crate) async fn write_requested(&self) {
+        match &self.backlog {
+            Some(backlog) => backlog.write_now.notified().await,
+            None => std::future::pending().await,
+        }
     }
 
     /// Holds new requests for `why`.
@@ -164,6 +219,18 @@ mod tests {
         stop.stop(StopReason::Signal(Signal::Term));
         assert_eq!(stop.reason(), Some(StopReason::Deadline));
         assert!(stop.clone().is_stopped());
+    }
+
+    #[test]
+    fn the_backlog_holds_requests_from_its_limit_until_a_write_takes_it_under() {
+        let gate = SendGate::with_backlog(3, 2);
+        gate.delivered();
+        gate.delivered();
+        assert_eq!(*gate.holds.borrow(), 0);
+        gate.delivered();
+        assert_eq!(*gate.holds.borrow(), Hold::Backlog as u8);
+        gate.recorded(1);
+        assert_eq!(*gate.holds.borrow(), 0);
     }
 
     #[tokio::test(start_paused = true)]

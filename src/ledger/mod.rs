@@ -25,7 +25,7 @@ mod takeover;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::breaker::{self, PrunePolicy, Tripped};
@@ -188,7 +188,6 @@ pub(crate) struct Resume {
 pub(crate) struct Recorder {
     progress: Arc<Mutex<Progress>>,
     gate: SendGate,
-    write_now: Arc<Notify>,
 }
 
 impl Recorder {
@@ -211,19 +210,9 @@ impl Recorder {
         self.progress().skipped(user_id, in_retry_set);
     }
 
-    /// `user_id`'s message is answered. Past [`WRITE_EARLY_AT`] unrecorded answers the journal is
-    /// written at once, past [`MAX_UNRECORDED_ANSWERS`] new sends wait for it.
+    /// `user_id`'s message is answered.
     pub(crate) fn resolved(&self, user_id: i64, resolution: Resolution) {
-        let mut progress = self.progress();
-        progress.resolved(user_id, resolution);
-        let unrecorded = progress.unrecorded();
-        if unrecorded >= WRITE_EARLY_AT {
-            self.write_now.notify_one();
-        }
-        if unrecorded >= MAX_UNRECORDED_ANSWERS {
-            // Under the progress lock, so the writer's opening cannot overtake this closing.
-            self.gate.close(Hold::Backlog);
-        }
+        self.progress().resolved(user_id, resolution);
     }
 }
 
@@ -255,7 +244,6 @@ pub(crate) struct Ledger {
     flusher: Option<Flusher>,
     progress: Arc<Mutex<Progress>>,
     gate: SendGate,
-    write_now: Arc<Notify>,
     resume: Resume,
     prune: PrunePolicy,
 }
@@ -327,8 +315,7 @@ impl Ledger {
             session: Some(session),
             flusher: None,
             progress,
-            gate: SendGate::new(),
-            write_now: Arc::new(Notify::new()),
+            gate: SendGate::with_backlog(MAX_UNRECORDED_ANSWERS, WRITE_EARLY_AT),
             resume,
             prune: settings.prune,
         })))
@@ -341,11 +328,7 @@ impl Ledger {
 
     /// The handle the sender reports to.
     pub(crate) fn recorder(&self) -> Recorder {
-        Recorder {
-            progress: self.progress.clone(),
-            gate: self.gate.clone(),
-            write_now: self.write_now.clone(),
-        }
+        Recorder { progress: self.progress.clone(), gate: self.gate.clone() }
     }
 
     /// Starts writing progress every [`FLUSH_EVERY`]; a failed write stops the run through `stop`.
@@ -666,7 +649,7 @@ async fn flush_loop(
             biased;
             _ = &mut shutdown => return FlushEnd::Alive(session),
             _ = tick.tick() => {}
-            () = recorder.write_now.notified() => {}
+            () = gate.write_requested() => {}
         }
         let batch = recorder.progress().take_batch(None);
         let written = {
@@ -699,19 +682,12 @@ async fn flush_loop(
     }
 }
 
-/// After a committed write: the backlog hold is lifted once the backlog is under the bound, and
-/// a backlog still over [`WRITE_EARLY_AT`] (answers above the old checkpoint need one more
-/// write) is written at once.
+/// After a committed write: the answers it made durable leave the gate's backlog (which lifts
+/// its hold under the bound, and asks for another write at once while answers above the old
+/// checkpoint still wait for one).
 fn caught_up(recorder: &Recorder) {
-    let mut progress = recorder.progress();
-    progress.recorded();
-    let unrecorded = progress.unrecorded();
-    if unrecorded < MAX_UNRECORDED_ANSWERS {
-        recorder.gate.open(Hold::Backlog);
-    }
-    if unrecorded >= WRITE_EARLY_AT {
-        recorder.write_now.notify_one();
-    }
+    let written = recorder.progress().take_written();
+    recorder.gate.recorded(written);
 }
 
 /// `write` with [`WRITE_TIMEOUT`]: a database that does not answer in time counts as lost.

@@ -84,9 +84,8 @@ pub(crate) struct Progress {
     /// Answers not yet in a batch (those above the checkpoint wait for it to pass them).
     unwritten: Vec<Resolved>,
     totals: SlotCounts,
-    /// Delivered (finished) answers a crash now would send again: not yet in a committed batch.
-    unrecorded: usize,
-    /// How many of `unrecorded` are in the batch being written.
+    /// Delivered (finished) answers in the batches taken since the last [`Progress::take_written`]:
+    /// once their write commits, a crash no longer sends them again.
     writing: usize,
 }
 
@@ -101,21 +100,14 @@ impl Progress {
             pending: BTreeMap::new(),
             unwritten: Vec::new(),
             totals,
-            unrecorded: 0,
             writing: 0,
         }
     }
 
-    /// Finished answers that a crash now would send again (see the module's rule): the count
-    /// the ledger bounds by holding new sends.
-    pub(crate) fn unrecorded(&self) -> usize {
-        self.unrecorded
-    }
-
-    /// The batch last taken is committed: its answers can no longer be sent again.
-    pub(crate) fn recorded(&mut self) {
-        self.unrecorded -= self.writing;
-        self.writing = 0;
+    /// The batch last taken is committed: how many delivered answers it made durable (the
+    /// count the send gate's backlog takes off).
+    pub(crate) fn take_written(&mut self) -> usize {
+        std::mem::take(&mut self.writing)
     }
 
     /// `user_id` was handed to the sender; `in_retry_set` when it comes from the retry set.
@@ -142,7 +134,6 @@ impl Progress {
         let held = self.pending.remove(&user_id).unwrap_or(Held::Nothing);
         if resolution.finished() {
             self.highest_finished = self.highest_finished.max(user_id);
-            self.unrecorded += 1;
         }
         self.unwritten.push(Resolved { user_id, held, resolution });
     }
@@ -406,21 +397,18 @@ mod tests {
     }
 
     #[test]
-    fn a_delivered_answer_counts_as_unrecorded_until_the_batch_that_holds_it_is_committed() {
+    fn a_delivered_answer_is_written_once_the_checkpoint_passes_it() {
         let mut progress = Progress::new(0, SlotCounts::default());
         take_all(&mut progress, 1..=4);
         for user in 1..=3 {
             progress.resolved(user, Resolution::Sent);
         }
         progress.resolved(4, retry("503"));
-        assert_eq!(progress.unrecorded(), 3, "an undelivered answer costs nothing to send again");
         progress.take_batch(None);
-        progress.recorded();
-        assert_eq!(progress.unrecorded(), 3, "above the checkpoint, they wait for the next write");
+        assert_eq!(progress.take_written(), 0, "above the checkpoint, they wait for the next write");
         progress.take_batch(None);
-        assert_eq!(progress.unrecorded(), 3, "written but not yet committed");
-        progress.recorded();
-        assert_eq!(progress.unrecorded(), 0);
+        assert_eq!(progress.take_written(), 3, "an undelivered answer costs nothing to send again");
+        assert_eq!(progress.take_written(), 0);
     }
 
     #[test]
