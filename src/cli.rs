@@ -1,5 +1,9 @@
 //! The command line as clap sees it. Nothing outside this module and `config` touches clap:
 //! `config` turns these raw values into a validated [`crate::config::Config`].
+//!
+//! The doc comments of the flags are clap's `--help` text, written for a terminal: brackets and
+//! angle brackets in them are literal, not rustdoc links or HTML.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
 use std::path::PathBuf;
 

@@ -8,6 +8,9 @@
 //! binary needs is public.
 
 #![warn(unreachable_pub)]
+// The documentation is the maintainers' (`cargo doc --document-private-items`): links from the
+// few public modules to the private items they use are wanted.
+#![allow(rustdoc::private_intra_doc_links)]
 // stdout is written through `output`, which ends quietly when the reader has gone; print! and
 // println! panic on a closed pipe.
 #![deny(clippy::print_stdout)]

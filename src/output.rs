@@ -1,5 +1,5 @@
 //! stderr: tracing logs and the progress bar, drawn so they never tear each other.
-//! stdout belongs to the summary and to `--print`, and is written only through [`print`] and
+//! stdout belongs to the summary and to `--print`, and is written only through [`print()`] and
 //! [`StdoutBodies`]: a reader that has gone (`| head -1`) ends the output quietly, as ripgrep's
 //! does, never the run.
 
@@ -116,7 +116,7 @@ impl StdoutBodies {
     /// Writes one body; after [`Written::ReaderGone`] the caller stops producing them.
     ///
     /// # Errors
-    /// As [`print`].
+    /// As [`print()`].
     pub(crate) fn write(&mut self, bytes: &[u8]) -> std::io::Result<Written> {
         written(self.out.write_all(bytes))
     }
@@ -124,7 +124,7 @@ impl StdoutBodies {
     /// Writes out what is buffered.
     ///
     /// # Errors
-    /// As [`print`].
+    /// As [`print()`].
     pub(crate) fn finish(mut self) -> std::io::Result<Written> {
         if stdout_gone() {
             return Ok(Written::ReaderGone);

@@ -1,5 +1,5 @@
 //! The guard around cron's sending jobs: a run from the database in send mode goes through the
-//! delivery [`ledger`](crate::ledger) (one run per job and shard, each slot once and completely,
+//! delivery [`ledger`] (one run per job and shard, each slot once and completely,
 //! exact resume, pruning judged on the whole slot), with a deadline so a run never collides
 //! with the next slot.
 //!

@@ -1,5 +1,5 @@
 //! The jobs, each a short script over the pieces: build the message, pick the tokens, run the
-//! [`pipeline`] (under the [`scheduled`] run guard for cron's jobs), report.
+//! [`delivery`] (under the [`broadcast`] run guard for cron's jobs), report.
 //!
 //! Every job cron runs goes through one lifecycle ([`run_monitored`]): ping the start, run,
 //! update the metrics file, ping the result. `doctor` and `generate` are the operator's tools

@@ -3,7 +3,7 @@
 //! The script: load the badge rules (a bad file stops the run before the database is
 //! touched), write the week as a new generation page by page of users (a transaction each) and
 //! publish it at once, print the report, then with `--notify` send each winner one notification as a scheduled run of its
-//! own ([`scheduled`]: lock, journal, pruning).
+//! own ([`broadcast`]: lock, journal, pruning).
 
 use std::time::Instant;
 

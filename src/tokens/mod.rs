@@ -1,6 +1,6 @@
 //! Where device tokens come from and which of them are worth sending. A [`TokenSource`] yields
 //! pages of candidates in `user_id` order: the backend's `app_user` ([`users`]), the week's
-//! badge winners ([`winners`]), a tokens file ([`file`]) or one token. A resumed slot's sources
+//! badge winners ([`winners`]), a tokens file ([`mod@file`]) or one token. A resumed slot's sources
 //! first yield its retry set, then the users above its checkpoint. The [`TokenFilter`] decides
 //! which candidates are sent: trimmed, checked, and each token once ([`owners`] decides which
 //! of the users sharing a token in the database gets it).
