@@ -55,6 +55,25 @@ mod code {
     pub(super) const LOCK_WAIT_TIMEOUT: u16 = 1205;
 }
 
+/// Midnight of `date` as a bound DATETIME parameter (the backend's naive datetimes).
+pub(super) fn date_value(date: chrono::NaiveDate) -> mysql_async::Value {
+    datetime_value(date.and_time(chrono::NaiveTime::MIN))
+}
+
+/// `at` as a bound DATETIME parameter, to the microsecond.
+pub(super) fn datetime_value(at: chrono::NaiveDateTime) -> mysql_async::Value {
+    use chrono::{Datelike, Timelike};
+    mysql_async::Value::Date(
+        u16::try_from(at.year()).expect("weeks are in years 0 to 9999"),
+        at.month() as u8,
+        at.day() as u8,
+        at.hour() as u8,
+        at.minute() as u8,
+        at.second() as u8,
+        at.nanosecond() / 1_000,
+    )
+}
+
 /// A database URL whose `Display` never shows the password.
 #[derive(Clone)]
 pub(crate) struct DatabaseUrl {

@@ -13,11 +13,11 @@
 //! one page whatever the week holds, and the server never sorts ten million rows (`gpslog` has
 //! no index on `timestamp`: ordering by it is a filesort of the whole week).
 
-use chrono::{Datelike, NaiveDate, NaiveDateTime, Timelike};
+use chrono::{NaiveDate, NaiveDateTime};
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Value};
 
-use super::{Database, DbError};
+use super::{date_value, datetime_value, Database, DbError};
 
 /// Users per page: their points (about 100 each for a user recording all week) stream through
 /// the report's per-user marks, which are cleared at the end of each page.
@@ -172,20 +172,4 @@ impl PointPages {
     pub(crate) async fn close(mut self) {
         let _ = self.conn.query_drop(DROP_DAYS).await;
     }
-}
-
-fn date_value(date: NaiveDate) -> Value {
-    datetime_value(date.and_time(chrono::NaiveTime::MIN))
-}
-
-fn datetime_value(at: NaiveDateTime) -> Value {
-    Value::Date(
-        u16::try_from(at.year()).expect("weeks are in years 0 to 9999"),
-        at.month() as u8,
-        at.day() as u8,
-        at.hour() as u8,
-        at.minute() as u8,
-        at.second() as u8,
-        at.nanosecond() / 1_000,
-    )
 }

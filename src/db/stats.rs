@@ -23,11 +23,11 @@
 //! Reading the backend under READ COMMITTED takes no locks on its rows (InnoDB reads them as a
 //! consistent snapshot), so the Django app keeps writing while a week is aggregated.
 
-use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, Timelike};
+use chrono::Duration;
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Params, Transaction, TxOpts, Value};
 
-use super::{has_token, Database, DbError, PLACEHOLDER_TOKEN};
+use super::{date_value, datetime_value, has_token, Database, DbError, PLACEHOLDER_TOKEN};
 use crate::slot::IsoWeek;
 use crate::user_week::{RawInterval, UserWeek};
 use crate::user_week::{MOVE_CATEGORY, PAST_CATEGORY};
@@ -424,22 +424,6 @@ impl Bounds {
             "upto" => upto,
         }
     }
-}
-
-fn date_value(date: NaiveDate) -> Value {
-    datetime_value(date.and_time(chrono::NaiveTime::MIN))
-}
-
-fn datetime_value(at: NaiveDateTime) -> Value {
-    Value::Date(
-        u16::try_from(at.year()).expect("weeks are in years 0 to 9999"),
-        at.month() as u8,
-        at.day() as u8,
-        at.hour() as u8,
-        at.minute() as u8,
-        at.second() as u8,
-        at.nanosecond() / 1_000,
-    )
 }
 
 /// Rows ordered by user into one entry per user, with times relative to the week's start.
