@@ -69,6 +69,24 @@ const JOURNAL: &str = "\
            TIMESTAMPDIFF(MICROSECOND, '1970-01-01', started_at) \
     FROM wolley_push_run WHERE job = ? AND slot IN ";
 
+/// A slot's run as the journal sums it over its shards: when its sending first started and how
+/// many messages FCM accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RunStart {
+    /// The earliest shard's first start (`first_started_at`, else `started_at`): microseconds
+    /// since 1970 in UTC.
+    pub first_started_utc_micros: i64,
+    /// `sent` summed over the shards.
+    pub sent: u64,
+}
+
+/// One row whatever the journal holds: `COUNT(*)` is 0 when the slot never ran.
+const RUN_START: &str = "\
+    SELECT COUNT(*), \
+           MIN(TIMESTAMPDIFF(MICROSECOND, '1970-01-01', COALESCE(first_started_at, started_at))), \
+           CAST(COALESCE(SUM(sent), 0) AS UNSIGNED) \
+    FROM wolley_push_run WHERE job = ? AND slot = ?";
+
 impl Database {
     /// The journal rows of `job` for these slot labels (every shard's).
     ///
@@ -86,6 +104,25 @@ impl Database {
         let rows: Vec<mysql_async::Row> =
             conn.exec(sql, params).await.map_err(|e| self.classify(e, "reading the run journal"))?;
         Ok(rows.into_iter().map(journal_row).collect())
+    }
+
+    /// When `job`'s run of `slot` first started and how many it reached, over all its shards;
+    /// `None` when the journal has no row for the slot.
+    ///
+    /// # Errors
+    /// When the database fails or the journal is missing (run `migrate`).
+    pub(crate) async fn run_start(&self, job: &str, slot: &str) -> Result<Option<RunStart>, DbError> {
+        let mut conn = self.conn().await?;
+        let row: Option<(u64, Option<i64>, u64)> = conn
+            .exec_first(RUN_START, (job, slot))
+            .await
+            .map_err(|e| self.classify(e, "reading the run journal"))?;
+        Ok(match row {
+            Some((shards, Some(first_started_utc_micros), sent)) if shards > 0 => {
+                Some(RunStart { first_started_utc_micros, sent })
+            }
+            _ => None,
+        })
     }
 
     /// Opens the week's points: the days dated `first_day` to `last_day` are copied into the
