@@ -46,6 +46,17 @@ const POINTS: &str = "\
     FROM wolley_push_report_day d JOIN gpslog g ON g.daily_path_id = d.dailypath_id \
     WHERE d.user_id > ? AND d.user_id <= ? AND g.timestamp >= ? AND g.timestamp < ?";
 
+/// As `stats weekly`'s: per minute after `since` (third and first parameters), how many users'
+/// earliest row dated in the week (the second and third parameters bound it) has `last_updated`
+/// at or after `since`; the days near the week are already in the session's table, and
+/// `dailypath` is reached by its primary key.
+const FIRST_UPLOADS: &str = "\
+    SELECT TIMESTAMPDIFF(MINUTE, ?, u.first), COUNT(*) \
+    FROM (SELECT MIN(d.last_updated) AS first \
+          FROM wolley_push_report_day r JOIN dailypath d ON d.dailypath_id = r.dailypath_id \
+          WHERE d.date BETWEEN ? AND ? AND d.last_updated >= ? GROUP BY r.user_id) u \
+    GROUP BY 1 ORDER BY 1";
+
 /// One journal row of a slot the report looks at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct JournalRow {
@@ -203,6 +214,25 @@ impl PointPages {
         .map_err(|e| fail(&self.db, e))?;
         self.after = upto;
         Ok(true)
+    }
+
+    /// Per whole minute after `since` (the backend's naive clock), the users whose earliest
+    /// row dated `monday` to `sunday` was updated then; pairs (minute, users) in minute order.
+    /// The session's table must hold those days (the report's days are a superset of the week).
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub(crate) async fn first_uploads(
+        &mut self,
+        (monday, sunday): (NaiveDate, NaiveDate),
+        since: NaiveDateTime,
+    ) -> Result<Vec<(i64, u64)>, DbError> {
+        let since = datetime_value(since);
+        let params = (since.clone(), date_value(monday), date_value(sunday), since);
+        self.conn
+            .exec(FIRST_UPLOADS, params)
+            .await
+            .map_err(|e| self.db.classify(e, "reading the week's uploads after path-daily"))
     }
 
     /// Drops the session's table and returns the connection.

@@ -124,9 +124,7 @@ struct Push {
 impl Push {
     /// Counts the week's uploads since the push, from the writer's table of the week's days.
     async fn uploads(self, writer: &mut WeekWriter) -> Result<Uploads> {
-        let since = chrono::DateTime::from_timestamp_micros(self.run.first_started_utc_micros)
-            .unwrap_or_default()
-            .with_timezone(&self.timezone);
+        let since = push_start(self.run, self.timezone);
         let per_minute = writer.first_uploads(since.naive_local()).await?;
         Ok(Uploads::new(since.to_rfc3339(), self.run.sent, &per_minute))
     }
@@ -187,6 +185,14 @@ impl Aggregated {
             self.user = Some(UserReport::new(week.to_string(), user, &badges));
         }
     }
+}
+
+/// When `run` first started sending, on the clock of `timezone` (the backend's naive datetimes
+/// are that clock's wall time).
+pub(crate) fn push_start(run: RunStart, timezone: chrono_tz::Tz) -> chrono::DateTime<chrono_tz::Tz> {
+    chrono::DateTime::from_timestamp_micros(run.first_started_utc_micros)
+        .unwrap_or_default()
+        .with_timezone(&timezone)
 }
 
 fn award<'a>(week: &UserWeek, rules: &'a BadgeRules, index: usize) -> Award<'a> {
