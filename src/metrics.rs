@@ -23,6 +23,10 @@
 //! `report week` adds the week it reported (label `wolley_job="report-week"`), replaced
 //! whole by each report: `wolley_push_week_wake_rate_median`, `wolley_push_week_wake_lift_median`
 //! (absent when no slot had active users) and `wolley_push_week_never_woke_users`.
+//!
+//! `stats weekly` adds `wolley_push_week_upload_coverage_ratio{wolley_job="stats-weekly",
+//! week="2026-W48"}`: the last computed week's upload coverage after `path-daily`, replaced
+//! (or removed, when the week has none) by each run.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -62,6 +66,18 @@ const WEEK_FAMILIES: &[(&str, &str)] = &[
     (WEEK_LIFT, "Median over the reported week's slots of the wake rate minus the same share in the window before the push."),
     (WEEK_NEVER_WOKE, "Users active in the reported week who recorded no point in any slot's wake window."),
 ];
+
+const UPLOAD_COVERAGE: &str = "wolley_push_week_upload_coverage_ratio";
+
+/// `stats weekly`'s families, written last.
+const STATS_FAMILIES: &[(&str, &str)] = &[
+    (UPLOAD_COVERAGE, "Of the users path-daily notified for the last computed week (label week), the share who uploaded that week since the push."),
+];
+
+/// Every family wolley-push writes, in the order it writes them.
+fn our_families() -> impl Iterator<Item = &'static (&'static str, &'static str)> {
+    FAMILIES.iter().chain(WEEK_FAMILIES).chain(STATS_FAMILIES)
+}
 
 /// The job label of the week report's series.
 const WEEK_JOB: &str = "report-week";
@@ -104,15 +120,7 @@ pub(crate) struct RunRecord<'a> {
 /// # Errors
 /// When the file's directory cannot be written, or another writer holds the lock too long.
 pub(crate) fn record(path: &Path, run: &RunRecord<'_>) -> io::Result<()> {
-    let _lock = lock(path)?;
-    let existing = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => String::new(),
-        Err(error) => return Err(error),
-    };
-    let mut exposition = Exposition::parse(&existing);
-    exposition.replace_run(run);
-    write_atomically(path, exposition.render().as_bytes())
+    update(path, |exposition| exposition.replace_run(run))
 }
 
 /// Replaces the week report's series in the file at `path` with `week`'s, keeping the rest.
@@ -120,6 +128,21 @@ pub(crate) fn record(path: &Path, run: &RunRecord<'_>) -> io::Result<()> {
 /// # Errors
 /// As [`record`].
 pub(crate) fn record_week(path: &Path, week: &WeekFigures) -> io::Result<()> {
+    update(path, |exposition| exposition.replace_week(week))
+}
+
+/// Replaces the upload coverage series with `week`'s `coverage` (label `week`), or removes it
+/// when the week has none (no `path-daily` run announced it, or it notified nobody): the file
+/// holds the last computed week's, never a stale one.
+///
+/// # Errors
+/// As [`record`].
+pub(crate) fn record_upload_coverage(path: &Path, week: &str, coverage: Option<f64>) -> io::Result<()> {
+    update(path, |exposition| exposition.replace_upload_coverage(week, coverage))
+}
+
+/// Reads the file at `path` (under its lock), changes it with `change` and writes it back.
+fn update(path: &Path, change: impl FnOnce(&mut Exposition)) -> io::Result<()> {
     let _lock = lock(path)?;
     let existing = match std::fs::read_to_string(path) {
         Ok(text) => text,
@@ -127,7 +150,7 @@ pub(crate) fn record_week(path: &Path, week: &WeekFigures) -> io::Result<()> {
         Err(error) => return Err(error),
     };
     let mut exposition = Exposition::parse(&existing);
-    exposition.replace_week(week);
+    change(&mut exposition);
     write_atomically(path, exposition.render().as_bytes())
 }
 
@@ -303,15 +326,28 @@ impl Exposition {
         }
     }
 
+    /// Replaces `stats weekly`'s upload coverage series (of whichever week) with `week`'s.
+    fn replace_upload_coverage(&mut self, week: &str, coverage: Option<f64>) {
+        let family = self.family(UPLOAD_COVERAGE);
+        family.samples.clear();
+        if let Some(coverage) = coverage {
+            let labels = vec![
+                ("wolley_job".to_owned(), crate::names::STATS_WEEKLY.to_owned()),
+                ("week".to_owned(), week.to_owned()),
+            ];
+            family.samples.push(Sample { labels, value: coverage.to_string() });
+        }
+    }
+
     /// The file's text: wolley-push's families first in a fixed order, then any others;
     /// samples sorted by their labels, so the same series always land on the same line.
     fn render(&mut self) -> String {
         let mut out = String::new();
-        let ours = FAMILIES.iter().chain(WEEK_FAMILIES).map(|(name, help)| (name.to_string(), Some(*help)));
+        let ours = our_families().map(|(name, help)| (name.to_string(), Some(*help)));
         let others: Vec<_> = self
             .families
             .keys()
-            .filter(|name| !FAMILIES.iter().chain(WEEK_FAMILIES).any(|(ours, _)| ours == name))
+            .filter(|name| !our_families().any(|(ours, _)| ours == name))
             .map(|name| (name.clone(), None))
             .collect();
         for (name, our_help) in ours.chain(others) {
@@ -507,6 +543,23 @@ mod tests {
         assert!(!text.contains(" 0.5\n"));
         let text = apply(&text, &run("report-week", ExitCode::Success, 200));
         assert!(text.contains("wolley_push_week_never_woke_users{wolley_job=\"report-week\"} 4\n"), "{text}");
+    }
+
+    #[test]
+    fn upload_coverage_holds_the_last_computed_week_only() {
+        let text = apply("", &run("stats-weekly", ExitCode::Success, 100));
+        let mut exposition = Exposition::parse(&text);
+        exposition.replace_upload_coverage("2026-W47", Some(0.5));
+        exposition.replace_upload_coverage("2026-W48", Some(0.6));
+        let text = exposition.render();
+        let line =
+            "wolley_push_week_upload_coverage_ratio{wolley_job=\"stats-weekly\",week=\"2026-W48\"} 0.6\n";
+        assert!(text.contains(line), "{text}");
+        assert!(text.contains("# TYPE wolley_push_week_upload_coverage_ratio gauge\n"));
+        assert!(!text.contains("2026-W47"));
+        let mut exposition = Exposition::parse(&text);
+        exposition.replace_upload_coverage("2026-W49", None);
+        assert!(!exposition.render().contains("upload_coverage"));
     }
 
     #[test]

@@ -46,6 +46,17 @@ const POINTS: &str = "\
     FROM wolley_push_report_day d JOIN gpslog g ON g.daily_path_id = d.dailypath_id \
     WHERE d.user_id > ? AND d.user_id <= ? AND g.timestamp >= ? AND g.timestamp < ?";
 
+/// As `stats weekly`'s: per minute after `since` (third and first parameters), how many users'
+/// earliest row dated in the week (the second and third parameters bound it) has `last_updated`
+/// at or after `since`; the days near the week are already in the session's table, and
+/// `dailypath` is reached by its primary key.
+const FIRST_UPLOADS: &str = "\
+    SELECT TIMESTAMPDIFF(MINUTE, ?, u.first), COUNT(*) \
+    FROM (SELECT MIN(d.last_updated) AS first \
+          FROM wolley_push_report_day r JOIN dailypath d ON d.dailypath_id = r.dailypath_id \
+          WHERE d.date BETWEEN ? AND ? AND d.last_updated >= ? GROUP BY r.user_id) u \
+    GROUP BY 1 ORDER BY 1";
+
 /// One journal row of a slot the report looks at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct JournalRow {
@@ -69,6 +80,24 @@ const JOURNAL: &str = "\
            TIMESTAMPDIFF(MICROSECOND, '1970-01-01', started_at) \
     FROM wolley_push_run WHERE job = ? AND slot IN ";
 
+/// A slot's run as the journal sums it over its shards: when its sending first started and how
+/// many messages FCM accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RunStart {
+    /// The earliest shard's first start (`first_started_at`, else `started_at`): microseconds
+    /// since 1970 in UTC.
+    pub first_started_utc_micros: i64,
+    /// `sent` summed over the shards.
+    pub sent: u64,
+}
+
+/// One row whatever the journal holds: `COUNT(*)` is 0 when the slot never ran.
+const RUN_START: &str = "\
+    SELECT COUNT(*), \
+           MIN(TIMESTAMPDIFF(MICROSECOND, '1970-01-01', COALESCE(first_started_at, started_at))), \
+           CAST(COALESCE(SUM(sent), 0) AS UNSIGNED) \
+    FROM wolley_push_run WHERE job = ? AND slot = ?";
+
 impl Database {
     /// The journal rows of `job` for these slot labels (every shard's).
     ///
@@ -86,6 +115,25 @@ impl Database {
         let rows: Vec<mysql_async::Row> =
             conn.exec(sql, params).await.map_err(|e| self.classify(e, "reading the run journal"))?;
         Ok(rows.into_iter().map(journal_row).collect())
+    }
+
+    /// When `job`'s run of `slot` first started and how many it reached, over all its shards;
+    /// `None` when the journal has no row for the slot.
+    ///
+    /// # Errors
+    /// When the database fails or the journal is missing (run `migrate`).
+    pub(crate) async fn run_start(&self, job: &str, slot: &str) -> Result<Option<RunStart>, DbError> {
+        let mut conn = self.conn().await?;
+        let row: Option<(u64, Option<i64>, u64)> = conn
+            .exec_first(RUN_START, (job, slot))
+            .await
+            .map_err(|e| self.classify(e, "reading the run journal"))?;
+        Ok(match row {
+            Some((shards, Some(first_started_utc_micros), sent)) if shards > 0 => {
+                Some(RunStart { first_started_utc_micros, sent })
+            }
+            _ => None,
+        })
     }
 
     /// Opens the week's points: the days dated `first_day` to `last_day` are copied into the
@@ -166,6 +214,25 @@ impl PointPages {
         .map_err(|e| fail(&self.db, e))?;
         self.after = upto;
         Ok(true)
+    }
+
+    /// Per whole minute after `since` (the backend's naive clock), the users whose earliest
+    /// row dated `monday` to `sunday` was updated then; pairs (minute, users) in minute order.
+    /// The session's table must hold those days (the report's days are a superset of the week).
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub(crate) async fn first_uploads(
+        &mut self,
+        (monday, sunday): (NaiveDate, NaiveDate),
+        since: NaiveDateTime,
+    ) -> Result<Vec<(i64, u64)>, DbError> {
+        let since = datetime_value(since);
+        let params = (since.clone(), date_value(monday), date_value(sunday), since);
+        self.conn
+            .exec(FIRST_UPLOADS, params)
+            .await
+            .map_err(|e| self.db.classify(e, "reading the week's uploads after path-daily"))
     }
 
     /// Drops the session's table and returns the connection.

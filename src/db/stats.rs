@@ -23,7 +23,7 @@
 //! Reading the backend under READ COMMITTED takes no locks on its rows (InnoDB reads them as a
 //! consistent snapshot), so the Django app keeps writing while a week is aggregated.
 
-use chrono::Duration;
+use chrono::{Duration, NaiveDateTime};
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Params, Transaction, TxOpts, Value};
 
@@ -288,6 +288,18 @@ impl Database {
     }
 }
 
+/// Per minute after `since`, how many users' earliest row of the week (Monday to Sunday, not
+/// the Sunday before) has `last_updated` at or after `since`, which is a naive datetime of the
+/// backend's clock. Reads the week's days through the session's table (already filled from the
+/// one scan of the week) and `dailypath`'s primary key: no other pass over the backend's
+/// history, and at most one row per minute comes back, whatever the number of users.
+const FIRST_UPLOADS: &str = "\
+    SELECT TIMESTAMPDIFF(MINUTE, ?, u.first), COUNT(*) \
+    FROM (SELECT MIN(d.last_updated) AS first \
+          FROM wolley_push_week_day w JOIN dailypath d ON d.dailypath_id = w.dailypath_id \
+          WHERE w.day >= 0 AND d.last_updated >= ? GROUP BY w.user_id) u \
+    GROUP BY 1 ORDER BY 1";
+
 impl WeekWriter {
     /// The next page of users (in `user_id` order) with their intervals; `None` after the last.
     /// Users without any interval near the week are not listed; a page may be empty.
@@ -360,6 +372,19 @@ impl WeekWriter {
                 share.into(),
             ]);
         }
+    }
+
+    /// The users who uploaded the week at or after `since` (the backend's naive local clock),
+    /// counted per whole minute after `since` of their earliest such `last_updated`: pairs of
+    /// (minute, users) in minute order. Call before [`WeekWriter::publish`], which drops the
+    /// session's table of days.
+    pub(crate) async fn first_uploads(&mut self, since: NaiveDateTime) -> Result<Vec<(i64, u64)>, DbError> {
+        let since = datetime_value(since);
+        let db = self.db.clone();
+        self.conn
+            .exec(FIRST_UPLOADS, (since.clone(), since))
+            .await
+            .map_err(|e| db.classify(e, "reading the week's uploads after path-daily"))
     }
 
     /// Publishes the generation (one small transaction: readers switch from the old week to

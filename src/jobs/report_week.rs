@@ -17,6 +17,7 @@ use crate::output;
 use crate::report::wake::{Marks, Tally, Windows};
 use crate::report::{Delivery, Gathered, JobRun, WeekReport, WeekSlots};
 use crate::slot::IsoWeek;
+use crate::stats::uploads::Uploads;
 
 /// Builds the week's report and writes it where it was asked for.
 ///
@@ -64,22 +65,30 @@ async fn gather(db: &Database, slots: WeekSlots, window: std::time::Duration) ->
         .collect();
     let width = i64::try_from(window.as_micros()).unwrap_or(i64::MAX);
     let windows = Windows::new(starts.clone(), width, slots.week_start_micros());
-    let tally = tally_points(db, &slots, &windows, &starts, width).await?;
     let week = slots.week;
+    // As `stats weekly` counts them: the uploads since the path-daily run that announced the week.
+    let announced = db.run_start(names::PATH_DAILY, &week.next().to_string()).await?;
+    let push = announced.map(|run| (run, super::stats_weekly::push_start(run, tz)));
+    let since = push.map(|(_, since)| since.naive_local());
+    let (tally, per_minute) = tally_points(db, &slots, &windows, &starts, width, since).await?;
+    let uploads =
+        push.map(|(run, since)| Uploads::new(since.to_rfc3339(), run.sent, &per_minute.unwrap_or_default()));
     let path_daily = job_run(db, names::PATH_DAILY, week.next().to_string(), tz).await?;
     let badge_notification = job_run(db, names::STATS_NOTIFY, week.to_string(), tz).await?;
-    Ok(Gathered { slots, wake_window: window, deliveries, tally, path_daily, badge_notification })
+    Ok(Gathered { slots, wake_window: window, deliveries, tally, path_daily, badge_notification, uploads })
 }
 
 /// Every point from the start of the first window to the end of the last (the week at least),
 /// a page of users at a time: each user's marks, then the page's users counted in id order.
+/// With `since`, also the week's first uploads per minute after it, from the same table of days.
 async fn tally_points(
     db: &Database,
     slots: &WeekSlots,
     windows: &Windows,
     starts: &[(i64, usize)],
     width: i64,
-) -> Result<Tally> {
+    since: Option<NaiveDateTime>,
+) -> Result<(Tally, Option<Vec<(i64, u64)>>)> {
     let week_start = slots.week_start_micros();
     let week_end = week_start + 7 * crate::report::wake::DAY_MICROS;
     let from = starts.iter().map(|(start, _)| start - width).min().unwrap_or(week_start).min(week_start);
@@ -102,9 +111,16 @@ async fn tally_points(
             tally.add(*user, marks);
         }
     };
+    let monday = slots.week.monday();
+    let uploads = match (&read, since) {
+        (Ok(_), Some(since)) => {
+            pages.first_uploads((monday, monday + Duration::days(6)), since).await.map(Some)
+        }
+        _ => Ok(None),
+    };
     pages.close().await;
     read?;
-    Ok(tally)
+    Ok((tally, uploads?))
 }
 
 fn naive(micros: i64) -> NaiveDateTime {

@@ -2,13 +2,15 @@
 //!
 //! The script: load the badge rules (a bad file stops the run before the database is
 //! touched), write the week as a new generation page by page of users (a transaction each) and
-//! publish it at once, print the report, then with `--notify` send each winner one notification as a scheduled run of its
+//! publish it at once (counting, before that, the uploads since the `path-daily` push that
+//! announced the week), print the report, then with `--notify` send each winner one notification as a scheduled run of its
 //! own ([`broadcast`]: lock, journal, pruning).
 
 use std::time::Instant;
 
 use crate::config::{Batch, Config, StatsWeekly, PATH_DAILY_DEADLINE};
-use crate::db::stats::Award;
+use crate::db::report::RunStart;
+use crate::db::stats::{Award, WeekWriter};
 use crate::db::Database;
 use crate::error::{Error, Result};
 use crate::exit::ExitCode;
@@ -23,6 +25,7 @@ use crate::slot::IsoWeek;
 use crate::stats::badges::BadgeRules;
 use crate::stats::notify::largest_notification;
 use crate::stats::report::{UserReport, WeekTotals};
+use crate::stats::uploads::Uploads;
 use crate::stats::week;
 use crate::user_week::UserWeek;
 
@@ -58,9 +61,22 @@ async fn aggregate_and_notify(
     started: Instant,
 ) -> Result<RunEnd> {
     db.check_schema().await?;
-    let aggregated = aggregate(db, week, rules, job.user).await?;
-    let report = aggregated.totals.report(week.to_string(), rules, started.elapsed());
+    // The Monday run is named after the week it runs in: path-daily's slot 2026-W49 announced 2026-W48.
+    let announced = db.run_start(names::PATH_DAILY, &week.next().to_string()).await?;
+    let push = announced.map(|run| Push { run, timezone: config.timezone });
+    let aggregated = aggregate(db, week, rules, job.user, push).await?;
+    let mut report = aggregated.totals.report(week.to_string(), rules, started.elapsed());
+    report.uploads = aggregated.uploads;
     tracing::info!(%week, users = report.users, badges = report.badges_awarded, "week aggregated");
+    if let Some(path) = &config.monitoring.metrics_file {
+        let coverage = report.uploads.as_ref().and_then(|uploads| uploads.coverage);
+        if let Err(error) = crate::metrics::record_upload_coverage(path, &report.week, coverage) {
+            tracing::warn!(
+                "cannot write the upload coverage to the metrics file {}: {error}",
+                path.display()
+            );
+        }
+    }
     let text = match &aggregated.user {
         Some(user) => user.render(config.output.format),
         None => report.render(config.output.format),
@@ -94,21 +110,42 @@ struct Aggregated {
     totals: WeekTotals,
     /// The `--user` report.
     user: Option<UserReport>,
+    /// The uploads after the push that announced the week, if one did.
+    uploads: Option<Uploads>,
+}
+
+/// The `path-daily` run that announced the week, and the clock of the backend's datetimes.
+#[derive(Debug, Clone, Copy)]
+struct Push {
+    run: RunStart,
+    timezone: chrono_tz::Tz,
+}
+
+impl Push {
+    /// Counts the week's uploads since the push, from the writer's table of the week's days.
+    async fn uploads(self, writer: &mut WeekWriter) -> Result<Uploads> {
+        let since = push_start(self.run, self.timezone);
+        let per_minute = writer.first_uploads(since.naive_local()).await?;
+        Ok(Uploads::new(since.to_rfc3339(), self.run.sent, &per_minute))
+    }
 }
 
 /// Replaces the week's rows: every page of users is summarised, judged by the rules and
 /// written in a transaction of its own; readers see none of it until the whole week is
-/// published, then all of it (rows and badges) at once.
+/// published, then all of it (rows and badges) at once. With the `push` that announced the
+/// week, also counts the uploads since it, from the same table of the week's days.
 async fn aggregate(
     db: &Database,
     week: IsoWeek,
     rules: &BadgeRules,
     shown: Option<i64>,
+    push: Option<Push>,
 ) -> Result<Aggregated> {
     let mut writer = db.begin_week(week).await?;
     let mut done = Aggregated {
         totals: WeekTotals::new(rules),
         user: shown.map(|id| UserReport::new(week.to_string(), &UserWeek::empty(id), &[])),
+        uploads: None,
     };
     while let Some(page) = writer.next_page().await? {
         let mut weeks = Vec::with_capacity(page.len());
@@ -123,6 +160,9 @@ async fn aggregate(
             weeks.push(user_week);
         }
         writer.write(&weeks, &won).await?;
+    }
+    if let Some(push) = push {
+        done.uploads = Some(push.uploads(&mut writer).await?);
     }
     writer.publish().await?;
     Ok(done)
@@ -145,6 +185,14 @@ impl Aggregated {
             self.user = Some(UserReport::new(week.to_string(), user, &badges));
         }
     }
+}
+
+/// When `run` first started sending, on the clock of `timezone` (the backend's naive datetimes
+/// are that clock's wall time).
+pub(crate) fn push_start(run: RunStart, timezone: chrono_tz::Tz) -> chrono::DateTime<chrono_tz::Tz> {
+    chrono::DateTime::from_timestamp_micros(run.first_started_utc_micros)
+        .unwrap_or_default()
+        .with_timezone(&timezone)
 }
 
 fn award<'a>(week: &UserWeek, rules: &'a BadgeRules, index: usize) -> Award<'a> {

@@ -54,8 +54,11 @@ impl WeekReport {
              <span style=\"background:{PRUNED}\"></span>pruned<span style=\"background:{FAILED}\"></span>failed</p>"
         );
         if let Some(uploads) = &self.uploads {
-            let _ =
-                write!(page, "<h2>Uploads after path-daily</h2><pre>{}</pre>", escape(&uploads.to_string()));
+            let _ = write!(
+                page,
+                "<h2>Uploads after path-daily</h2><pre>{}</pre>",
+                escape(&serde_json::to_string_pretty(uploads).expect("reports serialise"))
+            );
         }
         page.push_str("<h2>Days</h2>\n<div class=\"scroll\"><pre>");
         page.push_str(&escape(&self.human_table()));

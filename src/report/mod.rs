@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::db::report::JournalRow;
 use crate::slot::{self, IsoWeek};
+use crate::stats::uploads::Uploads;
 use wake::{Tally, SLOTS, SLOTS_PER_DAY};
 
 /// The half-hour slots of a week: their labels as `save-location` writes them in the journal,
@@ -178,8 +179,9 @@ pub(crate) struct WeekReport {
     pub deliveries: Totals,
     pub path_daily: JobRun,
     pub badge_notification: JobRun,
-    /// Upload coverage and arrivals after `path-daily`: not measured by this build.
-    pub uploads: Option<serde_json::Value>,
+    /// Upload coverage and arrivals after the `path-daily` run that announced the week, as
+    /// `stats weekly` reports them; `None` (JSON `null`) without such a run.
+    pub uploads: Option<Uploads>,
     pub slots: Vec<SlotReport>,
 }
 
@@ -192,12 +194,14 @@ pub(crate) struct Gathered {
     pub tally: Tally,
     pub path_daily: JobRun,
     pub badge_notification: JobRun,
+    pub uploads: Option<Uploads>,
 }
 
 impl WeekReport {
     /// Turns the counts into rates, medians and worsts.
     pub(crate) fn build(gathered: Gathered) -> Self {
-        let Gathered { slots, wake_window, deliveries, tally, path_daily, badge_notification } = gathered;
+        let Gathered { slots, wake_window, deliveries, tally, path_daily, badge_notification, uploads } =
+            gathered;
         let mut total = Totals::default();
         let rows: Vec<SlotReport> = deliveries
             .into_iter()
@@ -237,7 +241,7 @@ impl WeekReport {
             deliveries: total,
             path_daily,
             badge_notification,
-            uploads: None,
+            uploads,
             slots: rows,
         }
     }

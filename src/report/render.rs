@@ -52,7 +52,10 @@ impl WeekReport {
             ),
             job_line(&self.path_daily),
             job_line(&self.badge_notification),
-            "uploads: not measured by this build".to_owned(),
+            match &self.uploads {
+                Some(uploads) => format!("uploads: {}", uploads.line()),
+                None => "uploads: no path-daily run announced this week".to_owned(),
+            },
         ]
     }
 

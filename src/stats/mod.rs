@@ -1,5 +1,6 @@
 //! Weekly statistics: each user's week by category ([`week`]), the badge rules evaluated over
-//! it ([`badges`]), what a run reports ([`report`]) and who is told about their badges
+//! it ([`badges`]), what a run reports ([`report`]), how many people uploaded the week after
+//! `path-daily`'s push ([`uploads`]) and who is told about their badges
 //! ([`notify`]).
 //!
 //! Everything here is plain computation over figures the database layer hands over page by
@@ -9,4 +10,5 @@
 pub(crate) mod badges;
 pub(crate) mod notify;
 pub(crate) mod report;
+pub(crate) mod uploads;
 pub(crate) mod week;

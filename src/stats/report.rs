@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::badges::{BadgeRule, BadgeRules};
+use super::uploads::Uploads;
 use crate::output::Format;
 use crate::user_week::category_order;
 use crate::user_week::UserWeek;
@@ -85,6 +86,7 @@ impl WeekTotals {
             badges,
             badges_awarded: self.awarded,
             duration_secs: (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+            uploads: None,
         }
     }
 }
@@ -111,6 +113,9 @@ pub(crate) struct WeekReport {
     pub badges_awarded: u64,
     /// Wall time of the aggregation, in seconds.
     pub duration_secs: f64,
+    /// The week's uploads after the `path-daily` run that announced it; `None` (JSON `null`)
+    /// when the journal has no such run.
+    pub uploads: Option<Uploads>,
 }
 
 /// One category's total.
@@ -154,6 +159,14 @@ impl WeekReport {
         let _ = writeln!(out, "  {:<20}{:>12}", "intervals ignored", self.intervals_ignored);
         let _ = writeln!(out, "  {:<20}{:>12}", "badges awarded", self.badges_awarded);
         let _ = writeln!(out, "  {:<20}{:>12.3}", "duration s", self.duration_secs);
+        match &self.uploads {
+            Some(uploads) => {
+                let _ = writeln!(out, "  {:<20}{}", "uploads", uploads.line());
+            }
+            None => {
+                let _ = writeln!(out, "  uploads: no path-daily run announced this week");
+            }
+        }
         let _ = writeln!(out, "\n  {:>12} {:>10}  category", "hours", "users");
         for line in &self.categories {
             let _ = writeln!(out, "  {:>12.1} {:>10}  {}", line.hours, line.users, line.category);
@@ -161,6 +174,13 @@ impl WeekReport {
         let _ = writeln!(out, "\n  {:>23}  badge", "users");
         for line in &self.badges {
             let _ = writeln!(out, "  {:>23}  {} ({})", line.users, line.code, line.name);
+        }
+        if let Some(uploads) = self.uploads.as_ref().filter(|u| !u.arrivals.is_empty()) {
+            let _ = writeln!(out, "\n  {:>23}  first upload, minutes after the push", "users");
+            for arrival in &uploads.arrivals {
+                let to = arrival.to_minutes.map_or_else(String::new, |to| to.to_string());
+                let _ = writeln!(out, "  {:>23}  {}-{to}", arrival.users, arrival.from_minutes);
+            }
         }
         out
     }

@@ -61,9 +61,10 @@ pub(crate) fn fixture() -> World {
     ];
     for (id, (user, date, times)) in points.iter().enumerate() {
         let day = 100 + id as i64;
+        // Every day uploaded 10 minutes after path-daily's push (2026-11-30 00:10).
         db.exec_with(
             "INSERT INTO dailypath (dailypath_id, date, path_type, date_created, last_updated, user_id) \
-             VALUES (?, ?, 'daily', NOW(6), NOW(6), ?)",
+             VALUES (?, ?, 'daily', '2026-11-30 00:20:00', '2026-11-30 00:20:00', ?)",
             (day, *date, *user),
         );
         for time in *times {
@@ -154,6 +155,13 @@ fn report_week_summarises_medians_worsts_deliveries_and_the_weekly_jobs() {
     );
     assert_eq!(report["path_daily"]["start"], "2026-11-30T00:10:00+09:00");
     assert_eq!(report["badge_notification"]["status"], "not sent");
+    // Users 1 to 5 uploaded a day of the week at +10 min; user 6 only the Sunday before it.
+    assert_eq!(
+        report["uploads"],
+        json!({ "since": "2026-11-30T00:10:00+09:00", "notified": 5, "uploaded": 5, "coverage": 1.0,
+                "arrivals": [{ "from_minutes": 0, "to_minutes": 10, "users": 0 },
+                             { "from_minutes": 10, "to_minutes": 20, "users": 5 }] })
+    );
 }
 
 #[test]
@@ -172,7 +180,7 @@ fn report_week_human_output_starts_with_the_summary_lines() {
             "deliveries: targeted 1675, sent 1341, pruned 334, failed 0, expired 0",
             "path-daily 2026-W49: done (started 2026-11-30T00:10:00+09:00), sent 5, pruned 0, failed 0, expired 0",
             "stats-notify 2026-W48: not sent",
-            "uploads: not measured by this build",
+            "uploads: 5 of 5 notified (100.0%) since 2026-11-30T00:10:00+09:00",
         ]
     );
     let tuesday =

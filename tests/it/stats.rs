@@ -720,3 +720,112 @@ fn migrating_again_finishes_an_interrupted_upgrade_and_keeps_the_published_weeks
     report(&world, &[]);
     assert_eq!(week_rows(db), published, "a run after the second migration");
 }
+
+/// Path-daily's Monday run for the week (slot 2026-W49, first started 2026-11-30 00:10 in
+/// Seoul and resumed at 00:40; FCM accepted 5), and the backend's days: users 1, 2 and 3
+/// uploaded the week 5 minutes, 25 minutes and 3 hours after the push (user 2 twice), user 4
+/// before it, user 5 only days outside the week (the Sunday before it, the next Monday).
+fn uploads_after_the_push(db: &TestDb) {
+    users(db, &[1, 2, 3, 4, 5]);
+    db.exec(
+        "INSERT INTO wolley_push_run (job, slot, shard, status, targeted, sent, host, pid, started_at, \
+           first_started_at, updated_at) \
+         VALUES ('path-daily', '2026-W49', '0/1', 'done', 5, 5, 'test', 1, '2026-11-29 15:40:00', \
+           '2026-11-29 15:10:00', UTC_TIMESTAMP(6))",
+    );
+    let days: &[(i64, &str, &str)] = &[
+        (1, "2026-11-25", "2026-11-30 00:15:00"),
+        (2, "2026-11-26", "2026-11-30 00:35:00"),
+        (2, "2026-11-27", "2026-11-30 02:00:00"),
+        (3, "2026-11-28", "2026-11-30 03:10:00"),
+        (4, "2026-11-24", "2026-11-30 00:09:59.999999"),
+        (5, "2026-11-22", "2026-11-30 00:20:00"),
+        (5, "2026-11-30", "2026-11-30 00:20:00"),
+    ];
+    for &(user, date, updated) in days {
+        db.exec_with(
+            "INSERT INTO dailypath (date, path_type, date_created, last_updated, user_id) \
+             VALUES (?, 'daily', ?, ?, ?)",
+            (date, updated, updated, user),
+        );
+    }
+}
+
+#[test]
+fn uploads_count_the_users_who_uploaded_the_week_since_path_daily_first_started() {
+    let world = World::new().with_db();
+    uploads_after_the_push(world.db());
+    let uploads = report(&world, &[])["uploads"].clone();
+    assert_eq!(uploads["since"], "2026-11-30T00:10:00+09:00");
+    assert_eq!((uploads["notified"].as_u64(), uploads["uploaded"].as_u64()), (Some(5), Some(3)));
+    assert_eq!(uploads["coverage"], 0.6);
+}
+
+#[test]
+fn arrivals_are_bucketed_by_each_user_s_first_upload_after_the_push() {
+    let world = World::new().with_db();
+    uploads_after_the_push(world.db());
+    let arrivals = report(&world, &[])["uploads"]["arrivals"].clone();
+    let arrivals = arrivals.as_array().unwrap();
+    let counted: Vec<(u64, u64, u64)> = arrivals
+        .iter()
+        .filter(|a| a["users"] != 0)
+        .map(|a| {
+            (
+                a["from_minutes"].as_u64().unwrap(),
+                a["to_minutes"].as_u64().unwrap(),
+                a["users"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(counted, [(0, 10, 1), (20, 30, 1), (180, 240, 1)]);
+    // Every 10 minutes of the first 2 hours, then hourly up to the last arrival.
+    assert_eq!(arrivals.len(), 14);
+    assert_eq!(arrivals[12], json!({ "from_minutes": 120, "to_minutes": 180, "users": 0 }));
+}
+
+#[test]
+fn the_human_report_says_how_many_notified_users_uploaded() {
+    let world = World::new().with_db();
+    uploads_after_the_push(world.db());
+    let output = stats(&world, &[]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("  uploads             3 of 5 notified (60.0%) since 2026-11-30T00:10:00+09:00\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn without_a_path_daily_run_uploads_are_null_and_the_week_is_still_computed() {
+    let world = World::new().with_db();
+    hand_computed_week(world.db());
+    // The run of the week itself (slot 2026-W48) announced the week before, not this one.
+    world.db().exec(
+        "INSERT INTO wolley_push_run (job, slot, shard, status, sent, host, pid, started_at, updated_at) \
+         VALUES ('path-daily', '2026-W48', '0/1', 'done', 5, 'test', 1, '2026-11-22 15:10:00', UTC_TIMESTAMP(6))",
+    );
+    let json = report(&world, &[]);
+    assert_eq!(json["uploads"], Value::Null);
+    assert_eq!(json["users"], 1);
+    let output = stats(&world, &[]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("  uploads: no path-daily run announced this week\n"), "{text}");
+}
+
+#[test]
+fn the_metrics_file_gets_the_week_s_upload_coverage() {
+    let world = World::new().with_db();
+    uploads_after_the_push(world.db());
+    let metrics = world.file("wolley-push.prom", "");
+    let output = stats(&world, &["-q", "--metrics-file", metrics.to_str().unwrap()]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    assert!(
+        text.contains(
+            "wolley_push_week_upload_coverage_ratio{wolley_job=\"stats-weekly\",week=\"2026-W48\"} 0.6\n"
+        ),
+        "{text}"
+    );
+}
