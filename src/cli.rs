@@ -356,9 +356,15 @@ pub struct WeeklyArgs {
     #[arg(long, requires = "notify")]
     pub dry_run: bool,
 
-    /// With --notify: notify the week's winners again even if the journal says it was done
+    /// With --notify: notify every winner of every badge of the week again, even those already told
     #[arg(long, requires = "notify")]
     pub force: bool,
+
+    /// Recompute every user of the week (a new version of the week, published whole), not only
+    /// the users whose rows of the week changed since it was last computed. Use it after changing
+    /// the badge rules. The first run of a week is always full
+    #[arg(long)]
+    pub full: bool,
 }
 
 /// What a broadcast job sends to and how.

@@ -127,6 +127,8 @@ pub(crate) struct StatsWeekly {
     pub mode: Mode,
     /// Notify again even if the week's notifications are done.
     pub force: bool,
+    /// Recompute every user, not only those whose week changed.
+    pub full: bool,
 }
 
 /// What `report week` writes.
@@ -394,6 +396,7 @@ fn job(command: Command, now: DateTime<Utc>, timezone: Tz, format: cli::FormatCh
             user: args.user,
             mode: Mode::from_flags(args.dry_run, false),
             force: args.force,
+            full: args.full,
         }),
         Command::Report(cli::ReportCommand::Week(args)) => Job::ReportWeek(report_week(args, format)?),
         Command::Migrate => Job::Migrate,

@@ -13,7 +13,7 @@ use mysql_async::{Conn, TxOpts, Value};
 
 use super::{qualified_lock_name, Database, DbError};
 use crate::counts::SlotCounts;
-use crate::slot::RunKey;
+use crate::slot::{IsoWeek, RunKey};
 
 /// Rows bound per multi-row statement.
 const ROWS_PER_STATEMENT: usize = 500;
@@ -160,6 +160,16 @@ pub(crate) struct DeadToken {
     pub reason: &'static str,
 }
 
+/// What a delivery records beside the journal for each user it reached, in the same transaction
+/// as the checkpoint that covers them: a crash can then resend only what the journal would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Marks {
+    /// `stats weekly --notify`: every badge of the week the user holds and was not told of is
+    /// now told (`wolley_push_badge_notice`). The notification named exactly those: the week's
+    /// runs hold its lock, so no badge appears between the message and its mark.
+    BadgeNotices { week: IsoWeek },
+}
+
 /// Everything one ledger write makes durable, in one transaction.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Batch {
@@ -173,6 +183,10 @@ pub(crate) struct Batch {
     pub in_flight: Vec<i64>,
     /// Dead tokens answered since the last write.
     pub dead: Vec<DeadToken>,
+    /// What to record for the users delivered to, if anything.
+    pub marks: Option<Marks>,
+    /// Users delivered to since the last write (collected only with `marks`).
+    pub delivered: Vec<i64>,
 }
 
 impl Batch {
@@ -183,6 +197,8 @@ impl Batch {
         self.rows.extend(later.rows);
         self.in_flight = later.in_flight;
         self.dead.extend(later.dead);
+        self.marks = later.marks.or(self.marks);
+        self.delivered.extend(later.delivered);
     }
 }
 
@@ -637,6 +653,9 @@ async fn write(
     }
     write_row_changes(&mut tx, [&job, &slot, &shard], &batch.rows).await?;
     write_dead_tokens(&mut tx, [&job, &slot, &shard], &batch.dead).await?;
+    if let Some(marks) = batch.marks {
+        write_marks(&mut tx, marks, &slot, &batch.delivered).await?;
+    }
     let mut held = 0;
     if let Some(closing) = closing {
         if closing.hold_dead {
@@ -658,6 +677,30 @@ async fn write(
     }
     tx.commit().await?;
     Ok(Written::Done { held })
+}
+
+/// Records [`Marks`] for `delivered`, in the journal write's transaction. `IGNORE`: a badge told
+/// before (a resend after a crash) keeps its first notice.
+async fn write_marks(
+    tx: &mut mysql_async::Transaction<'_>,
+    marks: Marks,
+    slot: &Value,
+    delivered: &[i64],
+) -> mysql_async::Result<()> {
+    let Marks::BadgeNotices { week } = marks;
+    for chunk in delivered.chunks(ROWS_PER_STATEMENT) {
+        let users = vec!["?"; chunk.len()].join(", ");
+        let sql = format!(
+            "INSERT IGNORE INTO wolley_push_badge_notice (week, user_id, badge, notified_at, slot) \
+             SELECT r.week, r.user_id, r.badge, UTC_TIMESTAMP(6), ? FROM wolley_push_user_badge_gen r \
+             JOIN wolley_push_weekly_published p ON p.week = r.week AND p.generation = r.generation \
+             WHERE r.week = ? AND r.user_id IN ({users})"
+        );
+        let mut params: Vec<Value> = vec![slot.clone(), week.to_string().into()];
+        params.extend(chunk.iter().map(|&user| Value::from(user)));
+        tx.exec_drop(sql, params).await?;
+    }
+    Ok(())
 }
 
 async fn write_row_changes(

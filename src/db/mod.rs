@@ -264,6 +264,20 @@ impl Database {
         Ok(db)
     }
 
+    /// The server's clock, in UTC: the one clock every run of every host shares.
+    ///
+    /// # Errors
+    /// As classified.
+    pub(crate) async fn utc_now(&self) -> Result<chrono::DateTime<chrono::Utc>, DbError> {
+        use mysql_async::prelude::Queryable as _;
+        let mut conn = self.conn().await?;
+        let micros: Option<i64> = conn
+            .query_first("SELECT TIMESTAMPDIFF(MICROSECOND, '1970-01-01', UTC_TIMESTAMP(6))")
+            .await
+            .map_err(|e| self.classify(e, "reading the server's clock"))?;
+        Ok(chrono::DateTime::from_timestamp_micros(micros.unwrap_or_default()).unwrap_or_default())
+    }
+
     /// A connection from the pool.
     ///
     /// # Errors

@@ -194,7 +194,49 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
         "ALTER TABLE wolley_push_run ADD COLUMN IF NOT EXISTS first_started_at DATETIME(6) NULL AFTER started_at",
         "UPDATE wolley_push_run SET first_started_at = started_at WHERE first_started_at IS NULL",
     ],
+}, Migration {
+    version: 7,
+    description: "refresh for late uploads and badges notified once: when each user's weekly row was \
+                  computed (wolley_push_weekly_user.computed_at, wolley_push_weekly_published.computed_at), \
+                  when each badge was notified (wolley_push_badge_notice, wolley_push_user_badge.notified_at)",
+    statements: V7_STATEMENTS,
 }];
+
+/// Version 7. `computed_at` is the backend's naive wall clock (`--timezone`, like its
+/// `last_updated`), so a refresh compares the two directly: a user is recomputed when a row of
+/// their week was updated after their row was computed. Rows written before this version have
+/// none, and their week is recomputed whole by its next run. The notices live in a table of their
+/// own, keyed by (week, user, badge) and not by generation, so no recomputation can forget them.
+const V7_STATEMENTS: &[&str] = &[
+    "ALTER TABLE wolley_push_weekly_user_gen ADD COLUMN IF NOT EXISTS computed_at DATETIME(6) NULL",
+    // The instant through which the published week reflects the backend's rows (the start of the
+    // last run that completed, less the commit grace): the next refresh looks at rows updated after it.
+    "ALTER TABLE wolley_push_weekly_published ADD COLUMN IF NOT EXISTS computed_at DATETIME(6) NULL",
+    "CREATE TABLE IF NOT EXISTS wolley_push_badge_notice (
+        week        CHAR(8) CHARACTER SET ascii     NOT NULL,
+        user_id     INT                             NOT NULL,
+        badge       VARCHAR(32) CHARACTER SET ascii NOT NULL,
+        notified_at DATETIME(6)                     NOT NULL,
+        slot        VARCHAR(40)                     NOT NULL,
+        PRIMARY KEY (week, user_id, badge)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+    "CREATE OR REPLACE ALGORITHM = MERGE SQL SECURITY INVOKER VIEW wolley_push_weekly_user AS \
+     SELECT r.week, r.user_id, r.recorded_seconds, r.untracked_seconds, r.days_with_data, r.computed_at \
+     FROM wolley_push_weekly_user_gen r JOIN wolley_push_weekly_published p \
+       ON p.week = r.week AND p.generation = r.generation",
+    "CREATE OR REPLACE ALGORITHM = MERGE SQL SECURITY INVOKER VIEW wolley_push_user_badge AS \
+     SELECT r.week, r.user_id, r.badge, r.name, n.notified_at \
+     FROM wolley_push_user_badge_gen r JOIN wolley_push_weekly_published p \
+       ON p.week = r.week AND p.generation = r.generation \
+     LEFT JOIN wolley_push_badge_notice n \
+       ON n.week = r.week AND n.user_id = r.user_id AND n.badge = r.badge",
+    // Weeks whose notification run finished before this version told all their winners then.
+    "INSERT IGNORE INTO wolley_push_badge_notice (week, user_id, badge, notified_at, slot) \
+     SELECT b.week, b.user_id, b.badge, COALESCE(j.finished_at, j.updated_at), j.slot \
+     FROM wolley_push_user_badge_gen b \
+     JOIN wolley_push_weekly_published p ON p.week = b.week AND p.generation = b.generation \
+     JOIN wolley_push_run j ON j.job = 'stats-notify' AND j.slot = b.week AND j.status = 'done'",
+];
 
 /// Version 5. `stats weekly` writes a week into a new *generation* of rows in bounded
 /// transactions and then publishes it by moving one pointer row (docs/stats.md, "How a week is

@@ -51,40 +51,94 @@ const NAME_SEPARATOR: char = '\u{1f}';
 /// session table of our own, indexed by user, that every page then joins.
 const CREATE_DAYS: &str = "\
     CREATE TEMPORARY TABLE wolley_push_week_day ( \
-        dailypath_id BIGINT     NOT NULL PRIMARY KEY, \
-        user_id      INT        NOT NULL, \
-        day          TINYINT    NOT NULL, \
-        past         TINYINT(1) NOT NULL, \
+        dailypath_id BIGINT      NOT NULL PRIMARY KEY, \
+        user_id      INT         NOT NULL, \
+        day          TINYINT     NOT NULL, \
+        past         TINYINT(1)  NOT NULL, \
+        last_updated DATETIME(6) NOT NULL, \
         KEY wolley_push_week_day_user (user_id) \
     )";
 const FILL_DAYS: &str = "\
-    INSERT INTO wolley_push_week_day (dailypath_id, user_id, day, past) \
-    SELECT dailypath_id, user_id, DATEDIFF(date, :monday), path_type = 'past' \
+    INSERT INTO wolley_push_week_day (dailypath_id, user_id, day, past, last_updated) \
+    SELECT dailypath_id, user_id, DATEDIFF(date, :monday), path_type = 'past', last_updated \
     FROM dailypath WHERE date BETWEEN :first_day AND :last_day";
 const DROP_DAYS: &str = "DROP TEMPORARY TABLE IF EXISTS wolley_push_week_day";
+
+/// A refresh's users: those whose rows of the week changed since their weekly row was computed.
+const CREATE_CHANGED: &str =
+    "CREATE TEMPORARY TABLE wolley_push_week_changed (user_id INT NOT NULL PRIMARY KEY)";
+const DROP_CHANGED: &str = "DROP TEMPORARY TABLE IF EXISTS wolley_push_week_changed";
+/// Users with a day of the week and no weekly row, or whose day row was updated after their
+/// weekly row was computed: read from the session's table of days (no second pass over the
+/// backend's history).
+const CHANGED_DAYS: &str = "\
+    INSERT IGNORE INTO wolley_push_week_changed (user_id) \
+    SELECT w.user_id FROM wolley_push_week_day w \
+    LEFT JOIN wolley_push_weekly_user_gen u \
+      ON u.week = :week AND u.generation = :generation AND u.user_id = w.user_id \
+    WHERE u.user_id IS NULL OR u.computed_at IS NULL OR w.last_updated > u.computed_at";
+/// Users with an interval of the week updated after their weekly row was computed.
+/// `last_updated > :since` (when the published week was last brought up to date) is implied by
+/// the per-user condition but lets MariaDB start from an index on `last_updated` when the backend
+/// has one: a range of the rows written since the last run instead of every interval of the week
+/// (docs/stats.md, "Refresh for late uploads").
+macro_rules! changed_intervals {
+    ($table:literal) => {
+        concat!(
+            "INSERT IGNORE INTO wolley_push_week_changed (user_id) \
+             SELECT DISTINCT w.user_id FROM ",
+            $table,
+            " i JOIN wolley_push_week_day w ON w.dailypath_id = i.daily_path_id \
+             JOIN wolley_push_weekly_user_gen u \
+               ON u.week = :week AND u.generation = :generation AND u.user_id = w.user_id \
+             WHERE i.last_updated > :since AND i.last_updated > u.computed_at"
+        )
+    };
+}
+const CHANGED_STAYS: &str = changed_intervals!("intervalstay");
+const CHANGED_MOVES: &str = changed_intervals!("intervalmove");
+/// `--user` is always recomputed, so that it can be shown.
+const CHANGED_SHOWN: &str = "INSERT IGNORE INTO wolley_push_week_changed (user_id) VALUES (?)";
+const COUNT_CHANGED: &str = "SELECT COUNT(*) FROM wolley_push_week_changed";
 
 /// The last user id of the next page of users with a day in the week.
 const PAGE_END: &str = "\
     SELECT user_id FROM wolley_push_week_day WHERE user_id > ? \
     GROUP BY user_id ORDER BY user_id LIMIT 1 OFFSET ?";
+/// The last user id of the next page of a refresh's users.
+const CHANGED_PAGE_END: &str =
+    "SELECT user_id FROM wolley_push_week_changed WHERE user_id > ? ORDER BY user_id LIMIT 1 OFFSET ?";
 
 /// The intervals of a page of users that may touch the week: starting before the week ends
 /// and either ending after it starts or starting inside it (so reversed and zero-length rows
 /// of the week come along, to be counted as ignored). Times are whole seconds since
 /// 1970-01-01 of the naive wall clock: TIMESTAMPDIFF truncates the microseconds.
-const INTERVALS: &str = "\
-    SELECT w.user_id, IF(w.past, :past, i.category), w.day, \
-           TIMESTAMPDIFF(SECOND, '1970-01-01', i.start_time), TIMESTAMPDIFF(SECOND, '1970-01-01', i.end_time) \
-    FROM wolley_push_week_day w JOIN intervalstay i ON i.daily_path_id = w.dailypath_id \
-    WHERE w.user_id > :after AND w.user_id <= :upto \
-      AND i.start_time < :week_end AND (i.end_time > :week_start OR i.start_time >= :week_start) \
-    UNION ALL \
-    SELECT w.user_id, IF(w.past, :past, :moving), w.day, \
-           TIMESTAMPDIFF(SECOND, '1970-01-01', m.start_time), TIMESTAMPDIFF(SECOND, '1970-01-01', m.end_time) \
-    FROM wolley_push_week_day w JOIN intervalmove m ON m.daily_path_id = w.dailypath_id \
-    WHERE w.user_id > :after AND w.user_id <= :upto \
-      AND m.start_time < :week_end AND (m.end_time > :week_start OR m.start_time >= :week_start) \
-    ORDER BY 1";
+macro_rules! intervals {
+    ($days:literal) => {
+        concat!(
+            "SELECT w.user_id, IF(w.past, :past, i.category), w.day, \
+                    TIMESTAMPDIFF(SECOND, '1970-01-01', i.start_time), TIMESTAMPDIFF(SECOND, '1970-01-01', i.end_time) \
+             FROM ",
+            $days,
+            " JOIN intervalstay i ON i.daily_path_id = w.dailypath_id \
+             WHERE w.user_id > :after AND w.user_id <= :upto \
+               AND i.start_time < :week_end AND (i.end_time > :week_start OR i.start_time >= :week_start) \
+             UNION ALL \
+             SELECT w.user_id, IF(w.past, :past, :moving), w.day, \
+                    TIMESTAMPDIFF(SECOND, '1970-01-01', m.start_time), TIMESTAMPDIFF(SECOND, '1970-01-01', m.end_time) \
+             FROM ",
+            $days,
+            " JOIN intervalmove m ON m.daily_path_id = w.dailypath_id \
+             WHERE w.user_id > :after AND w.user_id <= :upto \
+               AND m.start_time < :week_end AND (m.end_time > :week_start OR m.start_time >= :week_start) \
+             ORDER BY 1"
+        )
+    };
+}
+const INTERVALS: &str = intervals!("wolley_push_week_day w");
+/// [`INTERVALS`] of a refresh's users only.
+const CHANGED_INTERVALS: &str =
+    intervals!("wolley_push_week_changed c JOIN wolley_push_week_day w ON w.user_id = c.user_id");
 
 /// A new generation number (never reused, so a crashed run's rows can never be taken for a
 /// later run's).
@@ -112,10 +166,41 @@ const PROGRESS: &str = "UPDATE wolley_push_weekly_generation SET batches = batch
 /// The publication: readers' views follow `wolley_push_weekly_published`, so this one-row
 /// change switches the whole week at once.
 const PUBLISH: [&str; 2] = [
-    "INSERT INTO wolley_push_weekly_published (week, generation, published_at) VALUES (?, ?, UTC_TIMESTAMP(6)) \
-     ON DUPLICATE KEY UPDATE generation = VALUES(generation), published_at = VALUES(published_at)",
+    "INSERT INTO wolley_push_weekly_published (week, generation, published_at, computed_at) \
+     VALUES (?, ?, UTC_TIMESTAMP(6), ?) \
+     ON DUPLICATE KEY UPDATE generation = VALUES(generation), published_at = VALUES(published_at), \
+       computed_at = VALUES(computed_at)",
     "UPDATE wolley_push_weekly_generation SET published_at = UTC_TIMESTAMP(6) WHERE week = ? AND generation = ?",
 ];
+/// The end of a refresh: the published week now reflects the backend's rows through its start.
+const REFRESHED: &str =
+    "UPDATE wolley_push_weekly_published SET computed_at = ? WHERE week = ? AND generation = ?";
+/// The week's published generation and through when it reflects the backend's rows.
+const PUBLISHED: &str = "SELECT generation, TIMESTAMPDIFF(MICROSECOND, '1970-01-01', computed_at) \
+     FROM wolley_push_weekly_published WHERE week = ?";
+/// A refresh rewrites its users' rows in place, a page at a time: their old rows go first.
+/// Their badges stay (a recomputation never takes one away), and new ones are added.
+const DELETE_REFRESHED: [&str; 2] = [
+    "DELETE FROM wolley_push_weekly_user_gen WHERE week = ? AND generation = ? AND user_id > ? AND user_id <= ? \
+     AND user_id IN (SELECT user_id FROM wolley_push_week_changed)",
+    "DELETE FROM wolley_push_weekly_stat_gen WHERE week = ? AND generation = ? AND user_id > ? AND user_id <= ? \
+     AND user_id IN (SELECT user_id FROM wolley_push_week_changed)",
+];
+/// The badges a page's users held before this run (in the published generation): a
+/// recomputation that no longer earns one keeps it.
+const HELD_BADGES: &str = "SELECT user_id, badge, name FROM wolley_push_user_badge_gen \
+     WHERE week = ? AND generation = ? AND user_id > ? AND user_id <= ? ORDER BY user_id, badge";
+const HELD_BADGES_CHANGED: &str = "SELECT user_id, badge, name FROM wolley_push_user_badge_gen \
+     WHERE week = ? AND generation = ? AND user_id > ? AND user_id <= ? \
+       AND user_id IN (SELECT user_id FROM wolley_push_week_changed) ORDER BY user_id, badge";
+/// Named lock of one week's `stats weekly` runs (aggregation and notification): a refresh
+/// rewrites the published rows in place, and the notification marks what it told, so two runs
+/// of one week must not interleave. Waits a few seconds: the session of a run just killed can
+/// take a moment to end on the server, and its lock with it.
+const LOCK_WEEK: &str =
+    "SELECT GET_LOCK(CONCAT('wolley_push:stats-week:', ?, ':', LEFT(SHA1(IFNULL(DATABASE(), '')), 12)), 5)";
+const UNLOCK_WEEK: &str =
+    "DO RELEASE_LOCK(CONCAT('wolley_push:stats-week:', ?, ':', LEFT(SHA1(IFNULL(DATABASE(), '')), 12)))";
 /// Generations nobody reads or writes: superseded by a later publication, or left by a run
 /// that died before publishing.
 const STALE: &str = concat!(
@@ -136,15 +221,16 @@ const FORGET: &str = "DELETE FROM wolley_push_weekly_generation WHERE week = ? A
 
 const INSERT_USERS: Insert = Insert {
     head: "INSERT INTO wolley_push_weekly_user_gen \
-           (week, generation, user_id, recorded_seconds, untracked_seconds, days_with_data) VALUES ",
-    width: 6,
+           (week, generation, user_id, recorded_seconds, untracked_seconds, days_with_data, computed_at) VALUES ",
+    width: 7,
 };
 const INSERT_STATS: Insert = Insert {
     head: "INSERT INTO wolley_push_weekly_stat_gen (week, generation, user_id, category, seconds, share) VALUES ",
     width: 6,
 };
+/// `IGNORE`: a refresh adds its users' badges beside the ones they already hold.
 const INSERT_BADGES: Insert = Insert {
-    head: "INSERT INTO wolley_push_user_badge_gen (week, generation, user_id, badge, name) VALUES ",
+    head: "INSERT IGNORE INTO wolley_push_user_badge_gen (week, generation, user_id, badge, name) VALUES ",
     width: 5,
 };
 
@@ -162,6 +248,42 @@ pub(crate) struct Award<'a> {
     pub user_id: i64,
     pub code: &'a str,
     pub name: &'a str,
+}
+
+/// A badge a user held in the published week before this run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HeldBadge {
+    pub user_id: i64,
+    pub code: String,
+    pub name: String,
+}
+
+/// What a run of `stats weekly` computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// Every user with a day in the week, into a new generation published whole at the end.
+    Full,
+    /// Only the users whose rows of the week were updated after their weekly row was computed
+    /// (and those with a day but no row), rewritten in place in the published generation, a
+    /// page of users per transaction.
+    Refresh {
+        /// Through when the published week reflected the backend's rows.
+        since: NaiveDateTime,
+        /// How many users are recomputed.
+        users: u64,
+    },
+}
+
+/// How to start a week's run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WeekPlan {
+    /// Recompute everyone even if the week could be refreshed (`--full`).
+    pub full: bool,
+    /// What the run's rows record as `computed_at`: the backend's naive clock at the run's start,
+    /// less the commit grace (`stats::refresh`).
+    pub computed_at: NaiveDateTime,
+    /// A user to recompute in a refresh whether or not their rows changed (`--user`).
+    pub shown: Option<i64>,
 }
 
 /// A multi-row `INSERT` of `width` columns.
@@ -202,20 +324,56 @@ pub(crate) struct WeekWriter {
     db: Database,
     conn: Conn,
     label: String,
+    /// The generation written: a new one (full), or the published one (refresh).
     generation: u64,
+    /// The published generation before this run, whose badges are kept.
+    held_from: Option<u64>,
+    scope: Scope,
+    computed_at: Value,
     bounds: Bounds,
     week_epoch: i64,
     after: i64,
+    /// The last page's users, `(after, upto]`.
+    range: (i64, i64),
     done: bool,
     users: Pending,
     stats: Pending,
     badges: Pending,
 }
 
+/// The lock of one week's `stats weekly` runs, held on a connection of its own until released
+/// (or the process dies: named locks end with their session).
+pub(crate) struct WeekLock {
+    conn: Conn,
+    week: String,
+}
+
+impl WeekLock {
+    /// Releases the lock (closing the session would too; this says so at once).
+    pub(crate) async fn release(mut self) {
+        if let Err(error) = self.conn.exec_drop(UNLOCK_WEEK, (&self.week,)).await {
+            tracing::debug!("releasing the lock of {}: {error}", self.week);
+        }
+    }
+}
+
 impl Database {
-    /// Starts a new generation of `week`'s rows: deletes what dead runs left, registers and
-    /// locks the generation, and copies the week's days into the session table the pages join.
-    pub(crate) async fn begin_week(&self, week: IsoWeek) -> Result<WeekWriter, DbError> {
+    /// Takes the lock of `week`'s `stats weekly` runs; `None` when another run holds it.
+    pub(crate) async fn lock_week(&self, week: IsoWeek) -> Result<Option<WeekLock>, DbError> {
+        let mut conn = self.conn().await?;
+        let week = week.to_string();
+        let got: Option<Option<i64>> = conn
+            .exec_first(LOCK_WEEK, (&week,))
+            .await
+            .map_err(|e| self.classify(e, "taking the lock of the week's stats weekly runs"))?;
+        Ok((got.flatten() == Some(1)).then_some(WeekLock { conn, week }))
+    }
+
+    /// Starts computing `week`: deletes what dead runs left, copies the week's days into the
+    /// session table the pages join, and either registers and locks a new generation (a full
+    /// run) or lists the users whose rows changed since the published week was computed (a
+    /// refresh). Call under the week's lock ([`Database::lock_week`]).
+    pub(crate) async fn begin_week(&self, week: IsoWeek, plan: WeekPlan) -> Result<WeekWriter, DbError> {
         let mut conn = self.conn().await?;
         let label = week.to_string();
         // Every statement reads the backend's rows without locking them, batches included.
@@ -223,26 +381,76 @@ impl Database {
             .await
             .map_err(|e| self.classify(e, "connecting"))?;
         self.delete_stale_generations(&mut conn).await?;
-        let generation = self.new_generation(&mut conn, &label).await?;
+        let published: Option<(u64, Option<i64>)> = conn
+            .exec_first(PUBLISHED, (&label,))
+            .await
+            .map_err(|e| self.classify(e, "reading the week's published generation"))?;
+        let published = published.map(|(generation, micros)| (generation, micros.and_then(naive_micros)));
+        let refresh_since = match published {
+            Some((_, Some(since))) if !plan.full => Some(since),
+            _ => None,
+        };
+        let generation = match (refresh_since, published) {
+            (Some(_), Some((published, _))) => published,
+            _ => self.new_generation(&mut conn, &label).await?,
+        };
         let bounds = Bounds::of(week);
         let fail = |e| self.classify(e, "finding the week's days");
         conn.query_drop(DROP_DAYS).await.map_err(fail)?;
         conn.query_drop(CREATE_DAYS).await.map_err(fail)?;
         conn.exec_drop(FILL_DAYS, bounds.days()).await.map_err(fail)?;
+        let scope = match refresh_since {
+            Some(since) => {
+                let users = self.find_changed(&mut conn, &label, generation, since, plan.shown).await?;
+                Scope::Refresh { since, users }
+            }
+            None => Scope::Full,
+        };
         let (start, _) = week.bounds();
         Ok(WeekWriter {
             db: self.clone(),
             conn,
             label,
             generation,
+            held_from: published.map(|(generation, _)| generation),
+            scope,
+            computed_at: datetime_value(plan.computed_at),
             bounds,
             week_epoch: start.and_utc().timestamp(),
             after: i64::MIN,
+            range: (i64::MIN, i64::MIN),
             done: false,
             users: Pending::new(INSERT_USERS),
             stats: Pending::new(INSERT_STATS),
             badges: Pending::new(INSERT_BADGES),
         })
+    }
+
+    /// Lists a refresh's users in the session table `wolley_push_week_changed`: those with a day
+    /// of the week and no row, or with a row of the week (day or interval) updated after their
+    /// row was computed; returns how many.
+    async fn find_changed(
+        &self,
+        conn: &mut Conn,
+        label: &str,
+        generation: u64,
+        since: NaiveDateTime,
+        shown: Option<i64>,
+    ) -> Result<u64, DbError> {
+        let fail = |e| self.classify(e, "finding the users whose week changed");
+        conn.query_drop(DROP_CHANGED).await.map_err(fail)?;
+        conn.query_drop(CREATE_CHANGED).await.map_err(fail)?;
+        let params = || {
+            params! { "week" => label, "generation" => generation, "since" => datetime_value(since) }
+        };
+        conn.exec_drop(CHANGED_DAYS, params()).await.map_err(fail)?;
+        conn.exec_drop(CHANGED_STAYS, params()).await.map_err(fail)?;
+        conn.exec_drop(CHANGED_MOVES, params()).await.map_err(fail)?;
+        if let Some(user) = shown {
+            conn.exec_drop(CHANGED_SHOWN, (user,)).await.map_err(fail)?;
+        }
+        let count: Option<u64> = conn.query_first(COUNT_CHANGED).await.map_err(fail)?;
+        Ok(count.unwrap_or_default())
     }
 
     /// Registers a generation of `label` and takes its lock, in one transaction: another run's
@@ -300,17 +508,41 @@ const FIRST_UPLOADS: &str = "\
           WHERE w.day >= 0 AND d.last_updated >= ? GROUP BY w.user_id) u \
     GROUP BY 1 ORDER BY 1";
 
+/// One page of users: their intervals, and the badges they held before this run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WeekPage {
+    /// The users of the page with an interval near the week, in `user_id` order.
+    pub users: Vec<UserIntervals>,
+    /// The badges the page's users (all of its range in a full run, its recomputed users in a
+    /// refresh) held in the published week, in `user_id` order.
+    pub held: Vec<HeldBadge>,
+}
+
 impl WeekWriter {
+    /// What this run computes.
+    pub(crate) fn scope(&self) -> Scope {
+        self.scope
+    }
+
+    fn refreshing(&self) -> bool {
+        matches!(self.scope, Scope::Refresh { .. })
+    }
+
     /// The next page of users (in `user_id` order) with their intervals; `None` after the last.
     /// Users without any interval near the week are not listed; a page may be empty.
-    pub(crate) async fn next_page(&mut self) -> Result<Option<Vec<UserIntervals>>, DbError> {
+    pub(crate) async fn next_page(&mut self) -> Result<Option<WeekPage>, DbError> {
         if self.done {
             return Ok(None);
         }
         let fail = |db: &Database, e| db.classify(e, "reading the week's intervals");
+        let (page_end, intervals, held) = if self.refreshing() {
+            (CHANGED_PAGE_END, CHANGED_INTERVALS, HELD_BADGES_CHANGED)
+        } else {
+            (PAGE_END, INTERVALS, HELD_BADGES)
+        };
         let end: Option<i64> = self
             .conn
-            .exec_first(PAGE_END, (self.after, USERS_PER_PAGE - 1))
+            .exec_first(page_end, (self.after, USERS_PER_PAGE - 1))
             .await
             .map_err(|e| fail(&self.db, e))?;
         // Fewer than a page of users left: the last page is open-ended.
@@ -318,15 +550,29 @@ impl WeekWriter {
         self.done = end.is_none();
         let rows: Vec<(i64, String, i64, i64, i64)> = self
             .conn
-            .exec(INTERVALS, self.bounds.page(self.after, upto))
+            .exec(intervals, self.bounds.page(self.after, upto))
             .await
             .map_err(|e| fail(&self.db, e))?;
+        let held = match self.held_from {
+            Some(generation) => {
+                let rows: Vec<(i64, String, String)> = self
+                    .conn
+                    .exec(held, (&self.label, generation, self.after, upto))
+                    .await
+                    .map_err(|e| self.db.classify(e, "reading the badges the week's users held"))?;
+                rows.into_iter().map(|(user_id, code, name)| HeldBadge { user_id, code, name }).collect()
+            }
+            None => Vec::new(),
+        };
+        let page = WeekPage { users: group_by_user(rows, self.week_epoch), held };
+        self.range = (self.after, upto);
         self.after = upto;
-        Ok(Some(group_by_user(rows, self.week_epoch)))
+        Ok(Some(page))
     }
 
     /// Writes a page's weeks and badges into the generation in one transaction of its own: a
-    /// page of users bounds its undo log and binlog event.
+    /// page of users bounds its undo log and binlog event. A refresh first deletes the page's
+    /// recomputed users' rows (not their badges).
     pub(crate) async fn write(&mut self, weeks: &[UserWeek], awards: &[Award<'_>]) -> Result<(), DbError> {
         for week in weeks {
             self.queue_week(week);
@@ -343,6 +589,12 @@ impl WeekWriter {
         let db = self.db.clone();
         let fail = |e| db.classify(e, "writing the week's statistics");
         let mut tx = self.conn.start_transaction(TxOpts::default()).await.map_err(fail)?;
+        if matches!(self.scope, Scope::Refresh { .. }) {
+            let (after, upto) = self.range;
+            for statement in DELETE_REFRESHED {
+                tx.exec_drop(statement, (&self.label, self.generation, after, upto)).await.map_err(fail)?;
+            }
+        }
         for pending in [&mut self.users, &mut self.stats, &mut self.badges] {
             pending.flush(&mut tx).await.map_err(fail)?;
         }
@@ -359,6 +611,7 @@ impl WeekWriter {
             week.recorded.into(),
             week.untracked().into(),
             week.days_with_data.into(),
+            self.computed_at.clone(),
         ]);
         for time in &week.categories {
             // Bound as text: DECIMAL(7,6) takes it exactly, where a double could round either way.
@@ -397,13 +650,29 @@ impl WeekWriter {
         let db = self.db.clone();
         let fail = |e| db.classify(e, "publishing the week's statistics");
         self.conn.query_drop(DROP_DAYS).await.map_err(fail)?;
+        self.conn.query_drop(DROP_CHANGED).await.map_err(fail)?;
+        if self.refreshing() {
+            // The rows are in place already; the week now reflects the backend through this run.
+            return self
+                .conn
+                .exec_drop(REFRESHED, (self.computed_at.clone(), &self.label, self.generation))
+                .await
+                .map_err(fail);
+        }
         let mut tx = self.conn.start_transaction(TxOpts::default()).await.map_err(fail)?;
-        tx.exec_drop(PUBLISH[0], (&self.label, self.generation)).await.map_err(fail)?;
+        tx.exec_drop(PUBLISH[0], (&self.label, self.generation, self.computed_at.clone()))
+            .await
+            .map_err(fail)?;
         tx.exec_drop(PUBLISH[1], (&self.label, self.generation)).await.map_err(fail)?;
         tx.commit().await.map_err(fail)?;
         self.conn.exec_drop(UNLOCK_GENERATION, (self.generation,)).await.map_err(fail)?;
         db.delete_stale_generations(&mut self.conn).await
     }
+}
+
+/// A naive datetime from microseconds since 1970-01-01 00:00 of its own clock.
+fn naive_micros(micros: i64) -> Option<NaiveDateTime> {
+    chrono::DateTime::from_timestamp_micros(micros).map(|at| at.naive_utc())
 }
 
 /// The week's bounds as the backend's naive datetimes and dates.
@@ -490,15 +759,30 @@ const WINNERS_SELECT: &str = concat!(
     has_token!("a.fcmToken")
 );
 const WINNERS_GROUP: &str = "GROUP BY b.user_id, a.fcmToken ORDER BY b.user_id";
+/// Only the badges not told yet.
+const NOT_TOLD: &str = "AND b.notified_at IS NULL";
+/// Whether any winner with a token has a badge not told yet.
+const ANY_NOT_TOLD: &str = concat!(
+    "SELECT EXISTS (SELECT 1 FROM wolley_push_user_badge b JOIN app_user a ON a.user_id = b.user_id \
+     WHERE b.week = ? AND b.notified_at IS NULL AND ",
+    has_token!("a.fcmToken"),
+    ")"
+);
+/// The week's notification passes in the journal: the first is named after the week, the next
+/// ones `<week>.<n>`.
+const NOTIFY_PASSES: &str =
+    "SELECT slot, status FROM wolley_push_run WHERE job = ? AND (slot = ? OR slot LIKE CONCAT(?, '.%'))";
 
 impl Database {
     /// The next page of `week`'s badge winners that have a token, after `after_user_id`.
     pub(crate) async fn badge_winner_page(
         &self,
         week: IsoWeek,
+        again: bool,
         after_user_id: i64,
     ) -> Result<Vec<WinnerRow>, DbError> {
-        let sql = format!("{WINNERS_SELECT} AND b.user_id > ? {WINNERS_GROUP} LIMIT ?");
+        let told = if again { "" } else { NOT_TOLD };
+        let sql = format!("{WINNERS_SELECT} {told} AND b.user_id > ? {WINNERS_GROUP} LIMIT ?");
         let params: Vec<Value> = vec![
             week.to_string().into(),
             PLACEHOLDER_TOKEN.into(),
@@ -512,16 +796,41 @@ impl Database {
     pub(crate) async fn badge_winners_among(
         &self,
         week: IsoWeek,
+        again: bool,
         user_ids: &[i64],
     ) -> Result<Vec<WinnerRow>, DbError> {
         if user_ids.is_empty() {
             return Ok(Vec::new());
         }
         let marks = vec!["?"; user_ids.len()].join(", ");
-        let sql = format!("{WINNERS_SELECT} AND b.user_id IN ({marks}) {WINNERS_GROUP}");
+        let told = if again { "" } else { NOT_TOLD };
+        let sql = format!("{WINNERS_SELECT} {told} AND b.user_id IN ({marks}) {WINNERS_GROUP}");
         let mut params: Vec<Value> = vec![week.to_string().into(), PLACEHOLDER_TOKEN.into()];
         params.extend(user_ids.iter().map(|&id| Value::from(id)));
         self.winners(&sql, params).await
+    }
+
+    /// Whether a winner with a token has a badge of `week` not told yet.
+    pub(crate) async fn has_untold_badges(&self, week: IsoWeek) -> Result<bool, DbError> {
+        let mut conn = self.conn().await?;
+        let any: Option<bool> = conn
+            .exec_first(ANY_NOT_TOLD, (week.to_string(), PLACEHOLDER_TOKEN))
+            .await
+            .map_err(|e| self.classify(e, "reading the week's badges not told yet"))?;
+        Ok(any.unwrap_or(false))
+    }
+
+    /// The journal's notification passes of `week` for `job`: (slot, status) pairs.
+    pub(crate) async fn notify_passes(
+        &self,
+        job: &str,
+        week: IsoWeek,
+    ) -> Result<Vec<(String, String)>, DbError> {
+        let mut conn = self.conn().await?;
+        let week = week.to_string();
+        conn.exec(NOTIFY_PASSES, (job, &week, &week))
+            .await
+            .map_err(|e| self.classify(e, "reading the week's notification runs"))
     }
 
     async fn winners(&self, sql: &str, params: Vec<Value>) -> Result<Vec<WinnerRow>, DbError> {

@@ -14,6 +14,7 @@ use futures::FutureExt;
 use chrono::{DateTime, Utc};
 
 use crate::config::{Batch, Config};
+use crate::db::ledger::Marks;
 use crate::db::Database;
 use crate::error::{Error, Result};
 use crate::fcm::message::Message;
@@ -24,7 +25,7 @@ use crate::slot::{IsoWeek, RunKey};
 use crate::spread::{SlotClock, Spread};
 use crate::stop::{RunStop, StopReason};
 use crate::summary::{self, Summary};
-use crate::tokens::{Start, TokenSource};
+use crate::tokens::{Start, TokenSource, Winners};
 
 use super::delivery::{self, Plan, Ran as Delivered, Timing};
 use super::{RunEnd, Skip};
@@ -47,12 +48,15 @@ pub(crate) struct Broadcast<'a> {
 pub(crate) enum Audience {
     /// Every `app_user` with a token, in the batch's shard.
     AppUsers,
-    /// The week's badge winners, each with a notification naming their badges.
+    /// The week's badge winners not yet told of a badge, each with a notification naming the
+    /// badges they were not told of; each badge is marked told as its delivery is journaled.
     BadgeWinners {
         /// The week whose badges are announced.
         week: IsoWeek,
         /// When the notifications are sent (their expiry counts from it).
         now: DateTime<Utc>,
+        /// Every winner with every badge, told or not (`--force`).
+        again: bool,
     },
 }
 
@@ -60,7 +64,17 @@ impl Audience {
     fn source(self, db: &Database, shard: Shard, start: Start) -> TokenSource {
         match self {
             Audience::AppUsers => TokenSource::users(db.clone(), shard, start),
-            Audience::BadgeWinners { week, now } => TokenSource::winners(db.clone(), week, now, start),
+            Audience::BadgeWinners { week, now, again } => {
+                TokenSource::winners(db.clone(), Winners { week, now, again }, start)
+            }
+        }
+    }
+
+    /// What the slot records for each user it delivers to.
+    fn marks(self) -> Option<Marks> {
+        match self {
+            Audience::AppUsers => None,
+            Audience::BadgeWinners { week, .. } => Some(Marks::BadgeNotices { week }),
         }
     }
 }
@@ -107,7 +121,7 @@ async fn from_database(config: &Config, job: &Broadcast<'_>, db: &Database, star
     db.check_schema().await?;
     let prepared = delivery::prepare(config, &job.message, Mode::Send).await?;
     let key = RunKey { job: job.job.to_owned(), slot: job.slot.clone(), shard: batch.shard };
-    let settings = ledger::Settings { force: batch.force, prune: config.prune };
+    let settings = ledger::Settings { force: batch.force, prune: config.prune, marks: job.audience.marks() };
     let mut ledger = match Ledger::open(db, key.clone(), settings).await? {
         Opened::Run(ledger) => ledger,
         Opened::Done { detail } => {

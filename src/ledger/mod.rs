@@ -30,7 +30,7 @@ use tokio::task::JoinHandle;
 
 use crate::breaker::{self, PrunePolicy, Tripped};
 use crate::counts::SlotCounts;
-use crate::db::ledger::{Batch, Claim, Closing, Locked, RunRow, RunStatus, Session, Written};
+use crate::db::ledger::{Batch, Claim, Closing, Locked, Marks, RunRow, RunStatus, Session, Written};
 use crate::db::{Database, DbError};
 use crate::exit::ExitCode;
 use crate::shard::Shard;
@@ -153,6 +153,8 @@ pub(crate) struct Settings {
     pub force: bool,
     /// How careful pruning is.
     pub prune: PrunePolicy,
+    /// What the slot records for each user it delivers to, beside the journal.
+    pub marks: Option<Marks>,
 }
 
 /// What opening the ledger found.
@@ -307,7 +309,7 @@ impl Ledger {
         // The retry set is sent again, so it counts as left to send, not finished.
         let clock = SlotClock { elapsed, finished: totals.targeted.saturating_sub(retry_set) };
         let resume = Resume { key: key.clone(), checkpoint, retry_set, clock };
-        let progress = Arc::new(Mutex::new(Progress::new(checkpoint, totals)));
+        let progress = Arc::new(Mutex::new(Progress::new(checkpoint, totals).with_marks(settings.marks)));
         Ok(Opened::Run(Box::new(Ledger {
             key,
             owner,

@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 
 use crate::counts::SlotCounts;
-use crate::db::ledger::{Batch, DeadToken, RetryState, RowChange};
+use crate::db::ledger::{Batch, DeadToken, Marks, RetryState, RowChange};
 
 /// What became of one user's message, as far as the slot is concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +87,8 @@ pub(crate) struct Progress {
     /// Delivered (finished) answers in the batches taken since the last [`Progress::take_written`]:
     /// once their write commits, a crash no longer sends them again.
     writing: usize,
+    /// What each batch records for the users it delivered to.
+    marks: Option<Marks>,
 }
 
 impl Progress {
@@ -101,7 +103,14 @@ impl Progress {
             unwritten: Vec::new(),
             totals,
             writing: 0,
+            marks: None,
         }
+    }
+
+    /// Has every batch record `marks` for the users it delivered to.
+    pub(crate) fn with_marks(mut self, marks: Option<Marks>) -> Self {
+        self.marks = marks;
+        self
     }
 
     /// The batch last taken is committed: how many delivered answers it made durable (the
@@ -146,7 +155,7 @@ impl Progress {
             Some(Ending::Complete) => self.highest_read.max(self.highest_finished),
         });
         self.finished_at_last_write = self.highest_finished;
-        let mut batch = Batch { checkpoint, ..Batch::default() };
+        let mut batch = Batch { checkpoint, marks: self.marks, ..Batch::default() };
         for (_, held) in self.pending.range_mut(..=checkpoint) {
             if *held == Held::Nothing {
                 *held = Held::Listed;
@@ -164,6 +173,9 @@ impl Progress {
             };
             if settles && resolved.resolution.finished() {
                 self.writing += 1;
+            }
+            if settles && self.marks.is_some() && resolved.resolution == Resolution::Sent {
+                batch.delivered.push(resolved.user_id);
             }
             match resolved.held {
                 Held::Row | Held::Listed => self.settle_held(resolved, &mut batch),

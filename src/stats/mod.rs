@@ -9,6 +9,7 @@
 
 pub(crate) mod badges;
 pub(crate) mod notify;
+pub(crate) mod refresh;
 pub(crate) mod report;
 pub(crate) mod uploads;
 pub(crate) mod week;

@@ -27,6 +27,8 @@ pub(crate) struct WeekTotals {
     categories: BTreeMap<String, (u64, u64)>,
     winners: Vec<u64>,
     awarded: u64,
+    new_badges: u64,
+    kept_badges: u64,
 }
 
 impl WeekTotals {
@@ -54,6 +56,13 @@ impl WeekTotals {
             self.winners[badge] += 1;
         }
         self.awarded += badges.len() as u64;
+    }
+
+    /// Counts badges earned that the user did not hold before this run, and badges held that the
+    /// recomputation no longer earns (and which are kept).
+    pub(crate) fn add_badge_changes(&mut self, new: usize, kept: usize) {
+        self.new_badges += new as u64;
+        self.kept_badges += kept as u64;
     }
 
     /// The report of the week `week`, with `rules`, that took `elapsed`.
@@ -85,6 +94,10 @@ impl WeekTotals {
             categories,
             badges,
             badges_awarded: self.awarded,
+            badges_new: self.new_badges,
+            badges_kept: self.kept_badges,
+            scope: "full",
+            changed_since: None,
             duration_secs: (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
             uploads: None,
         }
@@ -109,8 +122,17 @@ pub(crate) struct WeekReport {
     pub categories: Vec<CategoryLine>,
     /// Every rule with the number of users who earned it, in rule order.
     pub badges: Vec<BadgeLine>,
-    /// Badges awarded in all (one user may earn several).
+    /// Badges the users computed earned, in all (one user may earn several).
     pub badges_awarded: u64,
+    /// Of those, the badges the user did not hold before this run.
+    pub badges_new: u64,
+    /// Badges the users computed held before and no longer earn: kept, never taken away.
+    pub badges_kept: u64,
+    /// `full` (every user with data, published whole) or `refresh` (only the users whose rows
+    /// of the week changed since the week was last computed; the figures above count them only).
+    pub scope: &'static str,
+    /// For a refresh: the backend time through which the week had been computed.
+    pub changed_since: Option<String>,
     /// Wall time of the aggregation, in seconds.
     pub duration_secs: f64,
     /// The week's uploads after the `path-daily` run that announced it; `None` (JSON `null`)
@@ -153,11 +175,27 @@ impl WeekReport {
     fn human(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "stats weekly {}", self.week);
+        match &self.changed_since {
+            Some(since) => {
+                let _ = writeln!(out, "  refresh: only the users whose week changed since {since}");
+            }
+            None => {
+                let _ = writeln!(out, "  full: every user with data in the week");
+            }
+        }
         let _ = writeln!(out, "  {:<20}{:>12}", "users", self.users);
         let _ = writeln!(out, "  {:<20}{:>12.1}", "recorded hours", self.recorded_hours);
         let _ = writeln!(out, "  {:<20}{:>12}", "intervals counted", self.intervals_counted);
         let _ = writeln!(out, "  {:<20}{:>12}", "intervals ignored", self.intervals_ignored);
         let _ = writeln!(out, "  {:<20}{:>12}", "badges awarded", self.badges_awarded);
+        let _ = writeln!(out, "  {:<20}{:>12}", "badges new", self.badges_new);
+        if self.badges_kept > 0 {
+            let _ = writeln!(
+                out,
+                "  {:<20}{:>12}  (held before, no longer earned by the recomputation: kept)",
+                "badges kept", self.badges_kept
+            );
+        }
         let _ = writeln!(out, "  {:<20}{:>12.3}", "duration s", self.duration_secs);
         match &self.uploads {
             Some(uploads) => {

@@ -10,19 +10,19 @@ mod owners;
 mod users;
 mod winners;
 
+pub(crate) use winners::Winners;
+
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
-
-use chrono::{DateTime, Utc};
 
 use crate::counts::TargetCounts;
 use crate::db::{Database, DbError};
 use crate::fcm::message::Message;
 use crate::fcm::target::{TargetKind, Targets};
 use crate::shard::Shard;
-use crate::slot::{IsoWeek, RunKey};
+use crate::slot::RunKey;
 
 pub(crate) use file::TokenFileError;
 
@@ -301,9 +301,9 @@ impl TokenSource {
         TokenSource::Users(users::UserPages::new(db, shard, start))
     }
 
-    /// The badge winners of `week`, notified at `now`, from `start`.
-    pub(crate) fn winners(db: Database, week: IsoWeek, now: DateTime<Utc>, start: Start) -> Self {
-        TokenSource::Winners(winners::WinnerPages::new(db, week, now, start))
+    /// The badge winners `winners` names, from `start`.
+    pub(crate) fn winners(db: Database, winners: Winners, start: Start) -> Self {
+        TokenSource::Winners(winners::WinnerPages::new(db, winners, start))
     }
 
     /// The lines of `path` (`-` = stdin).

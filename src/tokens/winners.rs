@@ -14,11 +14,21 @@ use crate::db::{Database, DbError};
 use crate::fcm::message::Message;
 use crate::slot::IsoWeek;
 
+/// Which winners a notification run tells.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Winners {
+    /// The week whose badges are announced.
+    pub week: IsoWeek,
+    /// When the notifications are sent (their expiry counts from it).
+    pub now: DateTime<Utc>,
+    /// Every badge, told before or not; otherwise only the badges not told yet.
+    pub again: bool,
+}
+
 /// The winners of one week, notified at one instant.
 pub(crate) struct WinnerPages {
     db: Database,
-    week: IsoWeek,
-    now: DateTime<Utc>,
+    winners: Winners,
     owners: OnceLock<Owners>,
     retry_set: Option<RetrySet>,
     after: i64,
@@ -26,12 +36,11 @@ pub(crate) struct WinnerPages {
 }
 
 impl WinnerPages {
-    pub(super) fn new(db: Database, week: IsoWeek, now: DateTime<Utc>, start: Start) -> Self {
+    pub(super) fn new(db: Database, winners: Winners, start: Start) -> Self {
         let retry_set = RetrySet::new(start.retry_set);
         WinnerPages {
             db,
-            week,
-            now,
+            winners,
             owners: OnceLock::new(),
             retry_set,
             after: start.after_user_id,
@@ -57,7 +66,7 @@ impl WinnerPages {
     async fn read_page(&mut self) -> Result<Option<Page>, DbError> {
         if let Some(retry_set) = &mut self.retry_set {
             if let Some(ids) = retry_set.next_ids(&self.db).await? {
-                let rows = self.db.badge_winners_among(self.week, &ids).await?;
+                let rows = self.db.badge_winners_among(self.winners.week, self.winners.again, &ids).await?;
                 let found: HashMap<_, _> = rows
                     .into_iter()
                     .map(|row| {
@@ -72,7 +81,7 @@ impl WinnerPages {
         if self.done {
             return Ok(None);
         }
-        let rows = self.db.badge_winner_page(self.week, self.after).await?;
+        let rows = self.db.badge_winner_page(self.winners.week, self.winners.again, self.after).await?;
         self.done = (rows.len() as u64) < WINNERS_PER_PAGE;
         let Some(last) = rows.last() else { return Ok(None) };
         self.after = last.user_id;
@@ -88,6 +97,6 @@ impl WinnerPages {
 
     fn message(&self, row: &WinnerRow) -> Arc<Message> {
         let names: Vec<&str> = row.names.iter().map(String::as_str).collect();
-        Arc::new(Message::badge(self.week.to_string(), row.codes.clone(), &names, &self.now))
+        Arc::new(Message::badge(self.winners.week.to_string(), row.codes.clone(), &names, &self.winners.now))
     }
 }

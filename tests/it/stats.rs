@@ -267,11 +267,11 @@ fn running_a_week_twice_writes_identical_rows_and_leaves_other_weeks_alone() {
     // Another week, as an earlier version wrote it (generation 0, published).
     world.db().exec(
         "INSERT INTO wolley_push_weekly_stat_gen VALUES ('2026-W47', 0, 1, '집', 3600, 1); \
-         INSERT INTO wolley_push_weekly_user_gen VALUES ('2026-W47', 0, 1, 3600, 601200, 1); \
+         INSERT INTO wolley_push_weekly_user_gen VALUES ('2026-W47', 0, 1, 3600, 601200, 1, NULL); \
          INSERT INTO wolley_push_user_badge_gen VALUES ('2026-W47', 0, 1, 'homebody', '집콕 마스터'); \
          INSERT INTO wolley_push_weekly_generation (week, generation, started_at, published_at) \
            VALUES ('2026-W47', 0, NOW(6), NOW(6)); \
-         INSERT INTO wolley_push_weekly_published VALUES ('2026-W47', 0, NOW(6))",
+         INSERT INTO wolley_push_weekly_published (week, generation, published_at) VALUES ('2026-W47', 0, NOW(6))",
     );
     report(&world, &[]);
     let first = (stat_rows(world.db(), WEEK), user_rows(world.db(), WEEK), badge_rows(world.db(), WEEK));
@@ -283,7 +283,7 @@ fn running_a_week_twice_writes_identical_rows_and_leaves_other_weeks_alone() {
 }
 
 #[test]
-fn a_rerun_follows_changed_input_rows() {
+fn a_full_rerun_follows_changed_input_rows() {
     let world = World::new().with_db();
     hand_computed_week(world.db());
     report(&world, &[]);
@@ -293,7 +293,7 @@ fn a_rerun_follows_changed_input_rows() {
         "UPDATE intervalstay SET end_time = '2026-11-23 14:00:00' WHERE category = '회사' AND start_time = '2026-11-23 11:00:00'; \
          DELETE FROM intervalstay WHERE category = '헬스장'",
     );
-    report(&world, &[]);
+    report(&world, &["--full"]);
     assert_eq!(
         stat_rows(world.db(), WEEK),
         [
@@ -304,7 +304,6 @@ fn a_rerun_follows_changed_input_rows() {
         ]
     );
     assert_eq!(user_rows(world.db(), WEEK), [(1, 26 * H as u32, WEEK_SECONDS - 26 * H as u32, 3)]);
-    assert!(badge_rows(world.db(), WEEK).is_empty());
 }
 
 #[test]
@@ -518,8 +517,181 @@ fn rerunning_a_week_does_not_notify_its_winners_twice_unless_forced() {
     let forced = stats(&world, &["--notify", "--force", "-q"]);
     assert_eq!(code(&forced), 0, "{}", stderr(&forced));
     assert_eq!(world.fcm.deliveries(TOKEN_A), 2);
-    let journal = world.db().query::<(String, String)>("SELECT job, status FROM wolley_push_run");
-    assert_eq!(journal, vec![("stats-notify".to_owned(), "done".to_owned())]);
+    let journal = world
+        .db()
+        .query::<(String, String, String)>("SELECT job, slot, status FROM wolley_push_run ORDER BY slot");
+    let pass = |slot: &str| ("stats-notify".to_owned(), slot.to_owned(), "done".to_owned());
+    assert_eq!(journal, vec![pass(WEEK), pass("2026-W48.2")]);
+}
+
+/// The backend's upload of `user`'s rows of the week, now: `last_updated` set to Seoul's wall
+/// time (the backend's clock), as Django's `auto_now` does when the app posts its days.
+fn upload_now(db: &TestDb, user: i64) {
+    let now = "UTC_TIMESTAMP(6) + INTERVAL 9 HOUR";
+    db.exec(&format!(
+        "UPDATE dailypath SET last_updated = {now} WHERE user_id = {user}; \
+         UPDATE intervalstay i JOIN dailypath d ON d.dailypath_id = i.daily_path_id \
+           SET i.last_updated = {now} WHERE d.user_id = {user}"
+    ));
+}
+
+/// (user, computed_at) of the week's rows.
+fn computed_at(db: &TestDb) -> Vec<(i64, String)> {
+    db.query(&format!(
+        "SELECT user_id, CAST(computed_at AS CHAR) FROM wolley_push_weekly_user WHERE week = '{WEEK}' ORDER BY user_id"
+    ))
+}
+
+/// (user, badge) of the week's badges that FCM accepted a notification of.
+fn told(db: &TestDb) -> Vec<(i64, String)> {
+    db.query(&format!(
+        "SELECT user_id, badge FROM wolley_push_user_badge WHERE week = '{WEEK}' AND notified_at IS NOT NULL \
+         ORDER BY user_id, badge"
+    ))
+}
+
+#[test]
+fn a_late_uploader_is_computed_by_the_next_run_and_the_others_rows_are_left_alone() {
+    let world = World::new().with_db();
+    let b = Backend::new(world.db());
+    users(world.db(), &[1, 2, 3]);
+    b.stay_for(1, 0, "09:00:00", "집", 3 * H);
+    b.stay_for(2, 1, "09:00:00", "회사", 4 * H);
+    let first = report(&world, &[]);
+    assert_eq!((first["scope"].as_str(), first["users"].as_u64()), (Some("full"), Some(2)));
+    let before = computed_at(world.db());
+    b.stay_for(3, 2, "10:00:00", "카페", 2 * H);
+    upload_now(world.db(), 3);
+    let second = report(&world, &[]);
+    assert_eq!((second["scope"].as_str(), second["users"].as_u64()), (Some("refresh"), Some(1)));
+    let after = computed_at(world.db());
+    assert_eq!(after[..2], before[..], "users 1 and 2 were rewritten");
+    assert_eq!(after.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(user_rows(world.db(), WEEK)[2], (3, 2 * H as u32, WEEK_SECONDS - 2 * H as u32, 1));
+}
+
+#[test]
+fn a_changed_interval_alone_makes_its_user_recomputed() {
+    let world = World::new().with_db();
+    let b = Backend::new(world.db());
+    users(world.db(), &[1, 2]);
+    b.stay_for(1, 0, "09:00:00", "집", 3 * H);
+    b.stay_for(2, 1, "09:00:00", "회사", 4 * H);
+    report(&world, &[]);
+    world.db().exec(
+        "UPDATE intervalstay i JOIN dailypath d ON d.dailypath_id = i.daily_path_id \
+         SET i.end_time = i.end_time + INTERVAL 1 HOUR, i.last_updated = UTC_TIMESTAMP(6) + INTERVAL 9 HOUR \
+         WHERE d.user_id = 2",
+    );
+    let refresh = report(&world, &[]);
+    assert_eq!((refresh["scope"].as_str(), refresh["users"].as_u64()), (Some("refresh"), Some(1)));
+    assert_eq!(stat_rows(world.db(), WEEK)[1], row(2, "회사", 5 * H, "1.000000"));
+}
+
+#[test]
+fn full_recomputes_every_user() {
+    let world = World::new().with_db();
+    let b = Backend::new(world.db());
+    users(world.db(), &[1, 2]);
+    b.stay_for(1, 0, "09:00:00", "집", 3 * H);
+    b.stay_for(2, 1, "09:00:00", "회사", 4 * H);
+    report(&world, &[]);
+    let full = report(&world, &["--full"]);
+    assert_eq!((full["scope"].as_str(), full["users"].as_u64()), (Some("full"), Some(2)));
+}
+
+#[test]
+fn a_recomputation_that_no_longer_earns_a_badge_keeps_it_and_says_so() {
+    let world = World::new().with_db();
+    let b = Backend::new(world.db());
+    users(world.db(), &[1]);
+    b.stay_for(1, 0, "18:00:00", "운동", 5 * H);
+    report(&world, &[]);
+    assert_eq!(badges_of(world.db(), 1), ["athlete"]);
+    // The app re-uploads the day with the workout cut to one hour.
+    world.db().exec("UPDATE intervalstay SET end_time = start_time + INTERVAL 1 HOUR");
+    upload_now(world.db(), 1);
+    let refresh = report(&world, &[]);
+    assert_eq!(stat_rows(world.db(), WEEK), [row(1, "운동", H, "1.000000")]);
+    assert_eq!(badges_of(world.db(), 1), ["athlete"]);
+    assert_eq!((refresh["badges_awarded"].as_u64(), refresh["badges_kept"].as_u64()), (Some(0), Some(1)));
+}
+
+#[test]
+fn a_full_recomputation_keeps_the_badges_it_no_longer_earns() {
+    let world = World::new().with_db();
+    let b = Backend::new(world.db());
+    users(world.db(), &[1]);
+    b.stay_for(1, 0, "18:00:00", "운동", 5 * H);
+    report(&world, &[]);
+    world.db().exec("DELETE FROM intervalstay");
+    let full = report(&world, &["--full"]);
+    assert_eq!(badges_of(world.db(), 1), ["athlete"]);
+    assert_eq!(full["badges_kept"].as_u64(), Some(1));
+}
+
+#[test]
+fn a_late_uploader_s_badge_is_told_by_the_refresh_and_the_first_winners_are_not_told_again() {
+    let world = World::new().with_db();
+    world.db().add_users(&[(1, Some(TOKEN_A)), (2, Some(TOKEN_B))]);
+    let b = Backend::new(world.db());
+    b.stay_for(1, 0, "18:00:00", "운동", 5 * H);
+    let first = stats(&world, &["--notify", "-q"]);
+    assert_eq!(code(&first), 0, "{}", stderr(&first));
+    b.stay_for(2, 3, "18:00:00", "운동", 5 * H);
+    upload_now(world.db(), 2);
+    let refresh = stats(&world, &["--notify", "-q"]);
+    assert_eq!(code(&refresh), 0, "{}", stderr(&refresh));
+    assert_eq!((world.fcm.deliveries(TOKEN_A), world.fcm.deliveries(TOKEN_B)), (1, 1));
+    assert_eq!(told(world.db()), [(1, "athlete".to_owned()), (2, "athlete".to_owned())]);
+}
+
+#[test]
+fn a_badge_told_once_is_told_by_no_later_run_of_the_week() {
+    let world = World::new().with_db();
+    world.db().add_users(&[(1, Some(TOKEN_A)), (2, Some(TOKEN_B))]);
+    let b = Backend::new(world.db());
+    b.stay_for(1, 0, "18:00:00", "운동", 5 * H);
+    stats(&world, &["--notify", "-q"]);
+    b.stay_for(2, 3, "18:00:00", "운동", 5 * H);
+    upload_now(world.db(), 2);
+    stats(&world, &["--notify", "-q"]);
+    for _ in 0..2 {
+        let later = stats(&world, &["--notify", "-q"]);
+        assert_eq!(code(&later), 0, "{}", stderr(&later));
+    }
+    assert_eq!((world.fcm.deliveries(TOKEN_A), world.fcm.deliveries(TOKEN_B)), (1, 1));
+    let passes = world.db().query::<String>("SELECT slot FROM wolley_push_run ORDER BY slot");
+    assert_eq!(passes, [WEEK, "2026-W48.2"], "a pass opened with nothing to tell");
+}
+
+#[test]
+fn a_badge_newly_earned_by_a_known_winner_is_told_alone() {
+    let world = World::new().with_db();
+    world.db().add_users(&[(1, Some(TOKEN_A))]);
+    let b = Backend::new(world.db());
+    b.stay_for(1, 0, "18:00:00", "운동", 5 * H);
+    stats(&world, &["--notify", "-q"]);
+    b.stay_for(1, 1, "10:00:00", "카페", 6 * H);
+    upload_now(world.db(), 1);
+    let refresh = stats(&world, &["--notify", "-q"]);
+    assert_eq!(code(&refresh), 0, "{}", stderr(&refresh));
+    let requests = world.fcm.requests();
+    let last = &requests.last().unwrap().body.as_ref().unwrap()["message"];
+    assert_eq!(last["data"]["badges"], "cafe-lover");
+    assert_eq!(world.fcm.deliveries(TOKEN_A), 2);
+}
+
+#[test]
+fn a_badge_whose_notification_failed_stays_untold() {
+    let world = World::new().with_db();
+    world.db().add_users(&[(1, Some(TOKEN_A)), (2, Some(TOKEN_B))]);
+    let b = Backend::new(world.db());
+    b.stay_for(1, 0, "18:00:00", "운동", 5 * H);
+    b.stay_for(2, 0, "18:00:00", "운동", 5 * H);
+    world.fcm.script(TOKEN_B, vec![Reply::unregistered()]);
+    stats(&world, &["--notify", "-q"]);
+    assert_eq!(told(world.db()), [(1, "athlete".to_owned())]);
 }
 
 #[test]
@@ -633,7 +805,7 @@ fn unpublished_rows(db: &TestDb) -> u64 {
 fn kill_mid_write(world: &World) -> bool {
     let mut child = world
         .std_cmd()
-        .args(["stats", "weekly", "--timezone", "Asia/Seoul", "--week", WEEK, "-q"])
+        .args(["stats", "weekly", "--timezone", "Asia/Seoul", "--week", WEEK, "--full", "-q"])
         .spawn()
         .unwrap();
     let deadline = Instant::now() + StdDuration::from_secs(60);
@@ -694,7 +866,7 @@ fn a_run_killed_mid_write_leaves_the_previous_week_and_a_rerun_publishes_the_new
         "a reader sees something else than the old week"
     );
     wait_for_dead_sessions(db);
-    report(&world, &[]);
+    report(&world, &["--full"]);
     assert!(week_rows(db) == expected_week(USERS, "운동"), "the rerun did not publish the whole new week");
     assert_eq!(unpublished_rows(db), 0, "the dead run's and the superseded rows are deleted");
 }
