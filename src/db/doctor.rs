@@ -19,6 +19,13 @@ const _: () = assert!(BACKEND_COLUMNS.len() == 4);
 const COLUMNS_SQL: &str = "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS \
      WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (?, ?, ?, ?)";
 
+/// The backend's interval tables, which a `stats weekly` refresh reads by `last_updated`.
+pub(crate) const REFRESH_TABLES: [&str; 2] = ["intervalstay", "intervalmove"];
+
+/// Indexes that start with `last_updated` on the interval tables.
+const REFRESH_INDEXES_SQL: &str = "SELECT DISTINCT TABLE_NAME FROM information_schema.STATISTICS \
+     WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (?, ?) AND COLUMN_NAME = 'last_updated' AND SEQ_IN_INDEX = 1";
+
 // The same filter as the token pages (`db::tokens`). Trimming, duplicates and malformed tokens
 // are only known while reading.
 const TOKEN_COUNT_SQL: &str = concat!("SELECT COUNT(*) FROM app_user WHERE ", has_token!("fcmToken"));
@@ -69,6 +76,19 @@ impl Database {
             }
         }
         Ok(missing)
+    }
+
+    /// The tables of [`REFRESH_TABLES`] without an index that starts with `last_updated`.
+    pub(crate) async fn tables_without_refresh_index(&self) -> Result<Vec<&'static str>, DbError> {
+        let mut conn = self.conn().await?;
+        let indexed: Vec<String> = conn
+            .exec(REFRESH_INDEXES_SQL, (REFRESH_TABLES[0], REFRESH_TABLES[1]))
+            .await
+            .map_err(|e| self.classify(e, "reading information_schema.STATISTICS"))?;
+        Ok(REFRESH_TABLES
+            .into_iter()
+            .filter(|table| !indexed.iter().any(|t| t.eq_ignore_ascii_case(table)))
+            .collect())
     }
 
     /// How many users have a token stored.

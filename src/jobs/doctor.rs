@@ -36,6 +36,7 @@ const DATABASE: &str = "database";
 const BACKEND_TABLES: &str = "backend-tables";
 const SCHEMA: &str = "schema";
 const TOKENS: &str = "tokens";
+const REFRESH_INDEXES: &str = "refresh-indexes";
 
 /// A syntactically plausible registration token no device has: FCM validates the request,
 /// then answers that the token is not valid, which proves authentication and permission.
@@ -361,7 +362,7 @@ fn fcm_refusal(project: &str, fatal: FatalSendError) -> Check {
 /// database, backend-tables, schema and tokens.
 async fn database_checks(config: &Config) -> Vec<Check> {
     let Some(url) = &config.database_url else {
-        return [DATABASE, BACKEND_TABLES, SCHEMA, TOKENS]
+        return [DATABASE, BACKEND_TABLES, SCHEMA, TOKENS, REFRESH_INDEXES]
             .into_iter()
             .map(|name| Check::skip(name, "no database URL is configured"))
             .collect();
@@ -370,7 +371,7 @@ async fn database_checks(config: &Config) -> Vec<Check> {
         Ok(db) => db,
         Err(error) => {
             let mut checks = vec![db_failure(DATABASE, &error)];
-            for name in [BACKEND_TABLES, SCHEMA, TOKENS] {
+            for name in [BACKEND_TABLES, SCHEMA, TOKENS, REFRESH_INDEXES] {
                 checks.push(Check::skip(name, "the database is not reachable"));
             }
             return checks;
@@ -449,6 +450,7 @@ async fn database_contents(db: &Database, url: &crate::db::DatabaseUrl) -> Vec<C
     });
     if !backend_ok {
         checks.push(Check::skip(TOKENS, "the backend's tables are not all there"));
+        checks.push(Check::skip(REFRESH_INDEXES, "the backend's tables are not all there"));
         return checks;
     }
     let count = tokio::time::timeout(QUERY_TIMEOUT, db.stored_token_count())
@@ -465,7 +467,41 @@ async fn database_contents(db: &Database, url: &crate::db::DatabaseUrl) -> Vec<C
         Ok(count) => Check::ok(TOKENS, format!("{count} users have a token to send to")),
         Err(error) => db_failure(TOKENS, &error),
     });
+    let unindexed = tokio::time::timeout(QUERY_TIMEOUT, db.tables_without_refresh_index())
+        .await
+        .map_err(timed("reading information_schema.STATISTICS"))
+        .and_then(|result| result);
+    checks.push(refresh_indexes(unindexed));
     checks
+}
+
+/// Whether a `stats weekly` refresh can find the changed intervals from an index: without one,
+/// it reads every interval of the week (docs/stats.md, "Refresh for late uploads"). The tables are
+/// the backend's: the fix is theirs to apply.
+fn refresh_indexes(unindexed: Result<Vec<&'static str>, DbError>) -> Check {
+    match unindexed {
+        Ok(tables) if tables.is_empty() => Check::ok(
+            REFRESH_INDEXES,
+            "intervalstay and intervalmove have an index on last_updated: a stats weekly refresh reads only what changed",
+        ),
+        Ok(tables) => Check::warn(
+            REFRESH_INDEXES,
+            format!(
+                "{} {} no index on last_updated: each stats weekly refresh reads every interval of the week to find                  the few that changed",
+                tables.join(" and "),
+                if tables.len() == 1 { "has" } else { "have" }
+            ),
+            format!(
+                "ask the backend to add {} in a Django migration (db_index=True on last_updated);                  wolley-push never changes the backend's tables",
+                tables
+                    .iter()
+                    .map(|table| format!("CREATE INDEX {table}_last_updated ON {table} (last_updated)"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        ),
+        Err(error) => db_failure(REFRESH_INDEXES, &error),
+    }
 }
 
 fn db_failure(name: &'static str, error: &DbError) -> Check {

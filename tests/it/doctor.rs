@@ -10,13 +10,28 @@ use serde_json::Value;
 
 use crate::harness::{bare_cmd, code, server_url, stderr, World};
 
-const CHECKS: [&str; 9] =
-    ["config", "key", "key-permissions", "oauth", "fcm", "database", "backend-tables", "schema", "tokens"];
+const CHECKS: [&str; 10] = [
+    "config",
+    "key",
+    "key-permissions",
+    "oauth",
+    "fcm",
+    "database",
+    "backend-tables",
+    "schema",
+    "tokens",
+    "refresh-indexes",
+];
+
+/// The indexes on `last_updated` the backend should have for cheap refreshes.
+const REFRESH_INDEXES: &str = "CREATE INDEX intervalstay_last_updated ON intervalstay (last_updated); \
+     CREATE INDEX intervalmove_last_updated ON intervalmove (last_updated)";
 
 /// A world with users that have tokens, and its key as a private file (mode 0600).
 fn healthy() -> (World, PathBuf) {
     let world = World::new().with_db();
     world.db().add_users(&[(1, Some("token-of-user-1:APA91bHealthy")), (2, Some("abc")), (3, None)]);
+    world.db().exec(REFRESH_INDEXES);
     let key = key_with_mode(&world, &world.fcm.service_account_json(), 0o600);
     (world, key)
 }
@@ -71,7 +86,25 @@ fn doctor_passes_on_a_healthy_setup_and_exits_0() {
         assert_eq!(status(&output, check), "OK", "{}", stdout(&output));
     }
     assert!(line(&output, "tokens").contains("1 user has a token"), "{}", line(&output, "tokens"));
-    assert!(stdout(&output).ends_with("doctor: all 9 checks passed\n"), "{}", stdout(&output));
+    assert!(stdout(&output).ends_with("doctor: all 10 checks passed\n"), "{}", stdout(&output));
+}
+
+#[test]
+fn a_backend_without_last_updated_indexes_gets_a_warning_naming_them_and_still_passes() {
+    let (world, key) = healthy();
+    world.db().exec("DROP INDEX intervalmove_last_updated ON intervalmove");
+    let output = doctor(&world, &key, &[]);
+    assert_eq!(code(&output), 0, "{}", stdout(&output));
+    let warning = line(&output, "refresh-indexes");
+    assert!(
+        warning.starts_with("WARN refresh-indexes: intervalmove has no index on last_updated"),
+        "{warning}"
+    );
+    assert!(
+        warning.contains("CREATE INDEX intervalmove_last_updated ON intervalmove (last_updated)"),
+        "{warning}"
+    );
+    assert!(!warning.contains("intervalstay_last_updated"), "{warning}");
 }
 
 #[test]
@@ -108,7 +141,7 @@ fn a_wrong_database_password_fails_the_database_line_without_showing_it() {
         .output()
         .unwrap();
     assert_eq!(code(&output), 78, "{}", stdout(&output));
-    assert_fails_only(&output, "database", &["backend-tables", "schema", "tokens"]);
+    assert_fails_only(&output, "database", &["backend-tables", "schema", "tokens", "refresh-indexes"]);
     assert!(line(&output, "database").contains("password"), "{}", line(&output, "database"));
     assert!(!format!("{}{}", stdout(&output), stderr(&output)).contains("wrong-pa55word"));
 }
@@ -124,7 +157,7 @@ fn an_unreachable_database_fails_the_database_line_with_exit_75() {
         .output()
         .unwrap();
     assert_eq!(code(&output), 75, "{}", stdout(&output));
-    assert_fails_only(&output, "database", &["backend-tables", "schema", "tokens"]);
+    assert_fails_only(&output, "database", &["backend-tables", "schema", "tokens", "refresh-indexes"]);
 }
 
 #[test]
@@ -133,7 +166,7 @@ fn a_missing_backend_table_fails_the_backend_tables_line() {
     world.db().exec("DROP TABLE intervalmove");
     let output = doctor(&world, &key, &[]);
     assert_eq!(code(&output), 78, "{}", stdout(&output));
-    assert_fails_only(&output, "backend-tables", &["tokens"]);
+    assert_fails_only(&output, "backend-tables", &["tokens", "refresh-indexes"]);
     assert!(line(&output, "backend-tables").contains("table intervalmove"), "{}", stdout(&output));
 }
 
@@ -150,6 +183,7 @@ fn a_missing_backend_column_is_named() {
 fn an_unmigrated_database_fails_the_schema_line_and_says_to_migrate() {
     let world = World::new().with_unmigrated_db();
     world.db().add_users(&[(1, Some("token-of-user-1:APA91bHealthy"))]);
+    world.db().exec(REFRESH_INDEXES);
     let key = key_with_mode(&world, &world.fcm.service_account_json(), 0o600);
     let output = doctor(&world, &key, &[]);
     assert_eq!(code(&output), 78, "{}", stdout(&output));
