@@ -383,19 +383,8 @@ async fn database_checks(config: &Config) -> Vec<Check> {
 }
 
 async fn database_contents(db: &Database, url: &crate::db::DatabaseUrl) -> Vec<Check> {
-    let timed = |doing: &'static str| {
-        let url = url.to_string();
-        move |_| DbError::Query {
-            doing,
-            url,
-            reason: format!("no answer within {}s", QUERY_TIMEOUT.as_secs()),
-        }
-    };
     let mut checks = Vec::new();
-    let version = tokio::time::timeout(QUERY_TIMEOUT, db.server_version())
-        .await
-        .map_err(timed("reading the version"))
-        .and_then(|result| result);
+    let version = answered("reading the version", url, db.server_version()).await;
     checks.push(match version {
         Ok(version) => Check::ok(DATABASE, format!("connected to {url} (server {version})")),
         Err(error) => db_failure(DATABASE, &error),
@@ -406,10 +395,7 @@ async fn database_contents(db: &Database, url: &crate::db::DatabaseUrl) -> Vec<C
             Some(_) => db.missing_backend_columns().await.map(Some),
         }
     };
-    let backend = tokio::time::timeout(QUERY_TIMEOUT, backend)
-        .await
-        .map_err(timed("reading information_schema"))
-        .and_then(|result| result);
+    let backend = answered("reading information_schema", url, backend).await;
     let backend_ok = matches!(&backend, Ok(Some(missing)) if missing.is_empty());
     checks.push(match backend {
         Ok(None) => Check::fail(
@@ -430,10 +416,7 @@ async fn database_contents(db: &Database, url: &crate::db::DatabaseUrl) -> Vec<C
         ),
         Err(error) => db_failure(BACKEND_TABLES, &error),
     });
-    let version = tokio::time::timeout(QUERY_TIMEOUT, db.schema_version())
-        .await
-        .map_err(timed("reading the schema version"))
-        .and_then(|result| result);
+    let version = answered("reading the schema version", url, db.schema_version()).await;
     let required = schema::required_version();
     checks.push(match version {
         Ok(found) if found < required => {
@@ -453,10 +436,7 @@ async fn database_contents(db: &Database, url: &crate::db::DatabaseUrl) -> Vec<C
         checks.push(Check::skip(REFRESH_INDEXES, "the backend's tables are not all there"));
         return checks;
     }
-    let count = tokio::time::timeout(QUERY_TIMEOUT, db.stored_token_count())
-        .await
-        .map_err(timed("counting tokens"))
-        .and_then(|result| result);
+    let count = answered("counting tokens", url, db.stored_token_count()).await;
     checks.push(match count {
         Ok(0) => Check::warn(
             TOKENS,
@@ -467,10 +447,8 @@ async fn database_contents(db: &Database, url: &crate::db::DatabaseUrl) -> Vec<C
         Ok(count) => Check::ok(TOKENS, format!("{count} users have a token to send to")),
         Err(error) => db_failure(TOKENS, &error),
     });
-    let unindexed = tokio::time::timeout(QUERY_TIMEOUT, db.tables_without_refresh_index())
-        .await
-        .map_err(timed("reading information_schema.STATISTICS"))
-        .and_then(|result| result);
+    let unindexed =
+        answered("reading information_schema.STATISTICS", url, db.tables_without_refresh_index()).await;
     checks.push(refresh_indexes(unindexed));
     checks
 }
@@ -502,6 +480,22 @@ fn refresh_indexes(unindexed: Result<Vec<&'static str>, DbError>) -> Check {
         ),
         Err(error) => db_failure(REFRESH_INDEXES, &error),
     }
+}
+
+/// `query`'s result, or a failure naming what was being done when the server did not answer
+/// within [`QUERY_TIMEOUT`] (a check must never hang the checklist).
+async fn answered<T>(
+    doing: &'static str,
+    url: &crate::db::DatabaseUrl,
+    query: impl std::future::Future<Output = Result<T, DbError>>,
+) -> Result<T, DbError> {
+    tokio::time::timeout(QUERY_TIMEOUT, query).await.unwrap_or_else(|_| {
+        Err(DbError::Query {
+            doing,
+            url: url.to_string(),
+            reason: format!("no answer within {}s", QUERY_TIMEOUT.as_secs()),
+        })
+    })
 }
 
 fn db_failure(name: &'static str, error: &DbError) -> Check {
