@@ -14,6 +14,7 @@ use futures::FutureExt;
 use chrono::{DateTime, Utc};
 
 use crate::config::{Batch, Config};
+use crate::db::tokens::NotArrived;
 use crate::db::Database;
 use crate::error::{Error, Result};
 use crate::fcm::message::Message;
@@ -43,7 +44,7 @@ pub(crate) struct Broadcast<'a> {
 }
 
 /// Who a scheduled job sends to.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) enum Audience {
     /// Every `app_user` with a token, in the batch's shard.
     AppUsers,
@@ -54,13 +55,17 @@ pub(crate) enum Audience {
         /// When the notifications are sent (their expiry counts from it).
         now: DateTime<Utc>,
     },
+    /// `path-daily --remind`: the users with a token, in the batch's shard, whom the week's
+    /// first run reached and whose week has not arrived since it started.
+    NotArrived(NotArrived),
 }
 
 impl Audience {
-    fn source(self, db: &Database, shard: Shard, start: Start) -> TokenSource {
+    fn source(&self, db: &Database, shard: Shard, start: Start) -> TokenSource {
         match self {
             Audience::AppUsers => TokenSource::users(db.clone(), shard, start),
-            Audience::BadgeWinners { week, now } => TokenSource::winners(db.clone(), week, now, start),
+            Audience::BadgeWinners { week, now } => TokenSource::winners(db.clone(), *week, *now, start),
+            Audience::NotArrived(among) => TokenSource::not_arrived(db.clone(), shard, start, among.clone()),
         }
     }
 }

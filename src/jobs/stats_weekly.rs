@@ -9,7 +9,6 @@
 use std::time::Instant;
 
 use crate::config::{Batch, Config, StatsWeekly, PATH_DAILY_DEADLINE};
-use crate::db::report::RunStart;
 use crate::db::stats::{Award, WeekWriter};
 use crate::db::Database;
 use crate::error::{Error, Result};
@@ -25,7 +24,7 @@ use crate::slot::IsoWeek;
 use crate::stats::badges::BadgeRules;
 use crate::stats::notify::largest_notification;
 use crate::stats::report::{UserReport, WeekTotals};
-use crate::stats::uploads::Uploads;
+use crate::stats::uploads::{Announcement, Uploads};
 use crate::stats::week;
 use crate::user_week::UserWeek;
 
@@ -61,9 +60,8 @@ async fn aggregate_and_notify(
     started: Instant,
 ) -> Result<RunEnd> {
     db.check_schema().await?;
-    // The Monday run is named after the week it runs in: path-daily's slot 2026-W49 announced 2026-W48.
-    let announced = db.run_start(names::PATH_DAILY, &week.next().to_string()).await?;
-    let push = announced.map(|run| Push { run, timezone: config.timezone });
+    let announced = Announcement::of(db, week).await?;
+    let push = announced.map(|runs| Push { runs, timezone: config.timezone });
     let aggregated = aggregate(db, week, rules, job.user, push).await?;
     let mut report = aggregated.totals.report(week.to_string(), rules, started.elapsed());
     report.uploads = aggregated.uploads;
@@ -114,19 +112,20 @@ struct Aggregated {
     uploads: Option<Uploads>,
 }
 
-/// The `path-daily` run that announced the week, and the clock of the backend's datetimes.
+/// The runs that announced the week (`path-daily`, and its reminder if sent), and the clock of
+/// the backend's datetimes.
 #[derive(Debug, Clone, Copy)]
 struct Push {
-    run: RunStart,
+    runs: Announcement,
     timezone: chrono_tz::Tz,
 }
 
 impl Push {
     /// Counts the week's uploads since the push, from the writer's table of the week's days.
     async fn uploads(self, writer: &mut WeekWriter) -> Result<Uploads> {
-        let since = push_start(self.run, self.timezone);
+        let since = self.runs.since(self.timezone);
         let per_minute = writer.first_uploads(since.naive_local()).await?;
-        Ok(Uploads::new(since.to_rfc3339(), self.run.sent, &per_minute))
+        Ok(self.runs.uploads(self.timezone, &per_minute))
     }
 }
 
@@ -185,14 +184,6 @@ impl Aggregated {
             self.user = Some(UserReport::new(week.to_string(), user, &badges));
         }
     }
-}
-
-/// When `run` first started sending, on the clock of `timezone` (the backend's naive datetimes
-/// are that clock's wall time).
-pub(crate) fn push_start(run: RunStart, timezone: chrono_tz::Tz) -> chrono::DateTime<chrono_tz::Tz> {
-    chrono::DateTime::from_timestamp_micros(run.first_started_utc_micros)
-        .unwrap_or_default()
-        .with_timezone(&timezone)
 }
 
 fn award<'a>(week: &UserWeek, rules: &'a BadgeRules, index: usize) -> Award<'a> {
