@@ -317,7 +317,7 @@ _wolley__push() {
             return 0
             ;;
         wolley__subcmd__push__subcmd__path__subcmd__daily)
-            opts="-q -v -h --tokens-file --dry-run --print --slot --force --deadline --shard --shards --spread --title --body --sound --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --targets --timezone --max-attempts --backoff --quota-backoff --max-dead-share --force-prune --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
+            opts="-q -v -h --tokens-file --dry-run --print --slot --force --deadline --shard --shards --spread --remind --title --body --sound --database-url --credentials --project-id --fcm-endpoint --fcm-ca-file --concurrency --rate --targets --timezone --max-attempts --backoff --quota-backoff --max-dead-share --force-prune --request-timeout --format --progress --quiet --verbose --metrics-file --ping-url --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

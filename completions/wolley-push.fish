@@ -54,7 +54,7 @@ complete -c wolley-push -n "__fish_wolley_push_needs_command" -s v -l verbose -d
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -s V -l version -d 'Print version'
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -f -a "save-location" -d 'Silent wake-up push to every device with a token (cron: every 30 minutes)'
-complete -c wolley-push -n "__fish_wolley_push_needs_command" -f -a "path-daily" -d 'Visible weekly reminder that makes the app upload its GPS logs (cron: Mondays 00:10)'
+complete -c wolley-push -n "__fish_wolley_push_needs_command" -f -a "path-daily" -d 'Visible weekly reminder that makes the app upload its GPS logs (cron: Mondays 00:10; --remind, to those whose week has not arrived, Mondays 09:00)'
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -f -a "send" -d 'One message to one device, to check a phone or the credentials by hand'
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -f -a "stats" -d 'Weekly statistics per user and category, and badges (cron: Mondays 00:30)'
 complete -c wolley-push -n "__fish_wolley_push_needs_command" -f -a "migrate" -d 'Create or upgrade the tables wolley-push owns (never touches the backend\'s tables)'
@@ -106,7 +106,7 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l s
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l shards -d 'Split users into N shards, this run taking shard $JOB_COMPLETION_INDEX (Kubernetes Indexed Job)' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l spread -d 'Send the slot\'s messages evenly over this window (0 = as fast as --rate allows). Every phone notified uploads its week to the backend\'s single Django host: spread over 10 minutes, 1M users arrive at ~1,700 uploads/s instead of 9,000/s in under two minutes. A resumed slot sends what is left over what is left of the window' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l title -d 'Notification title' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l body -d 'Notification body' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l body -d 'Notification body [default: 일주일 동안의 기록을 확인해보세요!; for path-daily --remind: 지난주 기록이 아직 올라오지 않았어요. 앱을 열어 확인해보세요!]' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l database-url -d 'MariaDB URL of the Wolley backend, e.g. mysql://wolley:secret@127.0.0.1:3306/wolley' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l credentials -d 'Google service-account JSON key used to obtain FCM access tokens' -r -F
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l project-id -d 'Firebase project to send through [default: the key\'s project_id]' -r
@@ -134,7 +134,8 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l p
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l dry-run -d 'Ask FCM to validate each message without delivering it; prune and record nothing'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l print -d 'Write each request body as one JSON line to stdout; no network, no credentials'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l force -d 'Send the slot again even if the journal says it is done'
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l sound -d 'Play the phone\'s notification sound (off by default: path-daily goes out at ten past midnight, and a chime then wakes people for a reminder that can wait until morning)'
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l remind -d 'Send the week\'s reminder instead (cron: Mondays 09:00): only to the users the slot\'s path-daily run reached whose week has not arrived since it started, each once (its own slot, <slot>-remind, and job, path-daily-remind, in the journal). Refused and nothing sent when the slot has no path-daily run (exit 78) or it is still running (exit 75)'
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l sound -d 'Play the phone\'s notification sound (off by default: path-daily goes out at ten past midnight, and a chime then wakes people for a reminder that can wait until morning; the 09:00 --remind stays as quiet unless told)'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -l force-prune -d 'Prune every dead token whatever their share (after checking the breaker\'s reason, e.g. the first run after a long time without pruning)'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -s q -l quiet -d 'Print nothing on success (cron mails any output); errors still go to stderr'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand path-daily" -s v -l verbose -d 'More log detail on stderr (-v debug, -vv trace); RUST_LOG overrides'
@@ -144,7 +145,7 @@ complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l fid -d 
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l kind -d 'Which message to send' -r -f -a "save-location\t'The silent wake-up'
 path-daily\t'The visible weekly reminder'"
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l title -d 'Notification title' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l body -d 'Notification body' -r
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l body -d 'Notification body [default: 일주일 동안의 기록을 확인해보세요!; for path-daily --remind: 지난주 기록이 아직 올라오지 않았어요. 앱을 열어 확인해보세요!]' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l database-url -d 'MariaDB URL of the Wolley backend, e.g. mysql://wolley:secret@127.0.0.1:3306/wolley' -r
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l credentials -d 'Google service-account JSON key used to obtain FCM access tokens' -r -F
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l project-id -d 'Firebase project to send through [default: the key\'s project_id]' -r
@@ -169,7 +170,7 @@ always\t'Always'
 never\t'Never'"
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l metrics-file -d 'Write the job\'s last-run metrics to this Prometheus text file (node_exporter\'s textfile collector), e.g. /var/lib/node_exporter/textfile_collector/wolley-push.prom; every job may share one file' -r -F
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l ping-url -d 'Healthchecks-style ping URL of this job: URL/start when the run starts, URL on success, URL/<exit code> otherwise; a failed ping is only a warning' -r
-complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l sound -d 'Play the phone\'s notification sound (off by default: path-daily goes out at ten past midnight, and a chime then wakes people for a reminder that can wait until morning)'
+complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l sound -d 'Play the phone\'s notification sound (off by default: path-daily goes out at ten past midnight, and a chime then wakes people for a reminder that can wait until morning; the 09:00 --remind stays as quiet unless told)'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l dry-run -d 'Ask FCM to validate the message without delivering it'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l print -d 'Write the request body to stdout instead of sending it'
 complete -c wolley-push -n "__fish_wolley_push_using_subcommand send" -l force-prune -d 'Prune every dead token whatever their share (after checking the breaker\'s reason, e.g. the first run after a long time without pruning)'

@@ -154,9 +154,10 @@ pub enum Command {
         wolley-push save-location --tokens-file tokens.txt --print")]
     SaveLocation(SaveLocationArgs),
 
-    /// Visible weekly reminder that makes the app upload its GPS logs (cron: Mondays 00:10)
+    /// Visible weekly reminder that makes the app upload its GPS logs (cron: Mondays 00:10; --remind, to those whose week has not arrived, Mondays 09:00)
     #[command(after_help = "Example:\n  wolley-push path-daily -q\n  \
-        wolley-push path-daily --dry-run")]
+        wolley-push path-daily --dry-run\n  \
+        wolley-push path-daily --remind -q")]
     PathDaily(PathDailyArgs),
 
     /// One message to one device, to check a phone or the credentials by hand
@@ -433,6 +434,13 @@ pub struct PathDailyArgs {
     #[arg(long, env = "WOLLEY_SPREAD", default_value = "10m", value_name = "DURATION")]
     pub spread: String,
 
+    /// Send the week's reminder instead (cron: Mondays 09:00): only to the users the slot's
+    /// path-daily run reached whose week has not arrived since it started, each once (its own
+    /// slot, <slot>-remind, and job, path-daily-remind, in the journal). Refused and nothing
+    /// sent when the slot has no path-daily run (exit 78) or it is still running (exit 75)
+    #[arg(long, conflicts_with = "tokens_file")]
+    pub remind: bool,
+
     /// Notification text.
     #[command(flatten)]
     pub text: NotificationText,
@@ -445,12 +453,14 @@ pub struct NotificationText {
     #[arg(long, default_value = crate::fcm::message::PATH_DAILY_TITLE)]
     pub title: String,
 
-    /// Notification body
-    #[arg(long, default_value = crate::fcm::message::PATH_DAILY_BODY)]
-    pub body: String,
+    /// Notification body [default: 일주일 동안의 기록을 확인해보세요!; for path-daily --remind:
+    /// 지난주 기록이 아직 올라오지 않았어요. 앱을 열어 확인해보세요!]
+    #[arg(long, value_name = "BODY")]
+    pub body: Option<String>,
 
     /// Play the phone's notification sound (off by default: path-daily goes out at ten past
-    /// midnight, and a chime then wakes people for a reminder that can wait until morning)
+    /// midnight, and a chime then wakes people for a reminder that can wait until morning; the
+    /// 09:00 --remind stays as quiet unless told)
     #[arg(long)]
     pub sound: bool,
 }

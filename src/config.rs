@@ -12,6 +12,7 @@ use crate::breaker::PrunePolicy;
 use crate::cli::{self, Cli, Command};
 use crate::db::DatabaseUrl;
 use crate::error::{Error, Result};
+use crate::fcm::message::{PATH_DAILY_BODY, PATH_DAILY_REMIND_BODY};
 use crate::fcm::target::Targets;
 use crate::fcm::ClientSettings;
 use crate::mode::Mode;
@@ -166,14 +167,17 @@ pub(crate) enum Job {
         /// How long an undelivered wake-up is kept.
         ttl: Duration,
     },
-    /// Weekly visible reminder to every device.
+    /// Weekly visible reminder to every device; with `remind`, the week's second notification,
+    /// to the users the first reached whose week has not arrived.
     PathDaily {
         /// Targets and mode.
         batch: Batch,
-        /// The ISO week slot.
+        /// The ISO week slot (the first run's, for the reminder too).
         week: IsoWeek,
         /// Notification text.
         text: Text,
+        /// `--remind`: the reminder after the slot's run, not the run itself.
+        remind: bool,
     },
     /// Weekly statistics and badges.
     StatsWeekly(StatsWeekly),
@@ -214,7 +218,8 @@ impl Job {
     pub(crate) fn name(&self) -> &'static str {
         match self {
             Job::SaveLocation { .. } => names::SAVE_LOCATION,
-            Job::PathDaily { .. } => names::PATH_DAILY,
+            Job::PathDaily { remind: false, .. } => names::PATH_DAILY,
+            Job::PathDaily { remind: true, .. } => names::PATH_DAILY_REMIND,
             Job::StatsWeekly(_) => names::STATS_WEEKLY,
             Job::Migrate => names::MIGRATE,
             Job::Send { .. } => names::SEND,
@@ -387,7 +392,8 @@ fn job(command: Command, now: DateTime<Utc>, timezone: Tz, format: cli::FormatCh
             };
             let mut batch = batch(args.batch, PATH_DAILY_DEADLINE)?;
             batch.spread = spread(&args.spread, batch.deadline)?;
-            Job::PathDaily { batch, week, text: text(args.text) }
+            let body = if args.remind { PATH_DAILY_REMIND_BODY } else { PATH_DAILY_BODY };
+            Job::PathDaily { batch, week, text: text(args.text, body), remind: args.remind }
         }
         Command::Stats(cli::StatsCommand::Weekly(args)) => Job::StatsWeekly(StatsWeekly {
             week: args.week,
@@ -411,7 +417,7 @@ fn job(command: Command, now: DateTime<Utc>, timezone: Tz, format: cli::FormatCh
             token: args.fid.or(args.token).expect("clap requires --token or --fid"),
             kind: match args.kind {
                 cli::Kind::SaveLocation => SendKind::SaveLocation,
-                cli::Kind::PathDaily => SendKind::PathDaily(text(args.text)),
+                cli::Kind::PathDaily => SendKind::PathDaily(text(args.text, PATH_DAILY_BODY)),
             },
             mode: Mode::from_flags(args.dry_run, args.print),
         },
@@ -519,8 +525,10 @@ fn half_hour_slot(text: &str, tz: Tz) -> Result<DateTime<Tz>> {
     Ok(slot)
 }
 
-fn text(args: cli::NotificationText) -> Text {
-    Text { title: args.title, body: args.body, sound: args.sound }
+/// The notification's text: `--body`, else the kind's `default_body`.
+fn text(args: cli::NotificationText, default_body: &str) -> Text {
+    let body = args.body.unwrap_or_else(|| default_body.to_owned());
+    Text { title: args.title, body, sound: args.sound }
 }
 
 fn usage(message: String) -> Error {

@@ -79,6 +79,34 @@ pub enum Error {
         /// All answers so far.
         answered: u64,
     },
+    /// `path-daily --remind` has no first run to remind after: the journal has no `path-daily`
+    /// row of the slot for this shard (path-daily never ran for the week, or with another
+    /// `--shard` layout). Configuration: the schedule or `--slot` is wrong, waiting changes nothing.
+    #[error(
+        "path-daily --remind: the journal has no path-daily run of slot {slot} (shard {shard}) to \
+         remind after, so nothing was sent; run `wolley-push path-daily --slot {slot}` (with the \
+         same --shard) first, or give --remind the --slot of a week path-daily ran (`wolley-push \
+         runs --job path-daily` lists them)"
+    )]
+    NoFirstRun {
+        /// The first run's slot, e.g. `2026-W49`.
+        slot: String,
+        /// The shard asked for.
+        shard: crate::shard::Shard,
+    },
+    /// `path-daily --remind` before its first run has finished: who it reached is not known yet.
+    #[error(
+        "path-daily --remind: path-daily's slot {slot} (shard {shard}) is still running, so who it \
+         reached is not known yet and nothing was sent; run --remind again once it is finished \
+         (`wolley-push runs --job path-daily`; a run that died is finished by running \
+         `wolley-push path-daily --slot {slot}` again)"
+    )]
+    FirstRunUnfinished {
+        /// The first run's slot.
+        slot: String,
+        /// The shard asked for.
+        shard: crate::shard::Shard,
+    },
     /// The tokens file could not be read.
     #[error(transparent)]
     TokenFile(#[from] TokenFileError),
@@ -115,7 +143,8 @@ impl Error {
             Error::Db(e) => e.exit_code(),
             Error::Auth(e) => e.exit_code(),
             Error::Message(e) => e.exit_code(),
-            Error::FatalSend(_) | Error::WrongProject { .. } => ExitCode::Config,
+            Error::FatalSend(_) | Error::WrongProject { .. } | Error::NoFirstRun { .. } => ExitCode::Config,
+            Error::FirstRunUnfinished { .. } => ExitCode::TempFail,
             Error::Ledger(e) => e.exit_code(),
             Error::TokenFile(_) | Error::ReportFile { .. } => ExitCode::Config,
             Error::Output(_) | Error::Other(_) => ExitCode::Software,

@@ -5,6 +5,11 @@
 pub(crate) const SAVE_LOCATION: &str = "save-location";
 /// The weekly visible reminder.
 pub(crate) const PATH_DAILY: &str = "path-daily";
+/// `path-daily --remind`, the week's second notification, to those whose week has not arrived.
+/// A job of its own (not `path-daily` with another slot): its own lock, so the reminder never
+/// waits for, nor holds up, a `path-daily` run; its own series in the metrics file, so a
+/// reminder's success does not hide a failed Monday run; its own rows in `runs`.
+pub(crate) const PATH_DAILY_REMIND: &str = "path-daily-remind";
 /// The weekly statistics.
 pub(crate) const STATS_WEEKLY: &str = "stats-weekly";
 /// `stats weekly --notify`'s notifications, a journaled delivery of their own (slot = week).

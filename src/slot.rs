@@ -121,6 +121,13 @@ impl FromStr for IsoWeek {
     }
 }
 
+/// The slot of `path-daily --remind` for path-daily's slot `first` (`2026-W49` →
+/// `2026-W49-remind`): a slot of its own, so the reminder is journaled, resumed and skipped
+/// when done like any delivery, and never mistaken for the first run.
+pub(crate) fn remind_slot(first: IsoWeek) -> String {
+    format!("{first}-remind")
+}
+
 /// One delivery the ledger keeps a row for: a job's slot, for one shard of the users.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunKey {
@@ -178,6 +185,11 @@ mod tests {
             assert!(bad.parse::<IsoWeek>().is_err(), "{bad}");
         }
         assert_eq!("2026-W53".parse::<IsoWeek>().unwrap().week(), 53);
+    }
+
+    #[test]
+    fn the_reminder_s_slot_is_the_first_run_s_with_a_suffix() {
+        assert_eq!(remind_slot("2026-W49".parse().unwrap()), "2026-W49-remind");
     }
 
     #[test]

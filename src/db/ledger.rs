@@ -383,6 +383,24 @@ impl Database {
         Ok(rows.into_iter().map(run_row).collect())
     }
 
+    /// Where one shard's row of a slot stands and its checkpoint, `None` without a row: what a
+    /// later delivery that builds on the slot (`path-daily --remind`) needs to know who it reached.
+    ///
+    /// # Errors
+    /// When the database fails or the journal is missing (run `migrate`).
+    pub(crate) async fn slot_standing(&self, key: &RunKey) -> Result<Option<(RunStatus, i64)>, DbError> {
+        let mut conn = self.conn().await?;
+        let [job, slot, shard] = key_params(key);
+        let row: Option<(String, i64)> = conn
+            .exec_first(
+                "SELECT status, checkpoint_user_id FROM wolley_push_run WHERE job = ? AND slot = ? AND shard = ?",
+                (job, slot, shard),
+            )
+            .await
+            .map_err(|e| self.classify(e, "reading the run journal"))?;
+        Ok(row.map(|(status, checkpoint)| (RunStatus::parse(&status), checkpoint)))
+    }
+
     /// The jobs the journal has rows of, by name.
     pub(crate) async fn journaled_jobs(&self) -> Result<Vec<String>, DbError> {
         let mut conn = self.conn().await?;

@@ -2,11 +2,12 @@
 //! the groups of rows that may share a token, and the counts the progress bar needs.
 //! (Dead tokens are cleared through the prune log, `db::prune_log`.)
 
+use chrono::{NaiveDate, NaiveDateTime};
 use mysql_async::prelude::*;
 use mysql_async::Value;
 
 use super::ledger::{key_params, RETRY_COUNT};
-use super::{has_token, Database, DbError, PLACEHOLDER_TOKEN};
+use super::{date_value, datetime_value, has_token, Database, DbError, PLACEHOLDER_TOKEN};
 pub(crate) use crate::shard::Shard;
 use crate::slot::RunKey;
 
@@ -35,6 +36,84 @@ const COUNT_SQL: &str = concat!(
     "SELECT COUNT(*) FROM app_user WHERE user_id > ? AND MOD(user_id, ?) = ? AND ",
     has_token!("fcmToken")
 );
+
+/// `path-daily --remind`'s audience among the users with a token (`app_user a`): reached by the
+/// week's first run and without an upload of the announced week since it started. Two parts,
+/// bound in this order (see [`NotArrived`]): `reminded_from!` takes the announced week's Monday
+/// and Sunday and the first run's start on the backend's naive clock; `reminded_where!`, after
+/// the statement's own conditions, the first run's checkpoint, then its job, slot and shard (its
+/// retry set).
+///
+/// The uploads are an anti-join (`LEFT JOIN … WHERE d.dailypath_id IS NULL`), not `NOT EXISTS`:
+/// MariaDB 10.11 rewrites a `NOT EXISTS` on `dailypath` into `NOT IN` and materialises it, a full
+/// scan of `dailypath` (whose `date` has no index) for every page. A left join must read `a`
+/// first, so `dailypath` is reached through its `dailypath_user_id` index, a user's few rows at a
+/// time, and the server stops at a user's first upload ("Not exists" in `EXPLAIN`). The retry
+/// set's `NOT EXISTS` is a lookup of the slot's rows by their primary key prefix.
+macro_rules! reminded_from {
+    () => {
+        concat!(
+            " FROM app_user a LEFT JOIN dailypath d ON d.user_id = a.user_id",
+            " AND d.date BETWEEN ? AND ? AND d.last_updated >= ?"
+        )
+    };
+}
+macro_rules! reminded_where {
+    () => {
+        concat!(
+            " AND d.dailypath_id IS NULL AND a.user_id <= ?",
+            " AND NOT EXISTS (SELECT 1 FROM wolley_push_retry r",
+            " WHERE r.job = ? AND r.slot = ? AND r.shard = ? AND r.user_id = a.user_id)"
+        )
+    };
+}
+
+const REMIND_PAGE_SQL: &str = concat!(
+    "SELECT a.user_id, a.fcmToken",
+    reminded_from!(),
+    " WHERE a.user_id > ? AND MOD(a.user_id, ?) = ? AND ",
+    has_token!("a.fcmToken"),
+    reminded_where!(),
+    " ORDER BY a.user_id LIMIT ?"
+);
+
+const REMIND_COUNT_SQL: &str = concat!(
+    "SELECT COUNT(*)",
+    reminded_from!(),
+    " WHERE a.user_id > ? AND MOD(a.user_id, ?) = ? AND ",
+    has_token!("a.fcmToken"),
+    reminded_where!()
+);
+
+/// Who `path-daily --remind` sends to, besides having a token now (docs/product.md): the users
+/// the first run reached (at or below its row's checkpoint and not left in its retry set) with
+/// no `dailypath` row dated in the announced week updated since that run first started (the
+/// definition of an upload in the upload coverage).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NotArrived {
+    /// The first run's journal row: `path-daily`, its slot, this shard.
+    pub first: RunKey,
+    /// That row's checkpoint: every user at or below it was finished or is in its retry set.
+    pub checkpoint: i64,
+    /// The announced week's Monday and Sunday.
+    pub week: (NaiveDate, NaiveDate),
+    /// When the first run first started, on the backend's naive local clock.
+    pub since: NaiveDateTime,
+}
+
+impl NotArrived {
+    /// The parameters of `reminded_from!`.
+    fn join_params(&self) -> [Value; 3] {
+        let (monday, sunday) = self.week;
+        [date_value(monday), date_value(sunday), datetime_value(self.since)]
+    }
+
+    /// The parameters of `reminded_where!`.
+    fn filter_params(&self) -> [Value; 4] {
+        let [job, slot, shard] = key_params(&self.first);
+        [self.checkpoint.into(), job, slot, shard]
+    }
+}
 
 // Grouped on a 32-bit hash of the trimmed bytes, not on the bytes: the temporary table then
 // holds one integer per token instead of a 800-byte VARBINARY row (utf8mb4 VARCHAR(200)), stays
@@ -77,6 +156,26 @@ pub(crate) struct SharedGroup {
     /// The lowest and highest user id in the group.
     pub min_user_id: i64,
     pub max_user_id: i64,
+}
+
+/// The statement of `(everyone, reminded)` that reads the users of `shard` after
+/// `after_user_id` with a token (`among` the reminder's audience when given), and its
+/// parameters (a page's limit is the caller's to add).
+fn users_query(
+    (everyone, reminded): (&'static str, &'static str),
+    after_user_id: i64,
+    shard: Shard,
+    among: Option<&NotArrived>,
+) -> (&'static str, Vec<Value>) {
+    let own: [Value; 4] =
+        [after_user_id.into(), shard.count.into(), shard.index.into(), PLACEHOLDER_TOKEN.into()];
+    match among {
+        None => (everyone, own.to_vec()),
+        Some(among) => {
+            let params = among.join_params().into_iter().chain(own).chain(among.filter_params()).collect();
+            (reminded, params)
+        }
+    }
 }
 
 impl Database {
@@ -142,18 +241,22 @@ impl Database {
         conn.exec(sql, params).await.map_err(|e| self.classify(e, "reading tokens shared by several users"))
     }
 
-    /// How many users of `shard` above `after_user_id` have a token (the progress bar's total;
-    /// one scan of `app_user`, run while the shared tokens are being grouped).
+    /// How many users of `shard` above `after_user_id` have a token, and are `among` the
+    /// reminder's audience when given (the progress bar's total; one scan of `app_user`, run
+    /// while the shared tokens are being grouped).
     ///
     /// # Errors
     /// [`DbError::MissingBackendSchema`] when `app_user` is not there; others as classified.
-    pub(crate) async fn count_with_token(&self, after_user_id: i64, shard: Shard) -> Result<u64, DbError> {
+    pub(crate) async fn count_with_token(
+        &self,
+        after_user_id: i64,
+        shard: Shard,
+        among: Option<&NotArrived>,
+    ) -> Result<u64, DbError> {
         let mut conn = self.conn().await?;
-        let params = (after_user_id, shard.count, shard.index, PLACEHOLDER_TOKEN);
-        let count: Option<u64> = conn
-            .exec_first(COUNT_SQL, params)
-            .await
-            .map_err(|e| self.classify(e, "counting app_user tokens"))?;
+        let (sql, params) = users_query((COUNT_SQL, REMIND_COUNT_SQL), after_user_id, shard, among);
+        let count: Option<u64> =
+            conn.exec_first(sql, params).await.map_err(|e| self.classify(e, "counting app_user tokens"))?;
         Ok(count.unwrap_or(0))
     }
 
@@ -171,7 +274,8 @@ impl Database {
         Ok(count.unwrap_or(0))
     }
 
-    /// The next page of users with a token, after `after_user_id`.
+    /// The next page of users with a token, after `after_user_id`; only those `among` the
+    /// reminder's audience when given.
     ///
     /// # Errors
     /// [`DbError::MissingBackendSchema`] when `app_user` is not there; others as classified.
@@ -179,12 +283,48 @@ impl Database {
         &self,
         after_user_id: i64,
         shard: Shard,
+        among: Option<&NotArrived>,
     ) -> Result<Vec<TokenRow>, DbError> {
         let mut conn = self.conn().await?;
-        let params = (after_user_id, shard.count, shard.index, PLACEHOLDER_TOKEN, PAGE_SIZE as u64);
+        let (sql, mut params) = users_query((PAGE_SQL, REMIND_PAGE_SQL), after_user_id, shard, among);
+        params.push((PAGE_SIZE as u64).into());
         let rows: Vec<(i64, String)> =
-            conn.exec(PAGE_SQL, params).await.map_err(|e| self.classify(e, "reading app_user tokens"))?;
+            conn.exec(sql, params).await.map_err(|e| self.classify(e, "reading app_user tokens"))?;
         Ok(rows.into_iter().map(|(user_id, token)| TokenRow { user_id, token }).collect())
+    }
+
+    /// Of these users, those the reminder still reaches, with their token now (a user who
+    /// uploaded since, or has no token any more, is left out).
+    ///
+    /// # Errors
+    /// [`DbError::MissingBackendSchema`] when `app_user` or `dailypath` is not there; others as
+    /// classified.
+    pub(crate) async fn not_arrived_among(
+        &self,
+        user_ids: &[i64],
+        among: &NotArrived,
+    ) -> Result<Vec<(i64, Option<String>)>, DbError> {
+        if user_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks = vec!["?"; user_ids.len()].join(", ");
+        let sql = format!(
+            concat!(
+                "SELECT a.user_id, a.fcmToken",
+                reminded_from!(),
+                " WHERE a.user_id IN ({}) AND ",
+                has_token!("a.fcmToken"),
+                reminded_where!(),
+                " ORDER BY a.user_id"
+            ),
+            marks
+        );
+        let mut params: Vec<Value> = among.join_params().to_vec();
+        params.extend(user_ids.iter().map(|&id| Value::from(id)));
+        params.push(PLACEHOLDER_TOKEN.into());
+        params.extend(among.filter_params());
+        let mut conn = self.conn().await?;
+        conn.exec(sql, params).await.map_err(|e| self.classify(e, "reading the users to remind"))
     }
 
     /// The tokens of these users now (a user without a row is left out).

@@ -11,6 +11,10 @@ use crate::exit::ExitCode;
 pub(crate) const PATH_DAILY_TITLE: &str = "From Wolley 🗓";
 /// Default body of the weekly `path-daily` notification.
 pub(crate) const PATH_DAILY_BODY: &str = "일주일 동안의 기록을 확인해보세요!";
+/// Default body of `path-daily --remind`, the week's second notification, to those whose week
+/// has not arrived: it says why they hear from the app again, and what to do.
+pub(crate) const PATH_DAILY_REMIND_BODY: &str =
+    "지난주 기록이 아직 올라오지 않았어요. 앱을 열어 확인해보세요!";
 /// FCM's limit on a message, in bytes: the whole `message` object as FCM sees it, token included.
 pub(crate) const MAX_MESSAGE_BYTES: usize = 4096;
 /// Room kept for the device token when a message is checked before anything is sent. The

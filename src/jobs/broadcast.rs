@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 
 use crate::config::{Batch, Config};
 use crate::db::ledger::Marks;
+use crate::db::tokens::NotArrived;
 use crate::db::Database;
 use crate::error::{Error, Result};
 use crate::fcm::message::Message;
@@ -44,7 +45,7 @@ pub(crate) struct Broadcast<'a> {
 }
 
 /// Who a scheduled job sends to.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) enum Audience {
     /// Every `app_user` with a token, in the batch's shard.
     AppUsers,
@@ -58,22 +59,26 @@ pub(crate) enum Audience {
         /// Every winner with every badge, told or not (`--force`).
         again: bool,
     },
+    /// `path-daily --remind`: the users with a token, in the batch's shard, whom the week's
+    /// first run reached and whose week has not arrived since it started.
+    NotArrived(NotArrived),
 }
 
 impl Audience {
-    fn source(self, db: &Database, shard: Shard, start: Start) -> TokenSource {
+    fn source(&self, db: &Database, shard: Shard, start: Start) -> TokenSource {
         match self {
             Audience::AppUsers => TokenSource::users(db.clone(), shard, start),
-            Audience::BadgeWinners { week, now, again } => {
+            &Audience::BadgeWinners { week, now, again } => {
                 TokenSource::winners(db.clone(), Winners { week, now, again }, start)
             }
+            Audience::NotArrived(among) => TokenSource::not_arrived(db.clone(), shard, start, among.clone()),
         }
     }
 
     /// What the slot records for each user it delivers to.
-    fn marks(self) -> Option<Marks> {
-        match self {
-            Audience::AppUsers => None,
+    fn marks(&self) -> Option<Marks> {
+        match *self {
+            Audience::AppUsers | Audience::NotArrived(_) => None,
             Audience::BadgeWinners { week, .. } => Some(Marks::BadgeNotices { week }),
         }
     }

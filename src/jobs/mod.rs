@@ -10,6 +10,7 @@ pub(crate) mod delivery;
 pub(crate) mod doctor;
 pub(crate) mod generate;
 pub(crate) mod migrate;
+mod remind;
 mod report_week;
 mod restore;
 mod runs;
@@ -185,7 +186,8 @@ pub(crate) async fn run(config: &Config) -> Result<RunEnd> {
             };
             broadcast::run(config, job).await
         }
-        Job::PathDaily { batch, week, text } => {
+        Job::PathDaily { batch, week, text, remind: true } => remind::run(config, batch, *week, text).await,
+        Job::PathDaily { batch, week, text, remind: false } => {
             let now = config.now.with_timezone(&config.timezone);
             let job = Broadcast {
                 job: config.job.name(),

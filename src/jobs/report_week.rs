@@ -17,7 +17,7 @@ use crate::output;
 use crate::report::wake::{Marks, Tally, Windows};
 use crate::report::{Delivery, Gathered, JobRun, WeekReport, WeekSlots};
 use crate::slot::IsoWeek;
-use crate::stats::uploads::Uploads;
+use crate::stats::uploads::Announcement;
 
 /// Builds the week's report and writes it where it was asked for.
 ///
@@ -67,12 +67,10 @@ async fn gather(db: &Database, slots: WeekSlots, window: std::time::Duration) ->
     let windows = Windows::new(starts.clone(), width, slots.week_start_micros());
     let week = slots.week;
     // As `stats weekly` counts them: the uploads since the path-daily run that announced the week.
-    let announced = db.run_start(names::PATH_DAILY, &week.next().to_string()).await?;
-    let push = announced.map(|run| (run, super::stats_weekly::push_start(run, tz)));
-    let since = push.map(|(_, since)| since.naive_local());
+    let announced = Announcement::of(db, week).await?;
+    let since = announced.map(|runs| runs.since(tz).naive_local());
     let (tally, per_minute) = tally_points(db, &slots, &windows, &starts, width, since).await?;
-    let uploads =
-        push.map(|(run, since)| Uploads::new(since.to_rfc3339(), run.sent, &per_minute.unwrap_or_default()));
+    let uploads = announced.map(|runs| runs.uploads(tz, &per_minute.unwrap_or_default()));
     let path_daily = job_run(db, names::PATH_DAILY, week.next().to_string(), tz).await?;
     let badge_notification = job_run(db, names::STATS_NOTIFY, week.to_string(), tz).await?;
     Ok(Gathered { slots, wake_window: window, deliveries, tally, path_daily, badge_notification, uploads })

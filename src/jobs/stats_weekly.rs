@@ -11,7 +11,6 @@
 use std::time::Instant;
 
 use crate::config::{Batch, Config, StatsWeekly, PATH_DAILY_DEADLINE};
-use crate::db::report::RunStart;
 use crate::db::stats::{Award, HeldBadge, Scope, WeekPlan, WeekWriter};
 use crate::db::Database;
 use crate::error::{Error, Result};
@@ -28,7 +27,7 @@ use crate::stats::badges::BadgeRules;
 use crate::stats::notify::{largest_notification, next_pass, Pass};
 use crate::stats::refresh;
 use crate::stats::report::{UserReport, WeekTotals};
-use crate::stats::uploads::Uploads;
+use crate::stats::uploads::{Announcement, Uploads};
 use crate::stats::week;
 use crate::user_week::UserWeek;
 
@@ -84,8 +83,8 @@ async fn aggregate_and_notify(run: WeekRun<'_>, notification: Option<Message>) -
 async fn locked(run: &WeekRun<'_>, notification: Option<Message>) -> Result<RunEnd> {
     let WeekRun { config, job, db, week, rules, started } = *run;
     // The Monday run is named after the week it runs in: path-daily's slot 2026-W49 announced 2026-W48.
-    let announced = db.run_start(names::PATH_DAILY, &week.next().to_string()).await?;
-    let push = announced.map(|run| Push { run, timezone: config.timezone });
+    let announced = Announcement::of(db, week).await?;
+    let push = announced.map(|runs| Push { runs, timezone: config.timezone });
     let plan = WeekPlan {
         full: job.full,
         computed_at: refresh::computed_at(db.utc_now().await?, config.timezone),
@@ -171,19 +170,20 @@ struct Aggregated {
     uploads: Option<Uploads>,
 }
 
-/// The `path-daily` run that announced the week, and the clock of the backend's datetimes.
+/// The runs that announced the week (`path-daily`, and its reminder if sent), and the clock of
+/// the backend's datetimes.
 #[derive(Debug, Clone, Copy)]
 struct Push {
-    run: RunStart,
+    runs: Announcement,
     timezone: chrono_tz::Tz,
 }
 
 impl Push {
     /// Counts the week's uploads since the push, from the writer's table of the week's days.
     async fn uploads(self, writer: &mut WeekWriter) -> Result<Uploads> {
-        let since = push_start(self.run, self.timezone);
+        let since = self.runs.since(self.timezone);
         let per_minute = writer.first_uploads(since.naive_local()).await?;
-        Ok(Uploads::new(since.to_rfc3339(), self.run.sent, &per_minute))
+        Ok(self.runs.uploads(self.timezone, &per_minute))
     }
 }
 
@@ -252,14 +252,6 @@ impl Aggregated {
             self.user = Some(UserReport::new(week.to_string(), user, &badges));
         }
     }
-}
-
-/// When `run` first started sending, on the clock of `timezone` (the backend's naive datetimes
-/// are that clock's wall time).
-pub(crate) fn push_start(run: RunStart, timezone: chrono_tz::Tz) -> chrono::DateTime<chrono_tz::Tz> {
-    chrono::DateTime::from_timestamp_micros(run.first_started_utc_micros)
-        .unwrap_or_default()
-        .with_timezone(&timezone)
 }
 
 /// The badges a page's users held before this run, checked off as the run awards them: what is

@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use crate::counts::TargetCounts;
+use crate::db::tokens::NotArrived;
 use crate::db::{Database, DbError};
 use crate::fcm::message::Message;
 use crate::fcm::target::{TargetKind, Targets};
@@ -288,6 +289,16 @@ pub(crate) struct Start {
     pub after_user_id: i64,
 }
 
+/// Whom a database source's pages reach: the users of `shard` above `after` (only those `among`
+/// the reminder's audience, if given), after the `retry_set`. What the progress bar's total counts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Reach<'a> {
+    after: i64,
+    shard: Shard,
+    retry_set: Option<&'a RunKey>,
+    among: Option<&'a NotArrived>,
+}
+
 impl Start {
     /// From the beginning, without a retry set.
     pub(crate) fn beginning() -> Self {
@@ -298,7 +309,13 @@ impl Start {
 impl TokenSource {
     /// `app_user`'s users of `shard`, from `start`.
     pub(crate) fn users(db: Database, shard: Shard, start: Start) -> Self {
-        TokenSource::Users(users::UserPages::new(db, shard, start))
+        TokenSource::Users(users::UserPages::new(db, shard, start, None))
+    }
+
+    /// `path-daily --remind`'s audience: the users of `shard` with a token, from `start`, who
+    /// are `among` those the first run reached and whose week has not arrived since.
+    pub(crate) fn not_arrived(db: Database, shard: Shard, start: Start, among: NotArrived) -> Self {
+        TokenSource::Users(users::UserPages::new(db, shard, start, Some(among)))
     }
 
     /// The badge winners `winners` names, from `start`.
@@ -338,7 +355,7 @@ impl TokenSource {
     async fn unread_filter(&self, count_total: bool) -> Result<TokenFilter, SourceError> {
         let started = std::time::Instant::now();
         let (db, pages_owners, start) = match self {
-            TokenSource::Users(pages) => (pages.database(), pages.owners(), Some(pages.start())),
+            TokenSource::Users(pages) => (pages.database(), pages.owners(), Some(pages.reach())),
             TokenSource::Winners(pages) => (pages.database(), pages.owners(), None),
             TokenSource::File(pages) => {
                 let expected = if count_total { pages.count_token_lines().await? } else { None };
@@ -357,7 +374,7 @@ impl TokenSource {
         tracing::debug!(shared_tokens = owners.groups(), secs, "found the tokens held by several users");
         let expected = start
             .zip(expected)
-            .map(|((after, shard, _), users)| users.saturating_sub(owners.non_owners_among(after, shard)));
+            .map(|(reach, users)| users.saturating_sub(owners.non_owners_among(reach.after, reach.shard)));
         let _ = pages_owners.set(owners);
         Ok(TokenFilter::for_database(expected))
     }
@@ -379,21 +396,19 @@ impl TokenSource {
     }
 }
 
-/// The users `start` reaches (this shard's users with a token above the checkpoint, and the
-/// retry set), before taking off those who share a lower user's token; `None` without a start
-/// (the badge winners: counting them costs as much as reading them).
-async fn expected_users(
-    db: &Database,
-    start: Option<(i64, Shard, Option<&RunKey>)>,
-) -> Result<Option<u64>, DbError> {
-    let Some((after, shard, retry_set)) = start else { return Ok(None) };
+/// The users `start` reaches (this shard's users with a token above the checkpoint, `among`
+/// the reminder's audience if given, and the retry set), before taking off those who share a
+/// lower user's token; `None` without a start (the badge winners: counting them costs as much
+/// as reading them).
+async fn expected_users(db: &Database, start: Option<Reach<'_>>) -> Result<Option<u64>, DbError> {
+    let Some(Reach { after, shard, retry_set, among }) = start else { return Ok(None) };
     let retrying = async {
         match retry_set {
             Some(key) => db.retry_set_size(key).await,
             None => Ok(0),
         }
     };
-    let (users, retrying) = tokio::try_join!(db.count_with_token(after, shard), retrying)?;
+    let (users, retrying) = tokio::try_join!(db.count_with_token(after, shard, among), retrying)?;
     Ok(Some(users + retrying))
 }
 

@@ -1,25 +1,27 @@
 //! `app_user`'s devices, one shard of them, in keyset pages of `user_id`: a resumed slot's
-//! retry set first, then the users above its checkpoint. The next keyset page is read while
+//! retry set first, then the users above its checkpoint. For `path-daily --remind`, only the
+//! users among its audience ([`NotArrived`]), decided by the database page by page. The next keyset page is read while
 //! the run marks and works on the current one, so the database and the run take turns less
 //! (BENCHMARKS.md).
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use tokio::task::JoinHandle;
 
 use super::owners::Owners;
-use super::{mark, retry_candidates, Candidate, Page, RetrySet, Start};
-use crate::db::tokens::{TokenRow, PAGE_SIZE};
+use super::{mark, retry_candidates, Candidate, Page, Reach, RetrySet, Start};
+use crate::db::tokens::{NotArrived, TokenRow, PAGE_SIZE};
 use crate::db::{Database, DbError};
 use crate::shard::Shard;
-use crate::slot::RunKey;
 
 /// Where the next page of `app_user` starts.
 pub(crate) struct UserPages {
     db: Database,
     shard: Shard,
     start: Start,
+    /// Only the reminder's audience; `None`: everyone with a token.
+    among: Option<Arc<NotArrived>>,
     owners: OnceLock<Owners>,
     retry_set: Option<RetrySet>,
     ahead: Option<ReadAhead>,
@@ -44,8 +46,8 @@ impl ReadAhead {
     /// Starts reading the page after `after`. On the run's one thread the read starts only
     /// when the caller yields, so this yields once: the query is on its way before the caller
     /// goes back to work, and the database works on it meanwhile.
-    async fn start(db: Database, after: i64, shard: Shard) -> Self {
-        let ahead = ReadAhead(tokio::spawn(keyset_page(db, after, shard)));
+    async fn start(db: Database, after: i64, shard: Shard, among: Option<Arc<NotArrived>>) -> Self {
+        let ahead = ReadAhead(tokio::spawn(keyset_page(db, after, shard, among)));
         tokio::task::yield_now().await;
         ahead
     }
@@ -63,10 +65,21 @@ impl Drop for ReadAhead {
 }
 
 impl UserPages {
-    pub(super) fn new(db: Database, shard: Shard, start: Start) -> Self {
+    pub(super) fn new(db: Database, shard: Shard, start: Start, among: Option<NotArrived>) -> Self {
         let retry_set = RetrySet::new(start.retry_set.clone());
         let after = start.after_user_id;
-        UserPages { db, shard, start, owners: OnceLock::new(), retry_set, ahead: None, after, done: false }
+        let among = among.map(Arc::new);
+        UserPages {
+            db,
+            shard,
+            start,
+            among,
+            owners: OnceLock::new(),
+            retry_set,
+            ahead: None,
+            after,
+            done: false,
+        }
     }
 
     pub(super) fn database(&self) -> &Database {
@@ -78,9 +91,15 @@ impl UserPages {
         &self.owners
     }
 
-    /// The checkpoint, the shard and the retry set the pages start from.
-    pub(super) fn start(&self) -> (i64, Shard, Option<&RunKey>) {
-        (self.start.after_user_id, self.shard, self.start.retry_set.as_ref())
+    /// The checkpoint, the shard and the retry set the pages start from, and the reminder's
+    /// audience they are limited to, if any.
+    pub(super) fn reach(&self) -> Reach<'_> {
+        Reach {
+            after: self.start.after_user_id,
+            shard: self.shard,
+            retry_set: self.start.retry_set.as_ref(),
+            among: self.among.as_deref(),
+        }
     }
 
     pub(super) async fn next_page(&mut self) -> Result<Option<Page>, DbError> {
@@ -90,7 +109,7 @@ impl UserPages {
         let read = match self.ahead.take() {
             Some(ahead) => ahead.page().await,
             None if self.done => return Ok(None),
-            None => keyset_page(self.db.clone(), self.after, self.shard).await,
+            None => keyset_page(self.db.clone(), self.after, self.shard, self.among.clone()).await,
         }?;
         let Some(last_user_id) = read.last_user_id else {
             self.done = true;
@@ -99,7 +118,8 @@ impl UserPages {
         self.after = last_user_id;
         self.done = read.is_last;
         if !self.done {
-            self.ahead = Some(ReadAhead::start(self.db.clone(), self.after, self.shard).await);
+            let among = self.among.clone();
+            self.ahead = Some(ReadAhead::start(self.db.clone(), self.after, self.shard, among).await);
         }
         // After the next read has started: looking up the lower users of shared tokens (another
         // connection) and reading the next page then keep two of the server's threads busy.
@@ -115,22 +135,28 @@ impl UserPages {
             self.retry_set = None;
             return Ok(None);
         };
-        let found: HashMap<_, _> = self
-            .db
-            .tokens_of(&ids)
-            .await?
-            .into_iter()
-            .filter_map(|(user_id, token)| Some((user_id, (token?, None))))
-            .collect();
+        let tokens = match self.among.as_deref() {
+            // A reminder's retry set is asked again: a user who uploaded meanwhile is done.
+            Some(among) => self.db.not_arrived_among(&ids, among).await?,
+            None => self.db.tokens_of(&ids).await?,
+        };
+        let found: HashMap<_, _> =
+            tokens.into_iter().filter_map(|(user_id, token)| Some((user_id, (token?, None)))).collect();
         let mut page = retry_candidates(ids, found);
         mark(&self.owners, &self.db, &mut page).await?;
         Ok(Some(page))
     }
 }
 
-/// The users of `shard` after `after`, one page, not yet marked.
-async fn keyset_page(db: Database, after: i64, shard: Shard) -> Result<KeysetPage, DbError> {
-    let rows = db.token_page(after, shard).await?;
+/// The users of `shard` after `after` (`among` the reminder's audience, if given), one page,
+/// not yet marked.
+async fn keyset_page(
+    db: Database,
+    after: i64,
+    shard: Shard,
+    among: Option<Arc<NotArrived>>,
+) -> Result<KeysetPage, DbError> {
+    let rows = db.token_page(after, shard, among.as_deref()).await?;
     let is_last = rows.len() < PAGE_SIZE;
     let last_user_id = rows.last().map(|row| row.user_id);
     let candidates = rows

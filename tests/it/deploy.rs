@@ -3,6 +3,7 @@
 //! the properties the operators rely on (Asia/Seoul times, one run at a time, secrets, -q,
 //! metrics and pings, a non-root image).
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -11,7 +12,7 @@ use serde::Deserialize as _;
 use serde_norway::Value;
 use wolley_push::cli::Cli;
 
-const JOBS: [&str; 3] = ["save-location", "path-daily", "stats weekly"];
+const JOBS: [&str; 4] = ["save-location", "path-daily", "path-daily --remind", "stats weekly"];
 
 fn repository() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -29,10 +30,12 @@ fn assert_parses(args: &[&str], source: &str) {
     }
 }
 
-/// The job a command line runs: `save-location`, `path-daily` or `stats weekly`.
+/// The job a command line runs: `save-location`, `path-daily`, `path-daily --remind` or
+/// `stats weekly`.
 fn job_of(args: &[&str]) -> String {
     match args {
         ["stats", sub, ..] => format!("stats {sub}"),
+        ["path-daily", rest @ ..] if rest.contains(&"--remind") => "path-daily --remind".to_owned(),
         [job, ..] => (*job).to_owned(),
         [] => String::new(),
     }
@@ -66,7 +69,7 @@ fn crontab_example_runs_in_seoul_time() {
 }
 
 #[test]
-fn crontab_example_schedules_all_three_jobs_at_their_times() {
+fn crontab_example_schedules_every_job_at_its_times() {
     let jobs: Vec<(String, String)> = crontab_jobs()
         .into_iter()
         .map(|(schedule, args, _)| (job_of(&args.iter().map(String::as_str).collect::<Vec<_>>()), schedule))
@@ -76,7 +79,9 @@ fn crontab_example_schedules_all_three_jobs_at_their_times() {
         [
             ("save-location".to_owned(), "7,37 * * * *".to_owned()),
             ("path-daily".to_owned(), "10 0 * * 1".to_owned()),
-            ("stats weekly".to_owned(), "30 0 * * 1".to_owned()),
+            ("path-daily --remind".to_owned(), "0 9 * * 1".to_owned()),
+            ("stats weekly".to_owned(), "30 0,6,12,21 * * 1".to_owned()),
+            ("stats weekly".to_owned(), "30 21 * * 2".to_owned()),
         ]
     );
 }
@@ -101,7 +106,12 @@ fn systemd_dir() -> PathBuf {
 
 /// The value of `key=` in a unit file (the last one, as systemd reads it).
 fn unit_value(text: &str, key: &str) -> Option<String> {
-    text.lines().rev().find_map(|line| line.strip_prefix(&format!("{key}="))).map(str::to_owned)
+    unit_values(text, key).pop()
+}
+
+/// Every value of `key=` in a unit file, in order (a timer's `OnCalendar=` lines all count).
+fn unit_values(text: &str, key: &str) -> Vec<String> {
+    text.lines().filter_map(|line| line.strip_prefix(&format!("{key}="))).map(str::to_owned).collect()
 }
 
 fn unit(name: &str) -> String {
@@ -113,10 +123,12 @@ fn systemd_has_a_service_and_a_timer_per_job_in_seoul_time() {
     for (job, calendar) in [
         ("save-location", "*-*-* *:07,37:00 Asia/Seoul"),
         ("path-daily", "Mon *-*-* 00:10:00 Asia/Seoul"),
+        ("path-daily-remind", "Mon *-*-* 09:00:00 Asia/Seoul"),
         ("stats-weekly", "Mon *-*-* 00:30:00 Asia/Seoul"),
     ] {
         let timer = unit(&format!("wolley-push-{job}.timer"));
-        assert_eq!(unit_value(&timer, "OnCalendar").as_deref(), Some(calendar), "{job}");
+        // The first calendar is the job's own time (stats-weekly's refresh passes follow it).
+        assert_eq!(unit_values(&timer, "OnCalendar").first().map(String::as_str), Some(calendar), "{job}");
         assert_eq!(unit_value(&timer, "WantedBy").as_deref(), Some("timers.target"), "{job}");
         let service = unit(&format!("wolley-push-{job}.service"));
         assert_eq!(unit_value(&service, "Type").as_deref(), Some("oneshot"), "{job}");
@@ -126,7 +138,7 @@ fn systemd_has_a_service_and_a_timer_per_job_in_seoul_time() {
 #[test]
 fn systemd_services_run_the_binary_quietly_with_metrics_as_a_non_root_user() {
     let mut jobs = Vec::new();
-    for job in ["save-location", "path-daily", "stats-weekly"] {
+    for job in ["save-location", "path-daily", "path-daily-remind", "stats-weekly"] {
         let service = unit(&format!("wolley-push-{job}.service"));
         let exec = unit_value(&service, "ExecStart").unwrap();
         let fields: Vec<&str> = exec.split_whitespace().collect();
@@ -164,16 +176,17 @@ fn systemd_units_pass_systemd_analyze_verify_where_it_is_installed() {
         std::fs::write(dir.path().join(&name), text).unwrap();
         units.push(dir.path().join(&name));
     }
-    assert_eq!(units.len(), 6, "{units:?}");
+    assert_eq!(units.len(), 8, "{units:?}");
     let output = Command::new("systemd-analyze").args(["verify", "--man=no"]).args(&units).output().unwrap();
     let complaints = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(output.status.success(), "systemd-analyze verify: {complaints}");
     let ours: Vec<&str> = complaints.lines().filter(|line| line.contains("wolley-push")).collect();
     assert!(ours.is_empty(), "systemd-analyze verify warns: {ours:#?}");
     for unit in units.iter().filter(|unit| unit.extension().is_some_and(|e| e == "timer")) {
-        let calendar = unit_value(&std::fs::read_to_string(unit).unwrap(), "OnCalendar").unwrap();
-        let output = Command::new("systemd-analyze").args(["calendar", &calendar]).output().unwrap();
-        assert!(output.status.success(), "{calendar}: {}", String::from_utf8_lossy(&output.stderr));
+        for calendar in unit_values(&std::fs::read_to_string(unit).unwrap(), "OnCalendar") {
+            let output = Command::new("systemd-analyze").args(["calendar", &calendar]).output().unwrap();
+            assert!(output.status.success(), "{calendar}: {}", String::from_utf8_lossy(&output.stderr));
+        }
     }
 }
 
@@ -233,7 +246,7 @@ fn kubernetes_cronjobs_run_every_job_in_seoul_time_one_at_a_time() {
         assert!(jobs.iter().any(|j| j == job), "no CronJob runs {job}: {jobs:?}");
     }
     let schedules: Vec<&str> = cronjobs.iter().map(|(_, c)| text(c, "spec.schedule")).collect();
-    for schedule in ["7,37 * * * *", "10 0 * * 1", "30 0 * * 1"] {
+    for schedule in ["7,37 * * * *", "10 0 * * 1", "0 9 * * 1", "30 0,6,12,21 * * 1", "30 21 * * 2"] {
         assert!(schedules.contains(&schedule), "{schedules:?}");
     }
 }
@@ -459,5 +472,80 @@ fn every_home_starts_save_location_once_in_each_half_hour_slot_at_the_same_minut
         assert_eq!(slots, [0, 1], "{home}: one start in each half-hour: {minutes:?}");
         assert_eq!(minutes[0] + 30, minutes[1], "{home}: the same offset in both slots: {minutes:?}");
         assert_eq!(minutes, &homes[0].1, "{home} differs from {}", homes[0].0);
+    }
+}
+
+// ---- the weekly jobs' times, the same in every home ----
+
+/// A weekly start: (ISO weekday, 1 = Monday; hour; minute), in Asia/Seoul.
+type WeeklyTime = (u32, u32, u32);
+
+/// The starts of a cron schedule of listed minutes, hours and weekdays (`30 0,6,12,21 * * 1`).
+fn cron_times(schedule: &str) -> BTreeSet<WeeklyTime> {
+    let fields: Vec<&str> = schedule.split_whitespace().collect();
+    let list = |field: &str| -> Vec<u32> {
+        field
+            .split(',')
+            .map(|n| n.parse().unwrap_or_else(|_| panic!("a list of numbers: {schedule}")))
+            .collect()
+    };
+    assert_eq!(fields[2..4], ["*", "*"], "weekly: {schedule}");
+    let mut times = BTreeSet::new();
+    for day in list(fields[4]) {
+        for hour in list(fields[1]) {
+            for minute in list(fields[0]) {
+                times.insert((day, hour, minute));
+            }
+        }
+    }
+    times
+}
+
+/// The start of a weekly `OnCalendar=` value (`Mon *-*-* 09:00:00 Asia/Seoul`).
+fn calendar_time(calendar: &str) -> WeeklyTime {
+    let fields: Vec<&str> = calendar.split_whitespace().collect();
+    assert_eq!((fields.len(), fields[1], fields[3]), (4, "*-*-*", "Asia/Seoul"), "{calendar}");
+    let day = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"].iter().position(|d| *d == fields[0]);
+    let day = day.unwrap_or_else(|| panic!("one weekday: {calendar}")) as u32 + 1;
+    let clock: Vec<u32> = fields[2].split(':').map(|n| n.parse().unwrap()).collect();
+    assert_eq!(clock[2], 0, "{calendar}");
+    (day, clock[0], clock[1])
+}
+
+/// Each home's starts of `job` (`path-daily --remind`, `stats weekly`), named by the home.
+fn weekly_times(job: &str, unit_name: &str) -> Vec<(String, BTreeSet<WeeklyTime>)> {
+    let mut cron = BTreeSet::new();
+    for (schedule, args, _) in crontab_jobs() {
+        if job_of(&args.iter().map(String::as_str).collect::<Vec<_>>()) == job {
+            cron.extend(cron_times(&schedule));
+        }
+    }
+    let timer = unit(&format!("wolley-push-{unit_name}.timer"));
+    let systemd = unit_values(&timer, "OnCalendar").iter().map(|calendar| calendar_time(calendar)).collect();
+    let mut kubernetes = BTreeSet::new();
+    for (_, cronjob) in cronjobs() {
+        if job_of(&args(&cronjob)) == job {
+            kubernetes.extend(cron_times(text(&cronjob, "spec.schedule")));
+        }
+    }
+    vec![
+        ("crontab.example".to_owned(), cron),
+        ("systemd".to_owned(), systemd),
+        ("kubernetes".to_owned(), kubernetes),
+    ]
+}
+
+#[test]
+fn every_home_sends_the_reminder_on_mondays_at_nine() {
+    for (home, times) in weekly_times("path-daily --remind", "path-daily-remind") {
+        assert_eq!(times, BTreeSet::from([(1, 9, 0)]), "{home}");
+    }
+}
+
+#[test]
+fn every_home_runs_stats_weekly_at_00_30_and_refreshes_it_on_monday_and_tuesday_evenings() {
+    let expected = BTreeSet::from([(1, 0, 30), (1, 6, 30), (1, 12, 30), (1, 21, 30), (2, 21, 30)]);
+    for (home, times) in weekly_times("stats weekly", "stats-weekly") {
+        assert_eq!(times, expected, "{home}");
     }
 }

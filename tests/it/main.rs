@@ -23,6 +23,7 @@ mod migrate_faults;
 mod panics;
 mod pings;
 mod pruning;
+mod remind;
 mod report;
 mod responses;
 mod retries;
