@@ -871,6 +871,65 @@ fn a_run_killed_mid_write_leaves_the_previous_week_and_a_rerun_publishes_the_new
     assert_eq!(unpublished_rows(db), 0, "the dead run's and the superseded rows are deleted");
 }
 
+/// Spawns a refresh of the test week and kills it (SIGKILL) once it has committed a page and
+/// not finished. `false` when the run finished first.
+fn kill_mid_refresh(world: &World, pages_before: u32) -> bool {
+    let mut child = world
+        .std_cmd()
+        .args(["stats", "weekly", "--timezone", "Asia/Seoul", "--week", WEEK, "-q"])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + StdDuration::from_secs(60);
+    loop {
+        if published_generation(world.db())[0].0 > pages_before {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return true;
+        }
+        if child.try_wait().unwrap().is_some() || Instant::now() > deadline {
+            let _ = child.kill();
+            child.wait().unwrap();
+            return false;
+        }
+        std::thread::sleep(StdDuration::from_millis(2));
+    }
+}
+
+/// As if the week had been computed an hour ago, then every user's 헬스장 became `gym`, uploaded
+/// 5 minutes ago (before the next run's computed_at, so a user it rewrote is done).
+fn computed_an_hour_ago_then_uploaded(db: &TestDb, gym: &str) {
+    db.exec(&format!(
+        "UPDATE wolley_push_weekly_user_gen SET computed_at = computed_at - INTERVAL 1 HOUR; \
+         UPDATE wolley_push_weekly_published SET computed_at = computed_at - INTERVAL 1 HOUR; \
+         UPDATE intervalstay SET category = '{gym}', \
+           last_updated = UTC_TIMESTAMP(6) + INTERVAL 9 HOUR - INTERVAL 5 MINUTE \
+         WHERE category IN ('헬스장', '운동')"
+    ));
+}
+
+#[test]
+fn a_refresh_killed_mid_write_is_finished_by_the_next_run_without_redoing_its_pages() {
+    const USERS: u32 = 6_000;
+    let world = World::new().with_db();
+    let db = world.db();
+    many_hand_computed_users(db, USERS);
+    report(&world, &[]);
+    let mut killed = None;
+    for gym in ["운동", "헬스장", "운동", "헬스장", "운동"] {
+        computed_an_hour_ago_then_uploaded(db, gym);
+        if kill_mid_refresh(&world, published_generation(db)[0].0) {
+            killed = Some(gym);
+            break;
+        }
+    }
+    let gym = killed.expect("never caught the refresh between its first page and its end");
+    let rerun = report(&world, &[]);
+    assert_eq!(rerun["scope"], "refresh");
+    let recomputed = rerun["users"].as_u64().unwrap();
+    assert!(recomputed < u64::from(USERS), "the rerun recomputed the killed run's pages too");
+    assert!(week_rows(db) == expected_week(USERS, gym), "the rerun did not finish the refresh");
+}
+
 #[test]
 fn migrating_again_finishes_an_interrupted_upgrade_and_keeps_the_published_weeks() {
     let world = World::new().with_db();
