@@ -6,10 +6,10 @@ use std::process::Output;
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{Duration, NaiveDate, NaiveDateTime};
-use fake_fcm::Reply;
+use fake_fcm::{Options, Reply};
 use serde_json::{json, Value};
 
-use crate::harness::{code, migrate, stderr, TestDb, World};
+use crate::harness::{code, duplicates, migrate, never_reached, stderr, TestDb, World};
 
 const WEEK: &str = "2026-W48";
 const H: i64 = 3600;
@@ -692,6 +692,41 @@ fn a_badge_whose_notification_failed_stays_untold() {
     world.fcm.script(TOKEN_B, vec![Reply::unregistered()]);
     stats(&world, &["--notify", "-q"]);
     assert_eq!(told(world.db()), [(1, "athlete".to_owned())]);
+}
+
+#[test]
+fn a_badge_pass_killed_mid_send_is_finished_by_the_next_run_within_the_crash_bound() {
+    const USERS: u32 = 3_000;
+    let options =
+        Options { latency: StdDuration::from_millis(20), record_bodies: false, ..Options::default() };
+    let world = World::with_options(options).with_db();
+    many_hand_computed_users(world.db(), USERS);
+    let args = [
+        "stats",
+        "weekly",
+        "--timezone",
+        "Asia/Seoul",
+        "--week",
+        WEEK,
+        "--notify",
+        "-q",
+        "--concurrency",
+        "50",
+    ];
+    let mut child = world.std_cmd().args(args).spawn().unwrap();
+    assert!(world.fcm.wait_for_deliveries(1000, StdDuration::from_secs(60)), "the pass did not get going");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let rerun = world.cmd().args(args).output().unwrap();
+    assert_eq!(code(&rerun), 0, "{}", stderr(&rerun));
+    assert_eq!(never_reached(&world.fcm, USERS), Vec::<u32>::new());
+    let duplicated = duplicates(&world.fcm, USERS);
+    assert!(duplicated <= 50 + 1000, "{duplicated} told twice after one kill");
+    assert_eq!(told(world.db()).len(), USERS as usize, "every explorer badge is marked told");
+    let sent = world.fcm.total_deliveries();
+    let later = world.cmd().args(args).output().unwrap();
+    assert_eq!(code(&later), 0, "{}", stderr(&later));
+    assert_eq!(world.fcm.total_deliveries(), sent, "a later run told someone again");
 }
 
 #[test]
