@@ -200,8 +200,8 @@ impl Advice for DbError {
                 "point WOLLEY_DATABASE_URL at the Wolley backend's database (the one its Django app migrates)".into()
             }
             DbError::PrivilegeMissing { grant, .. } => format!(
-                "as a database administrator, {grant} TO that user (README, Troubleshoot, lists what \
-                 wolley-push needs), then run again"
+                "as a database administrator, {grant} TO that user (docs/troubleshooting.md lists \
+                 what wolley-push needs), then run again"
             )
             .into(),
             DbError::SchemaBehind(behind) => behind.fix(),

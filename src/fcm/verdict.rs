@@ -1,4 +1,5 @@
-//! What an FCM HTTP v1 answer means for the message and for the run (docs/product.md, "Responses").
+//! What an FCM HTTP v1 answer means for the message and for the run (docs/product.md, "Responses and
+//! what they do").
 //! Google's error JSON is branched on `details[].errorCode` first, then on the HTTP status.
 
 use std::borrow::Cow;

@@ -1,5 +1,5 @@
 //! `report week`: did the wake-ups work? The week's slots from the run journal, joined to the
-//! `gpslog` points the phones recorded after each push (docs/stats.md, "The week's report").
+//! `gpslog` points the phones recorded after each push (docs/stats.md, "report week").
 //!
 //! No I/O here: the job reads the journal and streams the points into [`wake`]; this module
 //! turns the counts into a [`WeekReport`], which [`render`] writes as text or JSON and [`html`]

@@ -98,8 +98,9 @@ fn the_journal_counts_add_up_over_the_runs_of_a_slot() {
     assert_eq!((journal.targeted, journal.pruned), (2000, 1), "{journal:?}");
 }
 
-/// What README promises a crash can send again: the requests in flight (`--concurrency`) plus
-/// at most 1,000 answers the journal had not recorded yet, whatever the machine's speed.
+/// What docs/run-safety.md promises a crash can send again: the requests in flight
+/// (`--concurrency`) plus at most 1,000 answers the journal had not recorded yet, whatever the
+/// machine's speed.
 const UNRECORDED_ANSWERS: u64 = 1000;
 
 fn signal(child: &Child, name: &str) {

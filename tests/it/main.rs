@@ -11,6 +11,7 @@ mod credential_faults;
 mod database_faults;
 mod deploy;
 mod deploy_checks;
+mod docs_links;
 mod doctor;
 mod fcm_faults;
 mod fid_targets;
