@@ -330,7 +330,8 @@ pub(crate) fn request_body(message: &Message, kind: TargetKind, target: &str, va
 
 fn write_json_string_contents(text: &str, out: &mut Vec<u8>) {
     // A fold, not `any`: without the early exit the compiler checks 16 or 32 bytes at a time,
-    // and nearly every token has nothing to escape (this loop was a sixth of `--print`'s time).
+    // and nearly every token has nothing to escape, so the early exit never pays (the loop was a
+    // large share of `--print`'s time: BENCHMARKS.md, "Why the code looks like this").
     let needs_escaping = text.bytes().fold(false, |found, b| found | (b == b'"') | (b == b'\\') | (b < 0x20));
     if needs_escaping {
         let quoted = serde_json::to_string(text).expect("strings serialise");
