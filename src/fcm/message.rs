@@ -73,9 +73,7 @@ pub(crate) enum Message {
         week: String,
         /// Unix seconds after which APNs drops the notification.
         expires_at: i64,
-        /// Notification title.
         title: String,
-        /// Notification body.
         body: String,
         /// Whether the phone plays its notification sound. Off by default: the run goes out
         /// at ten past midnight, and a chime then wakes people for a reminder that can wait.
@@ -89,7 +87,6 @@ pub(crate) enum Message {
         badges: String,
         /// Unix seconds after which APNs drops the notification.
         expires_at: i64,
-        /// Notification title.
         title: String,
         /// Notification body, naming the badges.
         body: String,
