@@ -42,9 +42,9 @@ pub(crate) struct TargetCounts {
 pub(crate) struct SlotCounts {
     /// Distinct users the slot's runs took a message for.
     pub targeted: u64,
-    /// Delivered.
+    /// Users FCM accepted the message for.
     pub sent: u64,
-    /// Dead tokens.
+    /// Users whose token FCM answered as dead (recorded in the prune log).
     pub pruned: u64,
     /// Failed for good: FCM refused the message itself, a rerun would not change that.
     pub failed: u64,

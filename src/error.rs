@@ -44,7 +44,7 @@ pub enum Error {
          limit: shorten the badge names in {file}"
     )]
     BadgeNotificationTooLarge {
-        /// Its size.
+        /// The notification's size in bytes.
         bytes: usize,
         /// FCM's limit.
         limit: usize,
@@ -118,7 +118,7 @@ pub enum Error {
     ReportFile {
         /// The file asked for.
         path: std::path::PathBuf,
-        /// Why.
+        /// What the write failed with.
         source: std::io::Error,
     },
     /// Writing output failed (a full disk behind a redirection; a closed pipe is no failure:

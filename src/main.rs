@@ -8,17 +8,17 @@ use mimalloc::MiMalloc;
 use wolley_push::{cli::Cli, exit::ExitCode, output, panic_hook};
 
 // Many small, short-lived allocations per message (HTTP/2 frames, headers, bodies): mimalloc
-// spends markedly less CPU per message than glibc's allocator (BENCHMARKS.md). Built with
-// `no_thp`: otherwise it asks for transparent huge pages, and every thread that allocates (the
-// blocking pool's DNS lookups, one per connection) pins a 2 MiB page: 60 MiB instead of 24 for
-// 15 TLS connections.
+// spends less CPU on them than glibc's allocator and its arena locks. Built with `no_thp`:
+// otherwise it asks for transparent huge pages, and every thread that allocates (the blocking
+// pool's DNS lookups, one per connection) pins a whole huge page. See BENCHMARKS.md, "Why the
+// code looks like this".
 #[global_allocator]
 static ALLOCATOR: MiMalloc = MiMalloc;
 
 // One runtime thread: the work per message is small, and with two workers most of the CPU went
 // into handing connection and request tasks between the threads (wake-ups, cross-thread
-// queues, cache misses). One thread spent ~35% less CPU per message and ~30% less memory, and
-// still sends far faster than any rate a run is capped at (BENCHMARKS.md, "Issue 12").
+// queues, cache misses). One thread spends less CPU and memory per message and still sends far
+// faster than any rate a run is capped at (see BENCHMARKS.md, "Why the code looks like this").
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
     panic_hook::install();

@@ -20,7 +20,7 @@ pub(crate) struct Summary {
     pub slot: String,
     /// `send`, `dry-run` or `print`.
     pub mode: Mode,
-    /// The counts.
+    /// The run's counts, flattened into the summary's own fields (`sent`, `pruned`, …).
     #[serde(flatten)]
     pub counts: Counts,
     /// Wall time in seconds.

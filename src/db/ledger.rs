@@ -141,7 +141,6 @@ impl RetryState {
 pub(crate) enum RowChange {
     /// Create or replace the row.
     Keep {
-        /// Its state.
         state: RetryState,
         /// Why, for the operator.
         reason: String,
@@ -234,7 +233,7 @@ pub(crate) struct Claim<'a> {
     pub owner: &'a str,
     /// This host's name.
     pub host: &'a str,
-    /// This process.
+    /// This process's id on `host`.
     pub pid: u32,
     /// Start the slot over (a forced rerun): totals, checkpoint and retry set cleared.
     pub reset: bool,

@@ -45,7 +45,6 @@ const PURGE: &str =
 pub(crate) enum Selection {
     /// One job's slot, every shard or one.
     Slot {
-        /// The job.
         job: String,
         slot: String,
         /// `K/N`, or every shard.

@@ -13,8 +13,9 @@ use crate::slot::RunKey;
 
 /// Rows fetched per query. Keyset pages keep memory flat and, unlike one long streaming
 /// result, survive a slow consumer (a stalled stream breaks at `net_write_timeout`). With the
-/// next page read ahead (`tokens::users`), 10,000 rows read a million users in 0.7 s against
-/// 0.8–0.9 s for 5,000, for 3–5 MiB more (BENCHMARKS.md).
+/// next page read ahead (`tokens::users`), 10,000 rows a page keep the run from waiting for
+/// the read, for a few MiB more; larger pages were no faster (BENCHMARKS.md, "Why the code
+/// looks like this").
 pub(crate) const PAGE_SIZE: usize = 10_000;
 
 /// One `app_user` row with a token, as stored (untrimmed).
@@ -117,16 +118,15 @@ impl NotArrived {
 
 // Grouped on a 32-bit hash of the trimmed bytes, not on the bytes: the temporary table then
 // holds one integer per token instead of a 800-byte VARBINARY row (utf8mb4 VARCHAR(200)), stays
-// in memory and costs 1.6 s of MariaDB CPU at 1M users instead of 5.4 (BENCHMARKS.md). Equal
-// tokens always fall into one group; the exact comparison happens afterwards, within a group
-// (`tokens::owners`).
+// in memory and costs far less MariaDB CPU. Equal tokens always fall into one group; the
+// exact comparison happens afterwards, within a group (`tokens::owners`).
 // TRIM on the bytes (BINARY) removes the spaces the app sometimes stores around a token, as
-// TRIM on the text would, at half the cost; `tokens::owners::hash` computes the same CRC-32.
+// TRIM on the text would, for less CPU; `tokens::owners::hash` computes the same CRC-32.
 // `ORDER BY NULL`: MariaDB would otherwise sort the groups.
 // One statement groups the hashes between two bounds: MariaDB runs a statement on one thread,
-// so the run asks for the two halves of the hash range at once, on two connections (1.4 s →
-// 1.2 s at 1M users on two cores; BENCHMARKS.md). A token's hash puts it in one half, so each
-// group is whole in one of them.
+// so the run asks for the two halves of the hash range at once, on two connections, and the
+// pass ends sooner on a second core. A token's hash puts it in one half, so each group is whole
+// in one of them. The figures: BENCHMARKS.md, "Why the code looks like this".
 const SHARED_GROUPS_SQL: &str = concat!(
     "SELECT CRC32(TRIM(BINARY fcmToken)) AS h, MIN(user_id), MAX(user_id), COUNT(*) FROM app_user WHERE ",
     has_token!("fcmToken"),

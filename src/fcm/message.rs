@@ -73,9 +73,7 @@ pub(crate) enum Message {
         week: String,
         /// Unix seconds after which APNs drops the notification.
         expires_at: i64,
-        /// Notification title.
         title: String,
-        /// Notification body.
         body: String,
         /// Whether the phone plays its notification sound. Off by default: the run goes out
         /// at ten past midnight, and a chime then wakes people for a reminder that can wait.
@@ -89,7 +87,6 @@ pub(crate) enum Message {
         badges: String,
         /// Unix seconds after which APNs drops the notification.
         expires_at: i64,
-        /// Notification title.
         title: String,
         /// Notification body, naming the badges.
         body: String,
@@ -330,7 +327,8 @@ pub(crate) fn request_body(message: &Message, kind: TargetKind, target: &str, va
 
 fn write_json_string_contents(text: &str, out: &mut Vec<u8>) {
     // A fold, not `any`: without the early exit the compiler checks 16 or 32 bytes at a time,
-    // and nearly every token has nothing to escape (this loop was a sixth of `--print`'s time).
+    // and nearly every token has nothing to escape, so the early exit never pays (the loop was a
+    // large share of `--print`'s time: BENCHMARKS.md, "Why the code looks like this").
     let needs_escaping = text.bytes().fold(false, |found, b| found | (b == b'"') | (b == b'\\') | (b < 0x20));
     if needs_escaping {
         let quoted = serde_json::to_string(text).expect("strings serialise");

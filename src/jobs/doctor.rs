@@ -49,7 +49,6 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(15);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Status {
-    /// Passed.
     Ok,
     /// Works, but deserves attention; does not fail doctor.
     Warn,

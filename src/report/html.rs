@@ -28,7 +28,6 @@ const FAILED: &str = "#cf222e";
 const NO_DATA: &str = "#c9d1d9";
 
 impl WeekReport {
-    /// The page.
     pub(crate) fn html(&self) -> String {
         let mut page = String::with_capacity(96 * 1024);
         let title = format!("wolley-push: week {}", self.week);

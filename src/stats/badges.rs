@@ -41,7 +41,7 @@ pub enum BadgeRulesError {
     /// The file cannot be read.
     #[error("cannot read the badge rules {}: {source}; give --badges a readable TOML file", path.display())]
     Unreadable {
-        /// The file.
+        /// The `--badges` file.
         path: PathBuf,
         source: std::io::Error,
     },
@@ -64,11 +64,7 @@ fn at_line(line: Option<usize>) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Condition {
     /// At least `seconds` in `category`.
-    CategorySeconds {
-        category: String,
-        /// The threshold.
-        seconds: u32,
-    },
+    CategorySeconds { category: String, seconds: u32 },
     /// `category` at least `ppm` millionths of the recorded time.
     CategoryShare {
         category: String,

@@ -249,7 +249,7 @@ pub(crate) struct UserReport {
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct UserCategory {
     pub category: String,
-    /// Seconds.
+    /// Seconds the user spent in the category during the week.
     pub seconds: u32,
     /// The same in hours.
     pub hours: f64,
@@ -260,9 +260,7 @@ pub(crate) struct UserCategory {
 /// A badge a user earned.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct UserBadge {
-    /// Code.
     pub code: String,
-    /// Display name.
     pub name: String,
 }
 

@@ -25,8 +25,9 @@ pub(crate) struct Owners {
     groups: Vec<SharedGroup>,
     /// One bit per 4,096 hash values, set where a group's hash falls: most rows are told they
     /// share nothing from 128 KiB that stay in cache, without a binary search through the
-    /// groups (24 bytes each, 1.2 MB at 50,000 groups), which cost a sixth of the run's CPU
-    /// with 5% of users sharing a token.
+    /// groups (24 bytes each, 1.2 MB at 50,000 groups), whose cache misses were a large share
+    /// of the run's CPU when many users share a token (BENCHMARKS.md, "Why the code looks like
+    /// this").
     present: HashFilter,
     /// Users of groups of three or more whose token a lower user holds, sorted.
     non_owners: Vec<i64>,

@@ -5,8 +5,9 @@ use fake_fcm::Reply;
 use crate::harness::{code, numbered_token, stderr, World};
 
 /// No real panic is left to provoke from outside (the last one, an absurd `Retry-After`
-/// overflowing the back-off, is the next test), so a debug-build failpoint panics while the
-/// answers are counted, after 10 of them.
+/// overflowing the back-off, is the next test), so a failpoint panics while the
+/// answers are counted, after 10 of them (src/failpoint.rs: only the `failpoints` feature,
+/// which `cargo test` turns on, reads `WOLLEY_FAILPOINT`).
 const PANIC: (&str, &str) = ("WOLLEY_FAILPOINT", "panic-while-counting");
 
 fn tokens(world: &World, count: u32) -> std::path::PathBuf {
