@@ -173,8 +173,10 @@ async fn from_database(config: &Config, job: &Broadcast<'_>, db: &Database, star
         Ok(ran) => ran,
         Err(panic) => {
             stop.stop(StopReason::Refused);
-            let error =
-                Error::Other(anyhow::anyhow!("internal error while sending: {}", panic_message(&*panic)));
+            let error = Error::Other(anyhow::anyhow!(
+                "internal error while sending: {}",
+                crate::panic_hook::message(&*panic)
+            ));
             Delivered {
                 counts: Default::default(),
                 stopped: stop.reason(),
@@ -213,13 +215,4 @@ async fn from_database(config: &Config, job: &Broadcast<'_>, db: &Database, star
 fn timing(batch: &Batch, clock: SlotClock) -> Timing {
     let spread = batch.spread.filter(|_| batch.mode == Mode::Send).map(|window| Spread { window, clock });
     Timing { deadline: Some(batch.deadline), spread }
-}
-
-/// What a panic said, for the journal's error column.
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
-    panic
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("a panic without a message")
 }
