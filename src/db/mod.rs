@@ -304,7 +304,7 @@ impl Database {
     pub(crate) async fn conn(&self) -> Result<mysql_async::Conn, DbError> {
         match tokio::time::timeout(CONNECT_TIMEOUT, self.pool.get_conn()).await {
             Ok(Ok(conn)) => Ok(conn),
-            Ok(Err(error)) => Err(self.classify_during(error, Doing::Connecting)),
+            Ok(Err(error)) => Err(self.classify_connecting(error)),
             Err(_) => Err(DbError::Unreachable {
                 url: self.url.to_string(),
                 reason: format!("no connection within {}s", CONNECT_TIMEOUT.as_secs()),
@@ -316,6 +316,12 @@ impl Database {
     /// names the statement's purpose for the operator (`reading the server's clock`).
     pub(crate) fn classify(&self, error: mysql_async::Error, doing: &'static str) -> DbError {
         self.classify_during(error, Doing::Statement(doing))
+    }
+
+    /// As [`Database::classify`], for a failure while a connection is being set up: one the
+    /// server did not answer means it cannot be reached.
+    pub(crate) fn classify_connecting(&self, error: mysql_async::Error) -> DbError {
+        self.classify_during(error, Doing::Connecting)
     }
 
     fn classify_during(&self, error: mysql_async::Error, phase: Doing) -> DbError {
