@@ -13,7 +13,7 @@ use futures::FutureExt;
 
 use chrono::{DateTime, Utc};
 
-use crate::config::{Batch, Config};
+use crate::config::{Config, SlotSettings};
 use crate::db::ledger::Marks;
 use crate::db::tokens::NotArrived;
 use crate::db::Database;
@@ -26,7 +26,7 @@ use crate::slot::{IsoWeek, RunKey};
 use crate::spread::{SlotClock, Spread};
 use crate::stop::{RunStop, StopReason};
 use crate::summary::{self, Summary};
-use crate::tokens::{Start, TokenSource, Winners};
+use crate::tokens::{ReadFrom, TokenSource, Winners};
 
 use super::delivery::{self, Plan, Ran as Delivered, Timing};
 use super::{RunEnd, Skip};
@@ -39,7 +39,7 @@ pub(crate) struct Broadcast<'a> {
     /// The message (targets may carry their own).
     pub message: Message,
     /// Targets, mode and run-safety settings.
-    pub batch: &'a Batch,
+    pub settings: &'a SlotSettings,
     /// Who the job sends to when the tokens come from the database.
     pub audience: Audience,
 }
@@ -47,7 +47,7 @@ pub(crate) struct Broadcast<'a> {
 /// Who a scheduled job sends to.
 #[derive(Debug, Clone)]
 pub(crate) enum Audience {
-    /// Every `app_user` with a token, in the batch's shard.
+    /// Every `app_user` with a token, in the slot settings' shard.
     AppUsers,
     /// The week's badge winners not yet told of a badge, each with a notification naming the
     /// badges they were not told of; each badge is marked told as its delivery is journaled.
@@ -59,13 +59,13 @@ pub(crate) enum Audience {
         /// Every winner with every badge, told or not (`--force`).
         again: bool,
     },
-    /// `path-daily --remind`: the users with a token, in the batch's shard, whom the week's
+    /// `path-daily --remind`: the users with a token, in the slot settings' shard, whom the week's
     /// first run reached and whose week has not arrived since it started.
     NotArrived(NotArrived),
 }
 
 impl Audience {
-    fn source(&self, db: &Database, shard: Shard, start: Start) -> TokenSource {
+    fn source(&self, db: &Database, shard: Shard, start: ReadFrom) -> TokenSource {
         match self {
             Audience::AppUsers => TokenSource::users(db.clone(), shard, start),
             &Audience::BadgeWinners { week, now, again } => {
@@ -90,10 +90,10 @@ impl Audience {
 /// Whatever stopped the run.
 pub(crate) async fn run(config: &Config, job: Broadcast<'_>) -> Result<RunEnd> {
     let started = Instant::now();
-    let batch = job.batch;
-    let summary = if let Some(path) = &batch.tokens_file {
+    let settings = job.settings;
+    let summary = if let Some(path) = &settings.tokens_file {
         let plan = plan(&job, TokenSource::file(path.clone()));
-        delivery::execute(config, plan, timing(batch, SlotClock::default()), started).await?
+        delivery::execute(config, plan, timing(settings, SlotClock::default()), started).await?
     } else {
         match super::with_database(config, true, async |db| from_database(config, &job, db, started).await)
             .await?
@@ -102,7 +102,7 @@ pub(crate) async fn run(config: &Config, job: Broadcast<'_>) -> Result<RunEnd> {
             Ran::Skipped(skip) => return Ok(RunEnd::skipped(skip)),
         }
     };
-    summary::emit(&summary, &config.output, batch.mode == Mode::Print)?;
+    summary::emit(&summary, &config.output, settings.mode == Mode::Print)?;
     Ok(RunEnd::sent(&summary))
 }
 
@@ -113,21 +113,28 @@ enum Ran {
 }
 
 fn plan(job: &Broadcast<'_>, source: TokenSource) -> Plan {
-    Plan { job: job.job, slot: job.slot.clone(), message: job.message.clone(), mode: job.batch.mode, source }
+    Plan {
+        job: job.job,
+        slot: job.slot.clone(),
+        message: job.message.clone(),
+        mode: job.settings.mode,
+        source,
+    }
 }
 
 async fn from_database(config: &Config, job: &Broadcast<'_>, db: &Database, started: Instant) -> Result<Ran> {
-    let batch = job.batch;
-    if batch.mode != Mode::Send {
-        let source = job.audience.source(db, batch.shard, Start::beginning());
-        let timing = Timing { deadline: Some(batch.deadline), spread: None };
+    let settings = job.settings;
+    if settings.mode != Mode::Send {
+        let source = job.audience.source(db, settings.shard, ReadFrom::beginning());
+        let timing = Timing { deadline: Some(settings.deadline), spread: None };
         return delivery::execute(config, plan(job, source), timing, started).await.map(Ran::Sent);
     }
     db.check_schema().await?;
     let prepared = delivery::prepare(config, &job.message, Mode::Send).await?;
-    let key = RunKey { job: job.job.to_owned(), slot: job.slot.clone(), shard: batch.shard };
-    let settings = ledger::Settings { force: batch.force, prune: config.prune, marks: job.audience.marks() };
-    let mut ledger = match Ledger::open(db, key.clone(), settings).await? {
+    let key = RunKey { job: job.job.to_owned(), slot: job.slot.clone(), shard: settings.shard };
+    let journal =
+        ledger::Settings { force: settings.force, prune: config.prune, marks: job.audience.marks() };
+    let mut ledger = match Ledger::open(db, key.clone(), journal).await? {
         Opened::Run(ledger) => ledger,
         Opened::Done { detail } => {
             tracing::info!("{key} is already done ({detail}); --force sends it again");
@@ -151,11 +158,11 @@ async fn from_database(config: &Config, job: &Broadcast<'_>, db: &Database, star
             "sending the retry set first"
         );
     }
-    let start = Start {
+    let start = ReadFrom {
         retry_set: (resume.retry_set > 0).then(|| resume.key.clone()),
         after_user_id: resume.checkpoint,
     };
-    let source = job.audience.source(db, batch.shard, start);
+    let source = job.audience.source(db, settings.shard, start);
     let stop = RunStop::new();
     ledger.start(stop.clone());
     let delivering = delivery::deliver(
@@ -164,7 +171,7 @@ async fn from_database(config: &Config, job: &Broadcast<'_>, db: &Database, star
         source,
         Some(ledger.recorder()),
         stop.clone(),
-        timing(batch, clock),
+        timing(settings, clock),
         job.job,
     );
     // A bug must not leave the slot `running` with nobody to finish it: stop the run, record it
@@ -206,13 +213,14 @@ async fn from_database(config: &Config, job: &Broadcast<'_>, db: &Database, star
         (Some(error), None) => return Err(error),
         (None, None) => {}
     }
-    let summary = ran.summary((job.job, job.slot.clone(), batch.mode), started.elapsed());
+    let summary = ran.summary((job.job, job.slot.clone(), settings.mode), started.elapsed());
     Ok(Ran::Sent(summary.with_retry_set(finished.totals.retrying)))
 }
 
 /// The run's deadline and, when it delivers with a window (`path-daily --spread`), its spread
 /// from where the slot stands. Validating (`--dry-run`) is never spread: nothing uploads after it.
-fn timing(batch: &Batch, clock: SlotClock) -> Timing {
-    let spread = batch.spread.filter(|_| batch.mode == Mode::Send).map(|window| Spread { window, clock });
-    Timing { deadline: Some(batch.deadline), spread }
+fn timing(settings: &SlotSettings, clock: SlotClock) -> Timing {
+    let spread =
+        settings.spread.filter(|_| settings.mode == Mode::Send).map(|window| Spread { window, clock });
+    Timing { deadline: Some(settings.deadline), spread }
 }

@@ -176,18 +176,20 @@ pub(crate) async fn run(config: &Config) -> Result<RunEnd> {
         Job::Runs { job, last } => runs::run(config, job.as_deref(), *last).await.map(RunEnd::exited),
         Job::RestoreTokens(selection) => restore::run(config, selection).await.map(RunEnd::exited),
         Job::Generate { out_dir } => generate::run(out_dir, &config.output).map(RunEnd::exited),
-        Job::SaveLocation { batch, slot, ttl } => {
+        Job::SaveLocation { settings, slot, ttl } => {
             let job = Broadcast {
                 job: config.job.name(),
                 slot: slot.to_rfc3339(),
                 message: Message::save_location(slot, *ttl),
-                batch,
+                settings,
                 audience: Audience::AppUsers,
             };
             broadcast::run(config, job).await
         }
-        Job::PathDaily { batch, week, text, remind: true } => remind::run(config, batch, *week, text).await,
-        Job::PathDaily { batch, week, text, remind: false } => {
+        Job::PathDaily { settings, week, text, remind: true } => {
+            remind::run(config, settings, *week, text).await
+        }
+        Job::PathDaily { settings, week, text, remind: false } => {
             let now = config.now.with_timezone(&config.timezone);
             let job = Broadcast {
                 job: config.job.name(),
@@ -198,7 +200,7 @@ pub(crate) async fn run(config: &Config) -> Result<RunEnd> {
                     (text.title.clone(), text.body.clone()),
                     text.sound,
                 ),
-                batch,
+                settings,
                 audience: Audience::AppUsers,
             };
             broadcast::run(config, job).await
