@@ -4,7 +4,7 @@
 //! one [`RunStop`]: no new token is taken, requests in flight finish.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
@@ -18,30 +18,17 @@ use crate::fcm::auth::{AuthError, Authenticator, ServiceAccountKey};
 use crate::fcm::message::{Message, RequestTemplate};
 use crate::fcm::target::Targets;
 use crate::fcm::{ClientSettings, DeadReason, FatalSendError, FcmClient};
-use crate::ledger::{Ending, Recorder, Resolution};
+use crate::ledger::{Recorder, Resolution};
 use crate::mode::Mode;
 use crate::output::{RunProgress, StdoutBodies, Written};
 use crate::spread::{self, Spread};
 use crate::stop::{RunStop, SendGate, Signal, StopReason};
-use crate::summary::Summary;
 use crate::tokens::{Rejection, SourceError, Target, TokenCounts, TokenFilter, TokenSource};
+
+use super::sending::SendReport;
 
 /// Targets waiting for a sender; bounded so memory does not grow with the user count.
 const TARGET_QUEUE: usize = 4096;
-
-/// What one run sends, to whom and how.
-pub(crate) struct Plan {
-    /// The job's name.
-    pub job: &'static str,
-    /// The slot label.
-    pub slot: String,
-    /// The message (targets may carry their own).
-    pub message: Message,
-    /// Deliver, validate or print.
-    pub mode: Mode,
-    /// Where the tokens come from.
-    pub source: TokenSource,
-}
 
 /// What must be ready before any token is read: a message that fits FCM's limit, and an FCM
 /// client with an access token (a bad key fails here, before the slot is touched).
@@ -70,65 +57,17 @@ pub(crate) struct Timing {
     pub spread: Option<Spread>,
 }
 
-/// How a run's sending ended.
-pub(crate) struct Ran {
-    /// This run's counts.
-    pub counts: Counts,
-    /// What stopped it early, if anything did.
-    pub stopped: Option<StopReason>,
-    /// Every token of the source was read and answered.
-    pub exhausted: bool,
-    /// What made the run fail (FCM refusing it, the source failing, a breaker).
-    pub error: Option<Error>,
-    /// The pace a spread run set itself, in messages per second.
-    pub pace: Option<f64>,
-}
-
-impl Ran {
-    /// How the ledger should record the end.
-    pub(crate) fn ending(&self) -> Ending {
-        if self.exhausted && self.stopped.is_none() && self.error.is_none() {
-            Ending::Complete
-        } else {
-            Ending::Stopped
-        }
-    }
-
-    /// The run's summary.
-    pub(crate) fn summary(&self, plan: (&'static str, String, Mode), elapsed: Duration) -> Summary {
-        let (job, slot, mode) = plan;
-        let summary = Summary::new(job, slot, mode, self.counts, elapsed).with_pace(self.pace);
-        match self.stopped {
-            Some(StopReason::Signal(_)) => summary.interrupted(),
-            _ => summary,
-        }
-    }
-}
-
-/// Runs `plan` to the end without a ledger (`send`, `--tokens-file`, `--dry-run`, `--print`).
+/// The send phase of `--print`: every admitted target's request body on stdout, one a line,
+/// nothing sent.
 ///
 /// # Errors
-/// As [`prepare`], and whatever stopped the run.
-pub(crate) async fn execute(
-    config: &Config,
-    plan: Plan,
-    timing: Timing,
-    started: Instant,
-) -> Result<Summary> {
-    if plan.mode == Mode::Print {
-        let template = RequestTemplate::new(&plan.message, false)?;
-        let counts = print_all(plan.source, &template, config.sending.targets).await?;
-        return Ok(Summary::new(plan.job, plan.slot, plan.mode, counts, started.elapsed()));
-    }
-    let prepared = prepare(config, &plan.message, plan.mode).await?;
-    let mut ran = deliver(config, prepared, plan.source, None, RunStop::new(), timing, plan.job).await;
-    if let Some(error) = ran.error.take() {
-        return Err(error);
-    }
-    Ok(ran.summary((plan.job, plan.slot, plan.mode), started.elapsed()))
-}
-
-async fn print_all(mut source: TokenSource, template: &RequestTemplate, targets: Targets) -> Result<Counts> {
+/// A message over FCM's size limit, the source failing, stdout failing.
+pub(crate) async fn print_all(
+    mut source: TokenSource,
+    message: &Message,
+    targets: Targets,
+) -> Result<Counts> {
+    let template = RequestTemplate::new(message, false)?;
     let mut filter = source.filter(false, targets).await?;
     let mut stdout = StdoutBodies::new();
     let mut body = Vec::new();
@@ -160,7 +99,8 @@ async fn print_all(mut source: TokenSource, template: &RequestTemplate, targets:
 
 /// Sends every token of `source`, reporting to `recorder` when the run is journaled, until the
 /// source ends or `stop` fires (here on SIGTERM/SIGINT and at the deadline, elsewhere on a lost
-/// ledger). Never fails: what went wrong is in [`Ran::error`], so the caller records it first.
+/// ledger). Never fails: what went wrong is in [`SendReport::error`], so the caller records it
+/// first.
 pub(crate) async fn deliver(
     config: &Config,
     prepared: Prepared,
@@ -169,16 +109,12 @@ pub(crate) async fn deliver(
     stop: RunStop,
     timing: Timing,
     job: &str,
-) -> Ran {
+) -> SendReport {
     // A spread needs the count up front, like a drawn progress bar.
     let count_total = config.output.progress.shown() || timing.spread.is_some();
     let filter = match source.filter(count_total, config.sending.targets).await {
         Ok(filter) => filter,
-        Err(error) => {
-            let error = Error::from(error);
-            let counts = Counts::default();
-            return Ran { counts, stopped: None, exhausted: false, error: Some(error), pace: None };
-        }
+        Err(error) => return SendReport::failed(error.into()),
     };
     let pace = timing.spread.and_then(|spread| spread.pace(filter.expected().unwrap_or(0)));
     let rate = spread::capped(pace, config.sending.rate);
@@ -229,7 +165,7 @@ pub(crate) async fn deliver(
     };
     let error = sent.err().map(Error::from).or(fed_error).or(tally.refusal);
     let pace = pace.and(rate);
-    Ran { counts, stopped: stop.reason(), exhausted, error, pace }
+    SendReport { counts, stopped: stop.reason(), exhausted, error, pace }
 }
 
 /// What the token reader did.

@@ -14,6 +14,7 @@ mod remind;
 mod report_week;
 mod restore;
 mod runs;
+mod sending;
 pub(crate) mod stats_weekly;
 
 use std::time::{Duration, Instant, SystemTime};
@@ -31,7 +32,8 @@ use crate::summary::{self, Summary};
 use crate::tokens::TokenSource;
 
 use broadcast::{Audience, Broadcast};
-use delivery::Plan;
+use delivery::Timing;
+use sending::{Run, RunLabel};
 
 /// How a run ended, as the exit status, the metrics file and the health pings report it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,14 +208,10 @@ pub(crate) async fn run(config: &Config) -> Result<RunEnd> {
             broadcast::run(config, job).await
         }
         Job::Send { token, as_kind, kind, mode } => {
-            let plan = Plan {
-                job: config.job.name(),
-                slot: "-".into(),
-                message: one_off_message(config, kind),
-                mode: *mode,
-                source: TokenSource::single(token.clone(), *as_kind),
-            };
-            let summary = delivery::execute(config, plan, Default::default(), Instant::now()).await?;
+            let label = RunLabel { job: config.job.name(), slot: "-".into(), mode: *mode };
+            let run = Run::new(config, label, one_off_message(config, kind));
+            let source = TokenSource::single(token.clone(), *as_kind);
+            let summary = run.unjournaled(source, Timing::default()).await?;
             summary::emit(&summary, &config.output, *mode == crate::mode::Mode::Print)?;
             Ok(RunEnd::sent(&summary))
         }
