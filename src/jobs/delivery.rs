@@ -12,7 +12,7 @@ use crate::breaker::{self, PrunePolicy};
 use crate::config::Config;
 use crate::counts::Counts;
 use crate::db::ledger::DeadToken;
-use crate::engine::{Delivery, Engine, FailureCause, Outcome, Policy};
+use crate::engine::{Delivery, Engine, EngineError, FailureCause, Outcome, Policy};
 use crate::error::{Error, Result};
 use crate::fcm::auth::{AuthError, Authenticator, ServiceAccountKey};
 use crate::fcm::message::{Message, RequestTemplate};
@@ -23,7 +23,7 @@ use crate::mode::Mode;
 use crate::output::{RunProgress, StdoutBodies, Written};
 use crate::spread::{self, Spread};
 use crate::stop::{RunStop, SendGate, Signal, StopReason};
-use crate::tokens::{Rejection, SourceError, Target, TokenCounts, TokenFilter, TokenSource};
+use crate::tokens::{Candidate, Rejection, SourceError, Target, TokenCounts, TokenFilter, TokenSource};
 
 use super::sending::SendReport;
 
@@ -116,27 +116,11 @@ pub(crate) async fn deliver(
         Ok(filter) => filter,
         Err(error) => return SendReport::failed(error.into()),
     };
-    let pace = timing.spread.and_then(|spread| spread.pace(filter.expected().unwrap_or(0)));
-    let rate = spread::capped(pace, config.sending.rate);
-    if let Some(pace) = pace {
-        tracing::info!(
-            expected = filter.expected(),
-            pace_per_sec = rate.unwrap_or(pace),
-            "spreading the slot's messages over its window"
-        );
-    }
-    let deadline = timing.deadline;
+    let (pace, rate) = pace_and_rate(config, timing, filter.expected());
     let signals = tokio::spawn(stop_on_signal(stop.clone()));
-    let timer = deadline.map(|after| tokio::spawn(stop_at_deadline(stop.clone(), after)));
-    let policy = Policy {
-        concurrency: config.sending.concurrency,
-        rate,
-        max_attempts: config.sending.max_attempts,
-        backoff: config.sending.backoff,
-        quota_backoff: config.sending.quota_backoff,
-        deadline: deadline.map(|after| tokio::time::Instant::now() + after),
-    };
+    let timer = timing.deadline.map(|after| tokio::spawn(stop_at_deadline(stop.clone(), after)));
     let gate = recorder.as_ref().map_or_else(SendGate::new, Recorder::gate);
+    let policy = policy(config, rate, timing.deadline);
     let engine = Engine::new(prepared.client, prepared.template, policy, stop.clone(), gate);
     let (targets_tx, targets_rx) = async_channel::bounded(TARGET_QUEUE);
     let (deliveries_tx, deliveries_rx) = mpsc::channel(TARGET_QUEUE);
@@ -153,19 +137,34 @@ pub(crate) async fn deliver(
     }
     let sent = sending.await.unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
     let fed = feeding.await.unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
-    let mut counts = tally.counts;
-    let (exhausted, fed_error) = match fed {
-        Ok(Fed { tokens, exhausted }) => {
-            counts.targeted = tokens.targeted;
-            counts.targets = tokens.targets();
-            counts.skipped = tokens.skipped();
-            (exhausted, None)
-        }
-        Err(error) => (false, Some(error.into())),
-    };
-    let error = sent.err().map(Error::from).or(fed_error).or(tally.refusal);
-    let pace = pace.and(rate);
-    SendReport { counts, stopped: stop.reason(), exhausted, error, pace }
+    tally.report(sent, fed, pace.and(rate))
+}
+
+/// A spread run's pace (from the users it expects) and the rate the engine holds to: the pace,
+/// capped by `--rate`, or `--rate` alone.
+fn pace_and_rate(config: &Config, timing: Timing, expected: Option<u64>) -> (Option<f64>, Option<f64>) {
+    let pace = timing.spread.and_then(|spread| spread.pace(expected.unwrap_or(0)));
+    let rate = spread::capped(pace, config.sending.rate);
+    if let Some(pace) = pace {
+        tracing::info!(
+            expected,
+            pace_per_sec = rate.unwrap_or(pace),
+            "spreading the slot's messages over its window"
+        );
+    }
+    (pace, rate)
+}
+
+/// The engine's bounds: in flight, rate, attempts and back-offs, and the deadline from now.
+fn policy(config: &Config, rate: Option<f64>, deadline: Option<Duration>) -> Policy {
+    Policy {
+        concurrency: config.sending.concurrency,
+        rate,
+        max_attempts: config.sending.max_attempts,
+        backoff: config.sending.backoff,
+        quota_backoff: config.sending.quota_backoff,
+        deadline: deadline.map(|after| tokio::time::Instant::now() + after),
+    }
 }
 
 /// What the token reader did.
@@ -201,18 +200,9 @@ async fn feed(
         let mut gone = 0;
         for candidate in page.candidates {
             let_the_next_page_in().await;
-            let admitted = filter.admit(&candidate);
-            let report = |skipped: bool| {
-                if let (Some(recorder), Some(user_id)) = (&recorder, candidate.user_id) {
-                    match skipped {
-                        true => recorder.skipped(user_id, candidate.in_retry_set),
-                        false => recorder.taken(user_id, candidate.in_retry_set),
-                    }
-                }
-            };
-            match admitted {
+            match filter.admit(&candidate) {
                 Ok(mut target) => {
-                    report(false);
+                    report(recorder.as_ref(), &candidate, false);
                     target.message = candidate.message;
                     if !forward(&out, target, &stop).await {
                         return Ok(Fed { tokens: filter.counts(), exhausted: false });
@@ -222,12 +212,22 @@ async fn feed(
                 Err(Rejection::NoToken) if !candidate.in_retry_set => {}
                 Err(rejection) => {
                     gone += u64::from(rejection == Rejection::NoToken);
-                    report(true);
+                    report(recorder.as_ref(), &candidate, true);
                 }
             }
         }
         filter.count_unread(page.unusable_lines, gone);
         progress.not_coming(filter.take_unexpected());
+    }
+}
+
+/// Tells the recorder, if the slot is journaled, that the candidate's user was taken or skipped.
+fn report(recorder: Option<&Recorder>, candidate: &Candidate, skipped: bool) {
+    if let (Some(recorder), Some(user_id)) = (recorder, candidate.user_id) {
+        match skipped {
+            true => recorder.skipped(user_id, candidate.in_retry_set),
+            false => recorder.taken(user_id, candidate.in_retry_set),
+        }
     }
 }
 
@@ -320,6 +320,28 @@ impl Tally {
         if let (Some(recorder), Some(user_id)) = (&self.recorder, target.user_id) {
             recorder.resolved(user_id, resolution);
         }
+    }
+
+    /// The run's report once the engine and the reader are done: the engine's fatal error first,
+    /// then the reader's, then a breaker's refusal.
+    fn report(
+        self,
+        sent: Result<(), EngineError>,
+        fed: Result<Fed, SourceError>,
+        pace: Option<f64>,
+    ) -> SendReport {
+        let mut counts = self.counts;
+        let (exhausted, fed_error) = match fed {
+            Ok(Fed { tokens, exhausted }) => {
+                counts.targeted = tokens.targeted;
+                counts.targets = tokens.targets();
+                counts.skipped = tokens.skipped();
+                (exhausted, None)
+            }
+            Err(error) => (false, Some(error.into())),
+        };
+        let error = sent.err().map(Error::from).or(fed_error).or(self.refusal);
+        SendReport { counts, stopped: self.stop.reason(), exhausted, error, pace }
     }
 
     fn watch_breakers(&mut self) {
