@@ -1,6 +1,6 @@
-//! One run's plumbing, shared by every sending job: tokens stream from their source into the
-//! engine, and every answer is counted and, for a journaled slot, reported to the ledger's
-//! recorder. Signals, the deadline, a lost ledger and FCM refusing the run all stop it through
+//! The plumbing under a [`Run`](super::sending::Run)'s prepare and send phases, shared by every
+//! sending job: tokens stream from their source into the engine, and every answer is counted
+//! and, for a journaled slot, reported to the ledger's recorder. Signals, the deadline, a lost ledger and FCM refusing the run all stop it through
 //! one [`RunStop`]: no new token is taken, requests in flight finish.
 
 use std::sync::Arc;

@@ -1,5 +1,6 @@
-//! The jobs, each a short script over the pieces: build the message, pick the tokens, run the
-//! [`delivery`] (under the [`broadcast`] run guard for cron's jobs), report.
+//! The jobs, each a short script over the pieces: build the message, pick the tokens, go through
+//! the phases of a [`sending::Run`] (all of them, ledger included, for cron's jobs: see
+//! [`broadcast`]), report.
 //!
 //! Every job cron runs goes through one lifecycle ([`run_monitored`]): ping the start, run,
 //! update the metrics file, ping the result. `doctor` and `generate` are the operator's tools
