@@ -18,14 +18,12 @@ use crate::fcm::auth::{AuthError, Authenticator, ServiceAccountKey};
 use crate::fcm::message::{Message, RequestTemplate};
 use crate::fcm::target::Targets;
 use crate::fcm::{ClientSettings, DeadReason, FatalSendError, FcmClient};
-use crate::ledger::{Recorder, Resolution};
+use crate::ledger::{Ending, Recorder, Resolution};
 use crate::mode::Mode;
 use crate::output::{RunProgress, StdoutBodies, Written};
 use crate::spread::{self, Spread};
 use crate::stop::{RunStop, SendGate, Signal, StopReason};
 use crate::tokens::{Candidate, Rejection, SourceError, Target, TokenCounts, TokenFilter, TokenSource};
-
-use super::sending::SendReport;
 
 /// Targets waiting for a sender; bounded so memory does not grow with the user count.
 const TARGET_QUEUE: usize = 4096;
@@ -95,6 +93,42 @@ pub(crate) async fn print_all(
         targets: tokens.targets(),
         ..Counts::default()
     })
+}
+
+/// What the send phase reports: one value, whatever went wrong.
+pub(crate) struct SendReport {
+    /// This run's counts.
+    pub counts: Counts,
+    /// What stopped it early, if anything did.
+    pub stopped: Option<StopReason>,
+    /// Every token of the source was read and answered.
+    pub exhausted: bool,
+    /// What made the run fail (FCM refusing it, the source failing, a breaker, a bug).
+    pub error: Option<Error>,
+    /// The pace a spread run set itself, in messages per second.
+    pub pace: Option<f64>,
+}
+
+impl SendReport {
+    /// A run that failed before it sent anything.
+    pub(crate) fn failed(error: Error) -> Self {
+        SendReport {
+            counts: Counts::default(),
+            stopped: None,
+            exhausted: false,
+            error: Some(error),
+            pace: None,
+        }
+    }
+
+    /// How the ledger should record the end.
+    pub(crate) fn ending(&self) -> Ending {
+        if self.exhausted && self.stopped.is_none() && self.error.is_none() {
+            Ending::Complete
+        } else {
+            Ending::Stopped
+        }
+    }
 }
 
 /// Sends every token of `source`, reporting to `recorder` when the run is journaled, until the

@@ -18,11 +18,10 @@ use futures::FutureExt;
 
 use crate::breaker::Tripped;
 use crate::config::Config;
-use crate::counts::Counts;
 use crate::db::Database;
 use crate::error::{Error, Result};
 use crate::fcm::message::Message;
-use crate::ledger::{self, Ending, Finished, Ledger, LedgerError, Opened};
+use crate::ledger::{self, Finished, Ledger, LedgerError, Opened};
 use crate::mode::Mode;
 use crate::slot::RunKey;
 use crate::spread::SlotClock;
@@ -30,7 +29,7 @@ use crate::stop::{RunStop, StopReason};
 use crate::summary::Summary;
 use crate::tokens::{ReadFrom, TokenSource};
 
-use super::delivery::{self, Prepared, Timing};
+use super::delivery::{self, Prepared, SendReport, Timing};
 use super::Skip;
 
 /// What a run's summary names it by.
@@ -70,20 +69,6 @@ pub(crate) struct OpenSlot {
     pub read_from: ReadFrom,
     /// How far the slot is into its delivery window, for a spread.
     pub clock: SlotClock,
-}
-
-/// What the send phase reports: one value, whatever went wrong.
-pub(crate) struct SendReport {
-    /// This run's counts.
-    pub counts: Counts,
-    /// What stopped it early, if anything did.
-    pub stopped: Option<StopReason>,
-    /// Every token of the source was read and answered.
-    pub exhausted: bool,
-    /// What made the run fail (FCM refusing it, the source failing, a breaker, a bug).
-    pub error: Option<Error>,
-    /// The pace a spread run set itself, in messages per second.
-    pub pace: Option<f64>,
 }
 
 /// How the journal ended, the finish phase's second input.
@@ -214,34 +199,13 @@ impl<'c> Run<'c> {
     }
 }
 
-impl SendReport {
-    /// A run that failed before it sent anything.
-    pub(crate) fn failed(error: Error) -> Self {
-        SendReport {
-            counts: Counts::default(),
-            stopped: None,
-            exhausted: false,
-            error: Some(error),
-            pace: None,
-        }
-    }
-
-    /// How the ledger should record the end.
-    pub(crate) fn ending(&self) -> Ending {
-        if self.exhausted && self.stopped.is_none() && self.error.is_none() {
-            Ending::Complete
-        } else {
-            Ending::Stopped
-        }
-    }
-
-    fn summary(&self, label: &RunLabel, elapsed: Duration) -> Summary {
-        let summary = Summary::new(label.job, label.slot.clone(), label.mode, self.counts, elapsed)
-            .with_pace(self.pace);
-        match self.stopped {
-            Some(StopReason::Signal(_)) => summary.interrupted(),
-            _ => summary,
-        }
+/// The summary of a run that sent, as `report` says.
+fn summary(report: &SendReport, label: &RunLabel, elapsed: Duration) -> Summary {
+    let summary = Summary::new(label.job, label.slot.clone(), label.mode, report.counts, elapsed)
+        .with_pace(report.pace);
+    match report.stopped {
+        Some(StopReason::Signal(_)) => summary.interrupted(),
+        _ => summary,
     }
 }
 
@@ -268,7 +232,7 @@ pub(crate) fn finish(
             None => Some(finished.totals.retrying),
         },
     };
-    let summary = report.summary(label, elapsed);
+    let summary = summary(&report, label, elapsed);
     Ok(match retry_set {
         Some(users) => summary.with_retry_set(users),
         None => summary,
@@ -298,9 +262,11 @@ fn when_recorded(error: Option<Error>, key: RunKey, tripped: Option<Tripped>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::counts::Counts;
     use crate::counts::SlotCounts;
     use crate::db::DbError;
     use crate::exit::ExitCode;
+    use crate::ledger::Ending;
     use crate::shard::Shard;
     use crate::stop::Signal;
 
