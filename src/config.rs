@@ -76,9 +76,10 @@ pub(crate) struct Sending {
     pub targets: Targets,
 }
 
-/// Targets, mode and run-safety settings of a scheduled job.
+/// How a scheduled job runs its slot: where the tokens come from, the mode, the shard and the
+/// run-safety settings.
 #[derive(Debug, Clone)]
-pub(crate) struct Batch {
+pub(crate) struct SlotSettings {
     /// Read tokens from this file (`-` = stdin) instead of the database.
     pub tokens_file: Option<PathBuf>,
     /// Deliver, validate or print.
@@ -160,8 +161,8 @@ pub(crate) struct ReportWeek {
 pub(crate) enum Job {
     /// Silent wake-up to every device.
     SaveLocation {
-        /// Targets and mode.
-        batch: Batch,
+        /// Targets, mode and run safety.
+        settings: SlotSettings,
         /// The half-hour slot.
         slot: DateTime<Tz>,
         /// How long an undelivered wake-up is kept.
@@ -170,8 +171,8 @@ pub(crate) enum Job {
     /// Weekly visible reminder to every device; with `remind`, the week's second notification,
     /// to the users the first reached whose week has not arrived.
     PathDaily {
-        /// Targets and mode.
-        batch: Batch,
+        /// Targets, mode and run safety.
+        settings: SlotSettings,
         /// The ISO week slot (the first run's, for the reminder too).
         week: IsoWeek,
         /// Notification text.
@@ -234,8 +235,8 @@ impl Job {
     /// The shard a scheduled job runs, when it is one of several.
     pub(crate) fn shard(&self) -> Option<Shard> {
         match self {
-            Job::SaveLocation { batch, .. } | Job::PathDaily { batch, .. } => {
-                Some(batch.shard).filter(|shard| shard.count > 1)
+            Job::SaveLocation { settings, .. } | Job::PathDaily { settings, .. } => {
+                Some(settings.shard).filter(|shard| shard.count > 1)
             }
             _ => None,
         }
@@ -380,7 +381,7 @@ fn job(command: Command, now: DateTime<Utc>, timezone: Tz, format: cli::FormatCh
                 None => slot::half_hour(now, timezone),
             };
             Job::SaveLocation {
-                batch: batch(args.batch, save_location_deadline(&slot, now))?,
+                settings: slot_settings(args.batch, save_location_deadline(&slot, now))?,
                 slot,
                 ttl: ttl(&args.ttl)?,
             }
@@ -390,10 +391,10 @@ fn job(command: Command, now: DateTime<Utc>, timezone: Tz, format: cli::FormatCh
                 Some(text) => text.parse::<IsoWeek>().map_err(|e| usage(format!("--slot: {e}")))?,
                 None => IsoWeek::containing(now, timezone),
             };
-            let mut batch = batch(args.batch, PATH_DAILY_DEADLINE)?;
-            batch.spread = spread(&args.spread, batch.deadline)?;
+            let mut settings = slot_settings(args.batch, PATH_DAILY_DEADLINE)?;
+            settings.spread = spread(&args.spread, settings.deadline)?;
             let body = if args.remind { PATH_DAILY_REMIND_BODY } else { PATH_DAILY_BODY };
-            Job::PathDaily { batch, week, text: text(args.text, body), remind: args.remind }
+            Job::PathDaily { settings, week, text: text(args.text, body), remind: args.remind }
         }
         Command::Stats(cli::StatsCommand::Weekly(args)) => Job::StatsWeekly(StatsWeekly {
             week: args.week,
@@ -424,14 +425,14 @@ fn job(command: Command, now: DateTime<Utc>, timezone: Tz, format: cli::FormatCh
     })
 }
 
-fn batch(args: cli::BatchArgs, default_deadline: Duration) -> Result<Batch> {
+fn slot_settings(args: cli::BatchArgs, default_deadline: Duration) -> Result<SlotSettings> {
     let completion_index = std::env::var("JOB_COMPLETION_INDEX").ok();
     let shard = Shard::resolve(args.shard, args.shards, completion_index.as_deref()).map_err(usage)?;
     let deadline = match &args.deadline {
         Some(text) => positive_duration("--deadline", text, Some(MAX_DEADLINE))?,
         None => default_deadline,
     };
-    Ok(Batch {
+    Ok(SlotSettings {
         tokens_file: args.tokens_file,
         mode: Mode::from_flags(args.dry_run, args.print),
         force: args.force,
@@ -653,7 +654,7 @@ mod tests {
 
     fn spread_of(args: &[&str]) -> Option<Duration> {
         match config(args).unwrap().job {
-            Job::PathDaily { batch, .. } => batch.spread,
+            Job::PathDaily { settings, .. } => settings.spread,
             other => panic!("not path-daily: {other:?}"),
         }
     }
@@ -678,7 +679,7 @@ mod tests {
     fn save_location_deadline_at(now: &str) -> Duration {
         let args = ["--now", now, "save-location"];
         match config(&args).unwrap().job {
-            Job::SaveLocation { batch, .. } => batch.deadline,
+            Job::SaveLocation { settings, .. } => settings.deadline,
             other => panic!("not save-location: {other:?}"),
         }
     }

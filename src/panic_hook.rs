@@ -33,6 +33,14 @@ pub fn happened() -> bool {
     PANICKED.load(Ordering::SeqCst)
 }
 
+/// What is said of a panic whose payload is not text.
+const NO_MESSAGE: &str = "a panic without a message";
+
+/// A caught panic's message, or [`NO_MESSAGE`] when its payload is not text.
+pub(crate) fn message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload_text(payload).unwrap_or(NO_MESSAGE)
+}
+
 /// A panic's message: `panic!("literal")` carries a `&str`, a formatted one a `String`.
 fn payload_text(payload: &(dyn std::any::Any + Send)) -> Option<&str> {
     payload.downcast_ref::<&str>().copied().or_else(|| payload.downcast_ref::<String>().map(String::as_str))
@@ -42,7 +50,7 @@ fn payload_text(payload: &(dyn std::any::Any + Send)) -> Option<&str> {
 fn describe(message: Option<&str>, location: Option<&str>) -> String {
     let message = match message {
         Some(text) => text.split_whitespace().collect::<Vec<_>>().join(" "),
-        None => "a panic without a message".to_owned(),
+        None => NO_MESSAGE.to_owned(),
     };
     let at = location.map(|at| format!(" at {at}")).unwrap_or_default();
     format!(

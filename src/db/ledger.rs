@@ -171,10 +171,10 @@ pub(crate) enum Marks {
 
 /// Everything one ledger write makes durable, in one transaction.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Batch {
+pub(crate) struct JournalWrite {
     /// The new checkpoint.
     pub checkpoint: i64,
-    /// The slot's totals after this batch.
+    /// The slot's totals after this write.
     pub totals: SlotCounts,
     /// Retry-set changes by user; the last change of a user wins.
     pub rows: BTreeMap<i64, RowChange>,
@@ -188,9 +188,9 @@ pub(crate) struct Batch {
     pub delivered: Vec<i64>,
 }
 
-impl Batch {
-    /// Folds a later batch into this one (used when a write failed and is tried again).
-    pub(crate) fn absorb(&mut self, later: Batch) {
+impl JournalWrite {
+    /// Folds a later write into this one (used when a write failed and is tried again).
+    pub(crate) fn absorb(&mut self, later: JournalWrite) {
         self.checkpoint = later.checkpoint;
         self.totals = later.totals;
         self.rows.extend(later.rows);
@@ -201,7 +201,7 @@ impl Batch {
     }
 }
 
-/// The end of a run, written with its last batch.
+/// The end of a run, written with its last journal write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Closing<'a> {
     /// How the run leaves the slot.
@@ -422,13 +422,13 @@ impl Database {
             .map_err(|e| self.classify(e, "reading the retry set"))
     }
 
-    /// Writes a batch on a connection of the pool, for a run whose session was lost: the owner
+    /// Makes a journal write on a connection of the pool, for a run whose session was lost: the owner
     /// check keeps it from writing over a run that has taken the slot over since.
     pub(crate) async fn write_fenced(
         &self,
         key: &RunKey,
         owner: &str,
-        batch: &Batch,
+        batch: &JournalWrite,
         closing: Option<&Closing<'_>>,
     ) -> Result<Written, DbError> {
         let mut conn = self.conn().await?;
@@ -613,7 +613,7 @@ impl Session {
         &mut self,
         key: &RunKey,
         owner: &str,
-        batch: &Batch,
+        batch: &JournalWrite,
         closing: Option<&Closing<'_>>,
     ) -> Result<Written, DbError> {
         let db = self.db.clone();
@@ -642,7 +642,7 @@ async fn write(
     conn: &mut Conn,
     key: &RunKey,
     owner: &str,
-    batch: &Batch,
+    batch: &JournalWrite,
     closing: Option<&Closing<'_>>,
 ) -> mysql_async::Result<Written> {
     let [job, slot, shard] = key_params(key);
@@ -793,10 +793,10 @@ mod tests {
 
     #[test]
     fn a_later_batch_wins_for_each_user_and_adds_its_dead_tokens() {
-        let mut first = Batch { checkpoint: 10, ..Batch::default() };
+        let mut first = JournalWrite { checkpoint: 10, ..JournalWrite::default() };
         first.rows.insert(3, RowChange::Keep { state: RetryState::InFlight, reason: "in flight".into() });
         first.dead.push(DeadToken { user_id: 4, token: "t4".into(), reason: "UNREGISTERED" });
-        let mut later = Batch { checkpoint: 20, ..Batch::default() };
+        let mut later = JournalWrite { checkpoint: 20, ..JournalWrite::default() };
         later.rows.insert(3, RowChange::Delete);
         later.dead.push(DeadToken { user_id: 12, token: "t12".into(), reason: "UNREGISTERED" });
         first.absorb(later);

@@ -245,6 +245,25 @@ pub(super) async fn qualified_lock_name(
     Ok(qualified.unwrap_or_else(|| format!("wolley_push:{name}")))
 }
 
+/// What wolley-push was doing when the database failed. While connecting, any failure of the
+/// driver means the server cannot be reached; during a statement it is that statement's failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Doing {
+    Connecting,
+    /// Running a statement, named for the operator.
+    Statement(&'static str),
+}
+
+impl Doing {
+    /// The phrase the error's text puts after "while".
+    fn described(self) -> &'static str {
+        match self {
+            Doing::Connecting => "connecting",
+            Doing::Statement(doing) => doing,
+        }
+    }
+}
+
 /// A pool of connections to the backend's database.
 #[derive(Clone)]
 pub(crate) struct Database {
@@ -285,7 +304,7 @@ impl Database {
     pub(crate) async fn conn(&self) -> Result<mysql_async::Conn, DbError> {
         match tokio::time::timeout(CONNECT_TIMEOUT, self.pool.get_conn()).await {
             Ok(Ok(conn)) => Ok(conn),
-            Ok(Err(error)) => Err(self.classify(error, "connecting")),
+            Ok(Err(error)) => Err(self.classify_connecting(error)),
             Err(_) => Err(DbError::Unreachable {
                 url: self.url.to_string(),
                 reason: format!("no connection within {}s", CONNECT_TIMEOUT.as_secs()),
@@ -293,9 +312,21 @@ impl Database {
         }
     }
 
-    /// Turns a driver error into the [`DbError`] an operator can act on.
+    /// Turns a statement's driver error into the [`DbError`] an operator can act on; `doing`
+    /// names the statement's purpose for the operator (`reading the server's clock`).
     pub(crate) fn classify(&self, error: mysql_async::Error, doing: &'static str) -> DbError {
+        self.classify_during(error, Doing::Statement(doing))
+    }
+
+    /// As [`Database::classify`], for a failure while a connection is being set up: one the
+    /// server did not answer means it cannot be reached.
+    pub(crate) fn classify_connecting(&self, error: mysql_async::Error) -> DbError {
+        self.classify_during(error, Doing::Connecting)
+    }
+
+    fn classify_during(&self, error: mysql_async::Error, phase: Doing) -> DbError {
         let url = self.url.to_string();
+        let doing = phase.described();
         match error {
             mysql_async::Error::Server(server) => {
                 let reason = format!("{} (error {})", server.message, server.code);
@@ -321,7 +352,7 @@ impl Database {
                 }
             }
             mysql_async::Error::Io(io) => DbError::Unreachable { url, reason: io.to_string() },
-            other if doing == "connecting" => DbError::Unreachable { url, reason: other.to_string() },
+            other if phase == Doing::Connecting => DbError::Unreachable { url, reason: other.to_string() },
             other => DbError::Query { doing, url, reason: other.to_string() },
         }
     }

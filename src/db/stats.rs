@@ -379,7 +379,7 @@ impl Database {
         // Every statement reads the backend's rows without locking them, batches included.
         conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
             .await
-            .map_err(|e| self.classify(e, "connecting"))?;
+            .map_err(|e| self.classify_connecting(e))?;
         self.delete_stale_generations(&mut conn).await?;
         let published: Option<(u64, Option<i64>)> = conn
             .exec_first(PUBLISHED, (&label,))

@@ -1,10 +1,10 @@
-//! One run's plumbing, shared by every sending job: tokens stream from their source into the
-//! engine, and every answer is counted and, for a journaled slot, reported to the ledger's
-//! recorder. Signals, the deadline, a lost ledger and FCM refusing the run all stop it through
+//! The plumbing under a [`Run`](super::sending::Run)'s prepare and send phases, shared by every
+//! sending job: tokens stream from their source into the engine, and every answer is counted
+//! and, for a journaled slot, reported to the ledger's recorder. Signals, the deadline, a lost ledger and FCM refusing the run all stop it through
 //! one [`RunStop`]: no new token is taken, requests in flight finish.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
@@ -12,7 +12,7 @@ use crate::breaker::{self, PrunePolicy};
 use crate::config::Config;
 use crate::counts::Counts;
 use crate::db::ledger::DeadToken;
-use crate::engine::{Delivery, Engine, FailureCause, Outcome, Policy};
+use crate::engine::{Delivery, Engine, EngineError, FailureCause, Outcome, Policy};
 use crate::error::{Error, Result};
 use crate::fcm::auth::{AuthError, Authenticator, ServiceAccountKey};
 use crate::fcm::message::{Message, RequestTemplate};
@@ -23,25 +23,10 @@ use crate::mode::Mode;
 use crate::output::{RunProgress, StdoutBodies, Written};
 use crate::spread::{self, Spread};
 use crate::stop::{RunStop, SendGate, Signal, StopReason};
-use crate::summary::Summary;
-use crate::tokens::{Rejection, SourceError, Target, TokenCounts, TokenFilter, TokenSource};
+use crate::tokens::{Candidate, Rejection, SourceError, Target, TokenCounts, TokenFilter, TokenSource};
 
 /// Targets waiting for a sender; bounded so memory does not grow with the user count.
 const TARGET_QUEUE: usize = 4096;
-
-/// What one run sends, to whom and how.
-pub(crate) struct Plan {
-    /// The job's name.
-    pub job: &'static str,
-    /// The slot label.
-    pub slot: String,
-    /// The message (targets may carry their own).
-    pub message: Message,
-    /// Deliver, validate or print.
-    pub mode: Mode,
-    /// Where the tokens come from.
-    pub source: TokenSource,
-}
 
 /// What must be ready before any token is read: a message that fits FCM's limit, and an FCM
 /// client with an access token (a bad key fails here, before the slot is touched).
@@ -70,65 +55,17 @@ pub(crate) struct Timing {
     pub spread: Option<Spread>,
 }
 
-/// How a run's sending ended.
-pub(crate) struct Ran {
-    /// This run's counts.
-    pub counts: Counts,
-    /// What stopped it early, if anything did.
-    pub stopped: Option<StopReason>,
-    /// Every token of the source was read and answered.
-    pub exhausted: bool,
-    /// What made the run fail (FCM refusing it, the source failing, a breaker).
-    pub error: Option<Error>,
-    /// The pace a spread run set itself, in messages per second.
-    pub pace: Option<f64>,
-}
-
-impl Ran {
-    /// How the ledger should record the end.
-    pub(crate) fn ending(&self) -> Ending {
-        if self.exhausted && self.stopped.is_none() && self.error.is_none() {
-            Ending::Complete
-        } else {
-            Ending::Stopped
-        }
-    }
-
-    /// The run's summary.
-    pub(crate) fn summary(&self, plan: (&'static str, String, Mode), elapsed: Duration) -> Summary {
-        let (job, slot, mode) = plan;
-        let summary = Summary::new(job, slot, mode, self.counts, elapsed).with_pace(self.pace);
-        match self.stopped {
-            Some(StopReason::Signal(_)) => summary.interrupted(),
-            _ => summary,
-        }
-    }
-}
-
-/// Runs `plan` to the end without a ledger (`send`, `--tokens-file`, `--dry-run`, `--print`).
+/// The send phase of `--print`: every admitted target's request body on stdout, one a line,
+/// nothing sent.
 ///
 /// # Errors
-/// As [`prepare`], and whatever stopped the run.
-pub(crate) async fn execute(
-    config: &Config,
-    plan: Plan,
-    timing: Timing,
-    started: Instant,
-) -> Result<Summary> {
-    if plan.mode == Mode::Print {
-        let template = RequestTemplate::new(&plan.message, false)?;
-        let counts = print_all(plan.source, &template, config.sending.targets).await?;
-        return Ok(Summary::new(plan.job, plan.slot, plan.mode, counts, started.elapsed()));
-    }
-    let prepared = prepare(config, &plan.message, plan.mode).await?;
-    let mut ran = deliver(config, prepared, plan.source, None, RunStop::new(), timing, plan.job).await;
-    if let Some(error) = ran.error.take() {
-        return Err(error);
-    }
-    Ok(ran.summary((plan.job, plan.slot, plan.mode), started.elapsed()))
-}
-
-async fn print_all(mut source: TokenSource, template: &RequestTemplate, targets: Targets) -> Result<Counts> {
+/// A message over FCM's size limit, the source failing, stdout failing.
+pub(crate) async fn print_all(
+    mut source: TokenSource,
+    message: &Message,
+    targets: Targets,
+) -> Result<Counts> {
+    let template = RequestTemplate::new(message, false)?;
     let mut filter = source.filter(false, targets).await?;
     let mut stdout = StdoutBodies::new();
     let mut body = Vec::new();
@@ -158,9 +95,46 @@ async fn print_all(mut source: TokenSource, template: &RequestTemplate, targets:
     })
 }
 
+/// What the send phase reports: one value, whatever went wrong.
+pub(crate) struct SendReport {
+    /// This run's counts.
+    pub counts: Counts,
+    /// What stopped it early, if anything did.
+    pub stopped: Option<StopReason>,
+    /// Every token of the source was read and answered.
+    pub exhausted: bool,
+    /// What made the run fail (FCM refusing it, the source failing, a breaker, a bug).
+    pub error: Option<Error>,
+    /// The pace a spread run set itself, in messages per second.
+    pub pace: Option<f64>,
+}
+
+impl SendReport {
+    /// A run that failed before it sent anything.
+    pub(crate) fn failed(error: Error) -> Self {
+        SendReport {
+            counts: Counts::default(),
+            stopped: None,
+            exhausted: false,
+            error: Some(error),
+            pace: None,
+        }
+    }
+
+    /// How the ledger should record the end.
+    pub(crate) fn ending(&self) -> Ending {
+        if self.exhausted && self.stopped.is_none() && self.error.is_none() {
+            Ending::Complete
+        } else {
+            Ending::Stopped
+        }
+    }
+}
+
 /// Sends every token of `source`, reporting to `recorder` when the run is journaled, until the
 /// source ends or `stop` fires (here on SIGTERM/SIGINT and at the deadline, elsewhere on a lost
-/// ledger). Never fails: what went wrong is in [`Ran::error`], so the caller records it first.
+/// ledger). Never fails: what went wrong is in [`SendReport::error`], so the caller records it
+/// first.
 pub(crate) async fn deliver(
     config: &Config,
     prepared: Prepared,
@@ -169,38 +143,18 @@ pub(crate) async fn deliver(
     stop: RunStop,
     timing: Timing,
     job: &str,
-) -> Ran {
+) -> SendReport {
     // A spread needs the count up front, like a drawn progress bar.
     let count_total = config.output.progress.shown() || timing.spread.is_some();
     let filter = match source.filter(count_total, config.sending.targets).await {
         Ok(filter) => filter,
-        Err(error) => {
-            let error = Error::from(error);
-            let counts = Counts::default();
-            return Ran { counts, stopped: None, exhausted: false, error: Some(error), pace: None };
-        }
+        Err(error) => return SendReport::failed(error.into()),
     };
-    let pace = timing.spread.and_then(|spread| spread.pace(filter.expected().unwrap_or(0)));
-    let rate = spread::capped(pace, config.sending.rate);
-    if let Some(pace) = pace {
-        tracing::info!(
-            expected = filter.expected(),
-            pace_per_sec = rate.unwrap_or(pace),
-            "spreading the slot's messages over its window"
-        );
-    }
-    let deadline = timing.deadline;
+    let (pace, rate) = pace_and_rate(config, timing, filter.expected());
     let signals = tokio::spawn(stop_on_signal(stop.clone()));
-    let timer = deadline.map(|after| tokio::spawn(stop_at_deadline(stop.clone(), after)));
-    let policy = Policy {
-        concurrency: config.sending.concurrency,
-        rate,
-        max_attempts: config.sending.max_attempts,
-        backoff: config.sending.backoff,
-        quota_backoff: config.sending.quota_backoff,
-        deadline: deadline.map(|after| tokio::time::Instant::now() + after),
-    };
+    let timer = timing.deadline.map(|after| tokio::spawn(stop_at_deadline(stop.clone(), after)));
     let gate = recorder.as_ref().map_or_else(SendGate::new, Recorder::gate);
+    let policy = policy(config, rate, timing.deadline);
     let engine = Engine::new(prepared.client, prepared.template, policy, stop.clone(), gate);
     let (targets_tx, targets_rx) = async_channel::bounded(TARGET_QUEUE);
     let (deliveries_tx, deliveries_rx) = mpsc::channel(TARGET_QUEUE);
@@ -217,19 +171,34 @@ pub(crate) async fn deliver(
     }
     let sent = sending.await.unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
     let fed = feeding.await.unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
-    let mut counts = tally.counts;
-    let (exhausted, fed_error) = match fed {
-        Ok(Fed { tokens, exhausted }) => {
-            counts.targeted = tokens.targeted;
-            counts.targets = tokens.targets();
-            counts.skipped = tokens.skipped();
-            (exhausted, None)
-        }
-        Err(error) => (false, Some(error.into())),
-    };
-    let error = sent.err().map(Error::from).or(fed_error).or(tally.refusal);
-    let pace = pace.and(rate);
-    Ran { counts, stopped: stop.reason(), exhausted, error, pace }
+    tally.report(sent, fed, pace.and(rate))
+}
+
+/// A spread run's pace (from the users it expects) and the rate the engine holds to: the pace,
+/// capped by `--rate`, or `--rate` alone.
+fn pace_and_rate(config: &Config, timing: Timing, expected: Option<u64>) -> (Option<f64>, Option<f64>) {
+    let pace = timing.spread.and_then(|spread| spread.pace(expected.unwrap_or(0)));
+    let rate = spread::capped(pace, config.sending.rate);
+    if let Some(pace) = pace {
+        tracing::info!(
+            expected,
+            pace_per_sec = rate.unwrap_or(pace),
+            "spreading the slot's messages over its window"
+        );
+    }
+    (pace, rate)
+}
+
+/// The engine's bounds: in flight, rate, attempts and back-offs, and the deadline from now.
+fn policy(config: &Config, rate: Option<f64>, deadline: Option<Duration>) -> Policy {
+    Policy {
+        concurrency: config.sending.concurrency,
+        rate,
+        max_attempts: config.sending.max_attempts,
+        backoff: config.sending.backoff,
+        quota_backoff: config.sending.quota_backoff,
+        deadline: deadline.map(|after| tokio::time::Instant::now() + after),
+    }
 }
 
 /// What the token reader did.
@@ -265,18 +234,9 @@ async fn feed(
         let mut gone = 0;
         for candidate in page.candidates {
             let_the_next_page_in().await;
-            let admitted = filter.admit(&candidate);
-            let report = |skipped: bool| {
-                if let (Some(recorder), Some(user_id)) = (&recorder, candidate.user_id) {
-                    match skipped {
-                        true => recorder.skipped(user_id, candidate.in_retry_set),
-                        false => recorder.taken(user_id, candidate.in_retry_set),
-                    }
-                }
-            };
-            match admitted {
+            match filter.admit(&candidate) {
                 Ok(mut target) => {
-                    report(false);
+                    report(recorder.as_ref(), &candidate, false);
                     target.message = candidate.message;
                     if !forward(&out, target, &stop).await {
                         return Ok(Fed { tokens: filter.counts(), exhausted: false });
@@ -286,12 +246,22 @@ async fn feed(
                 Err(Rejection::NoToken) if !candidate.in_retry_set => {}
                 Err(rejection) => {
                     gone += u64::from(rejection == Rejection::NoToken);
-                    report(true);
+                    report(recorder.as_ref(), &candidate, true);
                 }
             }
         }
         filter.count_unread(page.unusable_lines, gone);
         progress.not_coming(filter.take_unexpected());
+    }
+}
+
+/// Tells the recorder, if the slot is journaled, that the candidate's user was taken or skipped.
+fn report(recorder: Option<&Recorder>, candidate: &Candidate, skipped: bool) {
+    if let (Some(recorder), Some(user_id)) = (recorder, candidate.user_id) {
+        match skipped {
+            true => recorder.skipped(user_id, candidate.in_retry_set),
+            false => recorder.taken(user_id, candidate.in_retry_set),
+        }
     }
 }
 
@@ -384,6 +354,28 @@ impl Tally {
         if let (Some(recorder), Some(user_id)) = (&self.recorder, target.user_id) {
             recorder.resolved(user_id, resolution);
         }
+    }
+
+    /// The run's report once the engine and the reader are done: the engine's fatal error first,
+    /// then the reader's, then a breaker's refusal.
+    fn report(
+        self,
+        sent: Result<(), EngineError>,
+        fed: Result<Fed, SourceError>,
+        pace: Option<f64>,
+    ) -> SendReport {
+        let mut counts = self.counts;
+        let (exhausted, fed_error) = match fed {
+            Ok(Fed { tokens, exhausted }) => {
+                counts.targeted = tokens.targeted;
+                counts.targets = tokens.targets();
+                counts.skipped = tokens.skipped();
+                (exhausted, None)
+            }
+            Err(error) => (false, Some(error.into())),
+        };
+        let error = sent.err().map(Error::from).or(fed_error).or(self.refusal);
+        SendReport { counts, stopped: self.stop.reason(), exhausted, error, pace }
     }
 
     fn watch_breakers(&mut self) {

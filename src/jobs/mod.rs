@@ -1,5 +1,6 @@
-//! The jobs, each a short script over the pieces: build the message, pick the tokens, run the
-//! [`delivery`] (under the [`broadcast`] run guard for cron's jobs), report.
+//! The jobs, each a short script over the pieces: build the message, pick the tokens, go through
+//! the phases of a [`sending::Run`] (all of them, ledger included, for cron's jobs: see
+//! [`broadcast`]), report.
 //!
 //! Every job cron runs goes through one lifecycle ([`run_monitored`]): ping the start, run,
 //! update the metrics file, ping the result. `doctor` and `generate` are the operator's tools
@@ -14,6 +15,7 @@ mod remind;
 mod report_week;
 mod restore;
 mod runs;
+mod sending;
 pub(crate) mod stats_weekly;
 
 use std::time::{Duration, Instant, SystemTime};
@@ -31,7 +33,8 @@ use crate::summary::{self, Summary};
 use crate::tokens::TokenSource;
 
 use broadcast::{Audience, Broadcast};
-use delivery::Plan;
+use delivery::Timing;
+use sending::{Run, RunLabel};
 
 /// How a run ended, as the exit status, the metrics file and the health pings report it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,18 +179,20 @@ pub(crate) async fn run(config: &Config) -> Result<RunEnd> {
         Job::Runs { job, last } => runs::run(config, job.as_deref(), *last).await.map(RunEnd::exited),
         Job::RestoreTokens(selection) => restore::run(config, selection).await.map(RunEnd::exited),
         Job::Generate { out_dir } => generate::run(out_dir, &config.output).map(RunEnd::exited),
-        Job::SaveLocation { batch, slot, ttl } => {
+        Job::SaveLocation { settings, slot, ttl } => {
             let job = Broadcast {
                 job: config.job.name(),
                 slot: slot.to_rfc3339(),
                 message: Message::save_location(slot, *ttl),
-                batch,
+                settings,
                 audience: Audience::AppUsers,
             };
             broadcast::run(config, job).await
         }
-        Job::PathDaily { batch, week, text, remind: true } => remind::run(config, batch, *week, text).await,
-        Job::PathDaily { batch, week, text, remind: false } => {
+        Job::PathDaily { settings, week, text, remind: true } => {
+            remind::run(config, settings, *week, text).await
+        }
+        Job::PathDaily { settings, week, text, remind: false } => {
             let now = config.now.with_timezone(&config.timezone);
             let job = Broadcast {
                 job: config.job.name(),
@@ -198,20 +203,16 @@ pub(crate) async fn run(config: &Config) -> Result<RunEnd> {
                     (text.title.clone(), text.body.clone()),
                     text.sound,
                 ),
-                batch,
+                settings,
                 audience: Audience::AppUsers,
             };
             broadcast::run(config, job).await
         }
         Job::Send { token, as_kind, kind, mode } => {
-            let plan = Plan {
-                job: config.job.name(),
-                slot: "-".into(),
-                message: one_off_message(config, kind),
-                mode: *mode,
-                source: TokenSource::single(token.clone(), *as_kind),
-            };
-            let summary = delivery::execute(config, plan, Default::default(), Instant::now()).await?;
+            let label = RunLabel { job: config.job.name(), slot: "-".into(), mode: *mode };
+            let run = Run::new(config, label, one_off_message(config, kind));
+            let source = TokenSource::single(token.clone(), *as_kind);
+            let summary = run.unjournaled(source, Timing::default()).await?;
             summary::emit(&summary, &config.output, *mode == crate::mode::Mode::Print)?;
             Ok(RunEnd::sent(&summary))
         }

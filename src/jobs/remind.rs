@@ -9,7 +9,7 @@
 
 use chrono::Duration;
 
-use crate::config::{Batch, Config, Text};
+use crate::config::{Config, SlotSettings, Text};
 use crate::db::ledger::RunStatus;
 use crate::db::tokens::NotArrived;
 use crate::db::Database;
@@ -23,15 +23,20 @@ use crate::stats::uploads;
 use super::broadcast::{self, Audience, Broadcast};
 use super::RunEnd;
 
-/// Reminds, after path-daily's slot `first`, the users of the batch's shard it reached whose
+/// Reminds, after path-daily's slot `first`, the users of the settings' shard it reached whose
 /// week has not arrived.
 ///
 /// # Errors
 /// [`Error::NoFirstRun`] (exit 78) and [`Error::FirstRunUnfinished`] (exit 75) before anything
 /// is sent; otherwise as any scheduled delivery.
-pub(crate) async fn run(config: &Config, batch: &Batch, first: IsoWeek, text: &Text) -> Result<RunEnd> {
+pub(crate) async fn run(
+    config: &Config,
+    settings: &SlotSettings,
+    first: IsoWeek,
+    text: &Text,
+) -> Result<RunEnd> {
     let among =
-        super::with_database(config, false, async |db| audience(config, db, first, batch.shard).await)
+        super::with_database(config, false, async |db| audience(config, db, first, settings.shard).await)
             .await?;
     let now = config.now.with_timezone(&config.timezone);
     let job = Broadcast {
@@ -45,7 +50,7 @@ pub(crate) async fn run(config: &Config, batch: &Batch, first: IsoWeek, text: &T
             (text.title.clone(), text.body.clone()),
             text.sound,
         ),
-        batch,
+        settings,
         audience: Audience::NotArrived(among),
     };
     broadcast::run(config, job).await

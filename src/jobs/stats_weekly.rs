@@ -10,7 +10,7 @@
 
 use std::time::Instant;
 
-use crate::config::{Batch, Config, StatsWeekly, PATH_DAILY_DEADLINE};
+use crate::config::{Config, SlotSettings, StatsWeekly, PATH_DAILY_DEADLINE};
 use crate::db::stats::{Award, HeldBadge, Scope, WeekPlan, WeekWriter};
 use crate::db::Database;
 use crate::error::{Error, Result};
@@ -140,7 +140,7 @@ async fn notify(
             return Ok(RunEnd::skipped(Skip::SlotDone));
         }
     };
-    let batch = Batch {
+    let settings = SlotSettings {
         tokens_file: None,
         mode: job.mode,
         // A pass is never sent again: --force opens a new one that tells every badge again.
@@ -153,7 +153,7 @@ async fn notify(
         job: names::STATS_NOTIFY,
         slot,
         message,
-        batch: &batch,
+        settings: &settings,
         audience: Audience::BadgeWinners { week, now: config.now, again: job.force },
     };
     broadcast::run(config, notify).await

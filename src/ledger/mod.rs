@@ -11,8 +11,8 @@
 //!   answered; every [`FLUSH_EVERY`] the ledger writes what it learnt through the lock's own
 //!   connection (see [`progress`] for what a crash can cost). A write that fails or takes longer
 //!   than [`WRITE_TIMEOUT`] stops the run: nothing is sent without a durable record.
-//! - **End** ([`Ledger::finish`]): the last batch, the prune breaker's verdict on the slot's
-//!   dead tokens (applied or held back), the status, the lock released.
+//! - **End** ([`Ledger::finish`]): the last journal write, the prune breaker's verdict on the
+//!   slot's dead tokens (applied or held back), the status, the lock released.
 //!
 //! Fencing: a write succeeds only on the connection that holds the lock and only while the row's
 //! `owner` is this run's id; a run that lost its lock stops within a write interval. A new run
@@ -30,7 +30,7 @@ use tokio::task::JoinHandle;
 
 use crate::breaker::{self, PrunePolicy, Tripped};
 use crate::counts::SlotCounts;
-use crate::db::ledger::{Batch, Claim, Closing, Locked, Marks, RunRow, RunStatus, Session, Written};
+use crate::db::ledger::{Claim, Closing, JournalWrite, Locked, Marks, RunRow, RunStatus, Session, Written};
 use crate::db::{Database, DbError};
 use crate::exit::ExitCode;
 use crate::shard::Shard;
@@ -39,7 +39,7 @@ use crate::spread::SlotClock;
 use crate::stop::{Hold, RunStop, SendGate, StopReason};
 use crate::timeout::within;
 
-use progress::Progress;
+use progress::SlotProgress;
 pub(crate) use progress::{Ending, Resolution};
 use takeover::{Holder, Resolved};
 
@@ -188,12 +188,12 @@ pub(crate) struct Resume {
 /// The sender's handle on the ledger: cheap to clone, reports go to memory only.
 #[derive(Clone)]
 pub(crate) struct Recorder {
-    progress: Arc<Mutex<Progress>>,
+    progress: Arc<Mutex<SlotProgress>>,
     gate: SendGate,
 }
 
 impl Recorder {
-    fn progress(&self) -> MutexGuard<'_, Progress> {
+    fn progress(&self) -> MutexGuard<'_, SlotProgress> {
         self.progress.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -229,7 +229,7 @@ pub(crate) struct Finished {
 
 enum FlushEnd {
     Alive(Session),
-    Lost { unwritten: Option<Batch>, error: LedgerError },
+    Lost { unwritten: Option<JournalWrite>, error: LedgerError },
 }
 
 struct Flusher {
@@ -244,7 +244,7 @@ pub(crate) struct Ledger {
     db: Database,
     session: Option<Session>,
     flusher: Option<Flusher>,
-    progress: Arc<Mutex<Progress>>,
+    progress: Arc<Mutex<SlotProgress>>,
     gate: SendGate,
     resume: Resume,
     prune: PrunePolicy,
@@ -269,7 +269,7 @@ pub(crate) fn hostname() -> String {
 
 /// What the rows of a slot say about starting it.
 #[derive(Debug, PartialEq)]
-enum Start {
+enum SlotState {
     Fresh,
     Resume(Box<RunRow>),
     Reset,
@@ -309,7 +309,7 @@ impl Ledger {
         // The retry set is sent again, so it counts as left to send, not finished.
         let clock = SlotClock { elapsed, finished: totals.targeted.saturating_sub(retry_set) };
         let resume = Resume { key: key.clone(), checkpoint, retry_set, clock };
-        let progress = Arc::new(Mutex::new(Progress::new(checkpoint, totals).with_marks(settings.marks)));
+        let progress = Arc::new(Mutex::new(SlotProgress::new(checkpoint, totals).with_marks(settings.marks)));
         Ok(Opened::Run(Box::new(Ledger {
             key,
             owner,
@@ -348,8 +348,8 @@ impl Ledger {
         self.flusher = Some(Flusher { shutdown, task });
     }
 
-    /// Records the run's end: the last batch, the breaker's verdict on the dead tokens (applied
-    /// to `app_user` or held back), and the status; then releases the lock.
+    /// Records the run's end: the last journal write, the breaker's verdict on the dead tokens
+    /// (applied to `app_user` or held back), and the status; then releases the lock.
     ///
     /// # Errors
     /// [`LedgerError::Lost`] when the end could not be recorded, [`LedgerError::Superseded`].
@@ -374,7 +374,7 @@ impl Ledger {
                 None => unreachable!("a ledger has a session or a flusher"),
             },
         };
-        let last = self.lock_progress().take_batch(Some(ending));
+        let last = self.lock_progress().take_write(Some(ending));
         match flushed {
             FlushEnd::Alive(session) => self.close(session, last, ending, failure).await,
             FlushEnd::Lost { unwritten, error } => {
@@ -393,14 +393,14 @@ impl Ledger {
         }
     }
 
-    fn lock_progress(&self) -> MutexGuard<'_, Progress> {
+    fn lock_progress(&self) -> MutexGuard<'_, SlotProgress> {
         self.progress.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     async fn close(
         &self,
         mut session: Session,
-        last: Batch,
+        last: JournalWrite,
         ending: Ending,
         failure: Option<&str>,
     ) -> Result<Finished, LedgerError> {
@@ -427,7 +427,7 @@ impl Ledger {
     async fn close_on(
         &self,
         session: &mut Session,
-        last: Batch,
+        last: JournalWrite,
         ending: Ending,
         failure: Option<&str>,
     ) -> Result<Finished, LedgerError> {
@@ -456,7 +456,8 @@ impl Ledger {
             .map(str::to_owned)
             .or_else(|| tripped.as_ref().map(|t| format!("pruning held back: {t}")));
         let closing = Closing { status, error: error.as_deref(), hold_dead: tripped.is_some() };
-        let end = Batch { checkpoint: last.checkpoint, totals: last.totals, ..Batch::default() };
+        let end =
+            JournalWrite { checkpoint: last.checkpoint, totals: last.totals, ..JournalWrite::default() };
         let held = match timed(session.write(&self.key, &self.owner, &end, Some(&closing)), &self.db).await? {
             Written::Done { held } => held,
             Written::NotOwner => return Err(LedgerError::Superseded { key: self.key.clone() }),
@@ -472,7 +473,7 @@ impl Ledger {
 
     /// The session is gone: record the end on a new connection, owner-checked, while the
     /// database lets us (a rerun then resumes exactly); give up after a few seconds.
-    async fn record_after_loss(&self, batch: &Batch, error: &LedgerError) {
+    async fn record_after_loss(&self, batch: &JournalWrite, error: &LedgerError) {
         let message = error.to_string();
         let closing = Closing { status: RunStatus::Failed, error: Some(&message), hold_dead: false };
         let give_up = tokio::time::Instant::now() + LAST_RECORD_PATIENCE;
@@ -534,9 +535,9 @@ async fn claim(
         let rows = session.slot_rows(&key.job, &key.slot).await?;
         let start = decide(key, &rows, force, me).map_err(Claimed::Refused)?;
         let state = match &start {
-            Start::Done(detail) => return Err(Claimed::Done(detail.clone())),
-            Start::Fresh | Start::Reset => (0, SlotCounts::default()),
-            Start::Resume(row) => {
+            SlotState::Done(detail) => return Err(Claimed::Done(detail.clone())),
+            SlotState::Fresh | SlotState::Reset => (0, SlotCounts::default()),
+            SlotState::Resume(row) => {
                 tracing::info!(
                     checkpoint = row.checkpoint,
                     previous = %row.status,
@@ -547,7 +548,7 @@ async fn claim(
                 (row.checkpoint, row.totals)
             }
         };
-        let claim = Claim { owner, host: &me.host, pid: me.pid, reset: start == Start::Reset };
+        let claim = Claim { owner, host: &me.host, pid: me.pid, reset: start == SlotState::Reset };
         session.claim(key, &claim).await?;
         Ok(state)
     }
@@ -559,7 +560,7 @@ async fn claim(
 }
 
 /// The start rules, on the slot's rows of every shard.
-fn decide(key: &RunKey, rows: &[RunRow], force: bool, me: &Me) -> Result<Start, LedgerError> {
+fn decide(key: &RunKey, rows: &[RunRow], force: bool, me: &Me) -> Result<SlotState, LedgerError> {
     let layout_of = |row: &RunRow| row.shard.parse::<Shard>().map_or(1, |s| s.count);
     let others: Vec<&RunRow> = rows.iter().filter(|row| layout_of(row) != key.shard.count).collect();
     if let Some(first) = others.first() {
@@ -567,7 +568,7 @@ fn decide(key: &RunKey, rows: &[RunRow], force: bool, me: &Me) -> Result<Start, 
         let done = others.iter().filter(|row| row.status == RunStatus::Done).count();
         let in_layout = others.iter().filter(|row| layout_of(row) == count).count();
         if !force && done == others.len() && in_layout as u32 == count && others.len() as u32 == count {
-            return Ok(Start::Done(format!("it was sent completely with {}", layout_name(count))));
+            return Ok(SlotState::Done(format!("it was sent completely with {}", layout_name(count))));
         }
         let rows =
             others.iter().map(|row| format!("{} {}", row.shard, row.status)).collect::<Vec<_>>().join(", ");
@@ -575,11 +576,11 @@ fn decide(key: &RunKey, rows: &[RunRow], force: bool, me: &Me) -> Result<Start, 
     }
     let mine = rows.iter().find(|row| row.shard == key.shard.to_string());
     Ok(match mine {
-        None => Start::Fresh,
+        None => SlotState::Fresh,
         Some(row) if row.status == RunStatus::Done && !force => {
-            Start::Done(format!("finished {}", row.updated_at))
+            SlotState::Done(format!("finished {}", row.updated_at))
         }
-        Some(row) if row.status == RunStatus::Done => Start::Reset,
+        Some(row) if row.status == RunStatus::Done => SlotState::Reset,
         Some(row) if row.status == RunStatus::Running && owner_alive(row, me) => {
             let heartbeat =
                 row.heartbeat_age_ms.map_or("never".into(), |ms| format!("{:.1} s ago", ms as f64 / 1000.0));
@@ -590,7 +591,7 @@ fn decide(key: &RunKey, rows: &[RunRow], force: bool, me: &Me) -> Result<Start, 
                 heartbeat,
             });
         }
-        Some(row) => Start::Resume(Box::new(row.clone())),
+        Some(row) => SlotState::Resume(Box::new(row.clone())),
     })
 }
 
@@ -653,7 +654,7 @@ async fn flush_loop(
             _ = tick.tick() => {}
             () = gate.write_requested() => {}
         }
-        let batch = recorder.progress().take_batch(None);
+        let batch = recorder.progress().take_write(None);
         let written = {
             let write = timed(session.write(&key, &owner, &batch, None), &db);
             tokio::pin!(write);
@@ -741,21 +742,21 @@ mod tests {
 
     #[test]
     fn a_slot_without_rows_starts_fresh() {
-        assert_eq!(decide(&key("0/1"), &[], false, &me()).unwrap(), Start::Fresh);
+        assert_eq!(decide(&key("0/1"), &[], false, &me()).unwrap(), SlotState::Fresh);
     }
 
     #[test]
     fn a_done_slot_is_done_unless_forced() {
         let rows = [row("0/1", RunStatus::Done)];
-        assert!(matches!(decide(&key("0/1"), &rows, false, &me()).unwrap(), Start::Done(_)));
-        assert_eq!(decide(&key("0/1"), &rows, true, &me()).unwrap(), Start::Reset);
+        assert!(matches!(decide(&key("0/1"), &rows, false, &me()).unwrap(), SlotState::Done(_)));
+        assert_eq!(decide(&key("0/1"), &rows, true, &me()).unwrap(), SlotState::Reset);
     }
 
     #[test]
     fn a_partial_slot_resumes_from_its_checkpoint() {
         let rows = [row("0/1", RunStatus::Partial)];
         assert!(
-            matches!(decide(&key("0/1"), &rows, false, &me()).unwrap(), Start::Resume(r) if r.checkpoint == 41)
+            matches!(decide(&key("0/1"), &rows, false, &me()).unwrap(), SlotState::Resume(r) if r.checkpoint == 41)
         );
     }
 
@@ -770,7 +771,7 @@ mod tests {
     #[test]
     fn a_running_row_with_a_stale_heartbeat_elsewhere_is_resumed() {
         let rows = [row("0/1", RunStatus::Running)];
-        assert!(matches!(decide(&key("0/1"), &rows, false, &me()).unwrap(), Start::Resume(_)));
+        assert!(matches!(decide(&key("0/1"), &rows, false, &me()).unwrap(), SlotState::Resume(_)));
     }
 
     #[test]
@@ -782,7 +783,7 @@ mod tests {
             heartbeat_age_ms: Some(10),
             ..row("0/1", RunStatus::Running)
         }];
-        assert!(matches!(decide(&key("0/1"), &rows, false, &me()).unwrap(), Start::Resume(_)));
+        assert!(matches!(decide(&key("0/1"), &rows, false, &me()).unwrap(), SlotState::Resume(_)));
     }
 
     #[test]
@@ -797,7 +798,7 @@ mod tests {
     fn a_slot_sent_completely_with_another_layout_is_done() {
         let rows = [row("0/1", RunStatus::Done)];
         assert!(
-            matches!(decide(&key("1/2"), &rows, false, &me()).unwrap(), Start::Done(d) if d.contains("no shards"))
+            matches!(decide(&key("1/2"), &rows, false, &me()).unwrap(), SlotState::Done(d) if d.contains("no shards"))
         );
     }
 

@@ -1,5 +1,5 @@
 //! What a running slot knows that the database does not yet: which users are in flight, what
-//! became of the others, and from that the next [`Batch`] to make durable.
+//! became of the others, and from that the next [`JournalWrite`] to make durable.
 //!
 //! The rule that bounds what a crash can cost: every write moves the checkpoint to the highest
 //! user that had *finished* (sent, pruned, failed for good) by the previous write. Users are
@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 
 use crate::counts::SlotCounts;
-use crate::db::ledger::{Batch, DeadToken, Marks, RetryState, RowChange};
+use crate::db::ledger::{DeadToken, JournalWrite, Marks, RetryState, RowChange};
 
 /// What became of one user's message, as far as the slot is concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,7 +60,7 @@ struct Resolved {
     resolution: Resolution,
 }
 
-/// How the run that is writing its last batch ended.
+/// How the run whose last journal write this is ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Ending {
     /// Every user was read and answered: the checkpoint moves past the last one read.
@@ -73,7 +73,7 @@ pub(crate) enum Ending {
 /// The in-memory side of the ledger. Memory is bounded by the users in flight plus one write
 /// interval's answers, whatever the number of users.
 #[derive(Debug)]
-pub(crate) struct Progress {
+pub(crate) struct SlotProgress {
     checkpoint: i64,
     /// The highest finished user at the previous write: the next checkpoint.
     finished_at_last_write: i64,
@@ -84,17 +84,17 @@ pub(crate) struct Progress {
     /// Answers not yet in a batch (those above the checkpoint wait for it to pass them).
     unwritten: Vec<Resolved>,
     totals: SlotCounts,
-    /// Delivered (finished) answers in the batches taken since the last [`Progress::take_written`]:
+    /// Delivered (finished) answers in the batches taken since the last [`SlotProgress::take_written`]:
     /// once their write commits, a crash no longer sends them again.
     writing: usize,
     /// What each batch records for the users it delivered to.
     marks: Option<Marks>,
 }
 
-impl Progress {
+impl SlotProgress {
     /// The state of a slot resumed at `checkpoint` with these totals.
     pub(crate) fn new(checkpoint: i64, totals: SlotCounts) -> Self {
-        Progress {
+        SlotProgress {
             checkpoint,
             finished_at_last_write: checkpoint,
             highest_finished: checkpoint,
@@ -147,15 +147,15 @@ impl Progress {
         self.unwritten.push(Resolved { user_id, held, resolution });
     }
 
-    /// The next batch to write; with `ending`, the run's last.
-    pub(crate) fn take_batch(&mut self, ending: Option<Ending>) -> Batch {
+    /// The next journal write; with `ending`, the run's last.
+    pub(crate) fn take_write(&mut self, ending: Option<Ending>) -> JournalWrite {
         let checkpoint = self.checkpoint.max(match ending {
             None => self.finished_at_last_write,
             Some(Ending::Stopped) => self.highest_finished,
             Some(Ending::Complete) => self.highest_read.max(self.highest_finished),
         });
         self.finished_at_last_write = self.highest_finished;
-        let mut batch = Batch { checkpoint, marks: self.marks, ..Batch::default() };
+        let mut batch = JournalWrite { checkpoint, marks: self.marks, ..JournalWrite::default() };
         for (_, held) in self.pending.range_mut(..=checkpoint) {
             if *held == Held::Nothing {
                 *held = Held::Listed;
@@ -192,7 +192,7 @@ impl Progress {
     }
 
     /// A user counted for the first time.
-    fn settle_fresh(&mut self, Resolved { user_id, resolution, .. }: Resolved, batch: &mut Batch) {
+    fn settle_fresh(&mut self, Resolved { user_id, resolution, .. }: Resolved, batch: &mut JournalWrite) {
         let t = &mut self.totals;
         if resolution != Resolution::Skipped {
             t.targeted += 1;
@@ -213,7 +213,7 @@ impl Progress {
     }
 
     /// A user already counted in `retrying`, through the in-flight list or a retry-set row.
-    fn settle_held(&mut self, Resolved { user_id, held, resolution }: Resolved, batch: &mut Batch) {
+    fn settle_held(&mut self, Resolved { user_id, held, resolution }: Resolved, batch: &mut JournalWrite) {
         let t = &mut self.totals;
         let change = match resolution {
             Resolution::Retry { reason } => {
@@ -252,7 +252,7 @@ mod tests {
         Resolution::Dead(DeadToken { user_id, token: format!("t{user_id}"), reason: "UNREGISTERED" })
     }
 
-    fn take_all(progress: &mut Progress, users: std::ops::RangeInclusive<i64>) {
+    fn take_all(progress: &mut SlotProgress, users: std::ops::RangeInclusive<i64>) {
         for user in users {
             progress.taken(user, false);
         }
@@ -260,16 +260,16 @@ mod tests {
 
     #[test]
     fn the_checkpoint_follows_what_had_finished_by_the_previous_write() {
-        let mut progress = Progress::new(0, SlotCounts::default());
+        let mut progress = SlotProgress::new(0, SlotCounts::default());
         take_all(&mut progress, 1..=10);
         for user in 1..=4 {
             progress.resolved(user, Resolution::Sent);
         }
-        assert_eq!(progress.take_batch(None).checkpoint, 0, "answers since the previous write wait");
+        assert_eq!(progress.take_write(None).checkpoint, 0, "answers since the previous write wait");
         for user in 5..=6 {
             progress.resolved(user, Resolution::Sent);
         }
-        let batch = progress.take_batch(None);
+        let batch = progress.take_write(None);
         assert_eq!(batch.checkpoint, 4);
         assert_eq!(batch.totals, SlotCounts { targeted: 4, sent: 4, ..SlotCounts::default() });
         assert!(batch.rows.is_empty(), "nothing slow, nothing to write but the row");
@@ -277,13 +277,13 @@ mod tests {
 
     #[test]
     fn a_user_in_flight_below_the_checkpoint_is_listed_in_flight() {
-        let mut progress = Progress::new(0, SlotCounts::default());
+        let mut progress = SlotProgress::new(0, SlotCounts::default());
         take_all(&mut progress, 1..=5);
         for user in 2..=5 {
             progress.resolved(user, Resolution::Sent);
         }
-        progress.take_batch(None);
-        let batch = progress.take_batch(None);
+        progress.take_write(None);
+        let batch = progress.take_write(None);
         assert_eq!(batch.checkpoint, 5);
         assert_eq!(batch.in_flight, vec![1]);
         assert!(batch.rows.is_empty(), "in flight is not a retry-set row");
@@ -293,27 +293,27 @@ mod tests {
 
     #[test]
     fn a_listed_user_that_is_then_delivered_leaves_the_list() {
-        let mut progress = Progress::new(0, SlotCounts::default());
+        let mut progress = SlotProgress::new(0, SlotCounts::default());
         take_all(&mut progress, 1..=3);
         progress.resolved(2, Resolution::Sent);
         progress.resolved(3, Resolution::Sent);
-        progress.take_batch(None);
-        assert_eq!(progress.take_batch(None).in_flight, vec![1]);
+        progress.take_write(None);
+        assert_eq!(progress.take_write(None).in_flight, vec![1]);
         progress.resolved(1, Resolution::Sent);
-        let batch = progress.take_batch(None);
+        let batch = progress.take_write(None);
         assert!(batch.in_flight.is_empty() && batch.rows.is_empty());
         assert_eq!(batch.totals, SlotCounts { targeted: 3, sent: 3, ..SlotCounts::default() });
     }
 
     #[test]
     fn a_listed_user_that_fails_moves_to_the_retry_set() {
-        let mut progress = Progress::new(0, SlotCounts::default());
+        let mut progress = SlotProgress::new(0, SlotCounts::default());
         take_all(&mut progress, 1..=2);
         progress.resolved(2, Resolution::Sent);
-        progress.take_batch(None);
-        progress.take_batch(None);
+        progress.take_write(None);
+        progress.take_write(None);
         progress.resolved(1, retry("503"));
-        let batch = progress.take_batch(None);
+        let batch = progress.take_write(None);
         assert!(batch.in_flight.is_empty());
         assert!(matches!(batch.rows[&1], RowChange::Keep { state: RetryState::Retry, .. }));
         assert_eq!(batch.totals, SlotCounts { targeted: 2, sent: 1, retrying: 1, ..SlotCounts::default() });
@@ -321,12 +321,12 @@ mod tests {
 
     #[test]
     fn an_undelivered_user_below_the_checkpoint_goes_into_the_retry_set_with_its_reason() {
-        let mut progress = Progress::new(0, SlotCounts::default());
+        let mut progress = SlotProgress::new(0, SlotCounts::default());
         take_all(&mut progress, 1..=3);
         progress.resolved(1, retry("503 UNAVAILABLE"));
         progress.resolved(2, Resolution::Sent);
         progress.resolved(3, Resolution::Sent);
-        let batch = progress.take_batch(Some(Ending::Complete));
+        let batch = progress.take_write(Some(Ending::Complete));
         assert_eq!(batch.checkpoint, 3);
         assert_eq!(
             batch.rows[&1],
@@ -337,7 +337,7 @@ mod tests {
 
     #[test]
     fn a_stopped_run_leaves_its_unsent_tail_above_the_checkpoint_without_rows() {
-        let mut progress = Progress::new(0, SlotCounts::default());
+        let mut progress = SlotProgress::new(0, SlotCounts::default());
         take_all(&mut progress, 1..=1000);
         for user in 1..=10 {
             progress.resolved(user, Resolution::Sent);
@@ -345,7 +345,7 @@ mod tests {
         for user in 11..=1000 {
             progress.resolved(user, retry("left unsent at the deadline"));
         }
-        let batch = progress.take_batch(Some(Ending::Stopped));
+        let batch = progress.take_write(Some(Ending::Stopped));
         assert_eq!(batch.checkpoint, 10);
         assert!(batch.rows.is_empty());
         assert_eq!(batch.totals, SlotCounts { targeted: 10, sent: 10, ..SlotCounts::default() });
@@ -354,10 +354,10 @@ mod tests {
     #[test]
     fn a_retry_set_user_that_is_delivered_leaves_the_set() {
         let before = SlotCounts { targeted: 10, sent: 9, retrying: 1, ..SlotCounts::default() };
-        let mut progress = Progress::new(10, before);
+        let mut progress = SlotProgress::new(10, before);
         progress.taken(4, true);
         progress.resolved(4, Resolution::Sent);
-        let batch = progress.take_batch(Some(Ending::Complete));
+        let batch = progress.take_write(Some(Ending::Complete));
         assert_eq!(batch.rows[&4], RowChange::Delete);
         assert_eq!(batch.totals, SlotCounts { targeted: 10, sent: 10, ..SlotCounts::default() });
     }
@@ -365,9 +365,9 @@ mod tests {
     #[test]
     fn a_retry_set_user_without_a_token_any_more_leaves_the_set_as_skipped() {
         let before = SlotCounts { targeted: 10, sent: 9, retrying: 1, ..SlotCounts::default() };
-        let mut progress = Progress::new(10, before);
+        let mut progress = SlotProgress::new(10, before);
         progress.skipped(4, true);
-        let batch = progress.take_batch(Some(Ending::Complete));
+        let batch = progress.take_write(Some(Ending::Complete));
         assert_eq!(batch.rows[&4], RowChange::Delete);
         assert_eq!(batch.totals, SlotCounts { targeted: 9, sent: 9, skipped: 1, ..SlotCounts::default() });
         assert!(batch.totals.adds_up());
@@ -375,64 +375,64 @@ mod tests {
 
     #[test]
     fn dead_tokens_are_counted_pruned_and_handed_to_the_prune_log() {
-        let mut progress = Progress::new(0, SlotCounts::default());
+        let mut progress = SlotProgress::new(0, SlotCounts::default());
         take_all(&mut progress, 1..=2);
         progress.resolved(1, dead(1));
         progress.resolved(2, Resolution::Sent);
-        let batch = progress.take_batch(Some(Ending::Complete));
+        let batch = progress.take_write(Some(Ending::Complete));
         assert_eq!(batch.dead.len(), 1);
         assert_eq!(batch.totals.pruned, 1);
     }
 
     #[test]
     fn skipped_users_above_the_checkpoint_are_counted_once_it_passes_them() {
-        let mut progress = Progress::new(0, SlotCounts::default());
+        let mut progress = SlotProgress::new(0, SlotCounts::default());
         progress.taken(1, false);
         progress.skipped(2, false);
         progress.taken(3, false);
         progress.resolved(1, Resolution::Sent);
         progress.resolved(3, Resolution::Sent);
-        assert_eq!(progress.take_batch(None).totals.skipped, 0);
+        assert_eq!(progress.take_write(None).totals.skipped, 0);
         assert_eq!(
-            progress.take_batch(None).totals,
+            progress.take_write(None).totals,
             SlotCounts { targeted: 2, sent: 2, skipped: 1, ..SlotCounts::default() }
         );
     }
 
     #[test]
     fn a_complete_run_moves_the_checkpoint_past_the_last_user_read() {
-        let mut progress = Progress::new(0, SlotCounts::default());
+        let mut progress = SlotProgress::new(0, SlotCounts::default());
         progress.taken(1, false);
         progress.resolved(1, Resolution::Sent);
         progress.skipped(7, false);
-        assert_eq!(progress.take_batch(Some(Ending::Complete)).checkpoint, 7);
+        assert_eq!(progress.take_write(Some(Ending::Complete)).checkpoint, 7);
     }
 
     #[test]
     fn a_delivered_answer_is_written_once_the_checkpoint_passes_it() {
-        let mut progress = Progress::new(0, SlotCounts::default());
+        let mut progress = SlotProgress::new(0, SlotCounts::default());
         take_all(&mut progress, 1..=4);
         for user in 1..=3 {
             progress.resolved(user, Resolution::Sent);
         }
         progress.resolved(4, retry("503"));
-        progress.take_batch(None);
+        progress.take_write(None);
         assert_eq!(progress.take_written(), 0, "above the checkpoint, they wait for the next write");
-        progress.take_batch(None);
+        progress.take_write(None);
         assert_eq!(progress.take_written(), 3, "an undelivered answer costs nothing to send again");
         assert_eq!(progress.take_written(), 0);
     }
 
     #[test]
     fn memory_holds_only_what_waits_for_the_checkpoint() {
-        let mut progress = Progress::new(0, SlotCounts::default());
+        let mut progress = SlotProgress::new(0, SlotCounts::default());
         for round in 0..100i64 {
             let first = round * 100 + 1;
             take_all(&mut progress, first..=first + 99);
             for user in first..=first + 99 {
                 progress.resolved(user, Resolution::Sent);
             }
-            progress.take_batch(None);
+            progress.take_write(None);
             assert!(progress.unwritten.len() <= 100 && progress.pending.is_empty());
         }
     }

@@ -282,7 +282,7 @@ pub enum SourceError {
 
 /// Where a resumed slot starts, for the sources that read the database.
 #[derive(Debug, Clone)]
-pub(crate) struct Start {
+pub(crate) struct ReadFrom {
     /// The slot whose retry set is read first (`None`: no retry set).
     pub retry_set: Option<RunKey>,
     /// Users at or below this id are not read (after the retry set).
@@ -299,27 +299,27 @@ pub(crate) struct Reach<'a> {
     among: Option<&'a NotArrived>,
 }
 
-impl Start {
+impl ReadFrom {
     /// From the beginning, without a retry set.
     pub(crate) fn beginning() -> Self {
-        Start { retry_set: None, after_user_id: 0 }
+        ReadFrom { retry_set: None, after_user_id: 0 }
     }
 }
 
 impl TokenSource {
     /// `app_user`'s users of `shard`, from `start`.
-    pub(crate) fn users(db: Database, shard: Shard, start: Start) -> Self {
+    pub(crate) fn users(db: Database, shard: Shard, start: ReadFrom) -> Self {
         TokenSource::Users(users::UserPages::new(db, shard, start, None))
     }
 
     /// `path-daily --remind`'s audience: the users of `shard` with a token, from `start`, who
     /// are `among` those the first run reached and whose week has not arrived since.
-    pub(crate) fn not_arrived(db: Database, shard: Shard, start: Start, among: NotArrived) -> Self {
+    pub(crate) fn not_arrived(db: Database, shard: Shard, start: ReadFrom, among: NotArrived) -> Self {
         TokenSource::Users(users::UserPages::new(db, shard, start, Some(among)))
     }
 
     /// The badge winners `winners` names, from `start`.
-    pub(crate) fn winners(db: Database, winners: Winners, start: Start) -> Self {
+    pub(crate) fn winners(db: Database, winners: Winners, start: ReadFrom) -> Self {
         TokenSource::Winners(winners::WinnerPages::new(db, winners, start))
     }
 

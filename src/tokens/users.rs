@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 use tokio::task::JoinHandle;
 
 use super::owners::Owners;
-use super::{mark, retry_candidates, Candidate, Page, Reach, RetrySet, Start};
+use super::{mark, retry_candidates, Candidate, Page, Reach, ReadFrom, RetrySet};
 use crate::db::tokens::{NotArrived, TokenRow, PAGE_SIZE};
 use crate::db::{Database, DbError};
 use crate::shard::Shard;
@@ -19,7 +19,7 @@ use crate::shard::Shard;
 pub(crate) struct UserPages {
     db: Database,
     shard: Shard,
-    start: Start,
+    start: ReadFrom,
     /// Only the reminder's audience; `None`: everyone with a token.
     among: Option<Arc<NotArrived>>,
     owners: OnceLock<Owners>,
@@ -65,7 +65,7 @@ impl Drop for ReadAhead {
 }
 
 impl UserPages {
-    pub(super) fn new(db: Database, shard: Shard, start: Start, among: Option<NotArrived>) -> Self {
+    pub(super) fn new(db: Database, shard: Shard, start: ReadFrom, among: Option<NotArrived>) -> Self {
         let retry_set = RetrySet::new(start.retry_set.clone());
         let after = start.after_user_id;
         let among = among.map(Arc::new);

@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use chrono::{DateTime, Utc};
 
 use super::owners::Owners;
-use super::{mark, retry_candidates, Candidate, Page, RetrySet, Start};
+use super::{mark, retry_candidates, Candidate, Page, ReadFrom, RetrySet};
 use crate::db::stats::{WinnerRow, WINNERS_PER_PAGE};
 use crate::db::{Database, DbError};
 use crate::fcm::message::Message;
@@ -36,7 +36,7 @@ pub(crate) struct WinnerPages {
 }
 
 impl WinnerPages {
-    pub(super) fn new(db: Database, winners: Winners, start: Start) -> Self {
+    pub(super) fn new(db: Database, winners: Winners, start: ReadFrom) -> Self {
         let retry_set = RetrySet::new(start.retry_set);
         WinnerPages {
             db,
