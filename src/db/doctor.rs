@@ -19,12 +19,17 @@ const _: () = assert!(BACKEND_COLUMNS.len() == 4);
 const COLUMNS_SQL: &str = "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS \
      WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (?, ?, ?, ?)";
 
-/// The backend's interval tables, which a `stats weekly` refresh reads by `last_updated`.
-pub(crate) const REFRESH_TABLES: [&str; 2] = ["intervalstay", "intervalmove"];
+/// The indexes `stats weekly` and `report week` read the backend's history through, as (table,
+/// first column): the week's days by `date` (without it every run scans every user's history),
+/// the intervals written since the last run by `last_updated` (without them a refresh reads
+/// every interval of the week). docs/stats.md, "Refresh for late uploads".
+pub(crate) const STATS_INDEXES: [(&str, &str); 3] =
+    [("dailypath", "date"), ("intervalstay", "last_updated"), ("intervalmove", "last_updated")];
 
-/// Indexes that start with `last_updated` on the interval tables.
-const REFRESH_INDEXES_SQL: &str = "SELECT DISTINCT TABLE_NAME FROM information_schema.STATISTICS \
-     WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (?, ?) AND COLUMN_NAME = 'last_updated' AND SEQ_IN_INDEX = 1";
+/// The (table, column) pairs of the backend's tables that start an index.
+const INDEXED_SQL: &str = "SELECT DISTINCT TABLE_NAME, COLUMN_NAME FROM information_schema.STATISTICS \
+     WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ('dailypath', 'intervalstay', 'intervalmove') \
+       AND SEQ_IN_INDEX = 1";
 
 // The same filter as the token pages (`db::tokens`). Trimming, duplicates and malformed tokens
 // are only known while reading.
@@ -78,17 +83,17 @@ impl Database {
         Ok(missing)
     }
 
-    /// The tables of [`REFRESH_TABLES`] without an index that starts with `last_updated`.
-    pub(crate) async fn tables_without_refresh_index(&self) -> Result<Vec<&'static str>, DbError> {
+    /// The (table, column) pairs of [`STATS_INDEXES`] that start no index.
+    pub(crate) async fn missing_stats_indexes(&self) -> Result<Vec<(&'static str, &'static str)>, DbError> {
         let mut conn = self.conn().await?;
-        let indexed: Vec<String> = conn
-            .exec(REFRESH_INDEXES_SQL, (REFRESH_TABLES[0], REFRESH_TABLES[1]))
+        let indexed: Vec<(String, String)> = conn
+            .query(INDEXED_SQL)
             .await
             .map_err(|e| self.classify(e, "reading information_schema.STATISTICS"))?;
-        Ok(REFRESH_TABLES
-            .into_iter()
-            .filter(|table| !indexed.iter().any(|t| t.eq_ignore_ascii_case(table)))
-            .collect())
+        let has = |table: &str, column: &str| {
+            indexed.iter().any(|(t, c)| t.eq_ignore_ascii_case(table) && c.eq_ignore_ascii_case(column))
+        };
+        Ok(STATS_INDEXES.into_iter().filter(|(table, column)| !has(table, column)).collect())
     }
 
     /// How many users have a token stored.

@@ -68,35 +68,57 @@ const DROP_DAYS: &str = "DROP TEMPORARY TABLE IF EXISTS wolley_push_week_day";
 const CREATE_CHANGED: &str =
     "CREATE TEMPORARY TABLE wolley_push_week_changed (user_id INT NOT NULL PRIMARY KEY)";
 const DROP_CHANGED: &str = "DROP TEMPORARY TABLE IF EXISTS wolley_push_week_changed";
-/// Users with a day of the week and no weekly row, or whose day row was updated after their
-/// weekly row was computed: read from the session's table of days (no second pass over the
-/// backend's history).
+/// Users whose day row of the week was updated after their weekly row was computed, and users
+/// without a row whose day was updated since the week was last computed (`:since`; a user with
+/// days but nothing countable has no row, and is not recomputed by every refresh). Read from the
+/// session's table of days: no second pass over the backend's history.
 const CHANGED_DAYS: &str = "\
     INSERT IGNORE INTO wolley_push_week_changed (user_id) \
     SELECT w.user_id FROM wolley_push_week_day w \
     LEFT JOIN wolley_push_weekly_user_gen u \
       ON u.week = :week AND u.generation = :generation AND u.user_id = w.user_id \
-    WHERE u.user_id IS NULL OR u.computed_at IS NULL OR w.last_updated > u.computed_at";
-/// Users with an interval of the week updated after their weekly row was computed.
-/// `last_updated > :since` (when the published week was last brought up to date) is implied by
-/// the per-user condition but lets MariaDB start from an index on `last_updated` when the backend
-/// has one: a range of the rows written since the last run instead of every interval of the week
-/// (docs/stats.md, "Refresh for late uploads").
+    WHERE (u.user_id IS NULL AND w.last_updated > :since) \
+       OR (u.user_id IS NOT NULL AND (u.computed_at IS NULL OR w.last_updated > u.computed_at))";
+/// Users with an interval of the week updated after their weekly row was computed (or, without a
+/// row, since the week was). The join order is chosen, not left to MariaDB's estimates, which
+/// measured wrong at 100,000 users (BENCHMARKS.md, "Issue 17"): `$first` is
+/// `FROM_UPDATED` when the table has an index starting with `last_updated` (a range of the rows
+/// written since the week was last computed, each looked up among the week's days by primary key),
+/// else `FROM_WEEK` (every interval of the week's days through `daily_path_id`, never the older
+/// history, which a scan of the interval table would read).
 macro_rules! changed_intervals {
-    ($table:literal) => {
+    ($table:literal, $first:ident) => {
         concat!(
-            "INSERT IGNORE INTO wolley_push_week_changed (user_id) \
-             SELECT DISTINCT w.user_id FROM ",
-            $table,
-            " i JOIN wolley_push_week_day w ON w.dailypath_id = i.daily_path_id \
-             JOIN wolley_push_weekly_user_gen u \
+            "INSERT IGNORE INTO wolley_push_week_changed (user_id) SELECT DISTINCT STRAIGHT_JOIN w.user_id ",
+            changed_intervals!(@ $first, $table),
+            " LEFT JOIN wolley_push_weekly_user_gen u \
                ON u.week = :week AND u.generation = :generation AND u.user_id = w.user_id \
-             WHERE i.last_updated > :since AND i.last_updated > u.computed_at"
+             WHERE i.last_updated > :since \
+               AND (u.user_id IS NULL OR u.computed_at IS NULL OR i.last_updated > u.computed_at)"
         )
     };
+    (@ FROM_UPDATED, $table:literal) => {
+        concat!("FROM ", $table, " i JOIN wolley_push_week_day w ON w.dailypath_id = i.daily_path_id")
+    };
+    (@ FROM_WEEK, $table:literal) => {
+        concat!("FROM wolley_push_week_day w JOIN ", $table, " i ON i.daily_path_id = w.dailypath_id")
+    };
 }
-const CHANGED_STAYS: &str = changed_intervals!("intervalstay");
-const CHANGED_MOVES: &str = changed_intervals!("intervalmove");
+/// [`changed_intervals!`]'s statements: by table, from the updated rows and from the week.
+const CHANGED_INTERVAL_ROWS: [(&str, [&str; 2]); 2] = [
+    (
+        "intervalstay",
+        [changed_intervals!("intervalstay", FROM_UPDATED), changed_intervals!("intervalstay", FROM_WEEK)],
+    ),
+    (
+        "intervalmove",
+        [changed_intervals!("intervalmove", FROM_UPDATED), changed_intervals!("intervalmove", FROM_WEEK)],
+    ),
+];
+/// The interval tables with an index whose first column is `last_updated`.
+const UPDATED_INDEXES: &str = "SELECT DISTINCT TABLE_NAME FROM information_schema.STATISTICS \
+     WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ('intervalstay', 'intervalmove') \
+       AND COLUMN_NAME = 'last_updated' AND SEQ_IN_INDEX = 1";
 /// `--user` is always recomputed, so that it can be shown.
 const CHANGED_SHOWN: &str = "INSERT IGNORE INTO wolley_push_week_changed (user_id) VALUES (?)";
 const COUNT_CHANGED: &str = "SELECT COUNT(*) FROM wolley_push_week_changed";
@@ -444,8 +466,12 @@ impl Database {
             params! { "week" => label, "generation" => generation, "since" => datetime_value(since) }
         };
         conn.exec_drop(CHANGED_DAYS, params()).await.map_err(fail)?;
-        conn.exec_drop(CHANGED_STAYS, params()).await.map_err(fail)?;
-        conn.exec_drop(CHANGED_MOVES, params()).await.map_err(fail)?;
+        let indexed: Vec<String> = conn.query(UPDATED_INDEXES).await.map_err(fail)?;
+        for (table, [from_updated, from_week]) in CHANGED_INTERVAL_ROWS {
+            let indexed = indexed.iter().any(|t| t.eq_ignore_ascii_case(table));
+            let statement = if indexed { from_updated } else { from_week };
+            conn.exec_drop(statement, params()).await.map_err(fail)?;
+        }
         if let Some(user) = shown {
             conn.exec_drop(CHANGED_SHOWN, (user,)).await.map_err(fail)?;
         }

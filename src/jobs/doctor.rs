@@ -36,7 +36,7 @@ const DATABASE: &str = "database";
 const BACKEND_TABLES: &str = "backend-tables";
 const SCHEMA: &str = "schema";
 const TOKENS: &str = "tokens";
-const REFRESH_INDEXES: &str = "refresh-indexes";
+const STATS_INDEXES: &str = "stats-indexes";
 
 /// A syntactically plausible registration token no device has: FCM validates the request,
 /// then answers that the token is not valid, which proves authentication and permission.
@@ -361,7 +361,7 @@ fn fcm_refusal(project: &str, fatal: FatalSendError) -> Check {
 /// database, backend-tables, schema and tokens.
 async fn database_checks(config: &Config) -> Vec<Check> {
     let Some(url) = &config.database_url else {
-        return [DATABASE, BACKEND_TABLES, SCHEMA, TOKENS, REFRESH_INDEXES]
+        return [DATABASE, BACKEND_TABLES, SCHEMA, TOKENS, STATS_INDEXES]
             .into_iter()
             .map(|name| Check::skip(name, "no database URL is configured"))
             .collect();
@@ -370,7 +370,7 @@ async fn database_checks(config: &Config) -> Vec<Check> {
         Ok(db) => db,
         Err(error) => {
             let mut checks = vec![db_failure(DATABASE, &error)];
-            for name in [BACKEND_TABLES, SCHEMA, TOKENS, REFRESH_INDEXES] {
+            for name in [BACKEND_TABLES, SCHEMA, TOKENS, STATS_INDEXES] {
                 checks.push(Check::skip(name, "the database is not reachable"));
             }
             return checks;
@@ -432,7 +432,7 @@ async fn database_contents(db: &Database, url: &crate::db::DatabaseUrl) -> Vec<C
     });
     if !backend_ok {
         checks.push(Check::skip(TOKENS, "the backend's tables are not all there"));
-        checks.push(Check::skip(REFRESH_INDEXES, "the backend's tables are not all there"));
+        checks.push(Check::skip(STATS_INDEXES, "the backend's tables are not all there"));
         return checks;
     }
     let count = answered("counting tokens", url, db.stored_token_count()).await;
@@ -446,38 +446,53 @@ async fn database_contents(db: &Database, url: &crate::db::DatabaseUrl) -> Vec<C
         Ok(count) => Check::ok(TOKENS, format!("{count} users have a token to send to")),
         Err(error) => db_failure(TOKENS, &error),
     });
-    let unindexed =
-        answered("reading information_schema.STATISTICS", url, db.tables_without_refresh_index()).await;
-    checks.push(refresh_indexes(unindexed));
+    let missing = answered("reading information_schema.STATISTICS", url, db.missing_stats_indexes()).await;
+    checks.push(stats_indexes(missing));
     checks
 }
 
-/// Whether a `stats weekly` refresh can find the changed intervals from an index: without one,
-/// it reads every interval of the week (docs/stats.md, "Refresh for late uploads"). The tables are
-/// the backend's: the fix is theirs to apply.
-fn refresh_indexes(unindexed: Result<Vec<&'static str>, DbError>) -> Check {
-    match unindexed {
-        Ok(tables) if tables.is_empty() => Check::ok(
-            REFRESH_INDEXES,
-            "intervalstay and intervalmove have an index on last_updated: a stats weekly refresh reads only what changed",
+/// Whether `stats weekly` and `report week` reach the week through indexes: without
+/// `dailypath (date)` every run scans every user's history, without the `last_updated` ones a
+/// refresh reads every interval of the week (docs/stats.md, "Refresh for late uploads"). The
+/// tables are the backend's: the fix is theirs to apply.
+fn stats_indexes(missing: Result<Vec<(&'static str, &'static str)>, DbError>) -> Check {
+    match missing {
+        Ok(missing) if missing.is_empty() => Check::ok(
+            STATS_INDEXES,
+            "dailypath (date), intervalstay (last_updated) and intervalmove (last_updated) are indexed: \
+             stats weekly reads only the week, and a refresh only what changed",
         ),
-        Ok(tables) => Check::warn(
-            REFRESH_INDEXES,
-            format!(
-                "{} {} no index on last_updated: each stats weekly refresh reads every interval of the week to find                  the few that changed",
-                tables.join(" and "),
-                if tables.len() == 1 { "has" } else { "have" }
-            ),
-            format!(
-                "ask the backend to add {} in a Django migration (db_index=True on last_updated);                  wolley-push never changes the backend's tables",
-                tables
-                    .iter()
-                    .map(|table| format!("CREATE INDEX {table}_last_updated ON {table} (last_updated)"))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ),
-        ),
-        Err(error) => db_failure(REFRESH_INDEXES, &error),
+        Ok(missing) => {
+            let named: Vec<String> =
+                missing.iter().map(|(table, column)| format!("{table} ({column})")).collect();
+            let create: Vec<String> = missing
+                .iter()
+                .map(|(table, column)| format!("CREATE INDEX {table}_{column} ON {table} ({column})"))
+                .collect();
+            Check::warn(
+                STATS_INDEXES,
+                format!("no index on {}: {}", named.join(", "), costs(&missing)),
+                format!(
+                    "ask the backend to add {} in a Django migration (models.Index or db_index=True); \
+                     wolley-push never changes the backend's tables",
+                    create.join("; ")
+                ),
+            )
+        }
+        Err(error) => db_failure(STATS_INDEXES, &error),
+    }
+}
+
+/// What the missing indexes cost, in the operator's words.
+fn costs(missing: &[(&str, &str)]) -> &'static str {
+    let days = missing.iter().any(|(table, _)| *table == "dailypath");
+    let intervals = missing.iter().any(|(table, _)| *table != "dailypath");
+    match (days, intervals) {
+        (true, true) => {
+            "every stats weekly run scans all of dailypath's history, and a refresh reads every interval of the week"
+        }
+        (true, false) => "every stats weekly run and report week scans all of dailypath's history to find the week's days",
+        _ => "a stats weekly refresh reads every interval of the week to find the few that changed",
     }
 }
 

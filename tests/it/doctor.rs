@@ -20,18 +20,19 @@ const CHECKS: [&str; 10] = [
     "backend-tables",
     "schema",
     "tokens",
-    "refresh-indexes",
+    "stats-indexes",
 ];
 
-/// The indexes on `last_updated` the backend should have for cheap refreshes.
-const REFRESH_INDEXES: &str = "CREATE INDEX intervalstay_last_updated ON intervalstay (last_updated); \
+/// The indexes the backend should have for `stats weekly` to read only the week.
+const STATS_INDEXES: &str = "CREATE INDEX dailypath_date ON dailypath (date); \
+     CREATE INDEX intervalstay_last_updated ON intervalstay (last_updated); \
      CREATE INDEX intervalmove_last_updated ON intervalmove (last_updated)";
 
 /// A world with users that have tokens, and its key as a private file (mode 0600).
 fn healthy() -> (World, PathBuf) {
     let world = World::new().with_db();
     world.db().add_users(&[(1, Some("token-of-user-1:APA91bHealthy")), (2, Some("abc")), (3, None)]);
-    world.db().exec(REFRESH_INDEXES);
+    world.db().exec(STATS_INDEXES);
     let key = key_with_mode(&world, &world.fcm.service_account_json(), 0o600);
     (world, key)
 }
@@ -90,14 +91,16 @@ fn doctor_passes_on_a_healthy_setup_and_exits_0() {
 }
 
 #[test]
-fn a_backend_without_last_updated_indexes_gets_a_warning_naming_them_and_still_passes() {
+fn a_backend_without_a_last_updated_index_gets_a_warning_naming_it_and_still_passes() {
     let (world, key) = healthy();
     world.db().exec("DROP INDEX intervalmove_last_updated ON intervalmove");
     let output = doctor(&world, &key, &[]);
     assert_eq!(code(&output), 0, "{}", stdout(&output));
-    let warning = line(&output, "refresh-indexes");
+    let warning = line(&output, "stats-indexes");
     assert!(
-        warning.starts_with("WARN refresh-indexes: intervalmove has no index on last_updated"),
+        warning.starts_with(
+            "WARN stats-indexes: no index on intervalmove (last_updated): a stats weekly refresh"
+        ),
         "{warning}"
     );
     assert!(
@@ -105,6 +108,20 @@ fn a_backend_without_last_updated_indexes_gets_a_warning_naming_them_and_still_p
         "{warning}"
     );
     assert!(!warning.contains("intervalstay_last_updated"), "{warning}");
+}
+
+#[test]
+fn a_backend_without_an_index_on_dailypath_date_is_told_every_run_scans_its_history() {
+    let (world, key) = healthy();
+    world.db().exec("DROP INDEX dailypath_date ON dailypath");
+    let output = doctor(&world, &key, &[]);
+    assert_eq!(code(&output), 0, "{}", stdout(&output));
+    let warning = line(&output, "stats-indexes");
+    assert!(
+        warning.contains("every stats weekly run and report week scans all of dailypath's history"),
+        "{warning}"
+    );
+    assert!(warning.contains("CREATE INDEX dailypath_date ON dailypath (date)"), "{warning}");
 }
 
 #[test]
@@ -141,7 +158,7 @@ fn a_wrong_database_password_fails_the_database_line_without_showing_it() {
         .output()
         .unwrap();
     assert_eq!(code(&output), 78, "{}", stdout(&output));
-    assert_fails_only(&output, "database", &["backend-tables", "schema", "tokens", "refresh-indexes"]);
+    assert_fails_only(&output, "database", &["backend-tables", "schema", "tokens", "stats-indexes"]);
     assert!(line(&output, "database").contains("password"), "{}", line(&output, "database"));
     assert!(!format!("{}{}", stdout(&output), stderr(&output)).contains("wrong-pa55word"));
 }
@@ -157,7 +174,7 @@ fn an_unreachable_database_fails_the_database_line_with_exit_75() {
         .output()
         .unwrap();
     assert_eq!(code(&output), 75, "{}", stdout(&output));
-    assert_fails_only(&output, "database", &["backend-tables", "schema", "tokens", "refresh-indexes"]);
+    assert_fails_only(&output, "database", &["backend-tables", "schema", "tokens", "stats-indexes"]);
 }
 
 #[test]
@@ -166,7 +183,7 @@ fn a_missing_backend_table_fails_the_backend_tables_line() {
     world.db().exec("DROP TABLE intervalmove");
     let output = doctor(&world, &key, &[]);
     assert_eq!(code(&output), 78, "{}", stdout(&output));
-    assert_fails_only(&output, "backend-tables", &["tokens", "refresh-indexes"]);
+    assert_fails_only(&output, "backend-tables", &["tokens", "stats-indexes"]);
     assert!(line(&output, "backend-tables").contains("table intervalmove"), "{}", stdout(&output));
 }
 
@@ -183,7 +200,7 @@ fn a_missing_backend_column_is_named() {
 fn an_unmigrated_database_fails_the_schema_line_and_says_to_migrate() {
     let world = World::new().with_unmigrated_db();
     world.db().add_users(&[(1, Some("token-of-user-1:APA91bHealthy"))]);
-    world.db().exec(REFRESH_INDEXES);
+    world.db().exec(STATS_INDEXES);
     let key = key_with_mode(&world, &world.fcm.service_account_json(), 0o600);
     let output = doctor(&world, &key, &[]);
     assert_eq!(code(&output), 78, "{}", stdout(&output));

@@ -589,6 +589,43 @@ fn a_changed_interval_alone_makes_its_user_recomputed() {
 }
 
 #[test]
+fn a_user_with_days_but_nothing_countable_is_not_recomputed_by_every_refresh() {
+    let world = World::new().with_db();
+    let b = Backend::new(world.db());
+    users(world.db(), &[1, 2]);
+    b.stay_for(1, 0, "09:00:00", "집", 3 * H);
+    b.stay_for(2, 1, "09:00:00", "회사", 0); // zero-length: ignored, so user 2 gets no row
+    report(&world, &[]);
+    let refresh = report(&world, &[]);
+    assert_eq!(
+        (refresh["scope"].as_str(), refresh["intervals_ignored"].as_u64()),
+        (Some("refresh"), Some(0))
+    );
+}
+
+#[test]
+fn refreshes_find_changed_intervals_through_an_index_on_last_updated_when_there_is_one() {
+    let world = World::new().with_db();
+    let b = Backend::new(world.db());
+    world.db().exec(
+        "CREATE INDEX intervalstay_last_updated ON intervalstay (last_updated); \
+         CREATE INDEX intervalmove_last_updated ON intervalmove (last_updated)",
+    );
+    users(world.db(), &[1, 2]);
+    b.stay_for(1, 0, "09:00:00", "집", 3 * H);
+    b.stay_for(2, 1, "09:00:00", "회사", 4 * H);
+    report(&world, &[]);
+    world.db().exec(
+        "UPDATE intervalstay i JOIN dailypath d ON d.dailypath_id = i.daily_path_id \
+         SET i.end_time = i.end_time + INTERVAL 1 HOUR, i.last_updated = UTC_TIMESTAMP(6) + INTERVAL 9 HOUR \
+         WHERE d.user_id = 2",
+    );
+    let refresh = report(&world, &[]);
+    assert_eq!((refresh["scope"].as_str(), refresh["users"].as_u64()), (Some("refresh"), Some(1)));
+    assert_eq!(stat_rows(world.db(), WEEK)[1], row(2, "회사", 5 * H, "1.000000"));
+}
+
+#[test]
 fn full_recomputes_every_user() {
     let world = World::new().with_db();
     let b = Backend::new(world.db());
