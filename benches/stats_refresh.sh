@@ -140,9 +140,10 @@ SQL
 # session table's shape: EXPLAIN of the interval ones, and the server's time for each.
 find_changed() {
     local since=$1 generation=$2
-    local join="JOIN bench_week_day w ON w.dailypath_id = i.daily_path_id
-      JOIN wolley_push_weekly_user_gen u ON u.week = '$WEEK' AND u.generation = $generation AND u.user_id = w.user_id
-      WHERE i.last_updated > '$since' AND i.last_updated > u.computed_at"
+    local user="LEFT JOIN wolley_push_weekly_user_gen u
+      ON u.week = '$WEEK' AND u.generation = $generation AND u.user_id = w.user_id
+      WHERE i.last_updated > '$since'
+        AND (u.user_id IS NULL OR u.computed_at IS NULL OR i.last_updated > u.computed_at)"
     sql "$DB" -e "DROP TABLE IF EXISTS bench_week_day;
       CREATE TABLE bench_week_day (dailypath_id BIGINT NOT NULL PRIMARY KEY, user_id INT NOT NULL,
         day TINYINT NOT NULL, past TINYINT(1) NOT NULL, last_updated DATETIME(6) NOT NULL,
@@ -156,13 +157,24 @@ find_changed() {
     local n
     n=$(sql -N "$DB" -e "SELECT COUNT(*) FROM bench_week_day w LEFT JOIN wolley_push_weekly_user_gen u
         ON u.week = '$WEEK' AND u.generation = $generation AND u.user_id = w.user_id
-        WHERE u.user_id IS NULL OR u.computed_at IS NULL OR w.last_updated > '$since'")
-    echo "    changed days (CHANGED_DAYS, rows after since): $(elapsed "$t") s, $n rows"
+        WHERE (u.user_id IS NULL AND w.last_updated > '$since')
+           OR (u.user_id IS NOT NULL AND (u.computed_at IS NULL OR w.last_updated > u.computed_at))")
+    echo "    changed days (CHANGED_DAYS): $(elapsed "$t") s, $n rows"
     for table in intervalstay intervalmove; do
+        # As the run does: from the updated rows when an index starts with last_updated, else
+        # from the week's days (changed_intervals!, FROM_UPDATED / FROM_WEEK).
+        local indexed from
+        indexed=$(sql -N "$DB" -e "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE()
+            AND TABLE_NAME = '$table' AND COLUMN_NAME = 'last_updated' AND SEQ_IN_INDEX = 1")
+        if [ "$indexed" -gt 0 ]; then
+            from="FROM $table i JOIN bench_week_day w ON w.dailypath_id = i.daily_path_id"
+        else
+            from="FROM bench_week_day w JOIN $table i ON i.daily_path_id = w.dailypath_id"
+        fi
         echo "    EXPLAIN changed $table:"
-        sql "$DB" -t -e "EXPLAIN SELECT DISTINCT w.user_id FROM $table i $join" | sed 's/^/      /'
+        sql "$DB" -t -e "EXPLAIN SELECT DISTINCT STRAIGHT_JOIN w.user_id $from $user" | sed 's/^/      /'
         t=$(now)
-        n=$(sql -N "$DB" -e "SELECT COUNT(DISTINCT w.user_id) FROM $table i $join")
+        n=$(sql -N "$DB" -e "SELECT COUNT(*) FROM (SELECT DISTINCT STRAIGHT_JOIN w.user_id $from $user) c")
         echo "    changed $table: $(elapsed "$t") s, $n users (with the since of that refresh)"
     done
     sql "$DB" -e "DROP TABLE bench_week_day"
