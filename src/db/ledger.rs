@@ -869,6 +869,15 @@ mod tests {
     }
 
     #[test]
+    fn a_journal_time_reads_back_as_it_was_stored_and_anything_else_is_refused() {
+        let time: JournalTime = "2026-11-30T00:10:00Z".parse().unwrap();
+        assert_eq!(time.to_string(), "2026-11-30T00:10:00Z");
+        assert_eq!(serde_json::to_string(&time).unwrap(), "\"2026-11-30T00:10:00Z\"");
+        assert!("2026-11-30 00:10:00".parse::<JournalTime>().is_err());
+        assert!("".parse::<JournalTime>().is_err());
+    }
+
+    #[test]
     fn reasons_are_cut_to_the_column_width_on_a_character_boundary() {
         assert_eq!(truncated("일주일", 2), "일주");
         assert_eq!(truncated("short", 255), "short");
