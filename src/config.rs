@@ -257,24 +257,12 @@ impl Config {
     /// database URL.
     pub(crate) fn from_cli(cli: Cli) -> Result<Self> {
         let global = cli.global;
-        let timezone = global.timezone.parse::<Tz>().map_err(|_| {
-            usage(format!("--timezone: \"{}\" is not an IANA time zone such as Asia/Seoul", global.timezone))
-        })?;
-        let fcm_endpoint = url::Url::parse(&global.fcm_endpoint)
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https"))
-            .ok_or_else(|| {
-                usage(format!("--fcm-endpoint: \"{}\" is not an http(s) URL", global.fcm_endpoint))
-            })?;
+        let timezone = timezone(&global.timezone)?;
+        let fcm_endpoint = fcm_endpoint(&global.fcm_endpoint)?;
         let concurrency = within("--concurrency", global.concurrency, CONCURRENCY, CONCURRENCY_WHY)?;
         let rate = within("--rate", global.rate, RATE, RATE_WHY)?;
         let max_attempts = within("--max-attempts", global.max_attempts, MAX_ATTEMPTS, MAX_ATTEMPTS_WHY)?;
-        let now = match &global.now {
-            Some(text) => DateTime::parse_from_rfc3339(text)
-                .map_err(|e| usage(format!("--now / WOLLEY_NOW: \"{text}\" is not an RFC 3339 time ({e})")))?
-                .with_timezone(&Utc),
-            None => Utc::now(),
-        };
+        let now = now(global.now.as_deref())?;
         let database_url = global.database_url.as_deref().map(DatabaseUrl::parse).transpose()?;
         let ping_url =
             global.ping_url.as_deref().map(crate::ping::PingUrl::parse).transpose().map_err(usage)?;
@@ -314,6 +302,30 @@ impl Config {
             monitoring: Monitoring { metrics_file: global.metrics_file, ping_url },
             job: job(cli.command, now, timezone, global.format)?,
         })
+    }
+}
+
+/// `--timezone`, an IANA name.
+fn timezone(text: &str) -> Result<Tz> {
+    text.parse::<Tz>()
+        .map_err(|_| usage(format!("--timezone: \"{text}\" is not an IANA time zone such as Asia/Seoul")))
+}
+
+/// `--fcm-endpoint`, an http(s) URL.
+fn fcm_endpoint(text: &str) -> Result<url::Url> {
+    url::Url::parse(text)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .ok_or_else(|| usage(format!("--fcm-endpoint: \"{text}\" is not an http(s) URL")))
+}
+
+/// `--now` / `WOLLEY_NOW`, an RFC 3339 time; the clock's without it.
+fn now(text: Option<&str>) -> Result<DateTime<Utc>> {
+    match text {
+        Some(text) => Ok(DateTime::parse_from_rfc3339(text)
+            .map_err(|e| usage(format!("--now / WOLLEY_NOW: \"{text}\" is not an RFC 3339 time ({e})")))?
+            .with_timezone(&Utc)),
+        None => Ok(Utc::now()),
     }
 }
 
@@ -375,27 +387,8 @@ fn report_week(args: cli::ReportWeekArgs, format: cli::FormatChoice) -> Result<R
 
 fn job(command: Command, now: DateTime<Utc>, timezone: Tz, format: cli::FormatChoice) -> Result<Job> {
     Ok(match command {
-        Command::SaveLocation(args) => {
-            let slot = match &args.batch.slot {
-                Some(text) => half_hour_slot(text, timezone)?,
-                None => slot::half_hour(now, timezone),
-            };
-            Job::SaveLocation {
-                settings: slot_settings(args.batch, save_location_deadline(&slot, now))?,
-                slot,
-                ttl: ttl(&args.ttl)?,
-            }
-        }
-        Command::PathDaily(args) => {
-            let week = match &args.batch.slot {
-                Some(text) => text.parse::<IsoWeek>().map_err(|e| usage(format!("--slot: {e}")))?,
-                None => IsoWeek::containing(now, timezone),
-            };
-            let mut settings = slot_settings(args.batch, PATH_DAILY_DEADLINE)?;
-            settings.spread = spread(&args.spread, settings.deadline)?;
-            let body = if args.remind { PATH_DAILY_REMIND_BODY } else { PATH_DAILY_BODY };
-            Job::PathDaily { settings, week, text: text(args.text, body), remind: args.remind }
-        }
+        Command::SaveLocation(args) => save_location(args, now, timezone)?,
+        Command::PathDaily(args) => path_daily(args, now, timezone)?,
         Command::Stats(cli::StatsCommand::Weekly(args)) => Job::StatsWeekly(StatsWeekly {
             week: args.week,
             badges: args.badges,
@@ -413,16 +406,46 @@ fn job(command: Command, now: DateTime<Utc>, timezone: Tz, format: cli::FormatCh
             Job::RestoreTokens(restore_selection(args, timezone)?)
         }
         Command::Generate(args) => Job::Generate { out_dir: args.out_dir },
-        Command::Send(args) => Job::Send {
-            as_kind: if args.fid.is_some() { Targets::Fid } else { Targets::Token },
-            token: args.fid.or(args.token).expect("clap requires --token or --fid"),
-            kind: match args.kind {
-                cli::Kind::SaveLocation => SendKind::SaveLocation,
-                cli::Kind::PathDaily => SendKind::PathDaily(text(args.text, PATH_DAILY_BODY)),
-            },
-            mode: Mode::from_flags(args.dry_run, args.print),
-        },
+        Command::Send(args) => send(args),
     })
+}
+
+/// `save-location`: the half-hour of `--slot`, or the one `now` is in.
+fn save_location(args: cli::SaveLocationArgs, now: DateTime<Utc>, timezone: Tz) -> Result<Job> {
+    let slot = match &args.batch.slot {
+        Some(text) => half_hour_slot(text, timezone)?,
+        None => slot::half_hour(now, timezone),
+    };
+    Ok(Job::SaveLocation {
+        settings: slot_settings(args.batch, save_location_deadline(&slot, now))?,
+        slot,
+        ttl: ttl(&args.ttl)?,
+    })
+}
+
+/// `path-daily` (and `--remind`): the ISO week of `--slot`, or the one `now` is in.
+fn path_daily(args: cli::PathDailyArgs, now: DateTime<Utc>, timezone: Tz) -> Result<Job> {
+    let week = match &args.batch.slot {
+        Some(text) => text.parse::<IsoWeek>().map_err(|e| usage(format!("--slot: {e}")))?,
+        None => IsoWeek::containing(now, timezone),
+    };
+    let mut settings = slot_settings(args.batch, PATH_DAILY_DEADLINE)?;
+    settings.spread = spread(&args.spread, settings.deadline)?;
+    let body = if args.remind { PATH_DAILY_REMIND_BODY } else { PATH_DAILY_BODY };
+    Ok(Job::PathDaily { settings, week, text: text(args.text, body), remind: args.remind })
+}
+
+/// `send`: one device, read as the flag that named it.
+fn send(args: cli::SendArgs) -> Job {
+    Job::Send {
+        as_kind: if args.fid.is_some() { Targets::Fid } else { Targets::Token },
+        token: args.fid.or(args.token).expect("clap requires --token or --fid"),
+        kind: match args.kind {
+            cli::Kind::SaveLocation => SendKind::SaveLocation,
+            cli::Kind::PathDaily => SendKind::PathDaily(text(args.text, PATH_DAILY_BODY)),
+        },
+        mode: Mode::from_flags(args.dry_run, args.print),
+    }
 }
 
 fn slot_settings(args: cli::BatchArgs, default_deadline: Duration) -> Result<SlotSettings> {

@@ -64,6 +64,13 @@ impl fmt::Display for Shard {
     }
 }
 
+/// As its text, `K/N`: how the journal stores it and `runs --format json` shows it.
+impl serde::Serialize for Shard {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 impl FromStr for Shard {
     type Err = String;
 

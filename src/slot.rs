@@ -11,6 +11,10 @@ use chrono_tz::Tz;
 
 use crate::shard::Shard;
 
+/// A `save-location` slot's length: also the time to live of the wake-ups sent without
+/// `--ttl` (`send`, `doctor`), since a wake-up is useless once its slot is over.
+pub(crate) const HALF_HOUR: std::time::Duration = std::time::Duration::from_secs(1800);
+
 /// The half-hour slot containing `now`: floored to :00 or :30 in `tz`.
 pub(crate) fn half_hour(now: DateTime<Utc>, tz: Tz) -> DateTime<Tz> {
     let local = now.with_timezone(&tz);

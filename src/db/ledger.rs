@@ -9,10 +9,11 @@
 use std::collections::BTreeMap;
 
 use mysql_async::prelude::*;
-use mysql_async::{Conn, TxOpts, Value};
+use mysql_async::{Conn, Params, TxOpts, Value};
 
-use super::{qualified_lock_name, Database, DbError};
+use super::{qualified_lock_name, Database, DbError, NamedRow};
 use crate::counts::SlotCounts;
+use crate::shard::Shard;
 use crate::slot::{IsoWeek, RunKey};
 
 /// Rows bound per multi-row statement.
@@ -68,8 +69,8 @@ impl std::fmt::Display for RunStatus {
 pub(crate) struct RunRow {
     pub job: String,
     pub slot: String,
-    /// The shard, `K/N`, as stored.
-    pub shard: String,
+    /// The shard whose users the row covers.
+    pub shard: Shard,
     /// Where the slot stands.
     pub status: RunStatus,
     /// Every user at or below this id is finished or in the retry set.
@@ -84,12 +85,41 @@ pub(crate) struct RunRow {
     pub pid: u32,
     /// How long ago, in the server's clock, it last wrote; `None` before the first write.
     pub heartbeat_age_ms: Option<i64>,
-    /// When the last attempt started (UTC).
-    pub started_at: String,
-    /// When the row last changed (UTC).
-    pub updated_at: String,
+    /// When the last attempt started.
+    pub started_at: JournalTime,
+    /// When the row last changed.
+    pub updated_at: JournalTime,
     /// The error that stopped the last attempt, if any.
     pub error: Option<String>,
+}
+
+/// A journal timestamp to the second, in UTC; shown as `2026-11-30T00:10:00Z`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct JournalTime(chrono::NaiveDateTime);
+
+impl JournalTime {
+    /// How the journal's reads format it (`DATE_FORMAT`) and how it is shown.
+    const FORMAT: &'static str = "%Y-%m-%dT%H:%M:%SZ";
+}
+
+impl std::str::FromStr for JournalTime {
+    type Err = chrono::ParseError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        chrono::NaiveDateTime::parse_from_str(text, Self::FORMAT).map(JournalTime)
+    }
+}
+
+impl std::fmt::Display for JournalTime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0.format(Self::FORMAT))
+    }
+}
+
+impl serde::Serialize for JournalTime {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
 /// The in-flight list as stored: ascending user ids, each written as its distance from the
@@ -239,39 +269,45 @@ pub(crate) struct Claim<'a> {
     pub reset: bool,
 }
 
+// Computed columns are aliased for `run_row`; the times under names of their own, so that an
+// `ORDER BY started_at` still sorts by the column, not by its text.
 const SELECT_ROW: &str =
     "SELECT job, slot, shard, status, checkpoint_user_id, targeted, sent, pruned, failed, \
        retrying, skipped, owner, host, pid, \
-       TIMESTAMPDIFF(MICROSECOND, heartbeat_at, UTC_TIMESTAMP(6)) DIV 1000, \
-       DATE_FORMAT(started_at, '%Y-%m-%dT%H:%i:%sZ'), DATE_FORMAT(updated_at, '%Y-%m-%dT%H:%i:%sZ'), error \
+       TIMESTAMPDIFF(MICROSECOND, heartbeat_at, UTC_TIMESTAMP(6)) DIV 1000 AS heartbeat_age_ms, \
+       DATE_FORMAT(started_at, '%Y-%m-%dT%H:%i:%sZ') AS started_at_text, \
+       DATE_FORMAT(updated_at, '%Y-%m-%dT%H:%i:%sZ') AS updated_at_text, error \
      FROM wolley_push_run";
 
-fn run_row(mut row: mysql_async::Row) -> RunRow {
-    fn take<T: FromValue>(row: &mut mysql_async::Row, index: usize) -> T {
-        row.take(index).unwrap_or_else(|| panic!("SELECT_ROW has column {index} of the right type"))
-    }
-    RunRow {
-        job: take(&mut row, 0),
-        slot: take(&mut row, 1),
-        shard: take(&mut row, 2),
-        status: RunStatus::parse(&take::<String>(&mut row, 3)),
-        checkpoint: take(&mut row, 4),
+/// Decodes a [`SELECT_ROW`] row by column name.
+///
+/// # Errors
+/// [`DbError::MalformedRow`] when a stored value cannot be what its column holds: a shard that
+/// is not `K/N`, a time that is not one.
+fn run_row(row: mysql_async::Row) -> Result<RunRow, DbError> {
+    let mut row = NamedRow::new(row, "wolley_push_run");
+    Ok(RunRow {
+        job: row.get("job")?,
+        slot: row.get("slot")?,
+        shard: row.parse("shard", "shard", "a shard, K/N")?,
+        status: RunStatus::parse(&row.get::<String>("status")?),
+        checkpoint: row.get("checkpoint_user_id")?,
         totals: SlotCounts {
-            targeted: take(&mut row, 5),
-            sent: take(&mut row, 6),
-            pruned: take(&mut row, 7),
-            failed: take(&mut row, 8),
-            retrying: take(&mut row, 9),
-            skipped: take(&mut row, 10),
+            targeted: row.get("targeted")?,
+            sent: row.get("sent")?,
+            pruned: row.get("pruned")?,
+            failed: row.get("failed")?,
+            retrying: row.get("retrying")?,
+            skipped: row.get("skipped")?,
         },
-        owner: take(&mut row, 11),
-        host: take(&mut row, 12),
-        pid: take(&mut row, 13),
-        heartbeat_age_ms: take(&mut row, 14),
-        started_at: take(&mut row, 15),
-        updated_at: take(&mut row, 16),
-        error: take(&mut row, 17),
-    }
+        owner: row.get("owner")?,
+        host: row.get("host")?,
+        pid: row.get("pid")?,
+        heartbeat_age_ms: row.get("heartbeat_age_ms")?,
+        started_at: row.parse("started_at_text", "started_at", "a time")?,
+        updated_at: row.parse("updated_at_text", "updated_at", "a time")?,
+        error: row.get("error")?,
+    })
 }
 
 // lock_conn is the claiming session's own id: the session that holds the run's lock.
@@ -279,7 +315,7 @@ fn run_row(mut row: mysql_async::Row) -> RunRow {
 const CLAIM: &str = "INSERT INTO wolley_push_run \
        (job, slot, shard, status, checkpoint_user_id, owner, host, pid, lock_conn, started_at, \
         first_started_at, updated_at, heartbeat_at) \
-     VALUES (?, ?, ?, 'running', 0, ?, ?, ?, CONNECTION_ID(), UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), \
+     VALUES (:job, :slot, :shard, 'running', 0, :owner, :host, :pid, CONNECTION_ID(), UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), \
        UTC_TIMESTAMP(6), UTC_TIMESTAMP(6)) \
      ON DUPLICATE KEY UPDATE status = 'running', attempts = attempts + 1, owner = VALUES(owner), \
        host = VALUES(host), pid = VALUES(pid), lock_conn = VALUES(lock_conn), started_at = VALUES(started_at), \
@@ -293,24 +329,25 @@ const HOLDER_ROW: &str = "WHERE job = ? AND shard = ? AND status = 'running' AND
      ORDER BY started_at DESC LIMIT 1";
 
 const RESET: &str = "UPDATE wolley_push_run SET checkpoint_user_id = 0, targeted = 0, sent = 0, pruned = 0, \
-       failed = 0, skipped = 0, expired = 0, retrying = 0, first_started_at = started_at WHERE job = ? AND slot = ? AND shard = ?";
+       failed = 0, skipped = 0, expired = 0, retrying = 0, first_started_at = started_at \
+     WHERE job = :job AND slot = :slot AND shard = :shard";
 
 // In the server's clock, like the heartbeat: the hosts' clocks do not matter.
 const SLOT_AGE: &str = "SELECT TIMESTAMPDIFF(MICROSECOND, first_started_at, UTC_TIMESTAMP(6)) \
-     FROM wolley_push_run WHERE job = ? AND slot = ? AND shard = ?";
+     FROM wolley_push_run WHERE job = :job AND slot = :slot AND shard = :shard";
 
 const IN_FLIGHT: &str =
-    "SELECT in_flight FROM wolley_push_run WHERE job = ? AND slot = ? AND shard = ? FOR UPDATE";
+    "SELECT in_flight FROM wolley_push_run WHERE job = :job AND slot = :slot AND shard = :shard FOR UPDATE";
 
-const PROGRESS: &str = "UPDATE wolley_push_run SET checkpoint_user_id = ?, targeted = ?, sent = ?, \
-       pruned = ?, failed = ?, retrying = ?, skipped = ?, in_flight = ?, heartbeat_at = UTC_TIMESTAMP(6), \
-       updated_at = UTC_TIMESTAMP(6) \
-     WHERE job = ? AND slot = ? AND shard = ? AND owner = ?";
+const PROGRESS: &str = "UPDATE wolley_push_run SET checkpoint_user_id = :checkpoint, targeted = :targeted, \
+       sent = :sent, pruned = :pruned, failed = :failed, retrying = :retrying, skipped = :skipped, \
+       in_flight = :in_flight, heartbeat_at = UTC_TIMESTAMP(6), updated_at = UTC_TIMESTAMP(6) \
+     WHERE job = :job AND slot = :slot AND shard = :shard AND owner = :owner";
 
 // A held dead token moves from `pruned` to `retrying`: its user is in the retry set now.
-const CLOSE: &str = "UPDATE wolley_push_run SET status = ?, error = ?, pruned = pruned - ?, \
-       retrying = retrying + ?, finished_at = UTC_TIMESTAMP(6) \
-     WHERE job = ? AND slot = ? AND shard = ? AND owner = ?";
+const CLOSE: &str = "UPDATE wolley_push_run SET status = :status, error = :error, pruned = pruned - :held, \
+       retrying = retrying + :held, finished_at = UTC_TIMESTAMP(6) \
+     WHERE job = :job AND slot = :slot AND shard = :shard AND owner = :owner";
 
 // Held dead tokens (see `Closing::hold_dead`): their users go into the retry set, their log rows
 // are marked `held` and stay out of `app_user`'s way.
@@ -318,11 +355,11 @@ const HOLD_AS_RETRY: &str =
     "INSERT INTO wolley_push_retry (job, slot, shard, user_id, state, reason, updated_at) \
      SELECT job, slot, shard, user_id, 'retry', CONCAT('held back by the prune breaker (', reason, ')'), \
        UTC_TIMESTAMP(6) \
-     FROM wolley_push_prune_log WHERE job = ? AND slot = ? AND shard = ? AND state = 'pending' \
+     FROM wolley_push_prune_log WHERE job = :job AND slot = :slot AND shard = :shard AND state = 'pending' \
      ON DUPLICATE KEY UPDATE state = VALUES(state), reason = VALUES(reason), updated_at = VALUES(updated_at)";
 
 const MARK_HELD: &str = "UPDATE wolley_push_prune_log SET state = 'held' \
-     WHERE job = ? AND slot = ? AND shard = ? AND state = 'pending'";
+     WHERE job = :job AND slot = :slot AND shard = :shard AND state = 'pending'";
 
 const RETRY_PAGE: &str = "SELECT user_id FROM wolley_push_retry \
      WHERE job = ? AND slot = ? AND shard = ? AND user_id > ? ORDER BY user_id LIMIT ?";
@@ -330,10 +367,19 @@ const RETRY_PAGE: &str = "SELECT user_id FROM wolley_push_retry \
 pub(super) const RETRY_COUNT: &str =
     "SELECT COUNT(*) FROM wolley_push_retry WHERE job = ? AND slot = ? AND shard = ?";
 
-const DELETE_RETRY_SET: &str = "DELETE FROM wolley_push_retry WHERE job = ? AND slot = ? AND shard = ?";
+const DELETE_RETRY_SET: &str =
+    "DELETE FROM wolley_push_retry WHERE job = :job AND slot = :slot AND shard = :shard";
 
 pub(super) fn key_params(key: &RunKey) -> [Value; 3] {
     [key.job.as_str().into(), key.slot.as_str().into(), key.shard.to_string().into()]
+}
+
+/// The named parameters of a statement on `key`'s rows (`:job`, `:slot`, `:shard`) and `more`.
+fn named(key: &RunKey, more: impl IntoIterator<Item = (&'static str, Value)>) -> Params {
+    let [job, slot, shard] = key_params(key);
+    let mut params = vec![("job", job), ("slot", slot), ("shard", shard)];
+    params.extend(more);
+    Params::from(params)
 }
 
 /// The connection that holds one run's lock, and through which the run writes its row.
@@ -379,7 +425,7 @@ impl Database {
         let sql = format!("{SELECT_ROW} WHERE job = ? ORDER BY started_at DESC, shard LIMIT ?");
         let rows: Vec<mysql_async::Row> =
             conn.exec(sql, (job, last)).await.map_err(|e| self.classify(e, "reading the run journal"))?;
-        Ok(rows.into_iter().map(run_row).collect())
+        rows.into_iter().map(run_row).collect()
     }
 
     /// Where one shard's row of a slot stands and its checkpoint, `None` without a row: what a
@@ -466,7 +512,7 @@ impl LockWait {
             .exec_first(sql, (job, shard, conn_id))
             .await
             .map_err(self.fail("reading the run journal"))?;
-        Ok(row.map(run_row))
+        row.map(run_row).transpose()
     }
 
     /// Waits up to `patience` (whole seconds, rounded up) for the lock: the session holding it
@@ -547,27 +593,17 @@ impl Session {
         let sql = format!("{SELECT_ROW} WHERE job = ? AND slot = ?");
         let rows: Vec<mysql_async::Row> =
             self.conn.exec(sql, (job, slot)).await.map_err(self.fail("reading the run journal"))?;
-        Ok(rows.into_iter().map(run_row).collect())
+        rows.into_iter().map(run_row).collect()
     }
 
     /// Marks the row running for this run, creating it if needed.
     pub(crate) async fn claim(&mut self, key: &RunKey, claim: &Claim<'_>) -> Result<(), DbError> {
         let fail = self.db.clone();
         let fail = |e| fail.classify(e, "writing the run journal");
-        let [job, slot, shard] = key_params(key);
         let mut tx = self.conn.start_transaction(TxOpts::default()).await.map_err(fail)?;
-        let params: Vec<Value> = vec![
-            job.clone(),
-            slot.clone(),
-            shard.clone(),
-            claim.owner.into(),
-            claim.host.into(),
-            claim.pid.into(),
-        ];
         // What was in flight when the last run stopped joins the retry set: whether it arrived
         // is unknown, so it is sent again (the bounded resend after a crash).
-        let listed: Option<Option<String>> =
-            tx.exec_first(IN_FLIGHT, (job.clone(), slot.clone(), shard.clone())).await.map_err(fail)?;
+        let listed: Option<Option<String>> = tx.exec_first(IN_FLIGHT, named(key, [])).await.map_err(fail)?;
         let listed = listed.flatten().map(|text| decode_users(&text)).unwrap_or_default();
         if !listed.is_empty() && !claim.reset {
             let reason = "in flight when its run stopped: it may have been delivered".to_owned();
@@ -575,22 +611,23 @@ impl Session {
                 .into_iter()
                 .map(|user| (user, RowChange::Keep { state: RetryState::InFlight, reason: reason.clone() }))
                 .collect();
+            let [job, slot, shard] = key_params(key);
             write_row_changes(&mut tx, [&job, &slot, &shard], &rows).await.map_err(fail)?;
         }
-        tx.exec_drop(CLAIM, params).await.map_err(fail)?;
+        let run = [("owner", claim.owner.into()), ("host", claim.host.into()), ("pid", claim.pid.into())];
+        tx.exec_drop(CLAIM, named(key, run)).await.map_err(fail)?;
         if claim.reset {
-            tx.exec_drop(RESET, (job.clone(), slot.clone(), shard.clone())).await.map_err(fail)?;
-            tx.exec_drop(DELETE_RETRY_SET, (job, slot, shard)).await.map_err(fail)?;
+            tx.exec_drop(RESET, named(key, [])).await.map_err(fail)?;
+            tx.exec_drop(DELETE_RETRY_SET, named(key, [])).await.map_err(fail)?;
         }
         tx.commit().await.map_err(fail)
     }
 
     /// How long ago the slot's first run started (zero if the row says nothing).
     pub(crate) async fn slot_age(&mut self, key: &RunKey) -> Result<std::time::Duration, DbError> {
-        let [job, slot, shard] = key_params(key);
         let micros: Option<Option<i64>> = self
             .conn
-            .exec_first(SLOT_AGE, (job, slot, shard))
+            .exec_first(SLOT_AGE, named(key, []))
             .await
             .map_err(self.fail("reading the run journal"))?;
         let micros = micros.flatten().unwrap_or(0).max(0);
@@ -645,55 +682,72 @@ async fn write(
     batch: &JournalWrite,
     closing: Option<&Closing<'_>>,
 ) -> mysql_async::Result<Written> {
-    let [job, slot, shard] = key_params(key);
     let mut tx = conn.start_transaction(TxOpts::default()).await?;
-    let t = &batch.totals;
-    let params: Vec<Value> = vec![
-        batch.checkpoint.into(),
-        t.targeted.into(),
-        t.sent.into(),
-        t.pruned.into(),
-        t.failed.into(),
-        t.retrying.into(),
-        t.skipped.into(),
-        encode_users(&batch.in_flight).into(),
-        job.clone(),
-        slot.clone(),
-        shard.clone(),
-        owner.into(),
-    ];
-    tx.exec_drop(PROGRESS, params).await?;
-    // heartbeat_at changes on every write, so the row counts as affected whenever it matched.
-    if tx.affected_rows() == 0 {
+    if !write_progress(&mut tx, key, owner, batch).await? {
         tx.rollback().await?;
         return Ok(Written::NotOwner);
     }
+    let [job, slot, shard] = key_params(key);
     write_row_changes(&mut tx, [&job, &slot, &shard], &batch.rows).await?;
     write_dead_tokens(&mut tx, [&job, &slot, &shard], &batch.dead).await?;
     if let Some(marks) = batch.marks {
         write_marks(&mut tx, marks, &slot, &batch.delivered).await?;
     }
-    let mut held = 0;
-    if let Some(closing) = closing {
-        if closing.hold_dead {
-            tx.exec_drop(HOLD_AS_RETRY, (job.clone(), slot.clone(), shard.clone())).await?;
-            tx.exec_drop(MARK_HELD, (job.clone(), slot.clone(), shard.clone())).await?;
-            held = tx.affected_rows();
-        }
-        let params: Vec<Value> = vec![
-            closing.status.as_str().into(),
-            closing.error.into(),
-            held.into(),
-            held.into(),
-            job,
-            slot,
-            shard,
-            owner.into(),
-        ];
-        tx.exec_drop(CLOSE, params).await?;
-    }
+    let held = match closing {
+        Some(closing) => write_closing(&mut tx, key, owner, closing).await?,
+        None => 0,
+    };
     tx.commit().await?;
     Ok(Written::Done { held })
+}
+
+/// The run's row takes the batch's checkpoint, totals and in-flight list, if `owner` still owns
+/// it: whether it did.
+async fn write_progress(
+    tx: &mut mysql_async::Transaction<'_>,
+    key: &RunKey,
+    owner: &str,
+    batch: &JournalWrite,
+) -> mysql_async::Result<bool> {
+    let t = &batch.totals;
+    let progress = [
+        ("checkpoint", batch.checkpoint.into()),
+        ("targeted", t.targeted.into()),
+        ("sent", t.sent.into()),
+        ("pruned", t.pruned.into()),
+        ("failed", t.failed.into()),
+        ("retrying", t.retrying.into()),
+        ("skipped", t.skipped.into()),
+        ("in_flight", encode_users(&batch.in_flight).into()),
+        ("owner", owner.into()),
+    ];
+    tx.exec_drop(PROGRESS, named(key, progress)).await?;
+    // heartbeat_at changes on every write, so the row counts as affected whenever it matched.
+    Ok(tx.affected_rows() > 0)
+}
+
+/// Ends the run in its row (after holding the slot's dead tokens back, if asked): how many
+/// dead tokens were held.
+async fn write_closing(
+    tx: &mut mysql_async::Transaction<'_>,
+    key: &RunKey,
+    owner: &str,
+    closing: &Closing<'_>,
+) -> mysql_async::Result<u64> {
+    let mut held = 0;
+    if closing.hold_dead {
+        tx.exec_drop(HOLD_AS_RETRY, named(key, [])).await?;
+        tx.exec_drop(MARK_HELD, named(key, [])).await?;
+        held = tx.affected_rows();
+    }
+    let end = [
+        ("status", closing.status.as_str().into()),
+        ("error", closing.error.into()),
+        ("held", held.into()),
+        ("owner", owner.into()),
+    ];
+    tx.exec_drop(CLOSE, named(key, end)).await?;
+    Ok(held)
 }
 
 /// Records [`Marks`] for `delivered`, in the journal write's transaction. `IGNORE`: a badge told
@@ -812,6 +866,15 @@ mod tests {
         assert!(text.starts_with("1005,3,1,12,"), "{text}");
         assert_eq!(decode_users(&text), users);
         assert_eq!(encode_users(&[]), None);
+    }
+
+    #[test]
+    fn a_journal_time_reads_back_as_it_was_stored_and_anything_else_is_refused() {
+        let time: JournalTime = "2026-11-30T00:10:00Z".parse().unwrap();
+        assert_eq!(time.to_string(), "2026-11-30T00:10:00Z");
+        assert_eq!(serde_json::to_string(&time).unwrap(), "\"2026-11-30T00:10:00Z\"");
+        assert!("2026-11-30 00:10:00".parse::<JournalTime>().is_err());
+        assert!("".parse::<JournalTime>().is_err());
     }
 
     #[test]

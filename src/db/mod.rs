@@ -151,6 +151,17 @@ pub enum DbError {
     MigrateRunning(#[from] schema::MigrateRunning),
     /// Another session's lock kept a migration from running within the wait.
     MigrateBlocked(#[from] schema::MigrateBlocked),
+    /// A stored value that cannot be what its column holds (a hand edit, or a newer build's).
+    MalformedRow {
+        /// The table read.
+        table: &'static str,
+        /// Its column (or the statement's alias for it).
+        column: &'static str,
+        /// The value as stored, quoted as SQL.
+        found: String,
+        /// What the column must hold, e.g. `a shard, K/N`.
+        expected: &'static str,
+    },
     /// Any other failure of a statement.
     Query {
         /// What wolley-push was doing.
@@ -181,6 +192,9 @@ impl Advice for DbError {
             DbError::SchemaAhead(ahead) => ahead.what(),
             DbError::MigrateRunning(running) => running.what(),
             DbError::MigrateBlocked(blocked) => blocked.what(),
+            DbError::MalformedRow { table, column, found, expected } => {
+                format!("{table}.{column} holds {found}, which is not {expected}")
+            }
             DbError::Query { doing, url, reason } => {
                 format!("database error while {doing} at {url}: {reason}")
             }
@@ -208,6 +222,10 @@ impl Advice for DbError {
             DbError::SchemaAhead(ahead) => ahead.fix(),
             DbError::MigrateRunning(running) => running.fix(),
             DbError::MigrateBlocked(blocked) => blocked.fix(),
+            DbError::MalformedRow { .. } => {
+                "correct or delete that row by hand (wolley-push writes only what it reads back), then run again"
+                    .into()
+            }
             DbError::Query { .. } => "check the database's health and the user's privileges, then run again".into(),
         }
     }
@@ -226,9 +244,62 @@ impl DbError {
             | DbError::AccessDenied { .. }
             | DbError::MissingBackendSchema { .. }
             | DbError::PrivilegeMissing { .. }
+            | DbError::MalformedRow { .. }
             | DbError::SchemaBehind(_)
             | DbError::SchemaAhead(_) => ExitCode::Config,
         }
+    }
+}
+
+/// A result row read by column name (or the statement's alias), so that a statement's columns
+/// can be reordered without swapping values.
+pub(super) struct NamedRow {
+    row: mysql_async::Row,
+    /// The table read, for the error.
+    table: &'static str,
+}
+
+impl NamedRow {
+    pub(super) fn new(row: mysql_async::Row, table: &'static str) -> Self {
+        NamedRow { row, table }
+    }
+
+    /// Takes the value of `column` out of the row.
+    ///
+    /// # Errors
+    /// [`DbError::MalformedRow`] when the stored value cannot be a `T`.
+    ///
+    /// # Panics
+    /// When the statement has no such column: the statement and its reader disagree.
+    pub(super) fn get<T: mysql_async::prelude::FromValue>(
+        &mut self,
+        column: &'static str,
+    ) -> Result<T, DbError> {
+        match self.row.take_opt::<T, _>(column) {
+            Some(Ok(value)) => Ok(value),
+            Some(Err(mysql_async::FromValueError(found))) => {
+                Err(self.malformed(column, &found, "of the column's type"))
+            }
+            None => panic!("the statement reading {} selects no column {column}", self.table),
+        }
+    }
+
+    /// Takes the text of `column` out of the row and parses it into what `stored` holds.
+    ///
+    /// # Errors
+    /// [`DbError::MalformedRow`], naming `stored` and `expected`, when the text does not parse.
+    pub(super) fn parse<T: std::str::FromStr>(
+        &mut self,
+        column: &'static str,
+        stored: &'static str,
+        expected: &'static str,
+    ) -> Result<T, DbError> {
+        let text: String = self.get(column)?;
+        text.parse().map_err(|_| self.malformed(stored, &text.as_str().into(), expected))
+    }
+
+    fn malformed(&self, column: &'static str, found: &mysql_async::Value, expected: &'static str) -> DbError {
+        DbError::MalformedRow { table: self.table, column, found: found.as_sql(false), expected }
     }
 }
 

@@ -17,7 +17,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Value};
 
-use super::{date_value, datetime_value, Database, DbError};
+use super::{date_value, datetime_value, Database, DbError, NamedRow};
 
 /// Users per page: their points (about 100 each for a user recording all week) stream through
 /// the report's per-user marks, which are cleared at the end of each page.
@@ -77,7 +77,7 @@ pub(crate) struct JournalRow {
 
 const JOURNAL: &str = "\
     SELECT slot, shard, status, targeted, sent, pruned, failed, expired, \
-           TIMESTAMPDIFF(MICROSECOND, '1970-01-01', started_at) \
+           TIMESTAMPDIFF(MICROSECOND, '1970-01-01', started_at) AS started_at_utc_micros \
     FROM wolley_push_run WHERE job = ? AND slot IN ";
 
 /// A slot's run as the journal sums it over its shards: when its sending first started and how
@@ -114,7 +114,7 @@ impl Database {
         let mut conn = self.conn().await?;
         let rows: Vec<mysql_async::Row> =
             conn.exec(sql, params).await.map_err(|e| self.classify(e, "reading the run journal"))?;
-        Ok(rows.into_iter().map(journal_row).collect())
+        rows.into_iter().map(journal_row).collect()
     }
 
     /// When `job`'s run of `slot` first started and how many it reached, over all its shards;
@@ -157,21 +157,20 @@ impl Database {
     }
 }
 
-fn journal_row(mut row: mysql_async::Row) -> JournalRow {
-    fn take<T: FromValue>(row: &mut mysql_async::Row, index: usize) -> T {
-        row.take(index).unwrap_or_else(|| panic!("JOURNAL has column {index} of the right type"))
-    }
-    JournalRow {
-        slot: take(&mut row, 0),
-        shard: take(&mut row, 1),
-        status: take(&mut row, 2),
-        targeted: take(&mut row, 3),
-        sent: take(&mut row, 4),
-        pruned: take(&mut row, 5),
-        failed: take(&mut row, 6),
-        expired: take(&mut row, 7),
-        started_at_utc_micros: take(&mut row, 8),
-    }
+/// Decodes a [`JOURNAL`] row by column name.
+fn journal_row(row: mysql_async::Row) -> Result<JournalRow, DbError> {
+    let mut row = NamedRow::new(row, "wolley_push_run");
+    Ok(JournalRow {
+        slot: row.get("slot")?,
+        shard: row.get("shard")?,
+        status: row.get("status")?,
+        targeted: row.get("targeted")?,
+        sent: row.get("sent")?,
+        pruned: row.get("pruned")?,
+        failed: row.get("failed")?,
+        expired: row.get("expired")?,
+        started_at_utc_micros: row.get("started_at_utc_micros")?,
+    })
 }
 
 /// The week's points, a page of users at a time, on the connection that holds the session's

@@ -23,7 +23,9 @@ use crate::mode::Mode;
 use crate::output::{RunProgress, StdoutBodies, Written};
 use crate::spread::{self, Spread};
 use crate::stop::{RunStop, SendGate, Signal, StopReason};
-use crate::tokens::{Candidate, Rejection, SourceError, Target, TokenCounts, TokenFilter, TokenSource};
+use crate::tokens::{
+    Candidate, Rejection, SourceError, Target, TokenCounts, TokenFilter, TokenPages, TokenSource,
+};
 
 /// Targets waiting for a sender; bounded so memory does not grow with the user count.
 const TARGET_QUEUE: usize = 4096;
@@ -60,13 +62,9 @@ pub(crate) struct Timing {
 ///
 /// # Errors
 /// A message over FCM's size limit, the source failing, stdout failing.
-pub(crate) async fn print_all(
-    mut source: TokenSource,
-    message: &Message,
-    targets: Targets,
-) -> Result<Counts> {
+pub(crate) async fn print_all(source: TokenSource, message: &Message, targets: Targets) -> Result<Counts> {
     let template = RequestTemplate::new(message, false)?;
-    let mut filter = source.filter(false, targets).await?;
+    let (mut source, mut filter) = source.prepare(false, targets).await?;
     let mut stdout = StdoutBodies::new();
     let mut body = Vec::new();
     let mut printed = 0;
@@ -146,8 +144,8 @@ pub(crate) async fn deliver(
 ) -> SendReport {
     // A spread needs the count up front, like a drawn progress bar.
     let count_total = config.output.progress.shown() || timing.spread.is_some();
-    let filter = match source.filter(count_total, config.sending.targets).await {
-        Ok(filter) => filter,
+    let (pages, filter) = match source.prepare(count_total, config.sending.targets).await {
+        Ok(prepared) => prepared,
         Err(error) => return SendReport::failed(error.into()),
     };
     let (pace, rate) = pace_and_rate(config, timing, filter.expected());
@@ -160,7 +158,7 @@ pub(crate) async fn deliver(
     let (deliveries_tx, deliveries_rx) = mpsc::channel(TARGET_QUEUE);
     let progress = Arc::new(RunProgress::new(config.output.progress, filter.expected(), job));
     let feeding =
-        tokio::spawn(feed(source, filter, targets_tx, recorder.clone(), stop.clone(), progress.clone()));
+        tokio::spawn(feed(pages, filter, targets_tx, recorder.clone(), stop.clone(), progress.clone()));
     let sending = tokio::spawn(engine.run(targets_rx, deliveries_tx));
     let mut tally = Tally::new(recorder, config.prune, stop.clone());
     tally.record(deliveries_rx, &progress).await;
@@ -210,7 +208,7 @@ struct Fed {
 /// Reads pages, admits each candidate, tells the recorder before queueing it (so the ledger
 /// never believes a queued user finished), and stops when the run does.
 async fn feed(
-    mut source: TokenSource,
+    mut source: TokenPages,
     mut filter: TokenFilter,
     out: async_channel::Sender<Target>,
     recorder: Option<Recorder>,

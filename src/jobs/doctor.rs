@@ -299,7 +299,7 @@ async fn fcm_send(config: &Config, auth: Arc<Authenticator>) -> Check {
         }
     };
     let slot = slot::half_hour(config.now, config.timezone);
-    let message = Message::save_location(&slot, Duration::from_secs(1800));
+    let message = Message::save_location(&slot, slot::HALF_HOUR);
     let template = match RequestTemplate::new(&message, true) {
         Ok(template) => template,
         Err(error) => return Check::fail(FCM, error.exit_code(), error.to_string(), "report this as a bug"),

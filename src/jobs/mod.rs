@@ -20,7 +20,7 @@ pub(crate) mod stats_weekly;
 
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::config::{Config, Job, SendKind};
+use crate::config::{Config, Job, SendKind, Text};
 use crate::counts::Counts;
 use crate::db::Database;
 use crate::error::{Error, Result};
@@ -193,16 +193,10 @@ pub(crate) async fn run(config: &Config) -> Result<RunEnd> {
             remind::run(config, settings, *week, text).await
         }
         Job::PathDaily { settings, week, text, remind: false } => {
-            let now = config.now.with_timezone(&config.timezone);
             let job = Broadcast {
                 job: config.job.name(),
                 slot: week.to_string(),
-                message: Message::path_daily(
-                    week.to_string(),
-                    &now,
-                    (text.title.clone(), text.body.clone()),
-                    text.sound,
-                ),
+                message: path_daily_message(config, *week, text),
                 settings,
                 audience: Audience::AppUsers,
             };
@@ -223,12 +217,17 @@ fn one_off_message(config: &Config, kind: &SendKind) -> Message {
     match kind {
         SendKind::SaveLocation => {
             let slot = slot::half_hour(config.now, config.timezone);
-            Message::save_location(&slot, Duration::from_secs(1800))
+            Message::save_location(&slot, slot::HALF_HOUR)
         }
         SendKind::PathDaily(text) => {
-            let week = IsoWeek::containing(config.now, config.timezone);
-            let now = config.now.with_timezone(&config.timezone);
-            Message::path_daily(week.to_string(), &now, (text.title.clone(), text.body.clone()), text.sound)
+            path_daily_message(config, IsoWeek::containing(config.now, config.timezone), text)
         }
     }
+}
+
+/// The `path-daily` notification of `week` with `text`, sent now (the reminder's too: the app
+/// uploads its week on either).
+fn path_daily_message(config: &Config, week: IsoWeek, text: &Text) -> Message {
+    let now = config.now.with_timezone(&config.timezone);
+    Message::path_daily(week.to_string(), &now, (text.title.clone(), text.body.clone()), text.sound)
 }

@@ -14,7 +14,6 @@ use crate::db::ledger::RunStatus;
 use crate::db::tokens::NotArrived;
 use crate::db::Database;
 use crate::error::{Error, Result};
-use crate::fcm::message::Message;
 use crate::names;
 use crate::shard::Shard;
 use crate::slot::{self, IsoWeek, RunKey};
@@ -38,18 +37,11 @@ pub(crate) async fn run(
     let among =
         super::with_database(config, false, async |db| audience(config, db, first, settings.shard).await)
             .await?;
-    let now = config.now.with_timezone(&config.timezone);
     let job = Broadcast {
         job: names::PATH_DAILY_REMIND,
         slot: slot::remind_slot(first),
-        // The same data as the first run's message (`pathDaily`, its week): the app uploads its
-        // week on either.
-        message: Message::path_daily(
-            first.to_string(),
-            &now,
-            (text.title.clone(), text.body.clone()),
-            text.sound,
-        ),
+        // The same data as the first run's message (`pathDaily`, its week).
+        message: super::path_daily_message(config, first, text),
         settings,
         audience: Audience::NotArrived(among),
     };

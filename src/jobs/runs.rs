@@ -6,19 +6,20 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::counts::SlotCounts;
-use crate::db::ledger::{RunRow, RunStatus};
+use crate::db::ledger::{JournalTime, RunRow, RunStatus};
 use crate::db::Database;
 use crate::error::Result;
 use crate::exit::ExitCode;
 use crate::ledger::LEASE;
 use crate::output::{self, Format};
+use crate::shard::Shard;
 
 /// One slot as `runs` shows it.
 #[derive(Debug, Serialize)]
 struct Slot<'a> {
     job: &'a str,
     slot: &'a str,
-    shard: &'a str,
+    shard: Shard,
     status: RunStatus,
     #[serde(flatten)]
     totals: SlotCounts,
@@ -27,8 +28,8 @@ struct Slot<'a> {
     heartbeat_age_secs: Option<f64>,
     /// A `running` row whose heartbeat is older than the lease: its run is gone.
     stale: bool,
-    started_at: &'a str,
-    updated_at: &'a str,
+    started_at: JournalTime,
+    updated_at: JournalTime,
     error: Option<&'a str>,
 }
 
@@ -38,15 +39,15 @@ impl<'a> From<&'a RunRow> for Slot<'a> {
         Slot {
             job: &row.job,
             slot: &row.slot,
-            shard: &row.shard,
+            shard: row.shard,
             status: row.status,
             totals: row.totals,
             host: &row.host,
             pid: row.pid,
             heartbeat_age_secs: age,
             stale: row.status == RunStatus::Running && age.is_none_or(|age| age >= LEASE.as_secs_f64()),
-            started_at: &row.started_at,
-            updated_at: &row.updated_at,
+            started_at: row.started_at,
+            updated_at: row.updated_at,
             error: row.error.as_deref(),
         }
     }
@@ -112,7 +113,7 @@ fn table(slots: &[Slot<'_>]) -> String {
             [
                 s.job.to_owned(),
                 s.slot.to_owned(),
-                s.shard.to_owned(),
+                s.shard.to_string(),
                 status,
                 t.targeted.to_string(),
                 t.sent.to_string(),

@@ -33,7 +33,6 @@ use crate::counts::SlotCounts;
 use crate::db::ledger::{Claim, Closing, JournalWrite, Locked, Marks, RunRow, RunStatus, Session, Written};
 use crate::db::{Database, DbError};
 use crate::exit::ExitCode;
-use crate::shard::Shard;
 use crate::slot::RunKey;
 use crate::spread::SlotClock;
 use crate::stop::{Hold, RunStop, SendGate, StopReason};
@@ -561,12 +560,11 @@ async fn claim(
 
 /// The start rules, on the slot's rows of every shard.
 fn decide(key: &RunKey, rows: &[RunRow], force: bool, me: &Me) -> Result<SlotState, LedgerError> {
-    let layout_of = |row: &RunRow| row.shard.parse::<Shard>().map_or(1, |s| s.count);
-    let others: Vec<&RunRow> = rows.iter().filter(|row| layout_of(row) != key.shard.count).collect();
+    let others: Vec<&RunRow> = rows.iter().filter(|row| row.shard.count != key.shard.count).collect();
     if let Some(first) = others.first() {
-        let count = layout_of(first);
+        let count = first.shard.count;
         let done = others.iter().filter(|row| row.status == RunStatus::Done).count();
-        let in_layout = others.iter().filter(|row| layout_of(row) == count).count();
+        let in_layout = others.iter().filter(|row| row.shard.count == count).count();
         if !force && done == others.len() && in_layout as u32 == count && others.len() as u32 == count {
             return Ok(SlotState::Done(format!("it was sent completely with {}", layout_name(count))));
         }
@@ -574,7 +572,7 @@ fn decide(key: &RunKey, rows: &[RunRow], force: bool, me: &Me) -> Result<SlotSta
             others.iter().map(|row| format!("{} {}", row.shard, row.status)).collect::<Vec<_>>().join(", ");
         return Err(LedgerError::LayoutInUse { key: key.clone(), layout: layout_name(count), rows, count });
     }
-    let mine = rows.iter().find(|row| row.shard == key.shard.to_string());
+    let mine = rows.iter().find(|row| row.shard == key.shard);
     Ok(match mine {
         None => SlotState::Fresh,
         Some(row) if row.status == RunStatus::Done && !force => {
@@ -722,7 +720,7 @@ mod tests {
         RunRow {
             job: "path-daily".into(),
             slot: "2026-W49".into(),
-            shard: shard.into(),
+            shard: shard.parse().unwrap(),
             status,
             checkpoint: 41,
             totals: SlotCounts::default(),
@@ -730,8 +728,8 @@ mod tests {
             host: "elsewhere".into(),
             pid: 7,
             heartbeat_age_ms: Some(60_000),
-            started_at: "2026-11-30T00:10:00Z".into(),
-            updated_at: "2026-11-30T00:11:00Z".into(),
+            started_at: "2026-11-30T00:10:00Z".parse().unwrap(),
+            updated_at: "2026-11-30T00:11:00Z".parse().unwrap(),
             error: None,
         }
     }

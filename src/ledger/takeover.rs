@@ -207,7 +207,7 @@ mod tests {
         RunRow {
             job: "save-location".into(),
             slot: "2026-11-30T00:00:00+09:00".into(),
-            shard: "0/1".into(),
+            shard: "0/1".parse().unwrap(),
             status: RunStatus::Running,
             checkpoint: 0,
             totals: SlotCounts::default(),
@@ -215,8 +215,8 @@ mod tests {
             host: host.into(),
             pid,
             heartbeat_age_ms,
-            started_at: "2026-11-29T15:00:00Z".into(),
-            updated_at: "2026-11-29T15:00:01Z".into(),
+            started_at: "2026-11-29T15:00:00Z".parse().unwrap(),
+            updated_at: "2026-11-29T15:00:01Z".parse().unwrap(),
             error: None,
         }
     }

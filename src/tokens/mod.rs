@@ -6,16 +6,17 @@
 //! of the users sharing a token in the database gets it).
 
 mod file;
+mod keyset;
 mod owners;
 mod users;
 mod winners;
 
 pub(crate) use winners::Winners;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use crate::counts::TargetCounts;
 use crate::db::tokens::NotArrived;
@@ -24,6 +25,9 @@ use crate::fcm::message::Message;
 use crate::fcm::target::{TargetKind, Targets};
 use crate::shard::Shard;
 use crate::slot::RunKey;
+
+use keyset::KeysetPages;
+use owners::Owners;
 
 pub(crate) use file::TokenFileError;
 
@@ -257,16 +261,30 @@ pub(crate) struct Page {
     pub unusable_lines: u64,
 }
 
-/// Where a run's tokens come from.
+/// Where a run's tokens come from, before it reads any: [`TokenSource::prepare`] makes it
+/// [`TokenPages`].
 pub(crate) enum TokenSource {
     /// `app_user`, one shard of it.
-    Users(users::UserPages),
+    Users { db: Database, users: users::Users, start: ReadFrom },
     /// A tokens file, or stdin for `-`.
     File(file::FilePages),
-    /// One device given on the command line (taken once), read as its flag said.
-    Single { token: Option<String>, reading: Targets },
+    /// One device given on the command line, read as its flag said.
+    Single { token: String, reading: Targets },
     /// The week's badge winners, each with a notification of their own.
-    Winners(winners::WinnerPages),
+    Winners { db: Database, winners: Winners, start: ReadFrom },
+}
+
+/// A prepared source's pages. The database's carry the shared-token owners their pages are
+/// marked with.
+pub(crate) enum TokenPages {
+    /// `app_user`, one shard of it.
+    Users(KeysetPages<users::Users>),
+    /// A tokens file, or stdin for `-`.
+    File(file::FilePages),
+    /// One device, taken once.
+    Single(Option<String>),
+    /// The week's badge winners.
+    Winners(KeysetPages<Winners>),
 }
 
 /// Why reading tokens stopped early.
@@ -309,18 +327,18 @@ impl ReadFrom {
 impl TokenSource {
     /// `app_user`'s users of `shard`, from `start`.
     pub(crate) fn users(db: Database, shard: Shard, start: ReadFrom) -> Self {
-        TokenSource::Users(users::UserPages::new(db, shard, start, None))
+        TokenSource::Users { db, users: users::Users::new(shard, None), start }
     }
 
     /// `path-daily --remind`'s audience: the users of `shard` with a token, from `start`, who
     /// are `among` those the first run reached and whose week has not arrived since.
     pub(crate) fn not_arrived(db: Database, shard: Shard, start: ReadFrom, among: NotArrived) -> Self {
-        TokenSource::Users(users::UserPages::new(db, shard, start, Some(among)))
+        TokenSource::Users { db, users: users::Users::new(shard, Some(among)), start }
     }
 
     /// The badge winners `winners` names, from `start`.
     pub(crate) fn winners(db: Database, winners: Winners, start: ReadFrom) -> Self {
-        TokenSource::Winners(winners::WinnerPages::new(db, winners, start))
+        TokenSource::Winners { db, winners, start }
     }
 
     /// The lines of `path` (`-` = stdin).
@@ -330,70 +348,77 @@ impl TokenSource {
 
     /// One device: `send --token` reads it as a token, `send --fid` as an installation ID.
     pub(crate) fn single(token: String, reading: Targets) -> Self {
-        TokenSource::Single { token: Some(token), reading }
+        TokenSource::Single { token, reading }
     }
 
-    /// The filter for this source. From the database, a token held by several users goes
-    /// to its owner only: the shared-token groups are read here (see [`owners`]), and, at the
-    /// same time on another connection, the users the run expects to reach are counted when
-    /// `count_total` asks for it (only a drawn progress bar needs the total: under cron the
-    /// count, or a second read of a tokens file, would be work for nothing).
+    /// Prepares the source to be read: its pages, and the filter its candidates go through
+    /// (reading values as `targets` says, unless the source says otherwise). From the database,
+    /// a token held by several users goes to its owner only: the shared-token owners are read
+    /// here ([`prepare_owners`]). When `count_total` asks for it, the users the run expects to
+    /// reach are counted at the same time (only a drawn progress bar or a spread needs the total:
+    /// under cron the count, or a second read of a tokens file, would be work for nothing).
     ///
     /// # Errors
     /// When the database or the file fails.
-    pub(crate) async fn filter(
-        &self,
+    pub(crate) async fn prepare(
+        self,
         count_total: bool,
         targets: Targets,
-    ) -> Result<TokenFilter, SourceError> {
+    ) -> Result<(TokenPages, TokenFilter), SourceError> {
         Ok(match self {
-            TokenSource::Single { reading, .. } => self.unread_filter(count_total).await?.reading(*reading),
-            _ => self.unread_filter(count_total).await?.reading(targets),
-        })
-    }
-
-    async fn unread_filter(&self, count_total: bool) -> Result<TokenFilter, SourceError> {
-        let started = std::time::Instant::now();
-        let (db, pages_owners, start) = match self {
-            TokenSource::Users(pages) => (pages.database(), pages.owners(), Some(pages.reach())),
-            TokenSource::Winners(pages) => (pages.database(), pages.owners(), None),
+            TokenSource::Users { db, users, start } => {
+                let reach = count_total.then(|| users.reach(&start));
+                let (owners, expected) = prepare_owners(&db, reach).await?;
+                let pages = KeysetPages::new(db, users, start, owners);
+                (TokenPages::Users(pages), TokenFilter::for_database(expected).reading(targets))
+            }
+            TokenSource::Winners { db, winners, start } => {
+                let (owners, expected) = prepare_owners(&db, None).await?;
+                let pages = KeysetPages::new(db, winners, start, owners);
+                (TokenPages::Winners(pages), TokenFilter::for_database(expected).reading(targets))
+            }
             TokenSource::File(pages) => {
                 let expected = if count_total { pages.count_token_lines().await? } else { None };
-                return Ok(TokenFilter { expected, ..TokenFilter::default() });
+                (TokenPages::File(pages), TokenFilter { expected, ..TokenFilter::default() }.reading(targets))
             }
-            TokenSource::Single { token, .. } => {
-                return Ok(TokenFilter {
-                    expected: Some(u64::from(token.is_some())),
-                    ..TokenFilter::default()
-                })
+            TokenSource::Single { token, reading } => {
+                let filter = TokenFilter { expected: Some(1), ..TokenFilter::default() };
+                (TokenPages::Single(Some(token)), filter.reading(reading))
             }
-        };
-        let start = start.filter(|_| count_total);
-        let (owners, expected) = tokio::try_join!(owners::Owners::load(db), expected_users(db, start))?;
-        let secs = started.elapsed().as_secs_f64();
-        tracing::debug!(shared_tokens = owners.groups(), secs, "found the tokens held by several users");
-        let expected = start
-            .zip(expected)
-            .map(|(reach, users)| users.saturating_sub(owners.non_owners_among(reach.after, reach.shard)));
-        let _ = pages_owners.set(owners);
-        Ok(TokenFilter::for_database(expected))
+        })
     }
+}
 
+impl TokenPages {
     /// The next page, or `None` after the last.
     ///
     /// # Errors
     /// When the database or the file fails.
     pub(crate) async fn next_page(&mut self) -> Result<Option<Page>, SourceError> {
         Ok(match self {
-            TokenSource::Users(pages) => pages.next_page().await?,
-            TokenSource::Winners(pages) => pages.next_page().await?,
-            TokenSource::File(pages) => pages.next_page().await?,
-            TokenSource::Single { token, .. } => token.take().map(|token| Page {
+            TokenPages::Users(pages) => pages.next_page().await?,
+            TokenPages::Winners(pages) => pages.next_page().await?,
+            TokenPages::File(pages) => pages.next_page().await?,
+            TokenPages::Single(token) => token.take().map(|token| Page {
                 candidates: vec![Candidate::read(None, Some(token), None)],
                 unusable_lines: 0,
             }),
         })
     }
+}
+
+/// The step a database source takes before its first page: the groups of tokens held by
+/// several users read, and their owners known (see [`owners`]); at the same time, on another
+/// connection, the users `reach` expects counted, less those who share a lower user's token.
+async fn prepare_owners(db: &Database, reach: Option<Reach<'_>>) -> Result<(Owners, Option<u64>), DbError> {
+    let started = std::time::Instant::now();
+    let (owners, expected) = tokio::try_join!(Owners::load(db), expected_users(db, reach))?;
+    let secs = started.elapsed().as_secs_f64();
+    tracing::debug!(shared_tokens = owners.groups(), secs, "found the tokens held by several users");
+    let expected = reach
+        .zip(expected)
+        .map(|(reach, users)| users.saturating_sub(owners.non_owners_among(reach.after, reach.shard)));
+    Ok((owners, expected))
 }
 
 /// The users `start` reaches (this shard's users with a token above the checkpoint, `among`
@@ -410,57 +435,6 @@ async fn expected_users(db: &Database, start: Option<Reach<'_>>) -> Result<Optio
     };
     let (users, retrying) = tokio::try_join!(db.count_with_token(after, shard, among), retrying)?;
     Ok(Some(users + retrying))
-}
-
-/// Marks the candidates of `page` whose token a lower user holds.
-async fn mark(owners: &OnceLock<owners::Owners>, db: &Database, page: &mut Page) -> Result<(), DbError> {
-    match owners.get() {
-        Some(owners) => owners.mark(db, &mut page.candidates).await,
-        None => Ok(()),
-    }
-}
-
-/// Reads a slot's retry set page by page, in `user_id` order.
-#[derive(Debug)]
-struct RetrySet {
-    key: RunKey,
-    after: i64,
-    done: bool,
-}
-
-impl RetrySet {
-    fn new(key: Option<RunKey>) -> Option<Self> {
-        key.map(|key| RetrySet { key, after: i64::MIN, done: false })
-    }
-
-    /// The next page of user ids; `None` once the set is read.
-    async fn next_ids(&mut self, db: &Database) -> Result<Option<Vec<i64>>, DbError> {
-        if self.done {
-            return Ok(None);
-        }
-        let ids = db.retry_page(&self.key, self.after, crate::db::tokens::PAGE_SIZE).await?;
-        self.done = ids.len() < crate::db::tokens::PAGE_SIZE;
-        match ids.last() {
-            Some(&last) => {
-                self.after = last;
-                Ok(Some(ids))
-            }
-            None => Ok(None),
-        }
-    }
-}
-
-/// Candidates for a page of retry-set `ids`, in their order: a user not `found` has no token
-/// (or no message) any more.
-fn retry_candidates(ids: Vec<i64>, mut found: HashMap<i64, (String, Option<Arc<Message>>)>) -> Page {
-    let candidates = ids
-        .into_iter()
-        .map(|user_id| {
-            let (stored, message) = found.remove(&user_id).map_or((None, None), |(t, m)| (Some(t), m));
-            Candidate { in_retry_set: true, ..Candidate::read(Some(user_id), stored, message) }
-        })
-        .collect();
-    Page { candidates, unusable_lines: 0 }
 }
 
 #[cfg(test)]

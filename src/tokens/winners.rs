@@ -3,12 +3,12 @@
 //! they earned. A resumed slot's retry set first, then the winners above its checkpoint.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::owners::Owners;
-use super::{mark, retry_candidates, Candidate, Page, ReadFrom, RetrySet};
+use super::keyset::{retry_candidates, Keyset, KeysetPage, PageRead};
+use super::{Candidate, Page};
 use crate::db::stats::{WinnerRow, WINNERS_PER_PAGE};
 use crate::db::{Database, DbError};
 use crate::fcm::message::Message;
@@ -25,78 +25,43 @@ pub(crate) struct Winners {
     pub again: bool,
 }
 
-/// The winners of one week, notified at one instant.
-pub(crate) struct WinnerPages {
-    db: Database,
-    winners: Winners,
-    owners: OnceLock<Owners>,
-    retry_set: Option<RetrySet>,
-    after: i64,
-    done: bool,
-}
+impl Keyset for Winners {
+    const READ_AHEAD: bool = false;
 
-impl WinnerPages {
-    pub(super) fn new(db: Database, winners: Winners, start: ReadFrom) -> Self {
-        let retry_set = RetrySet::new(start.retry_set);
-        WinnerPages {
-            db,
-            winners,
-            owners: OnceLock::new(),
-            retry_set,
-            after: start.after_user_id,
-            done: false,
-        }
-    }
-
-    pub(super) fn database(&self) -> &Database {
-        &self.db
-    }
-
-    /// Where the shared-token groups go once read (`TokenSource::filter`).
-    pub(super) fn owners(&self) -> &OnceLock<Owners> {
-        &self.owners
-    }
-
-    pub(super) async fn next_page(&mut self) -> Result<Option<Page>, DbError> {
-        let Some(mut page) = self.read_page().await? else { return Ok(None) };
-        mark(&self.owners, &self.db, &mut page).await?;
-        Ok(Some(page))
-    }
-
-    async fn read_page(&mut self) -> Result<Option<Page>, DbError> {
-        if let Some(retry_set) = &mut self.retry_set {
-            if let Some(ids) = retry_set.next_ids(&self.db).await? {
-                let rows = self.db.badge_winners_among(self.winners.week, self.winners.again, &ids).await?;
-                let found: HashMap<_, _> = rows
-                    .into_iter()
-                    .map(|row| {
-                        let message = self.message(&row);
-                        (row.user_id, (row.token, Some(message)))
-                    })
-                    .collect();
-                return Ok(Some(retry_candidates(ids, found)));
-            }
-            self.retry_set = None;
-        }
-        if self.done {
-            return Ok(None);
-        }
-        let rows = self.db.badge_winner_page(self.winners.week, self.winners.again, self.after).await?;
-        self.done = (rows.len() as u64) < WINNERS_PER_PAGE;
-        let Some(last) = rows.last() else { return Ok(None) };
-        self.after = last.user_id;
-        let candidates = rows
+    async fn retry_page(&self, db: &Database, ids: Vec<i64>) -> Result<Page, DbError> {
+        let rows = db.badge_winners_among(self.week, self.again, &ids).await?;
+        let found: HashMap<_, _> = rows
             .into_iter()
             .map(|row| {
                 let message = self.message(&row);
-                Candidate::read(Some(row.user_id), Some(row.token), Some(message))
+                (row.user_id, (row.token, Some(message)))
             })
             .collect();
-        Ok(Some(Page { candidates, unusable_lines: 0 }))
+        Ok(retry_candidates(ids, found))
     }
 
+    fn page_after(&self, db: Database, after: i64) -> PageRead {
+        let winners = *self;
+        Box::pin(async move {
+            let rows = db.badge_winner_page(winners.week, winners.again, after).await?;
+            let is_last = (rows.len() as u64) < WINNERS_PER_PAGE;
+            let last_user_id = rows.last().map(|row| row.user_id);
+            let candidates = rows
+                .into_iter()
+                .map(|row| {
+                    let message = winners.message(&row);
+                    Candidate::read(Some(row.user_id), Some(row.token), Some(message))
+                })
+                .collect();
+            Ok(KeysetPage { page: Page { candidates, unusable_lines: 0 }, last_user_id, is_last })
+        })
+    }
+}
+
+impl Winners {
+    /// The notification of the badges `row` names.
     fn message(&self, row: &WinnerRow) -> Arc<Message> {
         let names: Vec<&str> = row.names.iter().map(String::as_str).collect();
-        Arc::new(Message::badge(self.winners.week.to_string(), row.codes.clone(), &names, &self.winners.now))
+        Arc::new(Message::badge(self.week.to_string(), row.codes.clone(), &names, &self.now))
     }
 }
