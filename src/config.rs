@@ -339,11 +339,11 @@ pub(crate) const PATH_DAILY_DEADLINE: Duration = Duration::from_secs(6 * 3600);
 
 /// `--concurrency`: one worker task per request in flight, over at most 64 HTTP/2 connections
 /// of ~100 streams each. 20,000 is about what one process can serve; more only costs memory and
-/// start-up time (10,000,000 took 56 s to start; 4,294,967,296 ran the host out of memory).
+/// start-up time, and absurd values exhaust the host (BENCHMARKS.md, "Why the code looks like this").
 pub(crate) const CONCURRENCY: RangeInclusive<usize> = 1..=20_000;
 const CONCURRENCY_WHY: &str = "about what one process can serve; for more throughput use shards";
 /// `--rate`: 0 is no cap. The project quota is 600,000/min (10,000/s) unless Google raised it,
-/// and one process peaks near 33,000/s (BENCHMARKS.md): 100,000 leaves room for a raised quota
+/// and one process peaks far below 100,000/s (BENCHMARKS.md): 100,000 leaves room for a raised quota
 /// and refuses a slipped digit.
 pub(crate) const RATE: RangeInclusive<u32> = 0..=100_000;
 const RATE_WHY: &str = "0 for no cap; the project quota is 10,000/s unless Google raised it";
