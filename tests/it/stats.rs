@@ -570,19 +570,29 @@ fn a_late_uploader_is_computed_by_the_next_run_and_the_others_rows_are_left_alon
     assert_eq!(user_rows(world.db(), WEEK)[2], (3, 2 * H as u32, WEEK_SECONDS - 2 * H as u32, 1));
 }
 
-#[test]
-fn a_changed_interval_alone_makes_its_user_recomputed() {
-    let world = World::new().with_db();
+/// `world` with users 1 (3 h at home on Monday) and 2 (4 h at work on Tuesday), computed once.
+fn two_users_computed(world: World) -> World {
     let b = Backend::new(world.db());
     users(world.db(), &[1, 2]);
     b.stay_for(1, 0, "09:00:00", "집", 3 * H);
     b.stay_for(2, 1, "09:00:00", "회사", 4 * H);
     report(&world, &[]);
-    world.db().exec(
+    world
+}
+
+/// User 2's app re-uploads their stay an hour longer, now (only the interval changes).
+fn user_2_stays_an_hour_longer(db: &TestDb) {
+    db.exec(
         "UPDATE intervalstay i JOIN dailypath d ON d.dailypath_id = i.daily_path_id \
          SET i.end_time = i.end_time + INTERVAL 1 HOUR, i.last_updated = UTC_TIMESTAMP(6) + INTERVAL 9 HOUR \
          WHERE d.user_id = 2",
     );
+}
+
+#[test]
+fn a_changed_interval_alone_makes_its_user_recomputed() {
+    let world = two_users_computed(World::new().with_db());
+    user_2_stays_an_hour_longer(world.db());
     let refresh = report(&world, &[]);
     assert_eq!((refresh["scope"].as_str(), refresh["users"].as_u64()), (Some("refresh"), Some(1)));
     assert_eq!(stat_rows(world.db(), WEEK)[1], row(2, "회사", 5 * H, "1.000000"));
@@ -606,20 +616,12 @@ fn a_user_with_days_but_nothing_countable_is_not_recomputed_by_every_refresh() {
 #[test]
 fn refreshes_find_changed_intervals_through_an_index_on_last_updated_when_there_is_one() {
     let world = World::new().with_db();
-    let b = Backend::new(world.db());
     world.db().exec(
         "CREATE INDEX intervalstay_last_updated ON intervalstay (last_updated); \
          CREATE INDEX intervalmove_last_updated ON intervalmove (last_updated)",
     );
-    users(world.db(), &[1, 2]);
-    b.stay_for(1, 0, "09:00:00", "집", 3 * H);
-    b.stay_for(2, 1, "09:00:00", "회사", 4 * H);
-    report(&world, &[]);
-    world.db().exec(
-        "UPDATE intervalstay i JOIN dailypath d ON d.dailypath_id = i.daily_path_id \
-         SET i.end_time = i.end_time + INTERVAL 1 HOUR, i.last_updated = UTC_TIMESTAMP(6) + INTERVAL 9 HOUR \
-         WHERE d.user_id = 2",
-    );
+    let world = two_users_computed(world);
+    user_2_stays_an_hour_longer(world.db());
     let refresh = report(&world, &[]);
     assert_eq!((refresh["scope"].as_str(), refresh["users"].as_u64()), (Some("refresh"), Some(1)));
     assert_eq!(stat_rows(world.db(), WEEK)[1], row(2, "회사", 5 * H, "1.000000"));
@@ -627,12 +629,7 @@ fn refreshes_find_changed_intervals_through_an_index_on_last_updated_when_there_
 
 #[test]
 fn full_recomputes_every_user() {
-    let world = World::new().with_db();
-    let b = Backend::new(world.db());
-    users(world.db(), &[1, 2]);
-    b.stay_for(1, 0, "09:00:00", "집", 3 * H);
-    b.stay_for(2, 1, "09:00:00", "회사", 4 * H);
-    report(&world, &[]);
+    let world = two_users_computed(World::new().with_db());
     let full = report(&world, &["--full"]);
     assert_eq!((full["scope"].as_str(), full["users"].as_u64()), (Some("full"), Some(2)));
 }
