@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
-use crate::output::Progress;
+use crate::output::ProgressWhen;
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 done (or nothing to do), 2 bad command line (a flag out of range included), 3
@@ -119,8 +119,8 @@ pub struct GlobalArgs {
     pub format: FormatChoice,
 
     /// Progress bar on stderr; auto = only when stderr is a terminal
-    #[arg(long, global = true, value_enum, default_value_t = Progress::Auto)]
-    pub progress: Progress,
+    #[arg(long, global = true, value_enum, default_value_t = ProgressWhen::Auto)]
+    pub progress: ProgressWhen,
 
     /// Print nothing on success (cron mails any output); errors still go to stderr
     #[arg(short, long, global = true, conflicts_with = "verbose")]

@@ -21,7 +21,7 @@ pub struct Output {
     /// Summary format.
     pub format: Format,
     /// Progress bar policy.
-    pub progress: Progress,
+    pub progress: ProgressWhen,
     /// Print nothing on success.
     pub quiet: bool,
 }
@@ -37,7 +37,7 @@ pub enum Format {
 
 /// When to draw the progress bar (`--progress`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Progress {
+pub enum ProgressWhen {
     /// Only when stderr is a terminal.
     Auto,
     /// Always.
@@ -46,14 +46,14 @@ pub enum Progress {
     Never,
 }
 
-impl Progress {
+impl ProgressWhen {
     /// Whether the bar is drawn: callers skip the work of counting its total when it is not
     /// (under cron, say).
     pub(crate) fn shown(self) -> bool {
         match self {
-            Progress::Always => true,
-            Progress::Never => false,
-            Progress::Auto => std::io::stderr().is_terminal(),
+            ProgressWhen::Always => true,
+            ProgressWhen::Never => false,
+            ProgressWhen::Auto => std::io::stderr().is_terminal(),
         }
     }
 }
@@ -179,7 +179,7 @@ pub(crate) struct RunProgress {
 
 impl RunProgress {
     /// A bar for `total` messages (`None`: not known, a spinner with the counts instead).
-    pub(crate) fn new(policy: Progress, total: Option<u64>, label: &str) -> Self {
+    pub(crate) fn new(policy: ProgressWhen, total: Option<u64>, label: &str) -> Self {
         let answers = Arc::new(Answers::default());
         if !policy.shown() {
             return RunProgress { bar: ProgressBar::hidden(), answers };
