@@ -872,18 +872,24 @@ fn unpublished_rows(db: &TestDb) -> u64 {
 /// Spawns `stats weekly` and kills it (SIGKILL) once a batch of its generation is committed
 /// and the week is not published yet. `false` when the run finished first.
 fn kill_mid_write(world: &World) -> bool {
-    let mut child = world
+    let child = world
         .std_cmd()
         .args(["stats", "weekly", "--timezone", "Asia/Seoul", "--week", WEEK, "--full", "-q"])
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + StdDuration::from_secs(60);
     let writing = format!(
         "SELECT COUNT(*) FROM wolley_push_weekly_generation \
          WHERE week = '{WEEK}' AND published_at IS NULL AND batches >= 1"
     );
+    kill_once(child, || world.db().query::<u64>(&writing)[0] > 0)
+}
+
+/// Kills `child` (SIGKILL) as soon as `caught` holds while it runs: `true`; `false` when it
+/// finished first (or after a minute).
+fn kill_once(mut child: std::process::Child, caught: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + StdDuration::from_secs(60);
     loop {
-        if world.db().query::<u64>(&writing)[0] > 0 {
+        if caught() {
             child.kill().unwrap();
             child.wait().unwrap();
             return true;
@@ -943,25 +949,12 @@ fn a_run_killed_mid_write_leaves_the_previous_week_and_a_rerun_publishes_the_new
 /// Spawns a refresh of the test week and kills it (SIGKILL) once it has committed a page and
 /// not finished. `false` when the run finished first.
 fn kill_mid_refresh(world: &World, pages_before: u32) -> bool {
-    let mut child = world
+    let child = world
         .std_cmd()
         .args(["stats", "weekly", "--timezone", "Asia/Seoul", "--week", WEEK, "-q"])
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + StdDuration::from_secs(60);
-    loop {
-        if published_generation(world.db())[0].0 > pages_before {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            return true;
-        }
-        if child.try_wait().unwrap().is_some() || Instant::now() > deadline {
-            let _ = child.kill();
-            child.wait().unwrap();
-            return false;
-        }
-        std::thread::sleep(StdDuration::from_millis(2));
-    }
+    kill_once(child, || published_generation(world.db())[0].0 > pages_before)
 }
 
 /// As if the week had been computed an hour ago, then every user's 헬스장 became `gym`, uploaded
