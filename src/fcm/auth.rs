@@ -361,7 +361,9 @@ impl Authenticator {
         if let Some(bearer) = self.cached_bearer(None) {
             return Ok(bearer);
         }
-        self.refresh(None).await
+        // Boxed: the exchange's state (gcp_auth's and reqwest's futures) is kilobytes, and every
+        // request in flight would otherwise carry room for it (BENCHMARKS.md, issue 21).
+        Box::pin(self.refresh(None)).await
     }
 
     /// FCM said the token of `generation` is not valid: get a new one (once, however many
@@ -370,7 +372,7 @@ impl Authenticator {
     /// # Errors
     /// As [`Authenticator::bearer`].
     pub(crate) async fn reject(&self, generation: u64) -> Result<Bearer, AuthError> {
-        self.refresh(Some(generation)).await
+        Box::pin(self.refresh(Some(generation))).await
     }
 
     fn cached_bearer(&self, rejected: Option<u64>) -> Option<Bearer> {

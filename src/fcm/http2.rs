@@ -6,8 +6,10 @@
 //! together that was most of the CPU a message cost that was not the kernel's. Here a request is
 //! a header block handed to `h2`'s stream state, and the worker awaits the answer itself.
 
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -135,7 +137,7 @@ impl Endpoint {
                 .map_err(|e| TransportError::Connect(format!("cannot connect to {}: {e}", self.address)))?;
             tcp.set_nodelay(true).map_err(|e| TransportError::Connect(format!("{}: {e}", self.address)))?;
             match &self.tls {
-                None => handshake(tcp, closed).await,
+                None => handshake(Coalesced(tcp), closed).await,
                 Some((connector, name)) => {
                     let tls = connector.connect(name.clone(), tcp).await.map_err(|e| {
                         TransportError::Connect(format!(
@@ -144,7 +146,7 @@ impl Endpoint {
                             crate::causes::one_line(&e)
                         ))
                     })?;
-                    handshake(tls, closed).await
+                    handshake(Coalesced(tls), closed).await
                 }
             }
         };
@@ -219,6 +221,39 @@ where
         closed.store(true, Ordering::Release);
     });
     Ok(sender)
+}
+
+/// A connection's socket (TCP, or TLS over it) that tells `h2` it takes no vectored writes.
+///
+/// `h2` keeps a DATA frame of 256 bytes or more out of its 16 KiB write buffer when the socket
+/// writes vectored, and flushes before it takes the next frame: every request went out in a
+/// write (and a TLS record) of its own, a third of the CPU a message cost. Without vectored
+/// writes it copies frames under 1 KiB, an FCM request body's size, into the buffer, and sends
+/// the requests queued since the connection last ran in one write (BENCHMARKS.md, issue 21).
+struct Coalesced<T>(T);
+
+impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Coalesced<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Coalesced<T> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
 }
 
 /// Pings every [`KEEP_ALIVE_INTERVAL`]; returns when a pong does not come in time.
@@ -298,6 +333,13 @@ impl Lane {
         if let Some(sender) = self.open() {
             return Ok(sender);
         }
+        // Boxed: connecting (TCP, TLS, the HTTP/2 preface) is kilobytes of state, and every
+        // request in flight would otherwise carry room for it (BENCHMARKS.md, issue 21).
+        Box::pin(self.connect(endpoint)).await
+    }
+
+    /// Connects, or waits for the worker that is connecting and shares its outcome.
+    async fn connect(&self, endpoint: &Endpoint) -> Result<SendRequest<Bytes>, TransportError> {
         let before = self.attempts.load(Ordering::Acquire);
         let mut last_failure = self.connecting.lock().await;
         if let Some(sender) = self.open() {

@@ -94,8 +94,20 @@ impl FcmClient {
         let Verdict::Unauthenticated(_) = answer else {
             return Ok(answer);
         };
+        // Boxed, like every rare path: the state of a second POST would make every request's
+        // future larger (BENCHMARKS.md, issue 21).
+        Box::pin(self.send_with_fresh_token(lane, bearer.generation, body)).await
+    }
+
+    /// FCM said the access token of `generation` expired: sends once more with a new one.
+    async fn send_with_fresh_token(
+        &self,
+        lane: usize,
+        generation: u64,
+        body: Bytes,
+    ) -> Result<Verdict, AuthError> {
         tracing::debug!("FCM says the access token expired; refreshing it");
-        let fresh = self.auth.reject(bearer.generation).await?;
+        let fresh = self.auth.reject(generation).await?;
         Ok(match self.post(lane, &fresh.header, body).await {
             Verdict::Unauthenticated(message) => Verdict::Fatal(FatalSendError::Unauthenticated(message)),
             other => other,
