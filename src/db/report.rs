@@ -17,7 +17,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Value};
 
-use super::{date_value, datetime_value, Database, DbError, NamedRow};
+use super::{date_value, datetime_value, placeholders, Database, DbError, NamedRow};
 
 /// Users per page: their points (about 100 each for a user recording all week) stream through
 /// the report's per-user marks, which are cleared at the end of each page.
@@ -44,17 +44,16 @@ const PAGE_END: &str = "\
 const POINTS: &str = "\
     SELECT d.user_id, TIMESTAMPDIFF(MICROSECOND, '1970-01-01', g.timestamp) \
     FROM wolley_push_report_day d JOIN gpslog g ON g.daily_path_id = d.dailypath_id \
-    WHERE d.user_id > ? AND d.user_id <= ? AND g.timestamp >= ? AND g.timestamp < ?";
+    WHERE d.user_id > :after AND d.user_id <= :upto AND g.timestamp >= :from AND g.timestamp < :to";
 
-/// As `stats weekly`'s: per minute after `since` (third and first parameters), how many users'
-/// earliest row dated in the week (the second and third parameters bound it) has `last_updated`
-/// at or after `since`; the days near the week are already in the session's table, and
-/// `dailypath` is reached by its primary key.
+/// As `stats weekly`'s: per minute after `since`, how many users' earliest row dated in the week
+/// (`monday` to `sunday`) has `last_updated` at or after `since`; the days near the week are
+/// already in the session's table, and `dailypath` is reached by its primary key.
 const FIRST_UPLOADS: &str = "\
-    SELECT TIMESTAMPDIFF(MINUTE, ?, u.first), COUNT(*) \
+    SELECT TIMESTAMPDIFF(MINUTE, :since, u.first), COUNT(*) \
     FROM (SELECT MIN(d.last_updated) AS first \
           FROM wolley_push_report_day r JOIN dailypath d ON d.dailypath_id = r.dailypath_id \
-          WHERE d.date BETWEEN ? AND ? AND d.last_updated >= ? GROUP BY r.user_id) u \
+          WHERE d.date BETWEEN :monday AND :sunday AND d.last_updated >= :since GROUP BY r.user_id) u \
     GROUP BY 1 ORDER BY 1";
 
 /// One journal row of a slot the report looks at.
@@ -107,8 +106,7 @@ impl Database {
         if slots.is_empty() {
             return Ok(Vec::new());
         }
-        let marks = vec!["?"; slots.len()].join(",");
-        let sql = format!("{JOURNAL}({marks}) ORDER BY slot, shard");
+        let sql = format!("{JOURNAL}({}) ORDER BY slot, shard", placeholders(slots.len()));
         let mut params: Vec<Value> = vec![job.into()];
         params.extend(slots.iter().map(|slot| Value::from(slot.as_str())));
         let mut conn = self.conn().await?;
@@ -203,7 +201,12 @@ impl PointPages {
         // Fewer than a page of users left: the last page is open-ended.
         let upto = end.unwrap_or(i64::from(i32::MAX));
         self.done = end.is_none();
-        let params = (self.after, upto, datetime_value(self.from), datetime_value(self.to));
+        let params = params! {
+            "after" => self.after,
+            "upto" => upto,
+            "from" => datetime_value(self.from),
+            "to" => datetime_value(self.to),
+        };
         let mut rows = self.conn.exec_iter(POINTS, params).await.map_err(|e| fail(&self.db, e))?;
         rows.for_each(|row| {
             let (user, micros): (i64, i64) = mysql_async::from_row(row);
@@ -226,8 +229,11 @@ impl PointPages {
         (monday, sunday): (NaiveDate, NaiveDate),
         since: NaiveDateTime,
     ) -> Result<Vec<(i64, u64)>, DbError> {
-        let since = datetime_value(since);
-        let params = (since.clone(), date_value(monday), date_value(sunday), since);
+        let params = params! {
+            "since" => datetime_value(since),
+            "monday" => date_value(monday),
+            "sunday" => date_value(sunday),
+        };
         self.conn
             .exec(FIRST_UPLOADS, params)
             .await
