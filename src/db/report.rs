@@ -18,6 +18,7 @@ use mysql_async::prelude::*;
 use mysql_async::{Conn, Value};
 
 use super::{date_value, datetime_value, placeholders, Database, DbError, NamedRow};
+use crate::shard::Shard;
 
 /// Users per page: their points (about 100 each for a user recording all week) stream through
 /// the report's per-user marks, which are cleared at the end of each page.
@@ -61,8 +62,8 @@ const FIRST_UPLOADS: &str = "\
 pub(crate) struct JournalRow {
     /// The slot's label as the job wrote it.
     pub slot: String,
-    /// `K/N`.
-    pub shard: String,
+    /// The shard of the slot's run this row is.
+    pub shard: Shard,
     /// `running`, `done`, `partial` or `failed`.
     pub status: String,
     pub targeted: u64,
@@ -156,11 +157,15 @@ impl Database {
 }
 
 /// Decodes a [`JOURNAL`] row by column name.
+///
+/// # Errors
+/// [`DbError::MalformedRow`] when a stored value cannot be what its column holds, e.g. a shard
+/// that is not `K/N`.
 fn journal_row(row: mysql_async::Row) -> Result<JournalRow, DbError> {
     let mut row = NamedRow::new(row, "wolley_push_run");
     Ok(JournalRow {
         slot: row.get("slot")?,
-        shard: row.get("shard")?,
+        shard: row.parse("shard", "shard", "a shard, K/N")?,
         status: row.get("status")?,
         targeted: row.get("targeted")?,
         sent: row.get("sent")?,

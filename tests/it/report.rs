@@ -222,6 +222,18 @@ fn report_week_refuses_a_wake_window_longer_than_a_slot() {
         .stderr_contains("--wake-window: \"31m\" is too long: at most 30m");
 }
 
+#[test]
+fn report_week_refuses_a_journal_row_whose_shard_is_not_k_of_n() {
+    let world = fixture();
+    world.db().exec(&format!(
+        "UPDATE wolley_push_run SET shard = 'half' WHERE slot = '{TUE_14}' AND shard = '1/2'"
+    ));
+    world
+        .run(["report", "week", "--week", WEEK])
+        .exits(78)
+        .stderr_contains("wolley_push_run.shard holds 'half', which is not a shard, K/N");
+}
+
 // ---- the page, in a real browser ----
 
 /// Headless Chromium on `page`: (stdout, stderr) of `--dump-dom`, and a screenshot's size.
