@@ -414,11 +414,7 @@ impl Database {
             .await
             .map_err(|e| self.classify_connecting(e))?;
         self.delete_stale_generations(&mut conn).await?;
-        let published: Option<(u64, Option<i64>)> = conn
-            .exec_first(PUBLISHED, (&label,))
-            .await
-            .map_err(|e| self.classify(e, "reading the week's published generation"))?;
-        let published = published.map(|(generation, micros)| (generation, micros.and_then(naive_micros)));
+        let published = self.published(&mut conn, &label).await?;
         let refresh_since = match published {
             Some((_, Some(since))) if !plan.full => Some(since),
             _ => None,
@@ -428,10 +424,7 @@ impl Database {
             _ => self.new_generation(&mut conn, &label).await?,
         };
         let bounds = Bounds::of(week);
-        let fail = |e| self.classify(e, "finding the week's days");
-        conn.query_drop(DROP_DAYS).await.map_err(fail)?;
-        conn.query_drop(CREATE_DAYS).await.map_err(fail)?;
-        conn.exec_drop(FILL_DAYS, bounds.days()).await.map_err(fail)?;
+        self.copy_days(&mut conn, &bounds).await?;
         let scope = match refresh_since {
             Some(since) => {
                 let users = self.find_changed(&mut conn, &label, generation, since, plan.shown).await?;
@@ -457,6 +450,29 @@ impl Database {
             stats: Pending::new(INSERT_STATS),
             badges: Pending::new(INSERT_BADGES),
         })
+    }
+
+    /// The week's published generation, and through when it reflects the backend's rows (`None`
+    /// when no run recorded it).
+    async fn published(
+        &self,
+        conn: &mut Conn,
+        label: &str,
+    ) -> Result<Option<(u64, Option<NaiveDateTime>)>, DbError> {
+        let published: Option<(u64, Option<i64>)> = conn
+            .exec_first(PUBLISHED, (label,))
+            .await
+            .map_err(|e| self.classify(e, "reading the week's published generation"))?;
+        Ok(published.map(|(generation, micros)| (generation, micros.and_then(naive_micros))))
+    }
+
+    /// Copies the days that may hold the week's intervals into the session's table the pages
+    /// join ([`CREATE_DAYS`]).
+    async fn copy_days(&self, conn: &mut Conn, bounds: &Bounds) -> Result<(), DbError> {
+        let fail = |e| self.classify(e, "finding the week's days");
+        conn.query_drop(DROP_DAYS).await.map_err(fail)?;
+        conn.query_drop(CREATE_DAYS).await.map_err(fail)?;
+        conn.exec_drop(FILL_DAYS, bounds.days()).await.map_err(fail)
     }
 
     /// Lists a refresh's users in the session table `wolley_push_week_changed`: those with a day
