@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Params, TxOpts, Value};
 
-use super::{qualified_lock_name, Database, DbError, NamedRow};
+use super::{placeholders, qualified_lock_name, values_list, Database, DbError, NamedRow};
 use crate::counts::SlotCounts;
 use crate::shard::Shard;
 use crate::slot::{IsoWeek, RunKey};
@@ -325,7 +325,8 @@ const CLAIM: &str = "INSERT INTO wolley_push_run \
 
 // The running row of a job's shard whose lock the session `lock_conn` holds (any slot: the lock
 // is the job's and shard's).
-const HOLDER_ROW: &str = "WHERE job = ? AND shard = ? AND status = 'running' AND lock_conn = ? \
+const HOLDER_ROW: &str =
+    "WHERE job = :job AND shard = :shard AND status = 'running' AND lock_conn = :conn_id \
      ORDER BY started_at DESC LIMIT 1";
 
 const RESET: &str = "UPDATE wolley_push_run SET checkpoint_user_id = 0, targeted = 0, sent = 0, pruned = 0, \
@@ -362,10 +363,13 @@ const MARK_HELD: &str = "UPDATE wolley_push_prune_log SET state = 'held' \
      WHERE job = :job AND slot = :slot AND shard = :shard AND state = 'pending'";
 
 const RETRY_PAGE: &str = "SELECT user_id FROM wolley_push_retry \
-     WHERE job = ? AND slot = ? AND shard = ? AND user_id > ? ORDER BY user_id LIMIT ?";
+     WHERE job = :job AND slot = :slot AND shard = :shard AND user_id > :after ORDER BY user_id LIMIT :limit";
 
 pub(super) const RETRY_COUNT: &str =
-    "SELECT COUNT(*) FROM wolley_push_retry WHERE job = ? AND slot = ? AND shard = ?";
+    "SELECT COUNT(*) FROM wolley_push_retry WHERE job = :job AND slot = :slot AND shard = :shard";
+
+const SLOT_STANDING: &str =
+    "SELECT status, checkpoint_user_id FROM wolley_push_run WHERE job = :job AND slot = :slot AND shard = :shard";
 
 const DELETE_RETRY_SET: &str =
     "DELETE FROM wolley_push_retry WHERE job = :job AND slot = :slot AND shard = :shard";
@@ -375,7 +379,7 @@ pub(super) fn key_params(key: &RunKey) -> [Value; 3] {
 }
 
 /// The named parameters of a statement on `key`'s rows (`:job`, `:slot`, `:shard`) and `more`.
-fn named(key: &RunKey, more: impl IntoIterator<Item = (&'static str, Value)>) -> Params {
+pub(super) fn named(key: &RunKey, more: impl IntoIterator<Item = (&'static str, Value)>) -> Params {
     let [job, slot, shard] = key_params(key);
     let mut params = vec![("job", job), ("slot", slot), ("shard", shard)];
     params.extend(more);
@@ -435,12 +439,8 @@ impl Database {
     /// When the database fails or the journal is missing (run `migrate`).
     pub(crate) async fn slot_standing(&self, key: &RunKey) -> Result<Option<(RunStatus, i64)>, DbError> {
         let mut conn = self.conn().await?;
-        let [job, slot, shard] = key_params(key);
         let row: Option<(String, i64)> = conn
-            .exec_first(
-                "SELECT status, checkpoint_user_id FROM wolley_push_run WHERE job = ? AND slot = ? AND shard = ?",
-                (job, slot, shard),
-            )
+            .exec_first(SLOT_STANDING, named(key, []))
             .await
             .map_err(|e| self.classify(e, "reading the run journal"))?;
         Ok(row.map(|(status, checkpoint)| (RunStatus::parse(&status), checkpoint)))
@@ -462,10 +462,8 @@ impl Database {
         limit: usize,
     ) -> Result<Vec<i64>, DbError> {
         let mut conn = self.conn().await?;
-        let [job, slot, shard] = key_params(key);
-        conn.exec(RETRY_PAGE, (job, slot, shard, after_user_id, limit as u64))
-            .await
-            .map_err(|e| self.classify(e, "reading the retry set"))
+        let page = [("after", after_user_id.into()), ("limit", (limit as u64).into())];
+        conn.exec(RETRY_PAGE, named(key, page)).await.map_err(|e| self.classify(e, "reading the retry set"))
     }
 
     /// Makes a journal write on a connection of the pool, for a run whose session was lost: the owner
@@ -509,7 +507,7 @@ impl LockWait {
         let sql = format!("{SELECT_ROW} {HOLDER_ROW}");
         let row: Option<mysql_async::Row> = self
             .conn
-            .exec_first(sql, (job, shard, conn_id))
+            .exec_first(sql, params! { "job" => job, "shard" => shard, "conn_id" => conn_id })
             .await
             .map_err(self.fail("reading the run journal"))?;
         row.map(run_row).transpose()
@@ -636,10 +634,9 @@ impl Session {
 
     /// The size of the retry set of `key`.
     pub(crate) async fn retry_count(&mut self, key: &RunKey) -> Result<u64, DbError> {
-        let [job, slot, shard] = key_params(key);
         let count: Option<u64> = self
             .conn
-            .exec_first(RETRY_COUNT, (job, slot, shard))
+            .exec_first(RETRY_COUNT, named(key, []))
             .await
             .map_err(self.fail("reading the retry set"))?;
         Ok(count.unwrap_or(0))
@@ -760,7 +757,7 @@ async fn write_marks(
 ) -> mysql_async::Result<()> {
     let Marks::BadgeNotices { week } = marks;
     for chunk in delivered.chunks(ROWS_PER_STATEMENT) {
-        let users = vec!["?"; chunk.len()].join(", ");
+        let users = placeholders(chunk.len());
         let sql = format!(
             "INSERT IGNORE INTO wolley_push_badge_notice (week, user_id, badge, notified_at, slot) \
              SELECT r.week, r.user_id, r.badge, UTC_TIMESTAMP(6), ? FROM wolley_push_user_badge_gen r \
@@ -787,24 +784,21 @@ async fn write_row_changes(
         })
         .collect();
     for chunk in kept.chunks(ROWS_PER_STATEMENT) {
-        let values = vec!["(?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6))"; chunk.len()].join(", ");
+        let (values, params) = run_rows(key, chunk, "UTC_TIMESTAMP(6)", |&(user, state, reason)| {
+            [user.into(), state.as_str().into(), truncated(reason, MAX_REASON_CHARS).into()]
+        });
         let sql = format!(
             "INSERT INTO wolley_push_retry (job, slot, shard, user_id, state, reason, updated_at) VALUES {values} \
              ON DUPLICATE KEY UPDATE state = VALUES(state), reason = VALUES(reason), updated_at = VALUES(updated_at)"
         );
-        let mut params = Vec::with_capacity(chunk.len() * 6);
-        for &(user, state, reason) in chunk {
-            params.extend([key[0].clone(), key[1].clone(), key[2].clone(), user.into()]);
-            params.extend([state.as_str().into(), truncated(reason, MAX_REASON_CHARS).into()]);
-        }
         tx.exec_drop(sql, params).await?;
     }
     let deleted: Vec<i64> =
         rows.iter().filter(|(_, change)| **change == RowChange::Delete).map(|(&user, _)| user).collect();
     for chunk in deleted.chunks(ROWS_PER_STATEMENT) {
-        let marks = vec!["?"; chunk.len()].join(", ");
         let sql = format!(
-            "DELETE FROM wolley_push_retry WHERE job = ? AND slot = ? AND shard = ? AND user_id IN ({marks})"
+            "DELETE FROM wolley_push_retry WHERE job = ? AND slot = ? AND shard = ? AND user_id IN ({})",
+            placeholders(chunk.len())
         );
         let mut params: Vec<Value> = vec![key[0].clone(), key[1].clone(), key[2].clone()];
         params.extend(chunk.iter().map(|&user| Value::from(user)));
@@ -821,20 +815,36 @@ async fn write_dead_tokens(
     dead: &[DeadToken],
 ) -> mysql_async::Result<()> {
     for chunk in dead.chunks(ROWS_PER_STATEMENT) {
-        let values = vec!["(?, ?, ?, ?, ?, ?, 'pending', UTC_TIMESTAMP(6))"; chunk.len()].join(", ");
+        let (values, params) = run_rows(key, chunk, "'pending', UTC_TIMESTAMP(6)", |token| {
+            [token.user_id.into(), Value::Bytes(token.token.as_bytes().to_vec()), token.reason.into()]
+        });
         let sql = format!(
             "INSERT INTO wolley_push_prune_log (job, slot, shard, user_id, token, reason, state, recorded_at) \
              VALUES {values} ON DUPLICATE KEY UPDATE token = VALUES(token), reason = VALUES(reason), \
              state = 'pending', recorded_at = VALUES(recorded_at), applied_at = NULL, restored_at = NULL"
         );
-        let mut params = Vec::with_capacity(chunk.len() * 6);
-        for token in chunk {
-            params.extend([key[0].clone(), key[1].clone(), key[2].clone(), token.user_id.into()]);
-            params.extend([Value::Bytes(token.token.as_bytes().to_vec()), token.reason.into()]);
-        }
         tx.exec_drop(sql, params).await?;
     }
     Ok(())
+}
+
+/// The `VALUES` list and the flat parameters of a multi-row insert of one run's rows: each row
+/// binds the run's key (`job, slot, shard`) and the three values `row` gives, then has `tail`,
+/// the SQL the rows share (e.g. `UTC_TIMESTAMP(6)`). Positional, as [`placeholders`] says: the
+/// number of rows varies, and a name cannot stand for the n-th row's value.
+fn run_rows<T>(
+    key: [&Value; 3],
+    rows: &[T],
+    tail: &str,
+    row: impl Fn(&T) -> [Value; 3],
+) -> (String, Vec<Value>) {
+    let values = values_list(&format!("(?, ?, ?, ?, ?, ?, {tail})"), rows.len());
+    let mut params = Vec::with_capacity(rows.len() * 6);
+    for each in rows {
+        params.extend(key.map(Value::clone));
+        params.extend(row(each));
+    }
+    (values, params)
 }
 
 fn truncated(text: &str, chars: usize) -> &str {

@@ -55,6 +55,18 @@ mod code {
     pub(super) const LOCK_WAIT_TIMEOUT: u16 = 1205;
 }
 
+/// `?, ?, …`: the placeholders of an `IN (…)` of `n` values. Statements whose number of values
+/// varies bind positional parameters: a name cannot stand for the n-th of them.
+pub(super) fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+/// The `VALUES` list of a multi-row `INSERT`: `rows` copies of `row`, e.g. `(?, ?, NOW())`
+/// (positional, as [`placeholders`]).
+pub(super) fn values_list(row: &str, rows: usize) -> String {
+    vec![row; rows].join(", ")
+}
+
 /// Midnight of `date` as a bound DATETIME parameter (the backend's naive datetimes).
 pub(super) fn date_value(date: chrono::NaiveDate) -> mysql_async::Value {
     datetime_value(date.and_time(chrono::NaiveTime::MIN))

@@ -7,15 +7,16 @@
 use mysql_async::prelude::*;
 use mysql_async::{TxOpts, Value};
 
-use super::ledger::{key_params, Session};
-use super::{has_token, Database, DbError, PLACEHOLDER_TOKEN};
+use super::ledger::{named, Session};
+use super::{has_token, placeholders, Database, DbError, PLACEHOLDER_TOKEN};
 use crate::slot::RunKey;
 
 /// Rows handled per transaction.
 const PAGE: u64 = 500;
 
 const PENDING_BY_REASON: &str = "SELECT reason, COUNT(*) FROM wolley_push_prune_log \
-     WHERE job = ? AND slot = ? AND shard = ? AND state = 'pending' GROUP BY reason ORDER BY COUNT(*) DESC";
+     WHERE job = :job AND slot = :slot AND shard = :shard AND state = 'pending' \
+     GROUP BY reason ORDER BY COUNT(*) DESC";
 
 // A range of the (job, slot, shard, state, id) index: the page's rows and no other. Forced
 // because, left to itself, MariaDB takes the primary key for `ORDER BY id LIMIT` once the slot
@@ -24,7 +25,8 @@ const PENDING_BY_REASON: &str = "SELECT reason, COUNT(*) FROM wolley_push_prune_
 // 'Handler_read_next'`; 500 on this index).
 const PENDING_PAGE: &str = "SELECT id, user_id, token FROM wolley_push_prune_log \
      FORCE INDEX (wolley_push_prune_log_pending) \
-     WHERE job = ? AND slot = ? AND shard = ? AND state = 'pending' AND id > ? ORDER BY id LIMIT ?";
+     WHERE job = :job AND slot = :slot AND shard = :shard AND state = 'pending' AND id > :after \
+     ORDER BY id LIMIT :limit";
 
 // `= BINARY ?`: the column's collation ignores case and trailing spaces, and a token is only
 // ours to clear if it is byte for byte the one FCM rejected.
@@ -71,9 +73,8 @@ pub(crate) struct Applied {
 impl Session {
     /// The slot's pending dead tokens, counted by FCM's reason, most frequent first.
     pub(crate) async fn pending_dead(&mut self, key: &RunKey) -> Result<Vec<(String, u64)>, DbError> {
-        let [job, slot, shard] = key_params(key);
         self.conn
-            .exec(PENDING_BY_REASON, (job, slot, shard))
+            .exec(PENDING_BY_REASON, named(key, []))
             .await
             .map_err(|e| self.db.classify(e, "reading the prune log"))
     }
@@ -85,13 +86,12 @@ impl Session {
     pub(crate) async fn apply_pending_prunes(&mut self, key: &RunKey) -> Result<Applied, DbError> {
         let db = self.db.clone();
         let fail = |e| db.classify(e, "pruning dead tokens");
-        let [job, slot, shard] = key_params(key);
         let mut applied = Applied::default();
         let mut after = 0u64;
         loop {
             let page: Vec<(u64, i64, Vec<u8>)> = self
                 .conn
-                .exec(PENDING_PAGE, (job.clone(), slot.clone(), shard.clone(), after, PAGE))
+                .exec(PENDING_PAGE, named(key, [("after", after.into()), ("limit", PAGE.into())]))
                 .await
                 .map_err(fail)?;
             let Some(&(last, _, _)) = page.last() else { return Ok(applied) };
@@ -184,9 +184,9 @@ async fn mark(
     if ids.is_empty() {
         return Ok(());
     }
-    let marks = vec!["?"; ids.len()].join(", ");
     let sql = format!(
-        "UPDATE wolley_push_prune_log SET state = ?, {at_column} = UTC_TIMESTAMP(6) WHERE id IN ({marks})"
+        "UPDATE wolley_push_prune_log SET state = ?, {at_column} = UTC_TIMESTAMP(6) WHERE id IN ({})",
+        placeholders(ids.len())
     );
     let mut params: Vec<Value> = vec![state.into()];
     params.extend(ids.iter().map(|&id| Value::from(id)));

@@ -17,7 +17,8 @@ use chrono::{NaiveDate, NaiveDateTime};
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Value};
 
-use super::{date_value, datetime_value, Database, DbError, NamedRow};
+use super::{date_value, datetime_value, placeholders, Database, DbError, NamedRow};
+use crate::shard::Shard;
 
 /// Users per page: their points (about 100 each for a user recording all week) stream through
 /// the report's per-user marks, which are cleared at the end of each page.
@@ -44,17 +45,16 @@ const PAGE_END: &str = "\
 const POINTS: &str = "\
     SELECT d.user_id, TIMESTAMPDIFF(MICROSECOND, '1970-01-01', g.timestamp) \
     FROM wolley_push_report_day d JOIN gpslog g ON g.daily_path_id = d.dailypath_id \
-    WHERE d.user_id > ? AND d.user_id <= ? AND g.timestamp >= ? AND g.timestamp < ?";
+    WHERE d.user_id > :after AND d.user_id <= :upto AND g.timestamp >= :from AND g.timestamp < :to";
 
-/// As `stats weekly`'s: per minute after `since` (third and first parameters), how many users'
-/// earliest row dated in the week (the second and third parameters bound it) has `last_updated`
-/// at or after `since`; the days near the week are already in the session's table, and
-/// `dailypath` is reached by its primary key.
+/// As `stats weekly`'s: per minute after `since`, how many users' earliest row dated in the week
+/// (`monday` to `sunday`) has `last_updated` at or after `since`; the days near the week are
+/// already in the session's table, and `dailypath` is reached by its primary key.
 const FIRST_UPLOADS: &str = "\
-    SELECT TIMESTAMPDIFF(MINUTE, ?, u.first), COUNT(*) \
+    SELECT TIMESTAMPDIFF(MINUTE, :since, u.first), COUNT(*) \
     FROM (SELECT MIN(d.last_updated) AS first \
           FROM wolley_push_report_day r JOIN dailypath d ON d.dailypath_id = r.dailypath_id \
-          WHERE d.date BETWEEN ? AND ? AND d.last_updated >= ? GROUP BY r.user_id) u \
+          WHERE d.date BETWEEN :monday AND :sunday AND d.last_updated >= :since GROUP BY r.user_id) u \
     GROUP BY 1 ORDER BY 1";
 
 /// One journal row of a slot the report looks at.
@@ -62,8 +62,8 @@ const FIRST_UPLOADS: &str = "\
 pub(crate) struct JournalRow {
     /// The slot's label as the job wrote it.
     pub slot: String,
-    /// `K/N`.
-    pub shard: String,
+    /// The shard of the slot's run this row is.
+    pub shard: Shard,
     /// `running`, `done`, `partial` or `failed`.
     pub status: String,
     pub targeted: u64,
@@ -107,8 +107,7 @@ impl Database {
         if slots.is_empty() {
             return Ok(Vec::new());
         }
-        let marks = vec!["?"; slots.len()].join(",");
-        let sql = format!("{JOURNAL}({marks}) ORDER BY slot, shard");
+        let sql = format!("{JOURNAL}({}) ORDER BY slot, shard", placeholders(slots.len()));
         let mut params: Vec<Value> = vec![job.into()];
         params.extend(slots.iter().map(|slot| Value::from(slot.as_str())));
         let mut conn = self.conn().await?;
@@ -158,11 +157,15 @@ impl Database {
 }
 
 /// Decodes a [`JOURNAL`] row by column name.
+///
+/// # Errors
+/// [`DbError::MalformedRow`] when a stored value cannot be what its column holds, e.g. a shard
+/// that is not `K/N`.
 fn journal_row(row: mysql_async::Row) -> Result<JournalRow, DbError> {
     let mut row = NamedRow::new(row, "wolley_push_run");
     Ok(JournalRow {
         slot: row.get("slot")?,
-        shard: row.get("shard")?,
+        shard: row.parse("shard", "shard", "a shard, K/N")?,
         status: row.get("status")?,
         targeted: row.get("targeted")?,
         sent: row.get("sent")?,
@@ -203,7 +206,12 @@ impl PointPages {
         // Fewer than a page of users left: the last page is open-ended.
         let upto = end.unwrap_or(i64::from(i32::MAX));
         self.done = end.is_none();
-        let params = (self.after, upto, datetime_value(self.from), datetime_value(self.to));
+        let params = params! {
+            "after" => self.after,
+            "upto" => upto,
+            "from" => datetime_value(self.from),
+            "to" => datetime_value(self.to),
+        };
         let mut rows = self.conn.exec_iter(POINTS, params).await.map_err(|e| fail(&self.db, e))?;
         rows.for_each(|row| {
             let (user, micros): (i64, i64) = mysql_async::from_row(row);
@@ -226,8 +234,11 @@ impl PointPages {
         (monday, sunday): (NaiveDate, NaiveDate),
         since: NaiveDateTime,
     ) -> Result<Vec<(i64, u64)>, DbError> {
-        let since = datetime_value(since);
-        let params = (since.clone(), date_value(monday), date_value(sunday), since);
+        let params = params! {
+            "since" => datetime_value(since),
+            "monday" => date_value(monday),
+            "sunday" => date_value(sunday),
+        };
         self.conn
             .exec(FIRST_UPLOADS, params)
             .await

@@ -27,7 +27,9 @@ use chrono::{Duration, NaiveDateTime};
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Params, Transaction, TxOpts, Value};
 
-use super::{date_value, datetime_value, has_token, Database, DbError, PLACEHOLDER_TOKEN};
+use super::{
+    date_value, datetime_value, has_token, placeholders, values_list, Database, DbError, PLACEHOLDER_TOKEN,
+};
 use crate::slot::IsoWeek;
 use crate::user_week::{RawInterval, UserWeek};
 use crate::user_week::{MOVE_CATEGORY, PAST_CATEGORY};
@@ -186,20 +188,21 @@ const LOCK_GENERATION: &str = concat!("SELECT GET_LOCK(", generation_lock!("?"),
 const UNLOCK_GENERATION: &str = concat!("DO RELEASE_LOCK(", generation_lock!("?"), ")");
 /// Counted in each batch's transaction: what a reader of the journal (and the crash test) sees
 /// of a run that has not published yet.
-const PROGRESS: &str = "UPDATE wolley_push_weekly_generation SET batches = batches + 1, users = users + ? \
-     WHERE week = ? AND generation = ?";
+const PROGRESS: &str =
+    "UPDATE wolley_push_weekly_generation SET batches = batches + 1, users = users + :users \
+     WHERE week = :week AND generation = :generation";
 /// The publication: readers' views follow `wolley_push_weekly_published`, so this one-row
 /// change switches the whole week at once.
 const PUBLISH: [&str; 2] = [
     "INSERT INTO wolley_push_weekly_published (week, generation, published_at, computed_at) \
-     VALUES (?, ?, UTC_TIMESTAMP(6), ?) \
+     VALUES (:week, :generation, UTC_TIMESTAMP(6), :computed_at) \
      ON DUPLICATE KEY UPDATE generation = VALUES(generation), published_at = VALUES(published_at), \
        computed_at = VALUES(computed_at)",
     "UPDATE wolley_push_weekly_generation SET published_at = UTC_TIMESTAMP(6) WHERE week = ? AND generation = ?",
 ];
 /// The end of a refresh: the published week now reflects the backend's rows through its start.
-const REFRESHED: &str =
-    "UPDATE wolley_push_weekly_published SET computed_at = ? WHERE week = ? AND generation = ?";
+const REFRESHED: &str = "UPDATE wolley_push_weekly_published SET computed_at = :computed_at \
+     WHERE week = :week AND generation = :generation";
 /// The week's published generation and through when it reflects the backend's rows.
 const PUBLISHED: &str = "SELECT generation, TIMESTAMPDIFF(MICROSECOND, '1970-01-01', computed_at) \
      FROM wolley_push_weekly_published WHERE week = ?";
@@ -209,20 +212,21 @@ const PUBLISHED: &str = "SELECT generation, TIMESTAMPDIFF(MICROSECOND, '1970-01-
 /// range of user ids spans a hundred times more users than it refreshes when 1% changed.
 const DELETE_REFRESHED: [&str; 2] = [
     "DELETE r FROM wolley_push_week_changed c STRAIGHT_JOIN wolley_push_weekly_user_gen r \
-       ON r.week = ? AND r.generation = ? AND r.user_id = c.user_id \
-     WHERE c.user_id > ? AND c.user_id <= ?",
+       ON r.week = :week AND r.generation = :generation AND r.user_id = c.user_id \
+     WHERE c.user_id > :after AND c.user_id <= :upto",
     "DELETE r FROM wolley_push_week_changed c STRAIGHT_JOIN wolley_push_weekly_stat_gen r \
-       ON r.week = ? AND r.generation = ? AND r.user_id = c.user_id \
-     WHERE c.user_id > ? AND c.user_id <= ?",
+       ON r.week = :week AND r.generation = :generation AND r.user_id = c.user_id \
+     WHERE c.user_id > :after AND c.user_id <= :upto",
 ];
 /// The badges a page's users held before this run (in the published generation): a
 /// recomputation that no longer earns one keeps it.
 const HELD_BADGES: &str = "SELECT user_id, badge, name FROM wolley_push_user_badge_gen \
-     WHERE week = ? AND generation = ? AND user_id > ? AND user_id <= ? ORDER BY user_id, badge";
+     WHERE week = :week AND generation = :generation AND user_id > :after AND user_id <= :upto \
+     ORDER BY user_id, badge";
 const HELD_BADGES_CHANGED: &str = "SELECT b.user_id, b.badge, b.name \
      FROM wolley_push_week_changed c STRAIGHT_JOIN wolley_push_user_badge_gen b \
-       ON b.week = ? AND b.generation = ? AND b.user_id = c.user_id \
-     WHERE c.user_id > ? AND c.user_id <= ? ORDER BY b.user_id, b.badge";
+       ON b.week = :week AND b.generation = :generation AND b.user_id = c.user_id \
+     WHERE c.user_id > :after AND c.user_id <= :upto ORDER BY b.user_id, b.badge";
 /// Named lock of one week's `stats weekly` runs (aggregation and notification): a refresh
 /// rewrites the published rows in place, and the notification marks what it told, so two runs
 /// of one week must not interleave. Waits a few seconds: the session of a run just killed can
@@ -335,10 +339,9 @@ impl Pending {
 
     /// Writes every pending row, as few statements as possible.
     async fn flush(&mut self, tx: &mut Transaction<'_>) -> Result<(), mysql_async::Error> {
+        let row = format!("({})", placeholders(self.insert.width));
         for chunk in self.values.chunks(self.insert.width * INSERT_ROWS) {
-            let row = format!("({})", vec!["?"; self.insert.width].join(", "));
-            let sql =
-                format!("{}{}", self.insert.head, vec![row; chunk.len() / self.insert.width].join(", "));
+            let sql = format!("{}{}", self.insert.head, values_list(&row, chunk.len() / self.insert.width));
             tx.exec_drop(sql, Params::Positional(chunk.to_vec())).await?;
         }
         self.values.clear();
@@ -411,11 +414,7 @@ impl Database {
             .await
             .map_err(|e| self.classify_connecting(e))?;
         self.delete_stale_generations(&mut conn).await?;
-        let published: Option<(u64, Option<i64>)> = conn
-            .exec_first(PUBLISHED, (&label,))
-            .await
-            .map_err(|e| self.classify(e, "reading the week's published generation"))?;
-        let published = published.map(|(generation, micros)| (generation, micros.and_then(naive_micros)));
+        let published = self.published(&mut conn, &label).await?;
         let refresh_since = match published {
             Some((_, Some(since))) if !plan.full => Some(since),
             _ => None,
@@ -425,10 +424,7 @@ impl Database {
             _ => self.new_generation(&mut conn, &label).await?,
         };
         let bounds = Bounds::of(week);
-        let fail = |e| self.classify(e, "finding the week's days");
-        conn.query_drop(DROP_DAYS).await.map_err(fail)?;
-        conn.query_drop(CREATE_DAYS).await.map_err(fail)?;
-        conn.exec_drop(FILL_DAYS, bounds.days()).await.map_err(fail)?;
+        self.copy_days(&mut conn, &bounds).await?;
         let scope = match refresh_since {
             Some(since) => {
                 let users = self.find_changed(&mut conn, &label, generation, since, plan.shown).await?;
@@ -454,6 +450,29 @@ impl Database {
             stats: Pending::new(INSERT_STATS),
             badges: Pending::new(INSERT_BADGES),
         })
+    }
+
+    /// The week's published generation, and through when it reflects the backend's rows (`None`
+    /// when no run recorded it).
+    async fn published(
+        &self,
+        conn: &mut Conn,
+        label: &str,
+    ) -> Result<Option<(u64, Option<NaiveDateTime>)>, DbError> {
+        let published: Option<(u64, Option<i64>)> = conn
+            .exec_first(PUBLISHED, (label,))
+            .await
+            .map_err(|e| self.classify(e, "reading the week's published generation"))?;
+        Ok(published.map(|(generation, micros)| (generation, micros.and_then(naive_micros))))
+    }
+
+    /// Copies the days that may hold the week's intervals into the session's table the pages
+    /// join ([`CREATE_DAYS`]).
+    async fn copy_days(&self, conn: &mut Conn, bounds: &Bounds) -> Result<(), DbError> {
+        let fail = |e| self.classify(e, "finding the week's days");
+        conn.query_drop(DROP_DAYS).await.map_err(fail)?;
+        conn.query_drop(CREATE_DAYS).await.map_err(fail)?;
+        conn.exec_drop(FILL_DAYS, bounds.days()).await.map_err(fail)
     }
 
     /// Lists a refresh's users in the session table `wolley_push_week_changed`: those with a day
@@ -536,10 +555,10 @@ impl Database {
 /// one scan of the week) and `dailypath`'s primary key: no other pass over the backend's
 /// history, and at most one row per minute comes back, whatever the number of users.
 const FIRST_UPLOADS: &str = "\
-    SELECT TIMESTAMPDIFF(MINUTE, ?, u.first), COUNT(*) \
+    SELECT TIMESTAMPDIFF(MINUTE, :since, u.first), COUNT(*) \
     FROM (SELECT MIN(d.last_updated) AS first \
           FROM wolley_push_week_day w JOIN dailypath d ON d.dailypath_id = w.dailypath_id \
-          WHERE w.day >= 0 AND d.last_updated >= ? GROUP BY w.user_id) u \
+          WHERE w.day >= 0 AND d.last_updated >= :since GROUP BY w.user_id) u \
     GROUP BY 1 ORDER BY 1";
 
 /// One page of users: their intervals, and the badges they held before this run.
@@ -591,7 +610,7 @@ impl WeekWriter {
             Some(generation) => {
                 let rows: Vec<(i64, String, String)> = self
                     .conn
-                    .exec(held, (&self.label, generation, self.after, upto))
+                    .exec(held, self.page_rows(generation, (self.after, upto)))
                     .await
                     .map_err(|e| self.db.classify(e, "reading the badges the week's users held"))?;
                 rows.into_iter().map(|(user_id, code, name)| HeldBadge { user_id, code, name }).collect()
@@ -622,18 +641,36 @@ impl WeekWriter {
         }
         let db = self.db.clone();
         let fail = |e| db.classify(e, "writing the week's statistics");
+        let refreshed = self.refreshing().then(|| self.page_rows(self.generation, self.range));
         let mut tx = self.conn.start_transaction(TxOpts::default()).await.map_err(fail)?;
-        if matches!(self.scope, Scope::Refresh { .. }) {
-            let (after, upto) = self.range;
+        if let Some(refreshed) = refreshed {
             for statement in DELETE_REFRESHED {
-                tx.exec_drop(statement, (&self.label, self.generation, after, upto)).await.map_err(fail)?;
+                tx.exec_drop(statement, refreshed.clone()).await.map_err(fail)?;
             }
         }
         for pending in [&mut self.users, &mut self.stats, &mut self.badges] {
             pending.flush(&mut tx).await.map_err(fail)?;
         }
-        tx.exec_drop(PROGRESS, (weeks.len(), &self.label, self.generation)).await.map_err(fail)?;
+        let progress =
+            params! { "users" => weeks.len(), "week" => &self.label, "generation" => self.generation };
+        tx.exec_drop(PROGRESS, progress).await.map_err(fail)?;
         tx.commit().await.map_err(fail)
+    }
+
+    /// The parameters naming the week's rows of `generation` for the users in `(after, upto]`
+    /// ([`HELD_BADGES`], [`DELETE_REFRESHED`]).
+    fn page_rows(&self, generation: u64, (after, upto): (i64, i64)) -> Params {
+        params! { "week" => self.label.as_str(), "generation" => generation, "after" => after, "upto" => upto }
+    }
+
+    /// The parameters of [`PUBLISH`]'s first statement and of [`REFRESHED`]: the generation
+    /// written and through when it reflects the backend's rows.
+    fn computed(&self) -> Params {
+        params! {
+            "week" => self.label.as_str(),
+            "generation" => self.generation,
+            "computed_at" => self.computed_at.clone(),
+        }
     }
 
     fn queue_week(&mut self, week: &UserWeek) {
@@ -669,7 +706,7 @@ impl WeekWriter {
         let since = datetime_value(since);
         let db = self.db.clone();
         self.conn
-            .exec(FIRST_UPLOADS, (since.clone(), since))
+            .exec(FIRST_UPLOADS, params! { "since" => since })
             .await
             .map_err(|e| db.classify(e, "reading the week's uploads after path-daily"))
     }
@@ -683,20 +720,15 @@ impl WeekWriter {
     pub(crate) async fn publish(mut self) -> Result<(), DbError> {
         let db = self.db.clone();
         let fail = |e| db.classify(e, "publishing the week's statistics");
+        let computed = self.computed();
         self.conn.query_drop(DROP_DAYS).await.map_err(fail)?;
         self.conn.query_drop(DROP_CHANGED).await.map_err(fail)?;
         if self.refreshing() {
             // The rows are in place already; the week now reflects the backend through this run.
-            return self
-                .conn
-                .exec_drop(REFRESHED, (self.computed_at.clone(), &self.label, self.generation))
-                .await
-                .map_err(fail);
+            return self.conn.exec_drop(REFRESHED, computed).await.map_err(fail);
         }
         let mut tx = self.conn.start_transaction(TxOpts::default()).await.map_err(fail)?;
-        tx.exec_drop(PUBLISH[0], (&self.label, self.generation, self.computed_at.clone()))
-            .await
-            .map_err(fail)?;
+        tx.exec_drop(PUBLISH[0], computed).await.map_err(fail)?;
         tx.exec_drop(PUBLISH[1], (&self.label, self.generation)).await.map_err(fail)?;
         tx.commit().await.map_err(fail)?;
         self.conn.exec_drop(UNLOCK_GENERATION, (self.generation,)).await.map_err(fail)?;
@@ -804,8 +836,8 @@ const ANY_NOT_TOLD: &str = concat!(
 );
 /// The week's notification passes in the journal: the first is named after the week, the next
 /// ones `<week>.<n>`.
-const NOTIFY_PASSES: &str =
-    "SELECT slot, status FROM wolley_push_run WHERE job = ? AND (slot = ? OR slot LIKE CONCAT(?, '.%'))";
+const NOTIFY_PASSES: &str = "SELECT slot, status FROM wolley_push_run \
+     WHERE job = :job AND (slot = :week OR slot LIKE CONCAT(:week, '.%'))";
 
 impl Database {
     /// The next page of `week`'s badge winners that have a token, after `after_user_id`.
@@ -836,9 +868,11 @@ impl Database {
         if user_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let marks = vec!["?"; user_ids.len()].join(", ");
         let told = if again { "" } else { NOT_TOLD };
-        let sql = format!("{WINNERS_SELECT} {told} AND b.user_id IN ({marks}) {WINNERS_GROUP}");
+        let sql = format!(
+            "{WINNERS_SELECT} {told} AND b.user_id IN ({}) {WINNERS_GROUP}",
+            placeholders(user_ids.len())
+        );
         let mut params: Vec<Value> = vec![week.to_string().into(), PLACEHOLDER_TOKEN.into()];
         params.extend(user_ids.iter().map(|&id| Value::from(id)));
         self.winners(&sql, params).await
@@ -861,8 +895,7 @@ impl Database {
         week: IsoWeek,
     ) -> Result<Vec<(String, String)>, DbError> {
         let mut conn = self.conn().await?;
-        let week = week.to_string();
-        conn.exec(NOTIFY_PASSES, (job, &week, &week))
+        conn.exec(NOTIFY_PASSES, params! { "job" => job, "week" => week.to_string() })
             .await
             .map_err(|e| self.classify(e, "reading the week's notification runs"))
     }

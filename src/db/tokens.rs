@@ -6,8 +6,8 @@ use chrono::{NaiveDate, NaiveDateTime};
 use mysql_async::prelude::*;
 use mysql_async::Value;
 
-use super::ledger::{key_params, RETRY_COUNT};
-use super::{date_value, datetime_value, has_token, Database, DbError, PLACEHOLDER_TOKEN};
+use super::ledger::{key_params, named, RETRY_COUNT};
+use super::{date_value, datetime_value, has_token, placeholders, Database, DbError, PLACEHOLDER_TOKEN};
 pub(crate) use crate::shard::Shard;
 use crate::slot::RunKey;
 
@@ -226,14 +226,13 @@ impl Database {
         if hashes.is_empty() {
             return Ok(Vec::new());
         }
-        let marks = vec!["?"; hashes.len()].join(", ");
         let sql = format!(
             concat!(
                 "SELECT user_id, fcmToken FROM app_user WHERE ",
                 has_token!("fcmToken"),
                 " AND CRC32(TRIM(BINARY fcmToken)) IN ({})"
             ),
-            marks
+            placeholders(hashes.len())
         );
         let mut params: Vec<Value> = vec![PLACEHOLDER_TOKEN.into()];
         params.extend(hashes.iter().map(|&hash| Value::from(hash)));
@@ -266,9 +265,8 @@ impl Database {
     /// As classified.
     pub(crate) async fn retry_set_size(&self, key: &RunKey) -> Result<u64, DbError> {
         let mut conn = self.conn().await?;
-        let [job, slot, shard] = key_params(key);
         let count: Option<u64> = conn
-            .exec_first(RETRY_COUNT, (job, slot, shard))
+            .exec_first(RETRY_COUNT, named(key, []))
             .await
             .map_err(|e| self.classify(e, "reading the retry set"))?;
         Ok(count.unwrap_or(0))
@@ -307,7 +305,6 @@ impl Database {
         if user_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let marks = vec!["?"; user_ids.len()].join(", ");
         let sql = format!(
             concat!(
                 "SELECT a.user_id, a.fcmToken",
@@ -317,7 +314,7 @@ impl Database {
                 reminded_where!(),
                 " ORDER BY a.user_id"
             ),
-            marks
+            placeholders(user_ids.len())
         );
         let mut params: Vec<Value> = among.join_params().to_vec();
         params.extend(user_ids.iter().map(|&id| Value::from(id)));
@@ -335,9 +332,10 @@ impl Database {
         if user_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let marks = vec!["?"; user_ids.len()].join(", ");
-        let sql =
-            format!("SELECT user_id, fcmToken FROM app_user WHERE user_id IN ({marks}) ORDER BY user_id");
+        let sql = format!(
+            "SELECT user_id, fcmToken FROM app_user WHERE user_id IN ({}) ORDER BY user_id",
+            placeholders(user_ids.len())
+        );
         let mut conn = self.conn().await?;
         conn.exec(sql, user_ids.to_vec()).await.map_err(|e| self.classify(e, "reading app_user tokens"))
     }

@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::advice::Advice;
 use crate::config::Config;
-use crate::db::{schema, Database, DbError};
+use crate::db::{schema, Database, DatabaseUrl, DbError};
 use crate::error::Result;
 use crate::exit::ExitCode;
 use crate::fcm::auth::{AuthError, Authenticator, ServiceAccountKey};
@@ -304,11 +304,14 @@ async fn fcm_send(config: &Config, auth: Arc<Authenticator>) -> Check {
         Ok(template) => template,
         Err(error) => return Check::fail(FCM, error.exit_code(), error.to_string(), "report this as a bug"),
     };
-    let at = endpoint(config);
-    let answer = match client.send(0, Bytes::from(template.render(DOCTOR_TOKEN))).await {
-        Ok(answer) => answer,
-        Err(error) => return auth_failure(FCM, &error),
-    };
+    match client.send(0, Bytes::from(template.render(DOCTOR_TOKEN))).await {
+        Ok(answer) => fcm_answer(endpoint(config), &project, answer),
+        Err(error) => auth_failure(FCM, &error),
+    }
+}
+
+/// The fcm line for FCM's answer (from `at`) to the validate_only message for `project`.
+fn fcm_answer(at: &str, project: &str, answer: Verdict) -> Check {
     match answer {
         Verdict::Accepted => Check::ok(
             FCM,
@@ -324,11 +327,11 @@ async fn fcm_send(config: &Config, auth: Arc<Authenticator>) -> Check {
                 reason.as_str()
             ),
         ),
-        Verdict::Fatal(fatal) => fcm_refusal(&project, fatal),
+        Verdict::Fatal(fatal) => fcm_refusal(project, fatal),
         // A job counts one such answer as a failed message; doctor's one probe has nothing
         // else to go on, and the likeliest cause is the APNs key in Firebase.
-        Verdict::ThirdPartyAuth(message) => fcm_refusal(&project, FatalSendError::ThirdPartyAuth(message)),
-        Verdict::Unauthenticated(message) => fcm_refusal(&project, FatalSendError::Unauthenticated(message)),
+        Verdict::ThirdPartyAuth(message) => fcm_refusal(project, FatalSendError::ThirdPartyAuth(message)),
+        Verdict::Unauthenticated(message) => fcm_refusal(project, FatalSendError::Unauthenticated(message)),
         Verdict::Transient { reason, .. } => Check::fail(
             FCM,
             ExitCode::TempFail,
@@ -381,13 +384,30 @@ async fn database_checks(config: &Config) -> Vec<Check> {
     checks
 }
 
-async fn database_contents(db: &Database, url: &crate::db::DatabaseUrl) -> Vec<Check> {
-    let mut checks = Vec::new();
+/// The lines of a reachable database: database, backend-tables, schema, then tokens and
+/// stats-indexes when the backend's tables are all there.
+async fn database_contents(db: &Database, url: &DatabaseUrl) -> Vec<Check> {
     let version = answered("reading the version", url, db.server_version()).await;
-    checks.push(match version {
+    let mut checks = vec![match version {
         Ok(version) => Check::ok(DATABASE, format!("connected to {url} (server {version})")),
         Err(error) => db_failure(DATABASE, &error),
-    });
+    }];
+    let (backend, backend_ok) = backend_tables(db, url).await;
+    checks.push(backend);
+    checks.push(schema_check(db, url).await);
+    if !backend_ok {
+        checks.push(Check::skip(TOKENS, "the backend's tables are not all there"));
+        checks.push(Check::skip(STATS_INDEXES, "the backend's tables are not all there"));
+        return checks;
+    }
+    checks.push(tokens_check(db, url).await);
+    let missing = answered("reading information_schema.STATISTICS", url, db.missing_stats_indexes()).await;
+    checks.push(stats_indexes(missing));
+    checks
+}
+
+/// The backend-tables line, and whether every table and column the jobs read is there.
+async fn backend_tables(db: &Database, url: &DatabaseUrl) -> (Check, bool) {
     let backend = async {
         match db.current_database().await? {
             None => Ok(None),
@@ -396,7 +416,7 @@ async fn database_contents(db: &Database, url: &crate::db::DatabaseUrl) -> Vec<C
     };
     let backend = answered("reading information_schema", url, backend).await;
     let backend_ok = matches!(&backend, Ok(Some(missing)) if missing.is_empty());
-    checks.push(match backend {
+    let check = match backend {
         Ok(None) => Check::fail(
             BACKEND_TABLES,
             ExitCode::Config,
@@ -414,10 +434,15 @@ async fn database_contents(db: &Database, url: &crate::db::DatabaseUrl) -> Vec<C
             "point WOLLEY_DATABASE_URL at the Wolley backend's database (the one its Django app migrates)",
         ),
         Err(error) => db_failure(BACKEND_TABLES, &error),
-    });
+    };
+    (check, backend_ok)
+}
+
+/// The schema line: wolley-push's tables at the version this build migrates to.
+async fn schema_check(db: &Database, url: &DatabaseUrl) -> Check {
     let version = answered("reading the schema version", url, db.schema_version()).await;
     let required = schema::required_version();
-    checks.push(match version {
+    match version {
         Ok(found) if found < required => {
             let behind = schema::SchemaBehind { url: url.to_string(), found, required };
             advised(SCHEMA, ExitCode::Config, &behind)
@@ -429,14 +454,13 @@ async fn database_contents(db: &Database, url: &crate::db::DatabaseUrl) -> Vec<C
         }
         Ok(found) => Check::ok(SCHEMA, format!("wolley-push's tables are at schema version {found}")),
         Err(error) => db_failure(SCHEMA, &error),
-    });
-    if !backend_ok {
-        checks.push(Check::skip(TOKENS, "the backend's tables are not all there"));
-        checks.push(Check::skip(STATS_INDEXES, "the backend's tables are not all there"));
-        return checks;
     }
+}
+
+/// The tokens line: how many users the jobs can send to.
+async fn tokens_check(db: &Database, url: &DatabaseUrl) -> Check {
     let count = answered("counting tokens", url, db.stored_token_count()).await;
-    checks.push(match count {
+    match count {
         Ok(0) => Check::warn(
             TOKENS,
             "no user has a token: save-location and path-daily have nobody to send to",
@@ -445,10 +469,7 @@ async fn database_contents(db: &Database, url: &crate::db::DatabaseUrl) -> Vec<C
         Ok(1) => Check::ok(TOKENS, "1 user has a token to send to"),
         Ok(count) => Check::ok(TOKENS, format!("{count} users have a token to send to")),
         Err(error) => db_failure(TOKENS, &error),
-    });
-    let missing = answered("reading information_schema.STATISTICS", url, db.missing_stats_indexes()).await;
-    checks.push(stats_indexes(missing));
-    checks
+    }
 }
 
 /// Whether `stats weekly` and `report week` reach the week through indexes: without
@@ -500,7 +521,7 @@ fn costs(missing: &[(&str, &str)]) -> &'static str {
 /// within [`QUERY_TIMEOUT`] (a check must never hang the checklist).
 async fn answered<T>(
     doing: &'static str,
-    url: &crate::db::DatabaseUrl,
+    url: &DatabaseUrl,
     query: impl std::future::Future<Output = Result<T, DbError>>,
 ) -> Result<T, DbError> {
     tokio::time::timeout(QUERY_TIMEOUT, query).await.unwrap_or_else(|_| {

@@ -86,48 +86,60 @@ fn render(rows: &[RunRow], format: Format) -> String {
     }
 }
 
+/// The human table's columns.
+const HEADER: [&str; 12] = [
+    "JOB",
+    "SLOT",
+    "SHARD",
+    "STATUS",
+    "TARGETED",
+    "SENT",
+    "PRUNED",
+    "FAILED",
+    "RETRY",
+    "HOST",
+    "PID",
+    "HEARTBEAT",
+];
+
+/// The rows as a table (then each row's error on a line of its own).
 fn table(slots: &[Slot<'_>]) -> String {
     if slots.is_empty() {
         return "no runs recorded yet\n".to_owned();
     }
-    let header = [
-        "JOB",
-        "SLOT",
-        "SHARD",
-        "STATUS",
-        "TARGETED",
-        "SENT",
-        "PRUNED",
-        "FAILED",
-        "RETRY",
-        "HOST",
-        "PID",
-        "HEARTBEAT",
-    ];
-    let lines: Vec<[String; 12]> = slots
-        .iter()
-        .map(|s| {
-            let status = if s.stale { format!("{} (stale)", s.status) } else { s.status.to_string() };
-            let heartbeat = s.heartbeat_age_secs.map_or_else(|| "-".to_owned(), age);
-            let t = &s.totals;
-            [
-                s.job.to_owned(),
-                s.slot.to_owned(),
-                s.shard.to_string(),
-                status,
-                t.targeted.to_string(),
-                t.sent.to_string(),
-                t.pruned.to_string(),
-                t.failed.to_string(),
-                t.retrying.to_string(),
-                s.host.to_owned(),
-                s.pid.to_string(),
-                heartbeat,
-            ]
-        })
-        .collect();
-    let mut widths = header.map(str::len);
-    for line in &lines {
+    let lines: Vec<[String; 12]> = slots.iter().map(cells).collect();
+    let mut out = aligned(&lines);
+    for s in slots.iter().filter(|s| s.error.is_some()) {
+        let _ = writeln!(out, "{} {} {}: {}", s.job, s.slot, s.shard, s.error.unwrap_or_default());
+    }
+    out
+}
+
+/// One row's cells, in [`HEADER`]'s order.
+fn cells(s: &Slot<'_>) -> [String; 12] {
+    let status = if s.stale { format!("{} (stale)", s.status) } else { s.status.to_string() };
+    let heartbeat = s.heartbeat_age_secs.map_or_else(|| "-".to_owned(), age);
+    let t = &s.totals;
+    [
+        s.job.to_owned(),
+        s.slot.to_owned(),
+        s.shard.to_string(),
+        status,
+        t.targeted.to_string(),
+        t.sent.to_string(),
+        t.pruned.to_string(),
+        t.failed.to_string(),
+        t.retrying.to_string(),
+        s.host.to_owned(),
+        s.pid.to_string(),
+        heartbeat,
+    ]
+}
+
+/// [`HEADER`] and `lines`, each column as wide as its widest cell, the numbers right-aligned.
+fn aligned(lines: &[[String; 12]]) -> String {
+    let mut widths = HEADER.map(str::len);
+    for line in lines {
         for (width, cell) in widths.iter_mut().zip(line) {
             *width = (*width).max(cell.chars().count());
         }
@@ -145,12 +157,9 @@ fn table(slots: &[Slot<'_>]) -> String {
             .collect();
         let _ = writeln!(out, "{}", row.join("  ").trim_end());
     };
-    push(&header);
-    for line in &lines {
+    push(&HEADER);
+    for line in lines {
         push(&line.iter().map(String::as_str).collect::<Vec<_>>());
-    }
-    for s in slots.iter().filter(|s| s.error.is_some()) {
-        let _ = writeln!(out, "{} {} {}: {}", s.job, s.slot, s.shard, s.error.unwrap_or_default());
     }
     out
 }

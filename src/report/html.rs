@@ -111,9 +111,6 @@ impl WeekReport {
 
     /// One stacked bar per slot: sent, pruned, failed; a red mark under a slot not sent.
     fn delivery_bars(&self) -> String {
-        const BAR_W: usize = 3;
-        const HEIGHT: usize = 120;
-        const BOTTOM: usize = 14;
         let width = BAR_W * self.slots.len();
         let tallest = self
             .slots
@@ -128,36 +125,7 @@ impl WeekReport {
             HEIGHT + BOTTOM
         );
         for (k, slot) in self.slots.iter().enumerate() {
-            let x = k * BAR_W;
-            let d = &slot.delivery;
-            if d.shards == 0 {
-                let _ = write!(
-                    svg,
-                    "<rect class=\"missing\" x=\"{x}\" y=\"{}\" width=\"{BAR_W}\" height=\"6\" fill=\"{FAILED}\">\
-                     <title>{} not sent</title></rect>",
-                    HEIGHT + 4,
-                    escape(&slot.slot)
-                );
-                continue;
-            }
-            let mut top = HEIGHT;
-            for (count, colour) in [(d.sent, SENT), (d.pruned, PRUNED), (d.failed, FAILED)] {
-                let h = scale(count);
-                if h == 0 {
-                    continue;
-                }
-                top -= h.min(top);
-                let _ = write!(
-                    svg,
-                    "<rect class=\"bar\" x=\"{x}\" y=\"{top}\" width=\"{}\" height=\"{h}\" fill=\"{colour}\">\
-                     <title>{}: sent {}, pruned {}, failed {}</title></rect>",
-                    BAR_W - 1,
-                    escape(&slot.slot),
-                    d.sent,
-                    d.pruned,
-                    d.failed
-                );
-            }
+            delivery_bar(&mut svg, k * BAR_W, slot, scale);
         }
         for day in 1..DAYS {
             let x = day * SLOTS_PER_DAY * BAR_W;
@@ -165,6 +133,46 @@ impl WeekReport {
         }
         svg.push_str("</svg>\n");
         svg
+    }
+}
+
+/// A slot's width in the delivery chart.
+const BAR_W: usize = 3;
+/// The delivery chart's bars at their tallest.
+const HEIGHT: usize = 120;
+/// Room under the bars for the mark of a slot not sent.
+const BOTTOM: usize = 14;
+
+/// A slot's bar at `x`, its counts `scale`d to heights; a red mark under it when it was not sent.
+fn delivery_bar(svg: &mut String, x: usize, slot: &SlotReport, scale: impl Fn(u64) -> usize) {
+    let d = &slot.delivery;
+    if d.shards == 0 {
+        let _ = write!(
+            svg,
+            "<rect class=\"missing\" x=\"{x}\" y=\"{}\" width=\"{BAR_W}\" height=\"6\" fill=\"{FAILED}\">\
+             <title>{} not sent</title></rect>",
+            HEIGHT + 4,
+            escape(&slot.slot)
+        );
+        return;
+    }
+    let mut top = HEIGHT;
+    for (count, colour) in [(d.sent, SENT), (d.pruned, PRUNED), (d.failed, FAILED)] {
+        let h = scale(count);
+        if h == 0 {
+            continue;
+        }
+        top -= h.min(top);
+        let _ = write!(
+            svg,
+            "<rect class=\"bar\" x=\"{x}\" y=\"{top}\" width=\"{}\" height=\"{h}\" fill=\"{colour}\">\
+             <title>{}: sent {}, pruned {}, failed {}</title></rect>",
+            BAR_W - 1,
+            escape(&slot.slot),
+            d.sent,
+            d.pruned,
+            d.failed
+        );
     }
 }
 

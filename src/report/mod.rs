@@ -314,7 +314,7 @@ mod tests {
     fn a_sharded_slot_starts_with_its_earliest_shard_and_sums_its_counts() {
         let row = |shard: &str, status: &str, micros| JournalRow {
             slot: "s".into(),
-            shard: shard.into(),
+            shard: shard.parse().unwrap(),
             status: status.into(),
             targeted: 3,
             sent: 2,

@@ -265,7 +265,29 @@ impl RawRule {
 }
 
 impl RawConditions {
-    fn conditions(self) -> Result<Vec<Condition>, Problem> {
+    /// What a rule's `when` table asks, in a fixed order, each value checked against its bounds.
+    fn conditions(&self) -> Result<Vec<Condition>, Problem> {
+        let mut conditions = self.category_conditions()?;
+        if let Some(hours) = &self.recorded_hours_at_least {
+            conditions.push(Condition::RecordedSeconds(seconds_of(hours, "recorded_hours_at_least")?));
+        }
+        if let Some(days) = &self.days_with_data_at_least {
+            let value = *days.get_ref();
+            let days = u8::try_from(value)
+                .ok()
+                .filter(|d| (1..=7).contains(d))
+                .ok_or_else(|| problem(days, format!("days_with_data_at_least = {value} must be 1 to 7")))?;
+            conditions.push(Condition::DaysWithData(days));
+        }
+        if let Some(spanned) = &self.categories_with_hours_at_least {
+            conditions.push(categories_with(spanned)?);
+        }
+        Ok(conditions)
+    }
+
+    /// The conditions on one category: `category` names it, `category_hours_at_least` and
+    /// `category_share_at_least` bound it, and neither side goes without the other.
+    fn category_conditions(&self) -> Result<Vec<Condition>, Problem> {
         let mut conditions = Vec::new();
         let category_conditions =
             self.category_hours_at_least.is_some() || self.category_share_at_least.is_some();
@@ -288,52 +310,39 @@ impl RawConditions {
             }
             _ => {}
         }
-        let category = self.category.map(|c| c.into_inner().trim().to_owned()).unwrap_or_default();
-        if let Some(hours) = self.category_hours_at_least {
-            let seconds = seconds_of(&hours, "category_hours_at_least")?;
+        let category = self.category.as_ref().map(|c| c.get_ref().trim().to_owned()).unwrap_or_default();
+        if let Some(hours) = &self.category_hours_at_least {
+            let seconds = seconds_of(hours, "category_hours_at_least")?;
             conditions.push(Condition::CategorySeconds { category: category.clone(), seconds });
         }
-        if let Some(share) = self.category_share_at_least {
+        if let Some(share) = &self.category_share_at_least {
             let value = *share.get_ref();
             if !(value > 0.0 && value <= 1.0) {
                 return Err(problem(
-                    &share,
+                    share,
                     format!("category_share_at_least = {value} must be above 0 and at most 1"),
                 ));
             }
             conditions.push(Condition::CategoryShare { category, ppm: (value * PPM as f64).round() as u64 });
         }
-        if let Some(hours) = self.recorded_hours_at_least {
-            conditions.push(Condition::RecordedSeconds(seconds_of(&hours, "recorded_hours_at_least")?));
-        }
-        if let Some(days) = self.days_with_data_at_least {
-            let value = *days.get_ref();
-            let days = u8::try_from(value)
-                .ok()
-                .filter(|d| (1..=7).contains(d))
-                .ok_or_else(|| problem(&days, format!("days_with_data_at_least = {value} must be 1 to 7")))?;
-            conditions.push(Condition::DaysWithData(days));
-        }
-        if let Some(spanned) = self.categories_with_hours_at_least {
-            let RawCategoryCount { count, hours } = *spanned.get_ref();
-            let count = usize::try_from(count).ok().filter(|&c| c >= 1).ok_or_else(|| {
-                problem(
-                    &spanned,
-                    format!("categories_with_hours_at_least: count = {count} must be at least 1"),
-                )
-            })?;
-            let seconds = hours_to_seconds(hours).ok_or_else(|| {
-                problem(
-                    &spanned,
-                    format!(
-                        "categories_with_hours_at_least: hours = {hours} must be above 0 and at most 168"
-                    ),
-                )
-            })?;
-            conditions.push(Condition::CategoriesWith { count, seconds });
-        }
         Ok(conditions)
     }
+}
+
+/// `categories_with_hours_at_least = { count, hours }`: at least `count` categories (one or
+/// more) of `hours` each (within a week).
+fn categories_with(spanned: &Spanned<RawCategoryCount>) -> Result<Condition, Problem> {
+    let RawCategoryCount { count, hours } = *spanned.get_ref();
+    let count = usize::try_from(count).ok().filter(|&c| c >= 1).ok_or_else(|| {
+        problem(spanned, format!("categories_with_hours_at_least: count = {count} must be at least 1"))
+    })?;
+    let seconds = hours_to_seconds(hours).ok_or_else(|| {
+        problem(
+            spanned,
+            format!("categories_with_hours_at_least: hours = {hours} must be above 0 and at most 168"),
+        )
+    })?;
+    Ok(Condition::CategoriesWith { count, seconds })
 }
 
 fn seconds_of(hours: &Spanned<f64>, key: &str) -> Result<u32, Problem> {

@@ -1,15 +1,15 @@
 //! A closed stdout (`| head -1`, `| true`): the output ends quietly, as ripgrep's does — exit 0,
 //! nothing on stderr — and a journaled run still records its true outcome.
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-use crate::harness::{code, stderr, World};
+use crate::harness::{Ran, RunToEnd, World};
 
 /// Runs `cmd` with a stdout whose reader is already gone, capturing stderr.
-fn with_stdout_closed(mut cmd: Command) -> Output {
+fn with_stdout_closed(mut cmd: Command) -> Ran {
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
-    cmd.stdout(Stdio::from(writer)).stderr(Stdio::piped()).output().unwrap()
+    cmd.stdout(Stdio::from(writer)).stderr(Stdio::piped()).ran()
 }
 
 #[test]
@@ -30,10 +30,9 @@ fn print_piped_into_head_ends_quietly_with_exit_0() {
             None => shell.env_remove(key),
         };
     }
-    let output = shell.output().unwrap();
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
-    assert_eq!(stderr(&output), "");
-    assert_eq!(String::from_utf8_lossy(&output.stdout).lines().count(), 1);
+    let output = shell.ran().exits(0);
+    assert_eq!(output.stderr(), "");
+    assert_eq!(output.stdout().lines().count(), 1);
 }
 
 #[test]
@@ -41,9 +40,7 @@ fn runs_with_its_stdout_closed_exits_0_and_says_nothing() {
     let world = World::new().with_db();
     let mut cmd = world.std_cmd();
     cmd.arg("runs");
-    let output = with_stdout_closed(cmd);
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
-    assert_eq!(stderr(&output), "");
+    assert_eq!(with_stdout_closed(cmd).exits(0).stderr(), "");
 }
 
 #[test]
@@ -52,9 +49,7 @@ fn stats_weekly_with_its_stdout_closed_exits_0_and_says_nothing() {
     let mut cmd = world.std_cmd();
     // Its info lines (the week aggregated) are not what this is about.
     cmd.env("RUST_LOG", "warn").args(["stats", "weekly", "--week", "2026-W48"]);
-    let output = with_stdout_closed(cmd);
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
-    assert_eq!(stderr(&output), "");
+    assert_eq!(with_stdout_closed(cmd).exits(0).stderr(), "");
 }
 
 #[test]
@@ -65,9 +60,8 @@ fn a_journaled_run_with_its_stdout_closed_finishes_its_slot_and_records_exit_0()
     std::fs::remove_file(&metrics).unwrap();
     let mut cmd = world.std_cmd();
     cmd.arg("save-location").arg("--metrics-file").arg(&metrics);
-    let output = with_stdout_closed(cmd);
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
-    assert!(!stderr(&output).contains("error"), "{}", stderr(&output));
+    let stderr = with_stdout_closed(cmd).exits(0).stderr();
+    assert!(!stderr.contains("error"), "{stderr}");
     let journal = world.db().journal("save-location");
     assert_eq!((journal.status.as_str(), journal.sent), ("done", 3), "{journal:?}");
     let text = std::fs::read_to_string(&metrics).unwrap();

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::{code, stderr, World};
+use crate::harness::{Ran, RunToEnd, World};
 
 const TOKEN: &str = "some-token:APA91bF3x9QmZ1kTq7Lr2vYcN8sW4eJ6";
 
-fn error_lines(output: &std::process::Output) -> Vec<String> {
-    stderr(output).lines().filter(|line| line.contains("error")).map(str::to_owned).collect()
+fn error_lines(output: &Ran) -> Vec<String> {
+    output.stderr().lines().filter(|line| line.contains("error")).map(str::to_owned).collect()
 }
 
 #[test]
@@ -20,10 +20,9 @@ fn a_failing_token_endpoint_is_retried_then_exits_75_and_sends_nothing() {
     let world = World::new();
     let tokens = world.file("tokens.txt", TOKEN);
     world.fcm.fail_oauth_with(Some(503));
-    let output = world.cmd().args(["save-location", "--tokens-file"]).arg(&tokens).output().unwrap();
-    assert_eq!(code(&output), 75, "{}", stderr(&output));
+    let output = world.cmd().args(["save-location", "--tokens-file"]).arg(&tokens).ran().exits(75);
     let errors = error_lines(&output);
-    assert_eq!(errors.len(), 1, "{}", stderr(&output));
+    assert_eq!(errors.len(), 1, "{}", output.stderr());
     assert!(errors[0].contains("temporarily failing") && errors[0].contains("HTTP 503"), "{}", errors[0]);
     assert!(!errors[0].contains("refused"), "a 503 is not a refused key: {}", errors[0]);
     // One exchange is gcp_auth's 5 tries and our one look at the answer.
@@ -40,8 +39,7 @@ fn a_token_endpoint_that_recovers_within_the_retries_lets_the_run_go_on() {
     // gcp_auth's own tries of the first exchange end after ~0.75 s; the second starts after 1 s more.
     std::thread::sleep(Duration::from_millis(1300));
     world.fcm.fail_oauth_with(None);
-    let output = child.wait_with_output().unwrap();
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    Ran::wait(child).exits(0);
     assert_eq!(world.fcm.deliveries(TOKEN), 1);
     assert!(world.fcm.oauth_requests() > 5, "the first exchange failed and was tried again");
 }
@@ -51,10 +49,9 @@ fn a_key_the_token_endpoint_refuses_exits_78_quoting_its_reason() {
     let world = World::new();
     let tokens = world.file("tokens.txt", TOKEN);
     world.fcm.refuse_oauth(true);
-    let output = world.cmd().args(["save-location", "--tokens-file"]).arg(&tokens).output().unwrap();
-    assert_eq!(code(&output), 78, "{}", stderr(&output));
+    let output = world.cmd().args(["save-location", "--tokens-file"]).arg(&tokens).ran().exits(78);
     let errors = error_lines(&output);
-    assert_eq!(errors.len(), 1, "{}", stderr(&output));
+    assert_eq!(errors.len(), 1, "{}", output.stderr());
     assert!(errors[0].contains("refused the service-account key") && errors[0].contains("invalid_grant"));
 }
 
@@ -65,12 +62,12 @@ fn doctor_fails_its_oauth_line_with_exit_75_while_the_token_endpoint_fails() {
     let key = world.file("doctor-key.json", &world.fcm.service_account_json());
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     world.fcm.fail_oauth_with(Some(503));
-    let output = world.cmd().env("GOOGLE_APPLICATION_CREDENTIALS", &key).arg("doctor").output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let output = world.cmd().env("GOOGLE_APPLICATION_CREDENTIALS", &key).arg("doctor").ran();
+    let stdout = output.stdout();
     let oauth = stdout.lines().find(|line| line.contains(" oauth: ")).unwrap_or_else(|| panic!("{stdout}"));
     assert!(oauth.starts_with("FAIL") && oauth.contains("temporarily failing"), "{oauth}");
     assert!(stdout.lines().any(|line| line.starts_with("SKIP fcm:")), "{stdout}");
-    assert_eq!(code(&output), 75, "{stdout}");
+    assert_eq!(output.code(), 75, "{stdout}");
 }
 
 /// Values of `token_uri` that once made gcp_auth panic.
@@ -86,8 +83,8 @@ fn key_with_token_uri(world: &World, token_uri: &str) -> PathBuf {
     path
 }
 
-fn assert_no_panic(output: &std::process::Output) {
-    let text = stderr(output);
+fn assert_no_panic(output: &Ran) {
+    let text = output.stderr();
     assert!(!text.contains("panicked") && !text.contains("internal error"), "{text}");
 }
 
@@ -102,12 +99,11 @@ fn a_malformed_token_uri_stops_a_job_with_78_naming_the_key_and_the_value() {
             .env("GOOGLE_APPLICATION_CREDENTIALS", &key)
             .args(["save-location", "--tokens-file"])
             .arg(&tokens)
-            .output()
-            .unwrap();
-        assert_eq!(code(&output), 78, "{token_uri:?}: {}", stderr(&output));
+            .ran();
+        assert_eq!(output.code(), 78, "{token_uri:?}: {}", output.stderr());
         assert_no_panic(&output);
         let errors = error_lines(&output);
-        assert_eq!(errors.len(), 1, "{token_uri:?}: {}", stderr(&output));
+        assert_eq!(errors.len(), 1, "{token_uri:?}: {}", output.stderr());
         let line = &errors[0];
         let named =
             line.contains(&key.display().to_string()) && line.contains(&format!("token_uri {token_uri:?}"));
@@ -121,13 +117,9 @@ fn a_malformed_token_uri_stops_send_with_78() {
     let world = World::new();
     for token_uri in MALFORMED_TOKEN_URIS {
         let key = key_with_token_uri(&world, token_uri);
-        let output = world
-            .cmd()
-            .env("GOOGLE_APPLICATION_CREDENTIALS", &key)
-            .args(["send", "--token", TOKEN])
-            .output()
-            .unwrap();
-        assert_eq!(code(&output), 78, "{token_uri:?}: {}", stderr(&output));
+        let output =
+            world.cmd().env("GOOGLE_APPLICATION_CREDENTIALS", &key).args(["send", "--token", TOKEN]).ran();
+        assert_eq!(output.code(), 78, "{token_uri:?}: {}", output.stderr());
         assert_no_panic(&output);
     }
     assert_eq!(world.fcm.total_requests(), 0);
@@ -139,10 +131,10 @@ fn doctor_fails_its_key_line_on_a_malformed_token_uri_and_skips_oauth() {
     world.db().add_users(&[(1, Some(TOKEN))]);
     for token_uri in MALFORMED_TOKEN_URIS {
         let key = key_with_token_uri(&world, token_uri);
-        let output = world.cmd().env("GOOGLE_APPLICATION_CREDENTIALS", &key).arg("doctor").output().unwrap();
-        assert_eq!(code(&output), 78, "{token_uri:?}: {}", stderr(&output));
+        let output = world.cmd().env("GOOGLE_APPLICATION_CREDENTIALS", &key).arg("doctor").ran();
+        assert_eq!(output.code(), 78, "{token_uri:?}: {}", output.stderr());
         assert_no_panic(&output);
-        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stdout = output.stdout();
         let status = |check: &str| {
             let prefix = format!(" {check}: ");
             let line = stdout.lines().find(|line| line.contains(&prefix));
@@ -170,11 +162,10 @@ fn a_key_without_a_project_id_and_no_flag_exits_78_naming_the_fix() {
         .env("GOOGLE_APPLICATION_CREDENTIALS", &key_path)
         .args(["save-location", "--tokens-file"])
         .arg(&tokens)
-        .output()
-        .unwrap();
-    assert_eq!(code(&output), 78, "{}", stderr(&output));
+        .ran()
+        .exits(78);
     let errors = error_lines(&output);
-    assert_eq!(errors.len(), 1, "{}", stderr(&output));
+    assert_eq!(errors.len(), 1, "{}", output.stderr());
     assert!(
         errors[0].contains("no-project.json") && errors[0].contains("names no project_id"),
         "{}",
@@ -186,7 +177,7 @@ fn a_key_without_a_project_id_and_no_flag_exits_78_naming_the_fix() {
 
 /// Runs `cmd` to its end, or kills it after 20 s: a child that hangs fails the test instead of
 /// stalling the suite. Returns what it wrote and whether it ended by itself.
-fn run_with_guard(mut cmd: std::process::Command) -> (std::process::Output, bool) {
+fn run_with_guard(mut cmd: std::process::Command) -> (Ran, bool) {
     use std::process::Stdio;
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -199,22 +190,22 @@ fn run_with_guard(mut cmd: std::process::Command) -> (std::process::Output, bool
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    (child.wait_with_output().unwrap(), ended)
+    (Ran::wait(child), ended)
 }
 
 /// A key path that names something other than a key file, as save-location meets it.
-fn save_location_with_key(world: &World, key: &std::path::Path) -> (std::process::Output, bool) {
+fn save_location_with_key(world: &World, key: &std::path::Path) -> (Ran, bool) {
     let tokens = world.file("tokens.txt", TOKEN);
     let mut cmd = world.std_cmd();
     cmd.env("GOOGLE_APPLICATION_CREDENTIALS", key).args(["save-location", "--tokens-file"]).arg(&tokens);
     run_with_guard(cmd)
 }
 
-fn assert_refused_at_once(output: &std::process::Output, ended: bool, key: &std::path::Path, says: &str) {
-    assert!(ended, "still running after 20 s; stderr: {}", stderr(output));
-    assert_eq!(code(output), 78, "{}", stderr(output));
-    let errors = error_lines(output);
-    assert_eq!(errors.len(), 1, "{}", stderr(output));
+fn assert_refused_at_once(output: Ran, ended: bool, key: &std::path::Path, says: &str) {
+    assert!(ended, "still running after 20 s; stderr: {}", output.stderr());
+    let output = output.exits(78);
+    let errors = error_lines(&output);
+    assert_eq!(errors.len(), 1, "{}", output.stderr());
     assert!(errors[0].contains(&key.display().to_string()) && errors[0].contains(says), "{}", errors[0]);
 }
 
@@ -231,7 +222,7 @@ fn a_fifo_as_the_key_exits_78_at_once_instead_of_waiting_for_a_writer() {
     let world = World::new();
     let key = fifo(&world);
     let (output, ended) = save_location_with_key(&world, &key);
-    assert_refused_at_once(&output, ended, &key, "is a named pipe (FIFO), not a regular file");
+    assert_refused_at_once(output, ended, &key, "is a named pipe (FIFO), not a regular file");
     assert_eq!(world.fcm.total_requests(), 0);
 }
 
@@ -240,7 +231,7 @@ fn dev_zero_as_the_key_exits_78_at_once_instead_of_reading_forever() {
     let world = World::new();
     let key = std::path::Path::new("/dev/zero");
     let (output, ended) = save_location_with_key(&world, key);
-    assert_refused_at_once(&output, ended, key, "is a character device, not a regular file");
+    assert_refused_at_once(output, ended, key, "is a character device, not a regular file");
 }
 
 #[test]
@@ -249,7 +240,7 @@ fn a_directory_as_the_key_exits_78_naming_it() {
     let key = world.file("anchor", "").with_file_name("key-dir");
     std::fs::create_dir(&key).unwrap();
     let (output, ended) = save_location_with_key(&world, &key);
-    assert_refused_at_once(&output, ended, &key, "is a directory, not a regular file");
+    assert_refused_at_once(output, ended, &key, "is a directory, not a regular file");
 }
 
 #[test]
@@ -257,7 +248,7 @@ fn a_ten_megabyte_key_file_exits_78_as_too_large() {
     let world = World::new();
     let key = world.file("huge-key.json", &" ".repeat(10 << 20));
     let (output, ended) = save_location_with_key(&world, &key);
-    assert_refused_at_once(&output, ended, &key, "larger than 64 KiB");
+    assert_refused_at_once(output, ended, &key, "larger than 64 KiB");
 }
 
 #[test]
@@ -267,9 +258,8 @@ fn doctor_fails_its_key_line_at_once_on_a_fifo() {
     let mut cmd = world.std_cmd();
     cmd.env("GOOGLE_APPLICATION_CREDENTIALS", &key).arg("doctor");
     let (output, ended) = run_with_guard(cmd);
-    assert!(ended, "still running after 20 s; stderr: {}", stderr(&output));
-    assert_eq!(code(&output), 78, "{}", stderr(&output));
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(ended, "still running after 20 s; stderr: {}", output.stderr());
+    let stdout = output.exits(78).stdout();
     let key_line = stdout.lines().find(|line| line.contains(" key: ")).unwrap_or_else(|| panic!("{stdout}"));
     assert!(key_line.starts_with("FAIL") && key_line.contains("named pipe (FIFO)"), "{key_line}");
 }

@@ -1,7 +1,7 @@
 //! The database as the jobs find it: a schema a newer build migrated, a user without the
 //! privileges the jobs need. Both are configuration (78), said in one line with the fix.
 
-use crate::harness::{bare_cmd, code, stderr, TestUser, World};
+use crate::harness::{bare_cmd, RunToEnd, TestUser, World};
 
 const TOKEN: &str = "some-token:APA91bF3x9QmZ1kTq7Lr2vYcN8sW4eJ6";
 
@@ -20,9 +20,7 @@ fn schema_version(world: &World) -> u32 {
 #[test]
 fn a_job_on_a_schema_newer_than_the_build_exits_78_and_sends_nothing() {
     let world = world_migrated_by_a_newer_build();
-    let output = world.cmd().arg("save-location").output().unwrap();
-    assert_eq!(code(&output), 78, "{}", stderr(&output));
-    let text = stderr(&output);
+    let text = world.run(["save-location"]).exits(78).stderr();
     let expected = format!(
         "wolley-push's tables in {} were migrated by a newer wolley-push: version 99; this build knows ",
         world.db().url()
@@ -35,10 +33,9 @@ fn a_job_on_a_schema_newer_than_the_build_exits_78_and_sends_nothing() {
 #[test]
 fn migrate_on_a_schema_newer_than_the_build_exits_78_and_changes_nothing() {
     let world = world_migrated_by_a_newer_build();
-    let output = bare_cmd().arg("migrate").env("WOLLEY_DATABASE_URL", world.db().url()).output().unwrap();
-    assert_eq!(code(&output), 78, "{}", stderr(&output));
-    assert!(!String::from_utf8_lossy(&output.stdout).contains("up to date"));
-    assert!(stderr(&output).contains("migrated by a newer wolley-push: version 99"), "{}", stderr(&output));
+    let output = bare_cmd().arg("migrate").env("WOLLEY_DATABASE_URL", world.db().url()).ran().exits(78);
+    assert!(!output.stdout().contains("up to date"));
+    output.stderr_contains("migrated by a newer wolley-push: version 99");
     assert_eq!(schema_version(&world), 99);
 }
 
@@ -47,9 +44,8 @@ fn doctor_fails_its_schema_line_on_a_schema_newer_than_the_build() {
     let world = world_migrated_by_a_newer_build();
     let key = world.file("private-key.json", &world.fcm.service_account_json());
     std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let output = world.cmd().env("GOOGLE_APPLICATION_CREDENTIALS", &key).arg("doctor").output().unwrap();
-    assert_eq!(code(&output), 78, "{}", stderr(&output));
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout =
+        world.cmd().env("GOOGLE_APPLICATION_CREDENTIALS", &key).arg("doctor").ran().exits(78).stdout();
     let line = stdout.lines().find(|line| line.contains(" schema: ")).unwrap_or_else(|| panic!("{stdout}"));
     assert!(
         line.starts_with("FAIL") && line.contains("migrated by a newer wolley-push: version 99"),
@@ -63,9 +59,9 @@ fn a_user_without_a_needed_privilege_exits_78_naming_it_and_the_grant() {
     let world = World::new().with_db();
     world.db().add_users(&[(1, Some(TOKEN))]);
     let reader = TestUser::granted(world.db(), "SELECT");
-    let output = world.cmd().env("WOLLEY_DATABASE_URL", reader.url()).arg("save-location").output().unwrap();
-    let all = format!("{}{}", String::from_utf8_lossy(&output.stdout), stderr(&output));
-    assert_eq!(code(&output), 78, "{all}");
+    let output = world.cmd().env("WOLLEY_DATABASE_URL", reader.url()).arg("save-location").ran();
+    let all = format!("{}{}", output.stdout(), output.stderr());
+    assert_eq!(output.code(), 78, "{all}");
     let errors: Vec<&str> = all.lines().filter(|line| line.contains("error")).collect();
     assert_eq!(errors.len(), 1, "{all}");
     let line = errors[0];

@@ -12,6 +12,8 @@ use serde::Deserialize as _;
 use serde_norway::Value;
 use wolley_push::cli::Cli;
 
+use crate::harness::RunToEnd;
+
 const JOBS: [&str; 4] = ["save-location", "path-daily", "path-daily --remind", "stats weekly"];
 
 fn repository() -> PathBuf {
@@ -177,15 +179,14 @@ fn systemd_units_pass_systemd_analyze_verify_where_it_is_installed() {
         units.push(dir.path().join(&name));
     }
     assert_eq!(units.len(), 8, "{units:?}");
-    let output = Command::new("systemd-analyze").args(["verify", "--man=no"]).args(&units).output().unwrap();
-    let complaints = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(output.status.success(), "systemd-analyze verify: {complaints}");
+    let complaints =
+        Command::new("systemd-analyze").args(["verify", "--man=no"]).args(&units).ran().exits(0).stderr();
     let ours: Vec<&str> = complaints.lines().filter(|line| line.contains("wolley-push")).collect();
     assert!(ours.is_empty(), "systemd-analyze verify warns: {ours:#?}");
     for unit in units.iter().filter(|unit| unit.extension().is_some_and(|e| e == "timer")) {
         for calendar in unit_values(&std::fs::read_to_string(unit).unwrap(), "OnCalendar") {
-            let output = Command::new("systemd-analyze").args(["calendar", &calendar]).output().unwrap();
-            assert!(output.status.success(), "{calendar}: {}", String::from_utf8_lossy(&output.stderr));
+            let output = Command::new("systemd-analyze").args(["calendar", &calendar]).ran();
+            assert_eq!(output.code(), 0, "{calendar}: {}", output.stderr());
         }
     }
 }

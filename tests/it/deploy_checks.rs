@@ -6,39 +6,34 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::Value;
 
-use crate::harness::{bare_cmd, code, stderr};
+use crate::harness::{bare_cmd, Ran, RunToEnd};
 
 fn repository() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// Runs a tool of the machine; a missing one fails the test with what to install.
-fn tool(program: &str, args: &[&str], install: &str) -> Output {
-    Command::new(program)
-        .args(args)
-        .current_dir(repository())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program} ({e}): {install} (.ci/run does)"))
+fn tool(program: &str, args: &[&str], install: &str) -> Ran {
+    let output = Command::new(program).args(args).current_dir(repository()).output();
+    Ran::from(output.unwrap_or_else(|e| panic!("cannot run {program} ({e}): {install} (.ci/run does)")))
 }
 
-fn promtool(args: &[&str]) -> Output {
+fn promtool(args: &[&str]) -> Ran {
     tool("promtool", args, "install Debian's prometheus package, which has promtool")
 }
 
 #[test]
 fn deploy_prometheus_rules_pass_promtool_check() {
-    let output = promtool(&["check", "rules", "deploy/prometheus/wolley-push.rules.yml"]);
-    assert!(output.status.success(), "{}{}", String::from_utf8_lossy(&output.stdout), stderr(&output));
+    promtool(&["check", "rules", "deploy/prometheus/wolley-push.rules.yml"]).exits(0);
 }
 
 #[test]
 fn deploy_prometheus_alerts_fire_on_their_series_and_not_on_healthy_ones() {
-    let output = promtool(&["test", "rules", "deploy/prometheus/tests.yml"]);
-    assert!(output.status.success(), "{}{}", String::from_utf8_lossy(&output.stdout), stderr(&output));
+    promtool(&["test", "rules", "deploy/prometheus/tests.yml"]).exits(0);
 }
 
 /// Every `wolley_push_*` name in `text`.
@@ -73,18 +68,12 @@ fn written_series() -> BTreeSet<String> {
     let metrics = world.file("wolley-push.prom", "");
     let metrics_arg = metrics.to_str().unwrap();
     let tokens = repository().join("examples/tokens.txt");
-    let output = bare_cmd()
+    bare_cmd()
         .args(["save-location", "-q", "--print", "--tokens-file", tokens.to_str().unwrap()])
         .args(["--metrics-file", metrics_arg])
-        .output()
-        .unwrap();
-    assert_eq!(code(&output), 0, "save-location: {}", stderr(&output));
-    let output = world
-        .cmd()
-        .args(["report", "week", "--week", "2026-W48", "-q", "--metrics-file", metrics_arg])
-        .output()
-        .unwrap();
-    assert_eq!(code(&output), 0, "report week: {}", stderr(&output));
+        .ran()
+        .exits(0);
+    world.run(["report", "week", "--week", "2026-W48", "-q", "--metrics-file", metrics_arg]).exits(0);
     let text = std::fs::read_to_string(&metrics).unwrap();
     text.lines().filter(|line| !line.starts_with('#')).flat_map(series_names).collect()
 }
@@ -122,16 +111,12 @@ fn install_checker(checker: &Path) {
         let prefix = checker.to_string_lossy().into_owned();
         let output =
             tool("npm", &["ci", "--prefix", &prefix, "--no-audit", "--no-fund", "--silent"], "install npm");
-        assert!(
-            output.status.success(),
-            "npm ci in tests/k8s-schema failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert_eq!(output.code(), 0, "npm ci in tests/k8s-schema failed: {}", output.stderr());
     });
 }
 
 /// `node tests/k8s-schema/validate.mjs FILES`.
-fn validate_manifests(files: &[&Path]) -> Output {
+fn validate_manifests(files: &[&Path]) -> Ran {
     let checker = repository().join("tests/k8s-schema");
     install_checker(&checker);
     let mut args = vec![checker.join("validate.mjs").to_string_lossy().into_owned()];
@@ -149,11 +134,10 @@ fn deploy_kubernetes_manifests_pass_the_api_schema() {
         .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
         .collect();
     assert!(files.len() >= 3, "manifests: {files:?}");
-    let output = validate_manifests(&files.iter().map(PathBuf::as_path).collect::<Vec<_>>());
-    assert!(output.status.success(), "{}", stderr(&output));
-    let checked =
-        String::from_utf8_lossy(&output.stdout).lines().filter(|line| line.starts_with("ok ")).count();
-    assert!(checked >= 7, "every document checked: {}", String::from_utf8_lossy(&output.stdout));
+    let stdout =
+        validate_manifests(&files.iter().map(PathBuf::as_path).collect::<Vec<_>>()).exits(0).stdout();
+    let checked = stdout.lines().filter(|line| line.starts_with("ok ")).count();
+    assert!(checked >= 7, "every document checked: {stdout}");
 }
 
 #[test]
@@ -164,6 +148,6 @@ fn deploy_kubernetes_manifest_with_a_misspelt_field_is_rejected() {
     let bad = dir.path().join("cronjobs.yaml");
     std::fs::write(&bad, text.replacen("readOnlyRootFilesystem", "readOnlyRootFileSystem", 1)).unwrap();
     let output = validate_manifests(&[&bad]);
-    assert!(!output.status.success(), "accepted a misspelt field");
-    assert!(stderr(&output).contains("unknown field \"readOnlyRootFileSystem\""), "{}", stderr(&output));
+    assert!(!output.status().success(), "accepted a misspelt field");
+    output.stderr_contains("unknown field \"readOnlyRootFileSystem\"");
 }

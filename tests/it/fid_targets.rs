@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use fake_fcm::Reply;
 
-use crate::harness::{code, stderr, summary, World};
+use crate::harness::{RunToEnd, World};
 
 const TOKEN_A: &str = "valid-token-a:APA91bGk2Lq8Vn3Xz7Tr1Wy5Pm9Hs4Jd6";
 const TOKEN_B: &str = "valid-token-b:APA91bHq4Tz8Vr2Lx6Nm0Ws3Pk9Jd5Fb1";
@@ -50,8 +50,7 @@ fn fields(world: &World) -> BTreeMap<String, &'static str> {
 #[test]
 fn each_value_is_sent_in_the_field_that_fits_it() {
     let world = mixed_world();
-    let output = world.cmd().args(["save-location", "--format", "json"]).output().unwrap();
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    world.run(["save-location", "--format", "json"]).exits(0);
     let fields = fields(&world);
     assert_eq!(fields.len(), 12, "{fields:?}");
     for fid in FIDS {
@@ -65,19 +64,16 @@ fn each_value_is_sent_in_the_field_that_fits_it() {
 #[test]
 fn the_summary_counts_the_devices_by_how_they_are_addressed() {
     let world = mixed_world();
-    let output = world.cmd().args(["save-location", "--format", "json"]).output().unwrap();
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
-    assert_eq!(summary(&output)["targets"], serde_json::json!({"token": 8, "fid": 4}));
-    let human = world.cmd().args(["save-location", "--force"]).output().unwrap();
-    let text = String::from_utf8_lossy(&human.stdout);
+    let output = world.run(["save-location", "--format", "json"]).exits(0);
+    assert_eq!(output.summary()["targets"], serde_json::json!({"token": 8, "fid": 4}));
+    let text = world.run(["save-location", "--force"]).stdout();
     assert!(text.lines().any(|line| line.split_whitespace().eq(["as", "fid", "4"])), "{text}");
 }
 
 #[test]
 fn targets_token_sends_every_value_as_a_token() {
     let world = mixed_world();
-    let output = world.cmd().args(["save-location", "--targets", "token"]).output().unwrap();
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    world.run(["save-location", "--targets", "token"]).exits(0);
     assert!(fields(&world).values().all(|field| *field == "token"));
 }
 
@@ -90,30 +86,26 @@ fn a_dead_fid_is_pruned_and_can_be_restored() {
     let users: Vec<(i64, Option<&str>)> = users.iter().map(|(id, v)| (*id, v.as_deref())).collect();
     world.db().add_users(&users);
     world.fcm.script(FIDS[0], vec![Reply::unregistered()]);
-    let output = world.cmd().args(["save-location", "--format", "json"]).output().unwrap();
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
-    assert_eq!(summary(&output)["pruned"], 1);
+    let output = world.run(["save-location", "--format", "json"]).exits(0);
+    assert_eq!(output.summary()["pruned"], 1);
     assert_eq!(fields(&world)[FIDS[0]], "fid");
     assert_eq!(world.db().token_of(5), None);
     let restore = ["tokens", "restore", "--job", "save-location", "--slot", "2026-11-30T14:30"];
-    let restored = world.cmd().args(restore).output().unwrap();
-    assert_eq!(code(&restored), 0, "{}", stderr(&restored));
+    world.run(restore).exits(0);
     assert_eq!(world.db().token_of(5).as_deref(), Some(FIDS[0]));
 }
 
 #[test]
 fn send_fid_sends_one_message_in_the_fid_field() {
     let world = World::new();
-    let output = world.cmd().args(["send", "--fid", FIDS[1], "--kind", "save-location"]).output().unwrap();
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    world.run(["send", "--fid", FIDS[1], "--kind", "save-location"]).exits(0);
     assert_eq!(fields(&world), BTreeMap::from([(FIDS[1].to_owned(), "fid")]));
 }
 
 #[test]
 fn send_token_sends_even_an_fid_shaped_value_as_a_token() {
     let world = World::new();
-    let output = world.cmd().args(["send", "--token", FIDS[1]]).output().unwrap();
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    world.run(["send", "--token", FIDS[1]]).exits(0);
     assert_eq!(fields(&world), BTreeMap::from([(FIDS[1].to_owned(), "token")]));
 }
 
@@ -121,12 +113,8 @@ fn send_token_sends_even_an_fid_shaped_value_as_a_token() {
 fn a_tokens_file_mixing_tokens_and_fids_prints_each_in_its_field() {
     let world = World::new();
     let tokens = world.file("tokens.txt", &format!("{TOKEN_A}\n7\t{}\n{}\n", FIDS[2], NEAR_MISSES[0]));
-    let output = world.cmd().args(["path-daily", "--print", "--tokens-file"]).arg(&tokens).output().unwrap();
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
-    let bodies: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
+    let bodies =
+        world.cmd().args(["path-daily", "--print", "--tokens-file"]).arg(&tokens).ran().exits(0).json_lines();
     let targets: Vec<(bool, bool)> = bodies
         .iter()
         .map(|body| (body["message"].get("token").is_some(), body["message"].get("fid").is_some()))

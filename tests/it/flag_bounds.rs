@@ -1,7 +1,7 @@
 //! Numeric flags out of their range stop the run at once with exit 2 and one line naming the
 //! flag, before the database, the token endpoint or FCM is contacted.
 
-use crate::harness::{code, stderr, World};
+use crate::harness::{RunToEnd, World};
 
 /// Runs `save-location` with `args` in a world whose database URL points at a closed port:
 /// had the run contacted the database it would exit 75, not 2.
@@ -12,10 +12,9 @@ fn assert_refused_at_once(args: &[&str], flag: &str) {
         .env("WOLLEY_DATABASE_URL", "mysql://wolley:pw@127.0.0.1:1/wolley")
         .arg("save-location")
         .args(args)
-        .output()
-        .unwrap();
-    assert_eq!(code(&output), 2, "{args:?}: {}", stderr(&output));
-    let text = stderr(&output);
+        .ran();
+    assert_eq!(output.code(), 2, "{args:?}: {}", output.stderr());
+    let text = output.stderr();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 1, "{args:?}: one line, got:\n{text}");
     assert!(lines[0].starts_with(&format!("wolley-push: error: {flag}: ")), "{args:?}: {}", lines[0]);
@@ -66,17 +65,20 @@ fn ttl_is_refused_under_a_second_and_above_28_days() {
 #[test]
 fn an_environment_variable_out_of_range_is_refused_like_its_flag() {
     let world = World::new();
-    let output =
-        world.cmd().env("WOLLEY_CONCURRENCY", "20001").args(["save-location", "--print"]).output().unwrap();
-    assert_eq!(code(&output), 2, "{}", stderr(&output));
-    assert!(stderr(&output).contains("--concurrency: 20001 is out of range"), "{}", stderr(&output));
+    world
+        .cmd()
+        .env("WOLLEY_CONCURRENCY", "20001")
+        .args(["save-location", "--print"])
+        .ran()
+        .exits(2)
+        .stderr_contains("--concurrency: 20001 is out of range");
 }
 
 #[test]
 fn the_ends_of_every_range_are_accepted() {
     let world = World::new();
     let tokens = world.file("tokens.txt", "some-token:APA91bF3x9QmZ1kTq7Lr2vYcN8sW4eJ6");
-    let output = world
+    world
         .cmd()
         .args([
             "--concurrency",
@@ -90,8 +92,7 @@ fn the_ends_of_every_range_are_accepted() {
         ])
         .args(["save-location", "--ttl", "28days", "--deadline", "7days", "--tokens-file"])
         .arg(&tokens)
-        .output()
-        .unwrap();
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
+        .ran()
+        .exits(0);
     assert_eq!(world.fcm.total_deliveries(), 1);
 }

@@ -7,7 +7,7 @@ use std::process::Command;
 use clap::CommandFactory;
 use wolley_push::cli::Cli;
 
-use crate::harness::{bare_cmd, code, stderr};
+use crate::harness::{bare_cmd, RunToEnd};
 
 const REGENERATE: &str = "regenerate them with `cargo run -- generate --out-dir .` and commit the result";
 const GENERATED_DIRS: [&str; 2] = ["completions", "man"];
@@ -17,8 +17,7 @@ fn repository() -> PathBuf {
 }
 
 fn generate_into(dir: &Path) {
-    let output = bare_cmd().args(["generate", "-q", "--out-dir"]).arg(dir).output().unwrap();
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    bare_cmd().args(["generate", "-q", "--out-dir"]).arg(dir).ran().exits(0);
 }
 
 /// The files of the generated directories under `root`, relative to it, sorted.
@@ -148,9 +147,9 @@ fn every_subcommand_help_shows_an_example() {
     subcommand_paths(&Cli::command(), &[], &mut paths);
     assert!(paths.len() >= 7, "{paths:?}");
     for path in paths {
-        let output = bare_cmd().args(&path).arg("--help").output().unwrap();
-        let help = String::from_utf8_lossy(&output.stdout);
-        assert!(output.status.success(), "{path:?}: {}", stderr(&output));
+        let output = bare_cmd().args(&path).arg("--help").ran();
+        let help = output.stdout();
+        assert_eq!(output.code(), 0, "{path:?}: {}", output.stderr());
         let example = help.lines().skip_while(|line| !line.starts_with("Example")).nth(1);
         assert!(
             example.is_some_and(|line| line.contains("wolley-push ")),

@@ -214,6 +214,15 @@ impl World {
         cmd
     }
 
+    /// Runs the binary with `args` (see [`World::cmd`]) to its end.
+    pub fn run<I, S>(&self, args: I) -> Ran
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.cmd().args(args).ran()
+    }
+
     /// The same, as a `std::process::Command` (for tests that spawn and signal it).
     pub fn std_cmd(&self) -> std::process::Command {
         let cmd = self.cmd();
@@ -231,8 +240,7 @@ impl World {
 
 /// Runs `wolley-push migrate` on `db`.
 pub fn migrate(db: &TestDb) {
-    let output = bare_cmd().arg("migrate").env("WOLLEY_DATABASE_URL", db.url()).output().unwrap();
-    assert!(output.status.success(), "migrate failed: {}", stderr(&output));
+    bare_cmd().arg("migrate").env("WOLLEY_DATABASE_URL", db.url()).ran().exits(0);
 }
 
 /// The binary with a clean environment: no configuration leaks in from the machine.
@@ -312,22 +320,116 @@ pub fn never_reached(fcm: &fake_fcm::FakeFcm, users: u32) -> Vec<u32> {
     (1..=users).filter(|&u| fcm.deliveries(&numbered_token(u)) == 0).collect()
 }
 
-/// The JSON summary a `--format json` run printed.
-pub fn summary(output: &std::process::Output) -> Value {
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let line =
-        stdout.lines().last().unwrap_or_else(|| panic!("no summary on stdout; stderr: {}", stderr(output)));
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("summary is not JSON ({e}): {stdout}"))
+/// A finished run of the binary: how it exited and what it printed. Its assertions show the
+/// run's stderr and stdout when they fail.
+pub struct Ran {
+    output: std::process::Output,
 }
 
-/// stderr as text.
-pub fn stderr(output: &std::process::Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
+impl From<std::process::Output> for Ran {
+    fn from(output: std::process::Output) -> Self {
+        Ran { output }
+    }
 }
 
-/// The exit code, which must exist (no signal).
-pub fn code(output: &std::process::Output) -> i32 {
-    output.status.code().unwrap_or_else(|| panic!("killed by a signal; stderr: {}", stderr(output)))
+impl Ran {
+    /// Waits for a spawned run (with piped stdout and stderr, to see them) to end.
+    pub fn wait(child: std::process::Child) -> Self {
+        Ran::from(child.wait_with_output().unwrap())
+    }
+
+    /// Asserts that the run exited with `expected`; the run again, to look further.
+    #[track_caller]
+    pub fn exits(self, expected: i32) -> Self {
+        let code = self.code();
+        assert!(code == expected, "exited {code}, not {expected}\n{}", self.shown());
+        self
+    }
+
+    /// Asserts that stderr contains `text`; the run again.
+    #[track_caller]
+    pub fn stderr_contains(self, text: &str) -> Self {
+        assert!(self.stderr().contains(text), "stderr does not contain {text:?}\n{}", self.shown());
+        self
+    }
+
+    /// The exit code, which must exist (no signal).
+    #[track_caller]
+    pub fn code(&self) -> i32 {
+        let Some(code) = self.output.status.code() else { panic!("killed by a signal\n{}", self.shown()) };
+        code
+    }
+
+    /// How the run ended.
+    pub fn status(&self) -> std::process::ExitStatus {
+        self.output.status
+    }
+
+    /// stderr as text.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    /// stdout as text.
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    /// The JSON summary a `--format json` run printed: the last line of stdout.
+    #[track_caller]
+    pub fn summary(&self) -> Value {
+        let stdout = self.stdout();
+        let Some(line) = stdout.lines().last() else { panic!("no summary on stdout\n{}", self.shown()) };
+        self.parsed(line.as_bytes(), "the summary")
+    }
+
+    /// The whole of stdout as one JSON document.
+    #[track_caller]
+    pub fn json(&self) -> Value {
+        self.parsed(&self.output.stdout, "stdout")
+    }
+
+    /// Each line of stdout as a JSON document (`--print`'s bodies).
+    #[track_caller]
+    pub fn json_lines(&self) -> Vec<Value> {
+        let mut values = Vec::new();
+        for line in self.stdout().lines() {
+            values.push(self.parsed(line.as_bytes(), "a line of stdout"));
+        }
+        values
+    }
+
+    /// `text` (`what` of the run's output) as JSON.
+    #[track_caller]
+    fn parsed(&self, text: &[u8], what: &str) -> Value {
+        match serde_json::from_slice(text) {
+            Ok(value) => value,
+            Err(e) => panic!("{what} is not JSON ({e})\n{}", self.shown()),
+        }
+    }
+
+    /// Both streams, for a failure message.
+    fn shown(&self) -> String {
+        format!("--- stderr ---\n{}\n--- stdout ---\n{}", self.stderr().trim_end(), self.stdout().trim_end())
+    }
+}
+
+/// Running a prepared command to its end, as a [`Ran`]: `world.cmd().env(..).args(..).ran()`.
+pub trait RunToEnd {
+    /// Runs the command and waits for it.
+    fn ran(&mut self) -> Ran;
+}
+
+impl RunToEnd for Command {
+    fn ran(&mut self) -> Ran {
+        Ran::from(self.output().unwrap())
+    }
+}
+
+impl RunToEnd for std::process::Command {
+    fn ran(&mut self) -> Ran {
+        Ran::from(self.output().unwrap())
+    }
 }
 
 /// A MariaDB account of its own for one test, with a password, allowed only what it was

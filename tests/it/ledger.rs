@@ -1,11 +1,11 @@
 //! The delivery ledger under faults: each slot once and completely, whatever fails.
 
-use std::process::{Child, Output, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use fake_fcm::{Options, Reply};
 
-use crate::harness::{code, duplicates, never_reached, numbered_token, server_url, stderr, summary, World};
+use crate::harness::{duplicates, never_reached, numbered_token, server_url, Ran, RunToEnd, World};
 use crate::load::Load;
 use crate::proxy::DbProxy;
 
@@ -32,18 +32,18 @@ fn kill_9(mut child: Child) {
     child.wait().unwrap();
 }
 
-fn save_location(world: &World, args: &[&str]) -> Output {
-    world.cmd().arg("save-location").args(args).output().unwrap()
+fn save_location(world: &World, args: &[&str]) -> Ran {
+    world.cmd().arg("save-location").args(args).ran()
 }
 
 /// Reruns the slot until it says it is done (at most `tries` runs).
 fn rerun_until_done(world: &World, args: &[&str], tries: usize) {
     for _ in 0..tries {
         let output = save_location(world, args);
-        if code(&output) == 0 {
+        if output.code() == 0 {
             return;
         }
-        assert_eq!(code(&output), 3, "{}", stderr(&output));
+        output.exits(3);
     }
     panic!("the slot was not done after {tries} runs: {:?}", world.db().journal("save-location"));
 }
@@ -52,17 +52,15 @@ fn rerun_until_done(world: &World, args: &[&str], tries: usize) {
 fn a_rerun_after_one_persistent_failure_sends_exactly_that_message_and_the_slot_is_done() {
     let world = world(1000, Options::default());
     world.fcm.script(&numbered_token(500), vec![Reply::unavailable(None); 2]);
-    let first = save_location(&world, &["--max-attempts", "2", "--format", "json"]);
-    assert_eq!(code(&first), 3, "{}", stderr(&first));
-    assert_eq!(summary(&first)["retry_set"], 1);
+    let first = save_location(&world, &["--max-attempts", "2", "--format", "json"]).exits(3);
+    assert_eq!(first.summary()["retry_set"], 1);
     assert_eq!(world.db().retry_set("save-location"), vec![500]);
     assert_eq!(world.db().journal("save-location").status, "partial");
     let requests_before = world.fcm.total_requests();
 
-    let rerun = save_location(&world, &["--max-attempts", "2", "--format", "json"]);
-    assert_eq!(code(&rerun), 0, "{}", stderr(&rerun));
+    let rerun = save_location(&world, &["--max-attempts", "2", "--format", "json"]).exits(0);
     assert_eq!(world.fcm.total_requests() - requests_before, 1, "the rerun sends only the retry set");
-    assert_eq!(summary(&rerun)["sent"], 1);
+    assert_eq!(rerun.summary()["sent"], 1);
     assert_eq!(world.fcm.total_deliveries(), 1000);
     let journal = world.db().journal("save-location");
     assert_eq!((journal.status.as_str(), journal.sent, journal.retrying), ("done", 1000, 0));
@@ -75,7 +73,7 @@ fn random_transient_failures_end_with_every_token_delivered_exactly_once() {
     let world =
         world(users, Options { transient_503_ratio: 0.2, record_bodies: false, ..Options::default() });
     let first = save_location(&world, &["--max-attempts", "2"]);
-    assert_eq!(code(&first), 3, "with 2 attempts some of 20% failures fail twice: {}", stderr(&first));
+    assert_eq!(first.code(), 3, "with 2 attempts some of 20% failures fail twice: {}", first.stderr());
     assert!(!world.db().retry_set("save-location").is_empty());
     rerun_until_done(&world, &["--max-attempts", "2"], 6);
     assert_eq!(never_reached(&world.fcm, users), Vec::<u32>::new());
@@ -124,8 +122,7 @@ fn kill_9_at_any_point_costs_at_most_the_messages_in_flight_and_the_unrecorded_a
             "a killed run cannot record its end"
         );
     }
-    let rerun = world.cmd().args(args).output().unwrap();
-    assert_eq!(code(&rerun), 0, "{}", stderr(&rerun));
+    world.run(args).exits(0);
     assert_eq!(never_reached(&world.fcm, users), Vec::<u32>::new());
     let duplicated = duplicates(&world.fcm, users);
     assert!(duplicated <= 3 * (50 + UNRECORDED_ANSWERS), "{duplicated} duplicates after three kills");
@@ -143,8 +140,7 @@ fn a_crash_while_the_journal_is_slow_sends_again_at_most_the_requests_in_flight_
     let child = spawn(&world, &["save-location", "--concurrency", "100", "--rate", "0"], Some(&url));
     assert!(world.fcm.wait_for_deliveries(5000, Duration::from_secs(120)), "the run did not get going");
     kill_9(child);
-    let rerun = save_location(&world, &["--rate", "0"]);
-    assert_eq!(code(&rerun), 0, "{}", stderr(&rerun));
+    save_location(&world, &["--rate", "0"]).exits(0);
     assert_eq!(never_reached(&world.fcm, users), Vec::<u32>::new());
     let duplicated = duplicates(&world.fcm, users);
     assert!(duplicated <= 100 + UNRECORDED_ANSWERS, "{duplicated} sent twice after one kill");
@@ -163,9 +159,9 @@ fn a_rerun_started_the_instant_after_kill_9_always_finishes_the_slot() {
         let child = spawn(&world, &args, Some(&proxy.url("root", world.db().name())));
         assert!(world.fcm.wait_for_deliveries(300, Duration::from_secs(60)), "round {round}: no start");
         kill_9(child);
-        let rerun = world.cmd().args(args).output().unwrap();
-        assert_eq!(code(&rerun), 0, "round {round}: {}", stderr(&rerun));
-        assert_eq!(world.db().journal("save-location").status, "done", "round {round}: {}", stderr(&rerun));
+        let rerun = world.run(args);
+        assert_eq!(rerun.code(), 0, "round {round}: {}", rerun.stderr());
+        assert_eq!(world.db().journal("save-location").status, "done", "round {round}: {}", rerun.stderr());
         assert_eq!(never_reached(&world.fcm, users), Vec::<u32>::new(), "round {round}");
     }
 }
@@ -182,9 +178,7 @@ fn an_orphaned_session_holding_the_lock_is_taken_over_and_the_slot_finished() {
     proxy.freeze();
     kill_9(child);
     let started = Instant::now();
-    let rerun = save_location(&world, &["--rate", "0"]);
-    assert_eq!(code(&rerun), 0, "{}", stderr(&rerun));
-    assert!(stderr(&rerun).contains("ending that session"), "{}", stderr(&rerun));
+    save_location(&world, &["--rate", "0"]).exits(0).stderr_contains("ending that session");
     assert!(started.elapsed() < Duration::from_secs(60), "took over after {:?}", started.elapsed());
     assert_eq!(world.db().journal("save-location").status, "done");
     assert_eq!(never_reached(&world.fcm, users), Vec::<u32>::new());
@@ -197,12 +191,9 @@ fn a_live_holder_makes_a_second_run_exit_0_and_keeps_the_slot() {
     let args = ["save-location", "--concurrency", "10", "--rate", "0"];
     let mut holder = spawn(&world, &args, None);
     assert!(world.fcm.wait_for_deliveries(100, Duration::from_secs(60)), "the run did not get going");
-    let second = world.cmd().args(args).output().unwrap();
-    assert_eq!(code(&second), 0, "{}", stderr(&second));
-    assert!(stderr(&second).contains("holds the lock"), "{}", stderr(&second));
+    world.run(args).exits(0).stderr_contains("holds the lock");
     assert!(holder.try_wait().unwrap().is_none(), "the holder was disturbed");
-    let first = holder.wait_with_output().unwrap();
-    assert_eq!(code(&first), 0, "{}", stderr(&first));
+    Ran::wait(holder).exits(0);
     assert_eq!(duplicates(&world.fcm, users), 0);
     assert_eq!(world.db().journal("save-location").status, "done");
 }
@@ -214,9 +205,7 @@ fn a_lock_held_by_a_session_no_run_claimed_is_not_done_and_exits_75() {
     let mut holder = runtime.block_on(mysql_async::Conn::from_url(world.db().url())).unwrap();
     let hold = "DO GET_LOCK(CONCAT('wolley_push:save-location:0/1:', LEFT(SHA1(DATABASE()), 12)), 0)";
     runtime.block_on(mysql_async::prelude::Queryable::query_drop(&mut holder, hold)).unwrap();
-    let output = save_location(&world, &[]);
-    assert_eq!(code(&output), 75, "{}", stderr(&output));
-    assert!(stderr(&output).contains("could not be taken over"), "{}", stderr(&output));
+    save_location(&world, &[]).exits(75).stderr_contains("could not be taken over");
     assert_eq!(world.fcm.total_requests(), 0);
     drop(holder);
 }
@@ -236,8 +225,7 @@ fn answers_that_arrive_while_the_process_is_frozen_are_not_sent_again() {
     signal(&child, "-STOP");
     std::thread::sleep(Duration::from_secs(7));
     signal(&child, "-CONT");
-    let output = child.wait_with_output().unwrap();
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    Ran::wait(child).exits(0);
     assert_eq!(never_reached(&world.fcm, users), Vec::<u32>::new());
     assert_eq!(duplicates(&world.fcm, users), 0, "answered messages were sent again");
 }
@@ -253,19 +241,17 @@ fn a_database_cut_mid_run_stops_sending_at_once_and_exits_75() {
     let cut_at = Instant::now();
     proxy.cut();
     let sent_at_cut = world.fcm.total_deliveries();
-    let output = child.wait_with_output().unwrap();
+    let output = Ran::wait(child);
     let after_cut = world.fcm.total_deliveries() - sent_at_cut;
-    assert_eq!(code(&output), 75, "{}", stderr(&output));
+    let stderr = output.exits(75).stderr();
     assert!(cut_at.elapsed() < Duration::from_secs(10), "took {:?} to give up", cut_at.elapsed());
-    assert!(stderr(&output).contains("lost the database"), "{}", stderr(&output));
+    assert!(stderr.contains("lost the database"), "{stderr}");
     // However slow the machine is to notice, sending stops within the crash bound: the requests
     // in flight plus the answers the journal may still owe (typically a few dozen).
     assert!(after_cut <= 20 + UNRECORDED_ANSWERS, "{after_cut} messages sent after the database was cut");
 
     proxy.restore();
-    let rerun =
-        world.cmd().env("WOLLEY_DATABASE_URL", &url).args(["save-location", "--rate", "0"]).output().unwrap();
-    assert_eq!(code(&rerun), 0, "{}", stderr(&rerun));
+    world.cmd().env("WOLLEY_DATABASE_URL", &url).args(["save-location", "--rate", "0"]).ran().exits(0);
     assert_eq!(never_reached(&world.fcm, users), Vec::<u32>::new());
     let duplicated = duplicates(&world.fcm, users);
     assert!(duplicated <= 20 + 100 + after_cut, "{duplicated} duplicates");
@@ -281,22 +267,20 @@ fn a_second_run_after_a_database_blink_never_sends_beside_the_first() {
     let first = spawn(&world, &args, Some(&url));
     assert!(world.fcm.wait_for_deliveries(1000, Duration::from_secs(60)), "the run did not get going");
     proxy.blink(Duration::from_secs(1));
-    let second = spawn(&world, &args, Some(&url)).wait_with_output().unwrap();
-    let first = first.wait_with_output().unwrap();
-    assert_eq!(code(&first), 75, "{}", stderr(&first));
-    let second_code = code(&second);
+    let second = Ran::wait(spawn(&world, &args, Some(&url)));
+    Ran::wait(first).exits(75);
+    let second_code = second.code();
     assert!(
-        second_code == 75 && stderr(&second).contains("still alive") || second_code == 0,
+        second_code == 75 && second.stderr().contains("still alive") || second_code == 0,
         "exit {second_code}: {}",
-        stderr(&second)
+        second.stderr()
     );
     assert!(
         duplicates(&world.fcm, users) <= 20 + 100,
         "{} duplicates: two senders",
         duplicates(&world.fcm, users)
     );
-    let last = world.cmd().args(args).output().unwrap();
-    assert_eq!(code(&last), 0, "{}", stderr(&last));
+    world.run(args).exits(0);
     assert_eq!(never_reached(&world.fcm, users), Vec::<u32>::new());
     assert!(duplicates(&world.fcm, users) <= 20 + 100, "{} duplicates", duplicates(&world.fcm, users));
 }
@@ -304,20 +288,16 @@ fn a_second_run_after_a_database_blink_never_sends_beside_the_first() {
 #[test]
 fn a_done_slot_is_not_sent_again_under_another_shard_layout() {
     let world = world(100, Options::default());
-    assert_eq!(code(&save_location(&world, &[])), 0);
-    let sharded = save_location(&world, &["--shard", "1/2"]);
-    assert_eq!(code(&sharded), 0, "{}", stderr(&sharded));
-    assert!(stderr(&sharded).contains("sent completely with no shards"), "{}", stderr(&sharded));
+    save_location(&world, &[]).exits(0);
+    save_location(&world, &["--shard", "1/2"]).exits(0).stderr_contains("sent completely with no shards");
     assert_eq!(world.fcm.total_requests(), 100);
 }
 
 #[test]
 fn a_slot_started_with_shards_refuses_another_layout_naming_the_one_in_use() {
     let world = world(100, Options::default());
-    assert_eq!(code(&save_location(&world, &["--shard", "0/2"])), 0);
-    let unsharded = save_location(&world, &[]);
-    assert_eq!(code(&unsharded), 78, "{}", stderr(&unsharded));
-    assert!(stderr(&unsharded).contains("2 shards (0/2 done)"), "{}", stderr(&unsharded));
+    save_location(&world, &["--shard", "0/2"]).exits(0);
+    save_location(&world, &[]).exits(78).stderr_contains("2 shards (0/2 done)");
     assert_eq!(world.fcm.total_requests(), 50);
 }
 
@@ -327,9 +307,9 @@ fn the_deadline_holds_under_a_rate_cap() {
     let started = Instant::now();
     let output = save_location(&world, &["--rate", "2", "--deadline", "3s", "--format", "json"]);
     let took = started.elapsed();
-    assert_eq!(code(&output), 3, "{}", stderr(&output));
+    let summary = output.exits(3).summary();
     assert!(took < Duration::from_secs(8), "the run took {took:?} with a 3 s deadline");
-    assert!(summary(&output)["sent"].as_u64().unwrap() <= 8, "{}", summary(&output));
+    assert!(summary["sent"].as_u64().unwrap() <= 8, "{summary}");
     assert_eq!(world.db().journal("save-location").status, "partial");
 }
 
@@ -337,8 +317,7 @@ fn the_deadline_holds_under_a_rate_cap() {
 fn a_deadline_leaves_the_unsent_rest_as_a_range_not_as_rows() {
     let users = 5000;
     let world = world(users, latency(20));
-    let output = save_location(&world, &["--concurrency", "10", "--deadline", "1s"]);
-    assert_eq!(code(&output), 3, "{}", stderr(&output));
+    save_location(&world, &["--concurrency", "10", "--deadline", "1s"]).exits(3);
     let journal = world.db().journal("save-location");
     assert!(journal.checkpoint > 0 && journal.checkpoint < i64::from(users), "{journal:?}");
     assert!(world.db().retry_set("save-location").len() <= 10, "only messages that were under way get rows");
@@ -353,9 +332,7 @@ fn runs_shows_each_slot_with_its_status_counts_and_retry_set() {
     world.fcm.script(&numbered_token(3), vec![Reply::unavailable(None)]);
     save_location(&world, &["--max-attempts", "1"]);
     save_location(&world, &["--slot", "2026-11-30T09:00"]);
-    let human = world.cmd().arg("runs").output().unwrap();
-    assert_eq!(code(&human), 0, "{}", stderr(&human));
-    let text = String::from_utf8_lossy(&human.stdout);
+    let text = world.run(["runs"]).exits(0).stdout();
     let lines: Vec<&str> = text.lines().collect();
     assert!(
         lines[0].starts_with("JOB") && lines[0].contains("RETRY") && lines[0].contains("HEARTBEAT"),
@@ -366,13 +343,8 @@ fn runs_shows_each_slot_with_its_status_counts_and_retry_set() {
     let done = lines.iter().find(|l| l.contains("2026-11-30T09:00:00+09:00")).expect("the done slot");
     assert!(done.contains("done"), "{done}");
 
-    let json = world
-        .cmd()
-        .args(["runs", "--job", "save-location", "--last", "1", "--format", "json"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&json), 0, "{}", stderr(&json));
-    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let value =
+        world.run(["runs", "--job", "save-location", "--last", "1", "--format", "json"]).exits(0).json();
     let runs = value["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 1, "--last 1: {value}");
     for field in [
@@ -396,8 +368,7 @@ fn runs_on_a_partial_slot_reports_its_retry_set_in_json() {
     let world = world(20, Options::default());
     world.fcm.script(&numbered_token(3), vec![Reply::unavailable(None)]);
     save_location(&world, &["--max-attempts", "1"]);
-    let json = world.cmd().args(["runs", "--format", "json"]).output().unwrap();
-    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let value = world.run(["runs", "--format", "json"]).json();
     let run = &value["runs"][0];
     assert_eq!(
         (run["status"].as_str(), run["retrying"].as_u64(), run["sent"].as_u64()),

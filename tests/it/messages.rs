@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::harness::{bare_cmd, code, stderr, World};
+use crate::harness::{bare_cmd, RunToEnd, World};
 
 const GOLDEN_TOKEN: &str = "GOLDEN-TOKEN:APA91bExample";
 
@@ -13,8 +13,7 @@ fn golden(name: &str) -> Value {
 
 fn sent_body(world: &World, job: &str) -> Value {
     let tokens = world.file("tokens.txt", &format!("{GOLDEN_TOKEN}\n"));
-    let output = world.cmd().arg(job).arg("--tokens-file").arg(&tokens).output().unwrap();
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    world.cmd().arg(job).arg("--tokens-file").arg(&tokens).ran().exits(0);
     let requests = world.fcm.requests();
     assert_eq!(requests.len(), 1);
     requests[0].body.clone().expect("a JSON body")
@@ -36,9 +35,7 @@ fn path_daily_sends_exactly_the_golden_visible_notification() {
 fn path_daily_aps(extra: &[&str]) -> Value {
     let world = World::new();
     let tokens = world.file("tokens.txt", &format!("{GOLDEN_TOKEN}\n"));
-    let output =
-        world.cmd().arg("path-daily").arg("--tokens-file").arg(&tokens).args(extra).output().unwrap();
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    world.cmd().arg("path-daily").arg("--tokens-file").arg(&tokens).args(extra).ran().exits(0);
     world.fcm.requests()[0].body.as_ref().unwrap()["message"]["apns"]["payload"]["aps"].clone()
 }
 
@@ -73,9 +70,8 @@ fn print_writes_the_golden_bodies_without_credentials_or_network() {
     let tokens = dir.path().join("tokens.txt");
     std::fs::write(&tokens, format!("{GOLDEN_TOKEN}\n")).unwrap();
     for job in ["save-location", "path-daily"] {
-        let output = bare_cmd().arg(job).arg("--print").arg("--tokens-file").arg(&tokens).output().unwrap();
-        assert_eq!(code(&output), 0, "{}", stderr(&output));
-        let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+        let printed: Value =
+            bare_cmd().arg(job).arg("--print").arg("--tokens-file").arg(&tokens).ran().exits(0).json();
         assert_eq!(printed, golden(job), "{job}");
     }
 }
@@ -83,9 +79,7 @@ fn print_writes_the_golden_bodies_without_credentials_or_network() {
 #[test]
 fn send_delivers_one_message_to_the_given_token() {
     let world = World::new();
-    let output =
-        world.cmd().args(["send", "--token", GOLDEN_TOKEN, "--kind", "save-location"]).output().unwrap();
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    world.run(["send", "--token", GOLDEN_TOKEN, "--kind", "save-location"]).exits(0);
     assert_eq!(world.fcm.deliveries(GOLDEN_TOKEN), 1);
     assert_eq!(world.fcm.requests()[0].body.as_ref().unwrap(), &golden("save-location"));
 }
@@ -93,12 +87,7 @@ fn send_delivers_one_message_to_the_given_token() {
 #[test]
 fn send_accepts_a_custom_title_and_body() {
     let world = World::new();
-    let output = world
-        .cmd()
-        .args(["send", "--token", GOLDEN_TOKEN, "--title", "점검", "--body", "테스트 알림"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    world.run(["send", "--token", GOLDEN_TOKEN, "--title", "점검", "--body", "테스트 알림"]).exits(0);
     let body = world.fcm.requests()[0].body.clone().unwrap();
     assert_eq!(body["message"]["notification"], serde_json::json!({"title": "점검", "body": "테스트 알림"}));
 }
@@ -107,9 +96,7 @@ fn send_accepts_a_custom_title_and_body() {
 fn an_https_endpoint_is_reached_over_http2_when_its_ca_is_trusted() {
     let world = World::with_options(fake_fcm::Options { tls: true, ..Default::default() });
     let ca = world.file("ca.pem", world.fcm.ca_pem().unwrap());
-    let output =
-        world.cmd().env("WOLLEY_FCM_CA_FILE", &ca).args(["send", "--token", GOLDEN_TOKEN]).output().unwrap();
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    world.cmd().env("WOLLEY_FCM_CA_FILE", &ca).args(["send", "--token", GOLDEN_TOKEN]).ran().exits(0);
     assert!(world.fcm.endpoint().starts_with("https://"));
     assert_eq!(world.fcm.requests()[0].http_version, "HTTP/2.0");
 }
@@ -117,19 +104,16 @@ fn an_https_endpoint_is_reached_over_http2_when_its_ca_is_trusted() {
 #[test]
 fn an_https_endpoint_with_an_untrusted_certificate_is_not_sent_to() {
     let world = World::with_options(fake_fcm::Options { tls: true, ..Default::default() });
-    let output = world.cmd().args(["send", "--token", GOLDEN_TOKEN, "--max-attempts", "1"]).output().unwrap();
-    assert_eq!(code(&output), 75, "{}", stderr(&output));
+    world.run(["send", "--token", GOLDEN_TOKEN, "--max-attempts", "1"]).exits(75);
     assert_eq!(world.fcm.total_requests(), 0);
 }
 
 #[test]
 fn the_readme_first_command_prints_the_sample_without_an_account_or_a_database() {
     let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/tokens.txt");
-    let output = bare_cmd().args(["save-location", "--print", "--tokens-file", sample]).output().unwrap();
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
-    let bodies: Vec<Value> =
-        String::from_utf8_lossy(&output.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let output = bare_cmd().args(["save-location", "--print", "--tokens-file", sample]).ran().exits(0);
+    let bodies = output.json_lines();
     assert_eq!(bodies.len(), 3, "three distinct valid tokens in the sample");
     assert!(bodies.iter().all(|b| b["message"]["data"]["type"] == "saveLocation"));
-    assert!(stderr(&output).contains("skipped"), "the summary goes to stderr: {}", stderr(&output));
+    assert!(output.stderr().contains("skipped"), "the summary goes to stderr: {}", output.stderr());
 }

@@ -5,13 +5,12 @@ use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::process::Output;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fake_fcm::{Options, Reply};
 use prometheus_parse::{Scrape, Value};
 
-use crate::harness::{code, stderr, World};
+use crate::harness::{Ran, RunToEnd, World};
 
 const DEAD: &str = "dead-device-token:APA91bF3x9QmZ1kTq7Lr2vYcN8sW4eJ6";
 
@@ -49,20 +48,18 @@ fn metrics_path(world: &World) -> PathBuf {
     path
 }
 
-fn run(world: &World, metrics: &Path, args: &[&str]) -> Output {
-    world.cmd().args(args).arg("--metrics-file").arg(metrics).output().unwrap()
+fn run(world: &World, metrics: &Path, args: &[&str]) -> Ran {
+    world.cmd().args(args).arg("--metrics-file").arg(metrics).ran()
 }
 
 /// A `--print` run of `job` over a tokens file: no network, no database.
-fn print_run(world: &World, metrics: &Path, job: &str) -> Output {
+fn print_run(world: &World, metrics: &Path, job: &str) -> Ran {
     let tokens = world.file("tokens.txt", "token-a:APA91bAAAA\ntoken-b:APA91bBBBB\n");
     let args: Vec<&str> = match job {
         "send" => vec!["send", "--token", "token-a:APA91bAAAA", "--print"],
         job => vec![job, "--tokens-file", tokens.to_str().unwrap(), "--print"],
     };
-    let output = run(world, metrics, &args);
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
-    output
+    run(world, metrics, &args).exits(0)
 }
 
 #[test]
@@ -72,8 +69,7 @@ fn a_run_writes_prometheus_text_with_its_counts_and_timestamps() {
     world.fcm.script(DEAD, vec![Reply::unregistered()]);
     let metrics = metrics_path(&world);
     let before = now();
-    let output = run(&world, &metrics, &["save-location", "-q"]);
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    run(&world, &metrics, &["save-location", "-q"]).exits(0);
     let samples = samples(&metrics);
     let job = "wolley_job=save-location";
     assert_eq!(sample(&samples, &format!("wolley_push_last_run_messages{{{job},result=sent}}")), 1.0);
@@ -111,15 +107,15 @@ fn a_failed_run_records_its_exit_code_but_keeps_the_last_success() {
     let world = World::new().with_db();
     world.db().add_users(&[(1, Some("alive-token:APA91bAlive"))]);
     let metrics = metrics_path(&world);
-    assert_eq!(code(&run(&world, &metrics, &["save-location", "-q"])), 0);
+    run(&world, &metrics, &["save-location", "-q"]).exits(0);
     let success =
         sample(&samples(&metrics), "wolley_push_last_success_timestamp_seconds{wolley_job=save-location}");
-    let output = run(
+    run(
         &world,
         &metrics,
         &["save-location", "-q", "--force", "--database-url", "mysql://root@127.0.0.1:1/wolley"],
-    );
-    assert_eq!(code(&output), 75, "{}", stderr(&output));
+    )
+    .exits(75);
     let after = samples(&metrics);
     assert_eq!(
         sample(&after, "wolley_push_last_success_timestamp_seconds{wolley_job=save-location}"),
@@ -137,8 +133,7 @@ fn a_failed_run_records_its_exit_code_but_keeps_the_last_success() {
 fn a_run_that_fails_before_any_success_writes_no_success_timestamp() {
     let world = World::new();
     let metrics = metrics_path(&world);
-    let output = run(&world, &metrics, &["migrate", "--database-url", "mysql://root@127.0.0.1:1/wolley"]);
-    assert_eq!(code(&output), 75, "{}", stderr(&output));
+    run(&world, &metrics, &["migrate", "--database-url", "mysql://root@127.0.0.1:1/wolley"]).exits(75);
     let samples = samples(&metrics);
     assert_eq!(sample(&samples, "wolley_push_last_run_exit_code{wolley_job=migrate}"), 75.0);
     assert!(
@@ -240,9 +235,7 @@ fn a_run_that_finds_the_lock_held_does_not_move_the_last_success() {
     // A live run of the job, slow enough to hold the lock throughout.
     let mut holder = world.std_cmd().args(["save-location", "-q", "--concurrency", "1"]).spawn().unwrap();
     assert!(world.fcm.wait_for_deliveries(1, Duration::from_secs(60)), "the holder did not get going");
-    let output = run(&world, &metrics, &["save-location", "-q"]);
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
-    assert!(stderr(&output).contains("holds the lock"), "{}", stderr(&output));
+    run(&world, &metrics, &["save-location", "-q"]).exits(0).stderr_contains("holds the lock");
     let samples = samples(&metrics);
     assert_eq!(sample(&samples, "wolley_push_last_run_exit_code{wolley_job=save-location}"), 0.0);
     assert!(
@@ -258,8 +251,7 @@ fn the_last_run_s_devices_are_counted_by_how_they_are_addressed() {
     let world = World::new().with_db();
     world.db().add_users(&[(1, Some("alive-token:APA91bAlive")), (2, Some("cR_8eKx2Q-2mP0aBcDeF9z"))]);
     let metrics = metrics_path(&world);
-    let output = run(&world, &metrics, &["save-location", "-q"]);
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    run(&world, &metrics, &["save-location", "-q"]).exits(0);
     let samples = samples(&metrics);
     assert_eq!(sample(&samples, "wolley_push_last_run_targets{wolley_job=save-location,target=token}"), 1.0);
     assert_eq!(sample(&samples, "wolley_push_last_run_targets{wolley_job=save-location,target=fid}"), 1.0);
@@ -270,10 +262,9 @@ fn a_slot_already_done_counts_as_a_success() {
     let world = World::new().with_db();
     world.db().add_users(&[(1, Some("alive-token:APA91bAlive"))]);
     let first = world.file("first.prom", "");
-    assert_eq!(code(&run(&world, &first, &["save-location", "-q"])), 0);
+    run(&world, &first, &["save-location", "-q"]).exits(0);
     let metrics = metrics_path(&world);
-    let output = run(&world, &metrics, &["save-location", "-q"]);
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    run(&world, &metrics, &["save-location", "-q"]).exits(0);
     let samples = samples(&metrics);
     assert!(
         samples.contains_key("wolley_push_last_success_timestamp_seconds{wolley_job=save-location}"),
@@ -288,7 +279,7 @@ fn sharded_runs_keep_a_series_per_shard() {
     world.db().add_numbered_users(4);
     let metrics = metrics_path(&world);
     for shard in ["0/2", "1/2"] {
-        assert_eq!(code(&run(&world, &metrics, &["save-location", "-q", "--shard", shard])), 0);
+        run(&world, &metrics, &["save-location", "-q", "--shard", shard]).exits(0);
     }
     let samples = samples(&metrics);
     for shard in ["0/2", "1/2"] {
@@ -302,21 +293,20 @@ fn sharded_runs_keep_a_series_per_shard() {
 fn an_unwritable_metrics_file_is_a_warning_not_a_failure() {
     let world = World::new();
     let tokens = world.file("tokens.txt", "token-a:APA91bAAAA\n");
-    let output = world
+    world
         .cmd()
         .args(["save-location", "--print", "--tokens-file"])
         .arg(&tokens)
         .args(["--metrics-file", "/nonexistent-dir/wolley-push.prom"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
-    assert!(stderr(&output).contains("cannot update the metrics file"), "{}", stderr(&output));
+        .ran()
+        .exits(0)
+        .stderr_contains("cannot update the metrics file");
 }
 
 #[test]
 fn doctor_writes_no_metrics() {
     let world = World::new();
     let metrics = metrics_path(&world);
-    let _ = world.cmd().arg("doctor").arg("--metrics-file").arg(&metrics).output().unwrap();
+    let _ = world.cmd().arg("doctor").arg("--metrics-file").arg(&metrics).ran();
     assert!(!metrics.exists());
 }

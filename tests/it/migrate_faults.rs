@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::{code, stderr, TestDb, World};
+use crate::harness::{Ran, TestDb, World};
 
 /// The version this build migrates to.
 const REQUIRED: u32 = 7;
@@ -22,9 +22,9 @@ fn version(db: &TestDb) -> u32 {
     db.query::<u32>("SELECT version FROM wolley_push_schema WHERE id = 1")[0]
 }
 
-fn migrate(world: &World) -> (std::process::Output, Duration) {
+fn migrate(world: &World) -> (Ran, Duration) {
     let started = Instant::now();
-    let output = world.cmd().arg("migrate").output().unwrap();
+    let output = world.run(["migrate"]);
     (output, started.elapsed())
 }
 
@@ -36,9 +36,8 @@ fn migrate_held_up_by_an_open_transaction_exits_75_in_seconds_naming_the_session
     // A read inside a transaction holds the table's metadata lock until the transaction ends.
     reader.exec("START TRANSACTION; SELECT * FROM wolley_push_run");
     let (output, took) = migrate(&world);
-    assert_eq!(code(&output), 75, "{}", stderr(&output));
+    let text = output.exits(75).stderr();
     assert!(took < Duration::from_secs(30), "took {took:?}");
-    let text = stderr(&output);
     assert!(
         text.contains(&format!("session {id} (root@")) && text.contains("in a transaction open for"),
         "{text}"
@@ -56,9 +55,8 @@ fn migrate_while_another_holds_the_databases_migrate_lock_exits_75_saying_so() {
         other.first("SELECT GET_LOCK(CONCAT('wolley_push:migrate:', LEFT(SHA1(DATABASE()), 12)), 0)");
     assert_eq!(taken, 1);
     let (output, took) = migrate(&world);
-    assert_eq!(code(&output), 75, "{}", stderr(&output));
+    let text = output.exits(75).stderr();
     assert!(took < Duration::from_secs(30), "took {took:?}");
-    let text = stderr(&output);
     assert!(
         text.contains("another `wolley-push migrate` is running on") && text.contains(world.db().name()),
         "{text}"
@@ -70,10 +68,10 @@ fn migrate_while_another_holds_the_databases_migrate_lock_exits_75_saying_so() {
 fn two_migrates_started_together_each_end_0_or_75_and_leave_the_schema_current() {
     let world = World::new().with_unmigrated_db();
     let children: Vec<_> = (0..2).map(|_| world.std_cmd().arg("migrate").output_spawned()).collect();
-    let outputs: Vec<_> = children.into_iter().map(|child| child.wait_with_output().unwrap()).collect();
-    let codes: Vec<i32> = outputs.iter().map(code).collect();
+    let outputs: Vec<Ran> = children.into_iter().map(Ran::wait).collect();
+    let codes: Vec<i32> = outputs.iter().map(Ran::code).collect();
     for output in &outputs {
-        assert!(matches!(code(output), 0 | 75), "{codes:?}: {}", stderr(output));
+        assert!(matches!(output.code(), 0 | 75), "{codes:?}: {}", output.stderr());
     }
     assert!(codes.contains(&0), "{codes:?}");
     assert_eq!(version(world.db()), REQUIRED);
@@ -99,8 +97,7 @@ fn a_newer_version_recorded_while_migrate_runs_is_never_moved_back() {
         std::thread::sleep(Duration::from_millis(20));
     }
     newer.exec("COMMIT");
-    let output = child.wait_with_output().unwrap();
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    Ran::wait(child).exits(0);
     assert_eq!(version(world.db()), REQUIRED + 1);
 }
 

@@ -2,7 +2,7 @@
 
 use fake_fcm::Reply;
 
-use crate::harness::{code, numbered_token, stderr, World};
+use crate::harness::{numbered_token, Ran, RunToEnd, World};
 
 /// No real panic is left to provoke from outside (the last one, an absurd `Retry-After`
 /// overflowing the back-off, is the next test), so a failpoint panics while the
@@ -15,14 +15,14 @@ fn tokens(world: &World, count: u32) -> std::path::PathBuf {
     world.file("tokens.txt", &lines.join("\n"))
 }
 
-fn run_into_a_panic(world: &World) -> std::process::Output {
+fn run_into_a_panic(world: &World) -> Ran {
     let tokens = tokens(world, 50);
     let mut cmd = world.cmd();
     cmd.env_remove("RUST_BACKTRACE")
         .env(PANIC.0, PANIC.1)
         .args(["save-location", "--tokens-file"])
         .arg(&tokens);
-    cmd.output().unwrap()
+    cmd.ran()
 }
 
 #[test]
@@ -31,22 +31,16 @@ fn an_absurd_retry_after_is_waited_for_at_most_an_hour_not_a_panic() {
     let token = numbered_token(1);
     world.fcm.script(&token, vec![Reply::unavailable(Some(u64::MAX))]);
     let tokens = world.file("tokens.txt", &token);
-    let output = world
-        .cmd()
-        .args(["save-location", "--deadline", "2s", "--tokens-file"])
-        .arg(&tokens)
-        .output()
-        .unwrap();
-    assert_eq!(code(&output), 3, "{}", stderr(&output));
-    assert!(!stderr(&output).contains("internal error"), "{}", stderr(&output));
+    let output =
+        world.cmd().args(["save-location", "--deadline", "2s", "--tokens-file"]).arg(&tokens).ran().exits(3);
+    assert!(!output.stderr().contains("internal error"), "{}", output.stderr());
 }
 
 #[test]
 fn a_panic_while_sending_a_slot_records_it_failed_before_exiting_1() {
     let world = World::new().with_db();
     world.db().add_numbered_users(50);
-    let output = world.cmd().env(PANIC.0, PANIC.1).arg("save-location").output().unwrap();
-    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    world.cmd().env(PANIC.0, PANIC.1).arg("save-location").ran().exits(1);
     let rows = world.db().query::<(String, String)>("SELECT status, error FROM wolley_push_run");
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].0, "failed");
@@ -56,9 +50,7 @@ fn a_panic_while_sending_a_slot_records_it_failed_before_exiting_1() {
 #[test]
 fn a_panic_prints_one_internal_error_line_and_exits_1() {
     let world = World::new();
-    let output = run_into_a_panic(&world);
-    let text = stderr(&output);
-    assert_eq!(code(&output), 1, "{text}");
+    let text = run_into_a_panic(&world).exits(1).stderr();
     let internal: Vec<&str> = text.lines().filter(|line| line.contains("internal error")).collect();
     assert_eq!(internal.len(), 1, "{text}");
     assert!(internal[0].starts_with("wolley-push: internal error: "), "{}", internal[0]);
@@ -74,15 +66,14 @@ fn a_panic_prints_one_internal_error_line_and_exits_1() {
 fn rust_backtrace_adds_rusts_own_report_to_the_line() {
     let world = World::new();
     let tokens = tokens(&world, 50);
-    let output = world
+    let text = world
         .cmd()
         .env("RUST_BACKTRACE", "1")
         .env(PANIC.0, PANIC.1)
         .args(["save-location", "--tokens-file"])
         .arg(&tokens)
-        .output()
-        .unwrap();
-    let text = stderr(&output);
-    assert_eq!(code(&output), 1, "{text}");
+        .ran()
+        .exits(1)
+        .stderr();
     assert!(text.contains("wolley-push: internal error: ") && text.contains("panicked at"), "{text}");
 }

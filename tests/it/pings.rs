@@ -1,10 +1,8 @@
 //! `--ping-url`: Healthchecks-style pings around every run, best effort.
 
-use std::process::Output;
-
 use fake_fcm::Reply;
 
-use crate::harness::{code, stderr, World};
+use crate::harness::{Ran, RunToEnd, World};
 
 /// Stands in for a Healthchecks UUID: a secret that must never be printed.
 const CHECK: &str = "0f6a1b2c-3d4e-4f50-8a9b-c0d1e2f3a4b5";
@@ -15,8 +13,8 @@ fn world_with_users() -> World {
     world
 }
 
-fn run(world: &World, args: &[&str]) -> Output {
-    world.cmd().args(args).args(["--ping-url", &world.fcm.ping_url(CHECK)]).output().unwrap()
+fn run(world: &World, args: &[&str]) -> Ran {
+    world.cmd().args(args).args(["--ping-url", &world.fcm.ping_url(CHECK)]).ran()
 }
 
 fn paths(suffixes: &[&str]) -> Vec<String> {
@@ -26,16 +24,14 @@ fn paths(suffixes: &[&str]) -> Vec<String> {
 #[test]
 fn a_successful_run_pings_start_then_success() {
     let world = world_with_users();
-    let output = run(&world, &["save-location", "-q"]);
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    run(&world, &["save-location", "-q"]).exits(0);
     assert_eq!(world.fcm.pings(), paths(&["/start", ""]));
 }
 
 #[test]
 fn a_failed_run_pings_start_then_its_exit_code() {
     let world = world_with_users();
-    let output = run(&world, &["save-location", "-q", "--database-url", "mysql://root@127.0.0.1:1/wolley"]);
-    assert_eq!(code(&output), 75, "{}", stderr(&output));
+    run(&world, &["save-location", "-q", "--database-url", "mysql://root@127.0.0.1:1/wolley"]).exits(75);
     assert_eq!(world.fcm.pings(), paths(&["/start", "/75"]));
     let end = world.fcm.ping_requests().pop().unwrap();
     assert!(
@@ -49,8 +45,7 @@ fn a_failed_run_pings_start_then_its_exit_code() {
 fn a_partial_run_pings_exit_code_3_with_its_counts() {
     let world = world_with_users();
     world.fcm.script("other-token:APA91bOther", vec![Reply::unavailable(None)]);
-    let output = run(&world, &["save-location", "-q", "--max-attempts", "1"]);
-    assert_eq!(code(&output), 3, "{}", stderr(&output));
+    run(&world, &["save-location", "-q", "--max-attempts", "1"]).exits(3);
     assert_eq!(world.fcm.pings(), paths(&["/start", "/3"]));
     let end = world.fcm.ping_requests().pop().unwrap();
     assert!(end.body.contains("sent 1") && end.body.contains("failed 1"), "{}", end.body);
@@ -59,9 +54,8 @@ fn a_partial_run_pings_exit_code_3_with_its_counts() {
 #[test]
 fn a_run_with_nothing_to_do_pings_success() {
     let world = world_with_users();
-    assert_eq!(code(&world.cmd().args(["save-location", "-q"]).output().unwrap()), 0);
-    let output = run(&world, &["save-location", "-q"]);
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    world.run(["save-location", "-q"]).exits(0);
+    run(&world, &["save-location", "-q"]).exits(0);
     assert_eq!(world.fcm.pings(), paths(&["/start", ""]));
     assert!(world.fcm.ping_requests()[1].body.contains("already done"));
 }
@@ -69,7 +63,7 @@ fn a_run_with_nothing_to_do_pings_success() {
 #[test]
 fn start_and_end_of_one_run_share_a_run_id() {
     let world = world_with_users();
-    assert_eq!(code(&run(&world, &["save-location", "-q"])), 0);
+    run(&world, &["save-location", "-q"]).exits(0);
     let rid =
         |query: &Option<String>| query.as_deref().and_then(|q| q.strip_prefix("rid=")).map(str::to_owned);
     let pings = world.fcm.ping_requests();
@@ -80,13 +74,10 @@ fn start_and_end_of_one_run_share_a_run_id() {
 #[test]
 fn an_unreachable_ping_url_does_not_change_the_exit_code() {
     let world = world_with_users();
-    let output = world
-        .cmd()
-        .args(["save-location", "-q", "--ping-url", &format!("http://127.0.0.1:1/ping/{CHECK}")])
-        .output()
-        .unwrap();
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
-    assert!(stderr(&output).contains("health ping to 127.0.0.1:1 failed"), "{}", stderr(&output));
+    world
+        .run(["save-location", "-q", "--ping-url", &format!("http://127.0.0.1:1/ping/{CHECK}")])
+        .exits(0)
+        .stderr_contains("health ping to 127.0.0.1:1 failed");
     assert_eq!(world.fcm.total_deliveries(), 2);
 }
 
@@ -94,22 +85,18 @@ fn an_unreachable_ping_url_does_not_change_the_exit_code() {
 fn an_unreachable_ping_url_does_not_change_a_failure_either() {
     let world = world_with_users();
     world.fcm.script("other-token:APA91bOther", vec![Reply::unavailable(None)]);
-    let output = world
-        .cmd()
-        .args(["save-location", "-q", "--max-attempts", "1", "--ping-url", "http://127.0.0.1:1/ping/x"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&output), 3, "{}", stderr(&output));
+    world
+        .run(["save-location", "-q", "--max-attempts", "1", "--ping-url", "http://127.0.0.1:1/ping/x"])
+        .exits(3);
 }
 
 #[test]
 fn a_ping_answered_with_a_server_error_is_retried_once_and_only_warned_about() {
     let world = world_with_users();
     world.fcm.answer_pings_with(Some(500));
-    let output = run(&world, &["save-location"]);
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let output = run(&world, &["save-location"]).exits(0);
     assert_eq!(world.fcm.pings(), paths(&["/start", "/start", "", ""]));
-    assert!(stderr(&output).contains("answered HTTP 500"), "{}", stderr(&output));
+    output.stderr_contains("answered HTTP 500");
 }
 
 #[test]
@@ -117,9 +104,8 @@ fn the_ping_url_secret_never_appears_in_output() {
     let world = world_with_users();
     world.fcm.answer_pings_with(Some(404));
     let output = run(&world, &["save-location", "-vv"]);
-    let everything =
-        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert_eq!(code(&output), 0, "{everything}");
+    let everything = format!("{}{}", output.stdout(), output.stderr());
+    assert_eq!(output.code(), 0, "{everything}");
     assert!(everything.contains("health ping to 127.0.0.1:"), "{everything}");
     assert!(!everything.contains(CHECK), "{everything}");
 }
@@ -127,7 +113,7 @@ fn the_ping_url_secret_never_appears_in_output() {
 #[test]
 fn every_job_is_pinged_but_doctor_is_not() {
     let world = world_with_users();
-    assert_eq!(code(&run(&world, &["migrate"])), 0);
+    run(&world, &["migrate"]).exits(0);
     assert_eq!(world.fcm.pings(), paths(&["/start", ""]));
     let _ = run(&world, &["doctor"]);
     assert_eq!(world.fcm.pings().len(), 2, "doctor sent pings: {:?}", world.fcm.pings());

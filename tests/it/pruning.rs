@@ -3,7 +3,7 @@
 
 use fake_fcm::{Options, Reply};
 
-use crate::harness::{code, never_reached, numbered_token, stderr, World};
+use crate::harness::{never_reached, numbered_token, World};
 
 const SLOT: &str = "2026-11-30T14:30";
 
@@ -30,9 +30,7 @@ fn with_dead_oldest(users: u32, dead: u32) -> World {
 fn a_key_of_another_project_removes_no_token_and_exits_78() {
     let world = world(2000);
     world.fcm.answer_every_send_with(Some(Reply::sender_id_mismatch()));
-    let output = world.cmd().arg("save-location").output().unwrap();
-    assert_eq!(code(&output), 78, "{}", stderr(&output));
-    assert!(stderr(&output).contains("another Firebase project"), "{}", stderr(&output));
+    world.run(["save-location"]).exits(78).stderr_contains("another Firebase project");
     assert_eq!(cleared(&world), 0, "no token may be removed");
     let journal = world.db().journal("save-location");
     assert_eq!((journal.status.as_str(), journal.pruned), ("failed", 0), "{journal:?}");
@@ -43,10 +41,9 @@ fn a_key_of_another_project_removes_no_token_and_exits_78() {
 fn after_the_key_is_fixed_a_rerun_reaches_the_users_the_breaker_held_back() {
     let world = world(500);
     world.fcm.answer_every_send_with(Some(Reply::sender_id_mismatch()));
-    assert_eq!(code(&world.cmd().arg("save-location").output().unwrap()), 78);
+    world.run(["save-location"]).exits(78);
     world.fcm.answer_every_send_with(None);
-    let rerun = world.cmd().arg("save-location").output().unwrap();
-    assert_eq!(code(&rerun), 0, "{}", stderr(&rerun));
+    world.run(["save-location"]).exits(0);
     assert_eq!(never_reached(&world.fcm, 500), Vec::<u32>::new());
     assert_eq!(world.db().journal("save-location").status, "done");
 }
@@ -54,8 +51,7 @@ fn after_the_key_is_fixed_a_rerun_reaches_the_users_the_breaker_held_back() {
 #[test]
 fn a_few_percent_of_dead_tokens_are_all_pruned_even_when_they_come_first() {
     let world = with_dead_oldest(1000, 30);
-    let output = world.cmd().arg("save-location").output().unwrap();
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    world.run(["save-location"]).exits(0);
     assert_eq!(cleared(&world), 30);
     assert_eq!(world.db().token_of(1), None);
     assert_eq!(world.db().token_of(31), Some(numbered_token(31)));
@@ -67,27 +63,21 @@ fn a_few_percent_of_dead_tokens_are_all_pruned_even_when_they_come_first() {
 #[test]
 fn force_prune_removes_a_mass_of_dead_tokens() {
     let world = with_dead_oldest(200, 200);
-    let held = world.cmd().arg("save-location").output().unwrap();
-    assert_eq!(code(&held), 78, "{}", stderr(&held));
-    assert!(stderr(&held).contains("--force-prune"), "{}", stderr(&held));
+    world.run(["save-location"]).exits(78).stderr_contains("--force-prune");
     assert_eq!(cleared(&world), 0);
     for user in 1..=200 {
         world.fcm.script(&numbered_token(user), vec![Reply::unregistered()]);
     }
-    let forced = world.cmd().args(["save-location", "--force-prune"]).output().unwrap();
-    assert_eq!(code(&forced), 0, "{}", stderr(&forced));
+    world.run(["save-location", "--force-prune"]).exits(0);
     assert_eq!(cleared(&world), 200);
 }
 
 #[test]
 fn tokens_restore_puts_a_slots_pruned_tokens_back_but_never_over_a_new_one() {
     let world = with_dead_oldest(1000, 30);
-    assert_eq!(code(&world.cmd().arg("save-location").output().unwrap()), 0);
+    world.run(["save-location"]).exits(0);
     world.db().exec("UPDATE app_user SET fcmToken = 'registered-again:APA91b-5' WHERE user_id = 5");
-    let output =
-        world.cmd().args(["tokens", "restore", "--job", "save-location", "--slot", SLOT]).output().unwrap();
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
-    let text = String::from_utf8_lossy(&output.stdout);
+    let text = world.run(["tokens", "restore", "--job", "save-location", "--slot", SLOT]).exits(0).stdout();
     assert!(text.contains("restored 29 tokens") && text.contains("kept 1"), "{text}");
     assert_eq!(world.db().token_of(1), Some(numbered_token(1)));
     assert_eq!(world.db().token_of(5).as_deref(), Some("registered-again:APA91b-5"));
@@ -97,23 +87,15 @@ fn tokens_restore_puts_a_slots_pruned_tokens_back_but_never_over_a_new_one() {
 #[test]
 fn tokens_restore_since_a_time_reports_in_json() {
     let world = with_dead_oldest(100, 3);
-    assert_eq!(code(&world.cmd().arg("save-location").output().unwrap()), 0);
-    let output = world
-        .cmd()
-        .args(["tokens", "restore", "--since", "2020-01-01", "--format", "json"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
-    let value: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    world.run(["save-location"]).exits(0);
+    let value = world.run(["tokens", "restore", "--since", "2020-01-01", "--format", "json"]).exits(0).json();
     assert_eq!((value["restored"].as_u64(), value["kept"].as_u64()), (Some(3), Some(0)), "{value}");
     assert_eq!(cleared(&world), 0);
 }
 
 #[test]
 fn tokens_restore_needs_a_slot_or_a_time() {
-    let output = World::new().cmd().args(["tokens", "restore", "--job", "save-location"]).output().unwrap();
-    assert_eq!(code(&output), 2, "{}", stderr(&output));
-    assert!(stderr(&output).contains("--since"), "{}", stderr(&output));
+    World::new().run(["tokens", "restore", "--job", "save-location"]).exits(2).stderr_contains("--since");
 }
 
 /// Rows read from `wolley_push_prune_log` in `world`'s database so far, by index (MariaDB's
@@ -141,8 +123,7 @@ fn the_pending_pages_read_only_their_own_slot_s_rows() {
          ANALYZE TABLE wolley_push_prune_log"
     ));
     let before = prune_log_rows_read(&world);
-    let output = world.cmd().args(["save-location", "--force-prune"]).output().unwrap();
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    world.run(["save-location", "--force-prune"]).exits(0);
     assert_eq!(cleared(&world), u64::from(DEAD));
     let after = prune_log_rows_read(&world);
     let read = |name: &str, of: &[(String, u64)]| of.iter().find(|r| r.0 == name).map_or(0, |r| r.1);

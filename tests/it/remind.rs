@@ -2,12 +2,10 @@
 //! reached whose week has not arrived since it started, each once; and the upload coverage
 //! after it in `stats weekly` and `report week`.
 
-use std::process::Output;
-
 use fake_fcm::Reply;
 use serde_json::Value;
 
-use crate::harness::{code, numbered_token, stderr, summary, TestDb, World};
+use crate::harness::{numbered_token, Ran, RunToEnd, TestDb, World};
 
 /// The week the Monday run of the test's now (2026-W49) announces.
 const ANNOUNCED: &str = "2026-W48";
@@ -25,8 +23,8 @@ fn world(users: u32) -> World {
 
 /// The real `path-daily` for the test's week, its first start then set to Monday 00:10 in
 /// Seoul (the run itself starts at the machine's now); the output whatever the exit code.
-fn first_run(world: &World, args: &[&str]) -> Output {
-    let output = world.cmd().arg("path-daily").args(args).output().unwrap();
+fn first_run(world: &World, args: &[&str]) -> Ran {
+    let output = world.cmd().arg("path-daily").args(args).ran();
     world.db().exec(&format!(
         "UPDATE wolley_push_run SET first_started_at = '{PUSH_UTC}' WHERE job = 'path-daily'"
     ));
@@ -34,8 +32,8 @@ fn first_run(world: &World, args: &[&str]) -> Output {
 }
 
 /// `path-daily --remind` with `args`; the output whatever the exit code.
-fn remind(world: &World, args: &[&str]) -> Output {
-    world.cmd().args(["path-daily", "--remind"]).args(args).output().unwrap()
+fn remind(world: &World, args: &[&str]) -> Ran {
+    world.cmd().args(["path-daily", "--remind"]).args(args).ran()
 }
 
 /// A `dailypath` row of `user` dated `date` last updated at `updated` (the backend's naive
@@ -65,8 +63,7 @@ fn tokens_of(users: &[u32]) -> Vec<String> {
 /// only before it, 5 only a day outside the week (the next Monday) after it.
 fn three_of_five_uploaded() -> World {
     let world = world(5);
-    let first = first_run(&world, &[]);
-    assert_eq!(code(&first), 0, "{}", stderr(&first));
+    first_run(&world, &[]).exits(0);
     let db = world.db();
     upload(db, 1, "2026-11-23", "2026-11-30 00:15:00");
     upload(db, 2, "2026-11-27", "2026-11-30 02:00:00");
@@ -80,10 +77,9 @@ fn three_of_five_uploaded() -> World {
 fn the_reminder_reaches_exactly_the_users_the_first_run_reached_whose_week_has_not_arrived() {
     let world = three_of_five_uploaded();
     let before = world.fcm.requests().len();
-    let output = remind(&world, &["--format", "json"]);
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let output = remind(&world, &["--format", "json"]).exits(0);
     assert_eq!(reached_since(&world, before), tokens_of(&[4, 5]));
-    let summary = summary(&output);
+    let summary = output.summary();
     assert_eq!(
         (summary["job"].as_str(), summary["slot"].as_str()),
         (Some("path-daily-remind"), Some("2026-W49-remind"))
@@ -94,24 +90,19 @@ fn the_reminder_reaches_exactly_the_users_the_first_run_reached_whose_week_has_n
 #[test]
 fn a_second_reminder_finds_its_slot_done_and_reaches_nobody() {
     let world = three_of_five_uploaded();
-    let first = remind(&world, &[]);
-    assert_eq!(code(&first), 0, "{}", stderr(&first));
+    remind(&world, &[]).exits(0);
     let before = world.fcm.requests().len();
-    let again = remind(&world, &[]);
-    assert_eq!(code(&again), 0, "{}", stderr(&again));
-    assert!(stderr(&again).contains("already done"), "{}", stderr(&again));
+    remind(&world, &[]).exits(0).stderr_contains("already done");
     assert_eq!(reached_since(&world, before), Vec::<String>::new());
 }
 
 #[test]
 fn a_user_who_joined_after_the_first_run_is_not_reminded() {
     let world = world(3);
-    let first = first_run(&world, &[]);
-    assert_eq!(code(&first), 0, "{}", stderr(&first));
+    first_run(&world, &[]).exits(0);
     world.db().add_users(&[(4, Some(numbered_token(4).as_str()))]);
     let before = world.fcm.requests().len();
-    let output = remind(&world, &[]);
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    remind(&world, &[]).exits(0);
     assert_eq!(reached_since(&world, before), tokens_of(&[1, 2, 3]));
 }
 
@@ -120,20 +111,17 @@ fn a_user_left_in_the_first_run_s_retry_set_is_not_reminded() {
     let world = world(3);
     world.fcm.script(&numbered_token(2), vec![Reply::unavailable(None)]);
     let first = first_run(&world, &["--max-attempts", "1"]);
-    assert_eq!(code(&first), 3, "user 2 failed and stays in the retry set: {}", stderr(&first));
+    assert_eq!(first.code(), 3, "user 2 failed and stays in the retry set: {}", first.stderr());
     assert_eq!(world.db().retry_set("path-daily"), [2]);
     let before = world.fcm.requests().len();
-    let output = remind(&world, &[]);
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    remind(&world, &[]).exits(0);
     assert_eq!(reached_since(&world, before), tokens_of(&[1, 3]));
 }
 
 #[test]
 fn the_reminder_without_a_first_run_exits_78_and_sends_nothing() {
     let world = world(3);
-    let output = remind(&world, &[]);
-    assert_eq!(code(&output), 78, "{}", stderr(&output));
-    let said = stderr(&output);
+    let said = remind(&world, &[]).exits(78).stderr();
     assert!(said.contains("no path-daily run of slot 2026-W49"), "{said}");
     assert!(said.contains("wolley-push path-daily --slot 2026-W49"), "{said}");
     assert_eq!(world.fcm.total_requests(), 0);
@@ -148,19 +136,15 @@ fn the_reminder_while_the_first_run_is_still_running_exits_75_and_sends_nothing(
          VALUES ('path-daily', '2026-W49', '0/1', 'running', 1, 'elsewhere', 1, UTC_TIMESTAMP(6), \
            UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
     );
-    let output = remind(&world, &[]);
-    assert_eq!(code(&output), 75, "{}", stderr(&output));
-    assert!(stderr(&output).contains("slot 2026-W49 (shard 0/1) is still running"), "{}", stderr(&output));
+    remind(&world, &[]).exits(75).stderr_contains("slot 2026-W49 (shard 0/1) is still running");
     assert_eq!(world.fcm.total_requests(), 0);
 }
 
 /// The body of the first request the reminder sent.
 fn reminder_message(args: &[&str]) -> Value {
     let world = world(1);
-    let first = first_run(&world, &[]);
-    assert_eq!(code(&first), 0, "{}", stderr(&first));
-    let output = remind(&world, args);
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    first_run(&world, &[]).exits(0);
+    remind(&world, args).exits(0);
     let requests = world.fcm.requests();
     assert_eq!(requests.len(), 2, "one path-daily, one reminder");
     requests[1].body.as_ref().expect("a JSON body")["message"].clone()
@@ -186,9 +170,7 @@ fn the_reminder_with_sound_plays_the_default_sound() {
 fn print_lists_the_reminder_s_audience_without_sending_or_recording() {
     let world = three_of_five_uploaded();
     let before = world.fcm.requests().len();
-    let output = remind(&world, &["--print"]);
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = remind(&world, &["--print"]).exits(0).stdout();
     let mut printed: Vec<String> = stdout
         .lines()
         .map(|line| {
@@ -207,8 +189,7 @@ fn print_lists_the_reminder_s_audience_without_sending_or_recording() {
 /// uploaded at 10:00.
 fn reminded_and_one_uploaded() -> World {
     let world = three_of_five_uploaded();
-    let output = remind(&world, &[]);
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    remind(&world, &[]).exits(0);
     world.db().exec(&format!(
         "UPDATE wolley_push_run SET first_started_at = '{REMIND_UTC}' WHERE job = 'path-daily-remind'"
     ));
@@ -219,11 +200,8 @@ fn reminded_and_one_uploaded() -> World {
 #[test]
 fn stats_weekly_counts_the_reminded_users_who_uploaded_after_the_reminder() {
     let world = reminded_and_one_uploaded();
-    let output =
-        world.cmd().args(["stats", "weekly", "--week", ANNOUNCED, "--format", "json"]).output().unwrap();
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
-    let report: Value =
-        serde_json::from_str(String::from_utf8_lossy(&output.stdout).lines().next().unwrap()).unwrap();
+    let stdout = world.run(["stats", "weekly", "--week", ANNOUNCED, "--format", "json"]).exits(0).stdout();
+    let report: Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
     let uploads = &report["uploads"];
     assert_eq!((uploads["notified"].as_u64(), uploads["uploaded"].as_u64()), (Some(5), Some(4)));
     assert_eq!(
@@ -235,9 +213,7 @@ fn stats_weekly_counts_the_reminded_users_who_uploaded_after_the_reminder() {
 #[test]
 fn report_week_says_how_many_reminded_users_uploaded() {
     let world = reminded_and_one_uploaded();
-    let output = world.cmd().args(["report", "week", "--week", ANNOUNCED]).output().unwrap();
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
-    let text = String::from_utf8_lossy(&output.stdout);
+    let text = world.run(["report", "week", "--week", ANNOUNCED]).exits(0).stdout();
     assert!(
         text.contains(
             "uploads: 4 of 5 notified (80.0%) since 2026-11-30T00:10:00+09:00; \

@@ -16,11 +16,11 @@
 //!   push), and is active on no day of the week: counted nowhere.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::{json, Value};
 
-use crate::harness::{code, stderr, World};
+use crate::harness::{Ran, RunToEnd, World};
 
 const WEEK: &str = "2026-W48";
 const TUE_10: &str = "2026-11-24T10:00:00+09:00";
@@ -77,15 +77,12 @@ pub(crate) fn fixture() -> World {
     world
 }
 
-fn report(world: &World, args: &[&str]) -> Output {
-    let output = world.cmd().args(["report", "week", "--week", WEEK]).args(args).output().unwrap();
-    assert_eq!(code(&output), 0, "report week failed: {}", stderr(&output));
-    output
+fn report(world: &World, args: &[&str]) -> Ran {
+    world.cmd().args(["report", "week", "--week", WEEK]).args(args).ran().exits(0)
 }
 
 fn json_report(world: &World) -> Value {
-    let output = report(world, &["--format", "json"]);
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("not JSON ({e})"))
+    report(world, &["--format", "json"]).json()
 }
 
 fn slot<'a>(report: &'a Value, label: &str) -> &'a Value {
@@ -166,8 +163,7 @@ fn report_week_summarises_medians_worsts_deliveries_and_the_weekly_jobs() {
 
 #[test]
 fn report_week_human_output_starts_with_the_summary_lines() {
-    let output = report(&fixture(), &[]);
-    let text = String::from_utf8(output.stdout).unwrap();
+    let text = report(&fixture(), &[]).stdout();
     let lines: Vec<&str> = text.lines().take(9).collect();
     assert_eq!(
         lines,
@@ -220,34 +216,44 @@ fn report_week_writes_nothing_to_the_database() {
 #[test]
 fn report_week_refuses_a_wake_window_longer_than_a_slot() {
     let world = World::new();
-    let output = world.cmd().args(["report", "week", "--wake-window", "31m"]).output().unwrap();
-    assert_eq!(code(&output), 2);
-    assert!(
-        stderr(&output).contains("--wake-window: \"31m\" is too long: at most 30m"),
-        "{}",
-        stderr(&output)
-    );
+    world
+        .run(["report", "week", "--wake-window", "31m"])
+        .exits(2)
+        .stderr_contains("--wake-window: \"31m\" is too long: at most 30m");
+}
+
+#[test]
+fn report_week_refuses_a_journal_row_whose_shard_is_not_k_of_n() {
+    let world = fixture();
+    world.db().exec(&format!(
+        "UPDATE wolley_push_run SET shard = 'half' WHERE slot = '{TUE_14}' AND shard = '1/2'"
+    ));
+    world
+        .run(["report", "week", "--week", WEEK])
+        .exits(78)
+        .stderr_contains("wolley_push_run.shard holds 'half', which is not a shard, K/N");
 }
 
 // ---- the page, in a real browser ----
 
 /// Headless Chromium on `page`: (stdout, stderr) of `--dump-dom`, and a screenshot's size.
-fn chromium(args: &[&str], page: &Path) -> Output {
+fn chromium(args: &[&str], page: &Path) -> Ran {
     let binary = std::env::var("CHROMIUM").unwrap_or_else(|_| "chromium".into());
-    Command::new(&binary)
+    let output = Command::new(&binary)
         .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--enable-logging=stderr", "--v=0"])
         .args(args)
         .arg(format!("file://{}", page.display()))
         .output()
         .unwrap_or_else(|e| {
             panic!("cannot run {binary} ({e}): install Debian's chromium (.ci/run does: apt-get install chromium)")
-        })
+        });
+    Ran::from(output)
 }
 
 fn screenshot(page: &Path, png: &Path) -> u64 {
-    let output = chromium(&[&format!("--screenshot={}", png.display()), "--window-size=412,1600"], page);
-    assert!(output.status.success(), "chromium failed: {}", stderr(&output));
-    std::fs::metadata(png).unwrap_or_else(|e| panic!("no screenshot ({e}): {}", stderr(&output))).len()
+    let output =
+        chromium(&[&format!("--screenshot={}", png.display()), "--window-size=412,1600"], page).exits(0);
+    std::fs::metadata(png).unwrap_or_else(|e| panic!("no screenshot ({e}): {}", output.stderr())).len()
 }
 
 fn html_page(world: &World) -> std::path::PathBuf {
@@ -261,12 +267,12 @@ fn report_week_page_draws_both_charts_in_chromium_without_console_errors() {
     let world = fixture();
     let page = html_page(&world);
     let output = chromium(&["--dump-dom"], &page);
-    let dom = String::from_utf8_lossy(&output.stdout);
+    let dom = output.stdout();
     assert!(dom.contains("<svg id=\"heatmap\""), "no heat map in the DOM");
     assert_eq!(dom.matches("class=\"cell\"").count(), 336, "a 7 × 48 heat map");
     assert!(dom.contains("<svg id=\"deliveries\""), "no delivery chart in the DOM");
     assert!(dom.contains("lift +40.0 pts, wake 60.0% (3 of 5)"), "the cell's title gives the lift");
-    let log = stderr(&output);
+    let log = output.stderr();
     for error in ["Uncaught", "CONSOLE(", "Failed to load", "ERR_FILE_NOT_FOUND"] {
         assert!(!log.contains(error), "chromium logged {error}:\n{log}");
     }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use fake_fcm::{Options, Reply};
 
-use crate::harness::{code, stderr, summary, World};
+use crate::harness::World;
 
 const ALIVE: &str = "alive-token:APA91bF3x9QmZ1kTq7Lr2vYcN8sW4eJ6";
 const UNREGISTERED: &str = "unregistered-token:APA91bGk2Lq8Vn3Xz7Tr";
@@ -28,19 +28,18 @@ fn world_with_dead_tokens() -> World {
 #[test]
 fn dead_tokens_are_pruned_and_live_ones_kept() {
     let world = world_with_dead_tokens();
-    let output = world.cmd().args(["save-location", "--format", "json"]).output().unwrap();
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let output = world.run(["save-location", "--format", "json"]).exits(0);
     let db = world.db();
     assert_eq!(db.token_of(1).as_deref(), Some(ALIVE));
     assert_eq!((db.token_of(2), db.token_of(3), db.token_of(4)), (None, None, None));
-    let summary = summary(&output);
+    let summary = output.summary();
     assert_eq!((summary["sent"].as_u64(), summary["pruned"].as_u64()), (Some(1), Some(3)));
 }
 
 #[test]
 fn a_dead_token_is_not_retried() {
     let world = world_with_dead_tokens();
-    world.cmd().arg("save-location").output().unwrap();
+    world.run(["save-location"]);
     assert_eq!(world.fcm.total_requests(), 4);
 }
 
@@ -69,12 +68,11 @@ fn a_token_re_registered_during_the_run_is_kept() {
 #[test]
 fn a_dry_run_validates_only_and_prunes_nothing() {
     let world = world_with_dead_tokens();
-    let output = world.cmd().args(["save-location", "--dry-run", "--format", "json"]).output().unwrap();
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let output = world.run(["save-location", "--dry-run", "--format", "json"]).exits(0);
     assert!(world.fcm.requests().iter().all(|r| r.validate_only));
     assert_eq!(world.fcm.total_deliveries(), 0);
     assert_eq!(world.db().token_of(2).as_deref(), Some(UNREGISTERED));
-    assert_eq!(summary(&output)["mode"], "dry-run");
+    assert_eq!(output.summary()["mode"], "dry-run");
 }
 
 #[test]
@@ -84,9 +82,7 @@ fn a_payload_invalid_argument_stops_the_run_with_exit_78() {
     world
         .fcm
         .script_next(vec![Reply::invalid_payload("Invalid JSON payload received. Unknown name \"foo\"")]);
-    let output = world.cmd().args(["save-location", "--concurrency", "1"]).output().unwrap();
-    assert_eq!(code(&output), 78, "{}", stderr(&output));
-    assert!(stderr(&output).contains("payload"), "{}", stderr(&output));
+    world.run(["save-location", "--concurrency", "1"]).exits(78).stderr_contains("payload");
     assert!(world.fcm.total_requests() < 5, "the run went on: {} requests", world.fcm.total_requests());
     assert!(world.db().token_of(1).is_some(), "a payload error must not prune");
 }
@@ -96,9 +92,7 @@ fn an_access_token_expiring_mid_run_is_refreshed_and_nothing_is_lost() {
     let world = World::new().with_db();
     world.db().add_numbered_users(60);
     world.fcm.expire_access_tokens_after(20);
-    let output =
-        world.cmd().args(["save-location", "--format", "json", "--concurrency", "4"]).output().unwrap();
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    world.run(["save-location", "--format", "json", "--concurrency", "4"]).exits(0);
     assert_eq!(world.fcm.total_deliveries(), 60);
     assert_eq!(world.fcm.delivered_tokens().len(), 60);
     assert_eq!(world.fcm.oauth_requests(), 2);

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use fake_fcm::Reply;
 
-use crate::harness::{code, stderr, summary, World};
+use crate::harness::{RunToEnd, World};
 
 const TOKEN: &str = "retry-token:APA91bF3x9QmZ1kTq7Lr2vYcN8sW4eJ6";
 
@@ -18,23 +18,22 @@ fn one_token_world() -> (World, std::path::PathBuf) {
 fn a_503_then_200_is_retried_and_counted_sent() {
     let (world, tokens) = one_token_world();
     world.fcm.script(TOKEN, vec![Reply::unavailable(None)]);
-    let output = world
+    let summary = world
         .cmd()
         .args(["save-location", "--format", "json", "--tokens-file"])
         .arg(&tokens)
-        .output()
-        .unwrap();
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
+        .ran()
+        .exits(0)
+        .summary();
     assert_eq!(world.fcm.total_requests(), 2);
-    assert_eq!((summary(&output)["sent"].as_u64(), summary(&output)["failed"].as_u64()), (Some(1), Some(0)));
+    assert_eq!((summary["sent"].as_u64(), summary["failed"].as_u64()), (Some(1), Some(0)));
 }
 
 #[test]
 fn a_500_is_retried_too() {
     let (world, tokens) = one_token_world();
     world.fcm.script(TOKEN, vec![Reply::internal(), Reply::internal()]);
-    let output = world.cmd().args(["save-location", "--tokens-file"]).arg(&tokens).output().unwrap();
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    world.cmd().args(["save-location", "--tokens-file"]).arg(&tokens).ran().exits(0);
     assert_eq!(world.fcm.deliveries(TOKEN), 1);
 }
 
@@ -42,8 +41,7 @@ fn a_500_is_retried_too() {
 fn retry_after_is_honoured() {
     let (world, tokens) = one_token_world();
     world.fcm.script(TOKEN, vec![Reply::unavailable(Some(1))]);
-    let output = world.cmd().args(["save-location", "--tokens-file"]).arg(&tokens).output().unwrap();
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    world.cmd().args(["save-location", "--tokens-file"]).arg(&tokens).ran().exits(0);
     let requests = world.fcm.requests();
     assert_eq!(requests.len(), 2);
     let gap = requests[1].at - requests[0].at;
@@ -58,11 +56,10 @@ fn a_persistent_503_ends_as_failed_with_exit_3() {
         .cmd()
         .args(["save-location", "--format", "json", "--max-attempts", "3", "--tokens-file"])
         .arg(&tokens)
-        .output()
-        .unwrap();
-    assert_eq!(code(&output), 3, "{}", stderr(&output));
+        .ran()
+        .exits(3);
     assert_eq!(world.fcm.total_requests(), 3);
-    assert_eq!(summary(&output)["failed"], 1);
+    assert_eq!(output.summary()["failed"], 1);
 }
 
 #[test]
@@ -74,13 +71,7 @@ fn a_429_pauses_every_request_until_retry_after() {
     let tokens: String = (0..200).map(|i| format!("quota-token-{i}:APA91bXYZ\n")).collect();
     let tokens = world.file("tokens.txt", &tokens);
     world.fcm.script_next(vec![Reply::quota_exceeded(Some(1))]);
-    let output = world
-        .cmd()
-        .args(["save-location", "--concurrency", "4", "--tokens-file"])
-        .arg(&tokens)
-        .output()
-        .unwrap();
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    world.cmd().args(["save-location", "--concurrency", "4", "--tokens-file"]).arg(&tokens).ran().exits(0);
     let requests = world.fcm.requests();
     assert_eq!(requests.len(), 201, "one retry, no storm");
     let quota_hit = requests.iter().find(|r| r.status == 429).expect("the 429").at;
@@ -100,7 +91,7 @@ fn fcm_unreachable_exits_75() {
     let world = World::new();
     let tokens = world.file("tokens.txt", &format!("{TOKEN}\n"));
     // The token endpoint answers (the key's token_uri), but the send endpoint is a closed port.
-    let output = world
+    world
         .cmd()
         .args([
             "save-location",
@@ -111,7 +102,6 @@ fn fcm_unreachable_exits_75() {
             "--tokens-file",
         ])
         .arg(&tokens)
-        .output()
-        .unwrap();
-    assert_eq!(code(&output), 75, "{}", stderr(&output));
+        .ran()
+        .exits(75);
 }

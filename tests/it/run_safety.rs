@@ -1,11 +1,11 @@
 //! Run safety: one run per slot, SIGTERM, shards, slots, migrate (faults: `ledger.rs`).
 
-use std::process::{Child, Output};
+use std::process::Child;
 use std::time::Duration;
 
 use fake_fcm::Options;
 
-use crate::harness::{bare_cmd, code, duplicates, migrate, numbered_token, stderr, World};
+use crate::harness::{bare_cmd, duplicates, migrate, numbered_token, Ran, RunToEnd, World};
 
 fn slow_world(users: u32, latency_ms: u64) -> World {
     let world =
@@ -22,10 +22,6 @@ fn journal(world: &World, job: &str) -> (String, i64, u64, u64) {
     ));
     assert_eq!(rows.len(), 1, "one journal row: {rows:?}");
     rows[0].clone()
-}
-
-fn finish(child: Child) -> Output {
-    child.wait_with_output().unwrap()
 }
 
 fn spawn(world: &World, args: &[&str]) -> Child {
@@ -53,10 +49,10 @@ fn two_runs_started_together_send_each_message_once() {
     let world = slow_world(60, 200);
     let first = spawn(&world, &["save-location", "--concurrency", "6"]);
     let second = spawn(&world, &["save-location", "--concurrency", "6"]);
-    let (first, second) = (finish(first), finish(second));
-    assert_eq!((code(&first), code(&second)), (0, 0), "{}\n{}", stderr(&first), stderr(&second));
-    let warnings = [&first, &second].iter().filter(|o| stderr(o).contains("holds the lock")).count();
-    assert_eq!(warnings, 1, "one run stood aside:\n{}\n{}", stderr(&first), stderr(&second));
+    let (first, second) = (Ran::wait(first), Ran::wait(second));
+    assert_eq!((first.code(), second.code()), (0, 0), "{}\n{}", first.stderr(), second.stderr());
+    let warnings = [&first, &second].iter().filter(|o| o.stderr().contains("holds the lock")).count();
+    assert_eq!(warnings, 1, "one run stood aside:\n{}\n{}", first.stderr(), second.stderr());
     assert_eq!(world.fcm.total_deliveries(), 60);
     assert_every_user_delivered(&world, 60);
 }
@@ -64,10 +60,8 @@ fn two_runs_started_together_send_each_message_once() {
 #[test]
 fn a_done_slot_is_skipped_on_rerun() {
     let world = slow_world(20, 0);
-    assert_eq!(code(&world.cmd().arg("save-location").output().unwrap()), 0);
-    let again = world.cmd().args(["save-location", "--format", "json"]).output().unwrap();
-    assert_eq!(code(&again), 0, "{}", stderr(&again));
-    assert!(stderr(&again).contains("already done"), "{}", stderr(&again));
+    world.run(["save-location"]).exits(0);
+    world.run(["save-location", "--format", "json"]).exits(0).stderr_contains("already done");
     assert_eq!(world.fcm.total_deliveries(), 20);
     assert_eq!(journal(&world, "save-location").0, "done");
 }
@@ -75,9 +69,8 @@ fn a_done_slot_is_skipped_on_rerun() {
 #[test]
 fn force_sends_a_done_slot_again() {
     let world = slow_world(20, 0);
-    world.cmd().arg("save-location").output().unwrap();
-    let forced = world.cmd().args(["save-location", "--force", "--format", "json"]).output().unwrap();
-    assert_eq!(code(&forced), 0, "{}", stderr(&forced));
+    world.run(["save-location"]);
+    world.run(["save-location", "--force", "--format", "json"]).exits(0);
     assert_eq!(world.fcm.deliveries(&numbered_token(1)), 2);
     assert_eq!(journal(&world, "save-location").2, 20, "the forced run's counts replace the old ones");
 }
@@ -91,13 +84,11 @@ fn sigterm_stops_the_run_as_partial_and_a_rerun_completes_it() {
     let killed =
         std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(killed.success());
-    let stopped = finish(child);
-    assert_eq!(code(&stopped), 3, "{}", stderr(&stopped));
+    Ran::wait(child).exits(3);
     let (status, _, sent, _) = journal(&world, "save-location");
     assert_eq!(status, "partial");
     assert!(sent >= 800 && sent < u64::from(users), "sent {sent}");
-    let rerun = world.cmd().arg("save-location").output().unwrap();
-    assert_eq!(code(&rerun), 0, "{}", stderr(&rerun));
+    world.run(["save-location"]).exits(0);
     assert_every_user_delivered(&world, users);
     assert_eq!(duplicates(&world.fcm, users), 0, "a stopped run records exactly where it stopped");
 }
@@ -110,8 +101,8 @@ fn three_shards_cover_every_user_exactly_once() {
         .iter()
         .map(|shard| spawn(&world, &["save-location", "--shard", shard]))
         .collect();
-    for output in children.into_iter().map(finish) {
-        assert_eq!(code(&output), 0, "{}", stderr(&output));
+    for child in children {
+        Ran::wait(child).exits(0);
     }
     assert_eq!(world.fcm.total_deliveries(), u64::from(users));
     assert_every_user_delivered(&world, users);
@@ -123,13 +114,7 @@ fn three_shards_cover_every_user_exactly_once() {
 #[test]
 fn a_kubernetes_completion_index_picks_the_shard() {
     let world = slow_world(30, 0);
-    let output = world
-        .cmd()
-        .env("JOB_COMPLETION_INDEX", "1")
-        .args(["save-location", "--shards", "3"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    world.cmd().env("JOB_COMPLETION_INDEX", "1").args(["save-location", "--shards", "3"]).ran().exits(0);
     let delivered = world.fcm.delivered_tokens();
     let expected: Vec<String> = (1..=30).filter(|u| u % 3 == 1).map(numbered_token).collect();
     assert_eq!(delivered.len(), 10);
@@ -140,9 +125,7 @@ fn a_kubernetes_completion_index_picks_the_shard() {
 fn missing_tables_stop_the_job_with_the_migrate_hint() {
     let world = World::new().with_unmigrated_db();
     world.db().add_numbered_users(3);
-    let output = world.cmd().arg("save-location").output().unwrap();
-    assert_eq!(code(&output), 78, "{}", stderr(&output));
-    assert!(stderr(&output).contains("wolley-push migrate"), "{}", stderr(&output));
+    world.run(["save-location"]).exits(78).stderr_contains("wolley-push migrate");
     assert_eq!(world.fcm.total_requests(), 0);
 }
 
@@ -151,17 +134,15 @@ fn migrate_twice_is_harmless() {
     let world = World::new().with_unmigrated_db();
     world.db().add_numbered_users(3);
     migrate(world.db());
-    let again = bare_cmd().arg("migrate").env("WOLLEY_DATABASE_URL", world.db().url()).output().unwrap();
-    assert_eq!(code(&again), 0, "{}", stderr(&again));
-    assert!(String::from_utf8_lossy(&again.stdout).contains("up to date"));
+    let again = bare_cmd().arg("migrate").env("WOLLEY_DATABASE_URL", world.db().url()).ran().exits(0);
+    assert!(again.stdout().contains("up to date"));
     assert_eq!(world.db().query::<u64>("SELECT COUNT(*) FROM app_user"), vec![3]);
 }
 
 #[test]
 fn the_slot_flag_names_the_slot_sent_and_journaled() {
     let world = slow_world(1, 0);
-    let output = world.cmd().args(["save-location", "--slot", "2026-11-30T09:00"]).output().unwrap();
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    world.run(["save-location", "--slot", "2026-11-30T09:00"]).exits(0);
     let body = world.fcm.requests()[0].body.clone().unwrap();
     assert_eq!(body["message"]["data"]["slot"], "2026-11-30T09:00:00+09:00");
     let slots = world.db().query::<String>("SELECT slot FROM wolley_push_run");
@@ -170,10 +151,9 @@ fn the_slot_flag_names_the_slot_sent_and_journaled() {
 
 #[test]
 fn a_slot_off_the_half_hour_is_a_usage_error() {
-    let output = bare_cmd()
+    bare_cmd()
         .args(["save-location", "--print", "--tokens-file", "-", "--slot", "2026-11-30T09:15"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&output), 2, "{}", stderr(&output));
-    assert!(stderr(&output).contains(":00 or :30"), "{}", stderr(&output));
+        .ran()
+        .exits(2)
+        .stderr_contains(":00 or :30");
 }

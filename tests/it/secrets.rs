@@ -2,7 +2,7 @@
 
 use fake_fcm::{FakeFcm, Reply};
 
-use crate::harness::{server_url, World};
+use crate::harness::{server_url, RunToEnd, World};
 
 const PASSWORD: &str = "pw-d0-not-print-me";
 
@@ -38,11 +38,9 @@ fn secrets_never_appear_in_output_at_verbose_level() {
     let alive = "alive-device-token:APA91bGk2Lq8Vn3Xz7Tr1Wy5Pm9Hs4Jd6Fb0Nc2";
     world.db().add_users(&[(1, Some(alive)), (2, Some(dead))]);
     world.fcm.script(dead, vec![Reply::unavailable(None), Reply::unregistered()]);
-    let output =
-        world.cmd().env("WOLLEY_DATABASE_URL", user.url()).args(["save-location", "-v"]).output().unwrap();
-    let everything =
-        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "{everything}");
+    let output = world.cmd().env("WOLLEY_DATABASE_URL", user.url()).args(["save-location", "-v"]).ran();
+    let everything = format!("{}{}", output.stdout(), output.stderr());
+    assert_eq!(output.code(), 0, "{everything}");
     assert!(everything.contains("dead-dev"), "the short form is what logs show: {everything}");
     let access_token =
         world.fcm.requests()[0].authorization.clone().unwrap().trim_start_matches("Bearer ").to_owned();

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{code, stderr, summary, World};
+use crate::harness::{Ran, World};
 
 const USERS: u32 = 3000;
 
@@ -38,9 +38,7 @@ fn busiest_second(world: &World) -> usize {
 #[test]
 fn a_spread_slot_sends_evenly_over_its_window() {
     let world = world();
-    let output = world.cmd().args(["path-daily", "--spread", "30s", "--format", "json"]).output().unwrap();
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
-    let summary = summary(&output);
+    let summary = world.run(["path-daily", "--spread", "30s", "--format", "json"]).exits(0).summary();
     assert_eq!(summary["sent"], Value::from(USERS));
     assert_eq!(summary["pace_per_sec"].as_f64().map(f64::round), Some(100.0), "{summary}");
     // 100 messages a second; ~120% of that in any one second (the rule) allows for a
@@ -60,15 +58,13 @@ fn a_spread_slot_stopped_halfway_spreads_the_rest_over_what_is_left_of_its_windo
     let killed =
         std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(killed.success());
-    let stopped = child.wait_with_output().unwrap();
-    assert_eq!(code(&stopped), 3, "{}", stderr(&stopped));
+    Ran::wait(child).exits(3);
     let first_run = world.fcm.requests().len();
     // A rerun that comes a while later has less of the window left than the first run had
     // after it: it must catch up, not keep the first run's pace.
     std::thread::sleep(Duration::from_secs(6));
     let into_window = started.elapsed();
-    let rerun = world.cmd().args(["path-daily", "--spread", "30s"]).output().unwrap();
-    assert_eq!(code(&rerun), 0, "{}", stderr(&rerun));
+    world.run(["path-daily", "--spread", "30s"]).exits(0);
     assert_eq!(world.fcm.delivered_tokens().len(), USERS as usize, "every user reached");
     assert_eq!(world.fcm.total_deliveries(), u64::from(USERS), "and only once");
     // The rest of the window, not none of it (a burst) and not all of it again: the rerun ends

@@ -2,14 +2,13 @@
 //! against figures computed by hand on the backend's real tables.
 
 use std::cell::Cell;
-use std::process::Output;
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{Duration, NaiveDate, NaiveDateTime};
 use fake_fcm::{Options, Reply};
 use serde_json::{json, Value};
 
-use crate::harness::{code, duplicates, migrate, never_reached, stderr, TestDb, World};
+use crate::harness::{duplicates, migrate, never_reached, Ran, RunToEnd, TestDb, World};
 
 const WEEK: &str = "2026-W48";
 const H: i64 = 3600;
@@ -79,21 +78,15 @@ fn users(db: &TestDb, ids: &[i64]) {
 }
 
 /// `stats weekly` for the test week with `args`; the output whatever the exit code.
-fn stats(world: &World, args: &[&str]) -> Output {
-    world
-        .cmd()
-        .args(["stats", "weekly", "--timezone", "Asia/Seoul", "--week", WEEK])
-        .args(args)
-        .output()
-        .unwrap()
+fn stats(world: &World, args: &[&str]) -> Ran {
+    world.cmd().args(["stats", "weekly", "--timezone", "Asia/Seoul", "--week", WEEK]).args(args).ran()
 }
 
 /// The JSON report of a successful run (the first line of stdout).
 fn report(world: &World, args: &[&str]) -> Value {
-    let output = stats(world, &[&["--format", "json"], args].concat());
-    assert_eq!(code(&output), 0, "stats weekly failed: {}", stderr(&output));
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let line = stdout.lines().next().unwrap_or_else(|| panic!("no report; stderr: {}", stderr(&output)));
+    let output = stats(world, &[&["--format", "json"], args].concat()).exits(0);
+    let stdout = output.stdout();
+    let line = stdout.lines().next().unwrap_or_else(|| panic!("no report; stderr: {}", output.stderr()));
     serde_json::from_str(line).unwrap_or_else(|e| panic!("the report is not JSON ({e}): {stdout}"))
 }
 
@@ -311,9 +304,8 @@ fn the_default_week_is_the_last_finished_one_in_seoul() {
     let world = World::new().with_db();
     hand_computed_week(world.db());
     // Monday 00:30 in Seoul is still Sunday in UTC: the week that just ended is 2026-W48.
-    let output = world
-        .cmd()
-        .args([
+    let report: Value = world
+        .run([
             "stats",
             "weekly",
             "--timezone",
@@ -323,10 +315,8 @@ fn the_default_week_is_the_last_finished_one_in_seoul() {
             "--now",
             "2026-11-29T15:30:00Z",
         ])
-        .output()
-        .unwrap();
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+        .exits(0)
+        .json();
     assert_eq!(report["week"], WEEK);
     assert_eq!(user_rows(world.db(), WEEK).len(), 1);
 }
@@ -445,9 +435,7 @@ fn a_rule_file_with_an_unknown_condition_is_refused_naming_its_line() {
         "badges.toml",
         "[[badge]]\ncode = \"x\"\nname = \"X\"\n[badge.when]\ncategory = \"집\"\ncategory_hour_at_least = 3\n",
     );
-    let output = stats(&world, &["--badges", rules.to_str().unwrap()]);
-    assert_eq!(code(&output), 78, "{}", stderr(&output));
-    let message = stderr(&output);
+    let message = stats(&world, &["--badges", rules.to_str().unwrap()]).exits(78).stderr();
     assert!(
         message.contains("badges.toml, line 6") && message.contains("category_hour_at_least"),
         "{message}"
@@ -459,9 +447,7 @@ fn a_rule_file_with_an_unknown_condition_is_refused_naming_its_line() {
 fn a_rule_file_that_is_not_toml_is_refused_naming_its_line() {
     let world = World::new().with_db();
     let rules = world.file("badges.toml", "[[badge]]\ncode = \"x\"\nname = X\n");
-    let output = stats(&world, &["--badges", rules.to_str().unwrap()]);
-    assert_eq!(code(&output), 78, "{}", stderr(&output));
-    assert!(stderr(&output).contains("badges.toml, line 3"), "{}", stderr(&output));
+    stats(&world, &["--badges", rules.to_str().unwrap()]).exits(78).stderr_contains("badges.toml, line 3");
 }
 
 #[test]
@@ -474,8 +460,7 @@ fn notify_sends_each_winner_exactly_one_badge_push() {
     b.stay_for(2, 0, "18:00:00", "운동", 5 * H);
     b.stay_for(3, 0, "18:00:00", "운동", H);
     b.stay_for(4, 0, "18:00:00", "운동", 5 * H); // a winner without a token
-    let output = stats(&world, &["--notify", "--format", "json"]);
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let output = stats(&world, &["--notify", "--format", "json"]).exits(0);
     assert_eq!(world.fcm.total_requests(), 2);
     assert_eq!((world.fcm.deliveries(TOKEN_A), world.fcm.deliveries(TOKEN_B)), (1, 1));
     let requests = world.fcm.requests();
@@ -485,8 +470,7 @@ fn notify_sends_each_winner_exactly_one_badge_push() {
     assert_eq!(message["notification"]["title"], "From Wolley 🏅");
     assert_eq!(message["notification"]["body"], "지난주 기록으로 배지를 받았어요: 운동 꾸준러, 카페 단골");
     assert_eq!(message["apns"]["payload"]["aps"]["thread-id"], "badge");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let summary: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let summary = output.summary();
     assert_eq!((summary["job"].as_str(), summary["sent"].as_u64()), (Some("stats-notify"), Some(2)));
 }
 
@@ -498,8 +482,7 @@ fn notify_prunes_a_winner_s_dead_token() {
     b.stay_for(1, 0, "18:00:00", "운동", 5 * H);
     b.stay_for(2, 0, "18:00:00", "운동", 5 * H);
     world.fcm.script(TOKEN_B, vec![Reply::unregistered()]);
-    let output = stats(&world, &["--notify", "-q"]);
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    stats(&world, &["--notify", "-q"]).exits(0);
     assert_eq!(world.db().token_of(1).as_deref(), Some(TOKEN_A));
     assert_eq!(world.db().token_of(2), None);
 }
@@ -510,12 +493,10 @@ fn rerunning_a_week_does_not_notify_its_winners_twice_unless_forced() {
     world.db().add_users(&[(1, Some(TOKEN_A))]);
     Backend::new(world.db()).stay_for(1, 0, "18:00:00", "운동", 5 * H);
     for _ in 0..2 {
-        let output = stats(&world, &["--notify", "-q"]);
-        assert_eq!(code(&output), 0, "{}", stderr(&output));
+        stats(&world, &["--notify", "-q"]).exits(0);
     }
     assert_eq!(world.fcm.deliveries(TOKEN_A), 1);
-    let forced = stats(&world, &["--notify", "--force", "-q"]);
-    assert_eq!(code(&forced), 0, "{}", stderr(&forced));
+    stats(&world, &["--notify", "--force", "-q"]).exits(0);
     assert_eq!(world.fcm.deliveries(TOKEN_A), 2);
     let journal = world
         .db()
@@ -670,12 +651,10 @@ fn a_late_uploader_s_badge_is_told_by_the_refresh_and_the_first_winners_are_not_
     world.db().add_users(&[(1, Some(TOKEN_A)), (2, Some(TOKEN_B))]);
     let b = Backend::new(world.db());
     b.stay_for(1, 0, "18:00:00", "운동", 5 * H);
-    let first = stats(&world, &["--notify", "-q"]);
-    assert_eq!(code(&first), 0, "{}", stderr(&first));
+    stats(&world, &["--notify", "-q"]).exits(0);
     b.stay_for(2, 3, "18:00:00", "운동", 5 * H);
     upload_now(world.db(), 2);
-    let refresh = stats(&world, &["--notify", "-q"]);
-    assert_eq!(code(&refresh), 0, "{}", stderr(&refresh));
+    stats(&world, &["--notify", "-q"]).exits(0);
     assert_eq!((world.fcm.deliveries(TOKEN_A), world.fcm.deliveries(TOKEN_B)), (1, 1));
     assert_eq!(told(world.db()), [(1, "athlete".to_owned()), (2, "athlete".to_owned())]);
 }
@@ -691,8 +670,7 @@ fn a_badge_told_once_is_told_by_no_later_run_of_the_week() {
     upload_now(world.db(), 2);
     stats(&world, &["--notify", "-q"]);
     for _ in 0..2 {
-        let later = stats(&world, &["--notify", "-q"]);
-        assert_eq!(code(&later), 0, "{}", stderr(&later));
+        stats(&world, &["--notify", "-q"]).exits(0);
     }
     assert_eq!((world.fcm.deliveries(TOKEN_A), world.fcm.deliveries(TOKEN_B)), (1, 1));
     let passes = world.db().query::<String>("SELECT slot FROM wolley_push_run ORDER BY slot");
@@ -708,8 +686,7 @@ fn a_badge_newly_earned_by_a_known_winner_is_told_alone() {
     stats(&world, &["--notify", "-q"]);
     b.stay_for(1, 1, "10:00:00", "카페", 6 * H);
     upload_now(world.db(), 1);
-    let refresh = stats(&world, &["--notify", "-q"]);
-    assert_eq!(code(&refresh), 0, "{}", stderr(&refresh));
+    stats(&world, &["--notify", "-q"]).exits(0);
     let requests = world.fcm.requests();
     let last = &requests.last().unwrap().body.as_ref().unwrap()["message"];
     assert_eq!(last["data"]["badges"], "cafe-lover");
@@ -751,15 +728,13 @@ fn a_badge_pass_killed_mid_send_is_finished_by_the_next_run_within_the_crash_bou
     assert!(world.fcm.wait_for_deliveries(1000, StdDuration::from_secs(60)), "the pass did not get going");
     child.kill().unwrap();
     child.wait().unwrap();
-    let rerun = world.cmd().args(args).output().unwrap();
-    assert_eq!(code(&rerun), 0, "{}", stderr(&rerun));
+    world.run(args).exits(0);
     assert_eq!(never_reached(&world.fcm, USERS), Vec::<u32>::new());
     let duplicated = duplicates(&world.fcm, USERS);
     assert!(duplicated <= 50 + 1000, "{duplicated} told twice after one kill");
     assert_eq!(told(world.db()).len(), USERS as usize, "every explorer badge is marked told");
     let sent = world.fcm.total_deliveries();
-    let later = world.cmd().args(args).output().unwrap();
-    assert_eq!(code(&later), 0, "{}", stderr(&later));
+    world.run(args).exits(0);
     assert_eq!(world.fcm.total_deliveries(), sent, "a later run told someone again");
 }
 
@@ -769,18 +744,16 @@ fn week_values_that_are_not_iso_weeks_exit_2_with_the_reason() {
     for (week, reason) in
         [("2026-W54", "2026 has no week 54"), ("2026-48", "lacks the \"-W\""), ("", "it is empty")]
     {
-        let output = world.cmd().args(["stats", "weekly", "--week", week]).output().unwrap();
-        assert_eq!(code(&output), 2, "--week {week:?}: {}", stderr(&output));
-        assert!(stderr(&output).contains(reason), "--week {week:?}: {}", stderr(&output));
+        let output = world.run(["stats", "weekly", "--week", week]);
+        assert_eq!(output.code(), 2, "--week {week:?}: {}", output.stderr());
+        assert!(output.stderr().contains(reason), "--week {week:?}: {}", output.stderr());
     }
 }
 
 #[test]
 fn stats_before_migrate_asks_for_it() {
     let world = World::new().with_unmigrated_db();
-    let output = stats(&world, &[]);
-    assert_eq!(code(&output), 78, "{}", stderr(&output));
-    assert!(stderr(&output).contains("wolley-push migrate"), "{}", stderr(&output));
+    stats(&world, &[]).exits(78).stderr_contains("wolley-push migrate");
 }
 
 /// Users 1..=`count`, each with user 1's rows of [`hand_computed_week`] (copied in SQL: a few
@@ -1081,9 +1054,7 @@ fn arrivals_are_bucketed_by_each_user_s_first_upload_after_the_push() {
 fn the_human_report_says_how_many_notified_users_uploaded() {
     let world = World::new().with_db();
     uploads_after_the_push(world.db());
-    let output = stats(&world, &[]);
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
-    let text = String::from_utf8_lossy(&output.stdout);
+    let text = stats(&world, &[]).exits(0).stdout();
     assert!(
         text.contains("  uploads             3 of 5 notified (60.0%) since 2026-11-30T00:10:00+09:00\n"),
         "{text}"
@@ -1102,8 +1073,7 @@ fn without_a_path_daily_run_uploads_are_null_and_the_week_is_still_computed() {
     let json = report(&world, &[]);
     assert_eq!(json["uploads"], Value::Null);
     assert_eq!(json["users"], 1);
-    let output = stats(&world, &[]);
-    let text = String::from_utf8_lossy(&output.stdout);
+    let text = stats(&world, &[]).stdout();
     assert!(text.contains("  uploads: no path-daily run announced this week\n"), "{text}");
 }
 
@@ -1112,8 +1082,7 @@ fn the_metrics_file_gets_the_week_s_upload_coverage() {
     let world = World::new().with_db();
     uploads_after_the_push(world.db());
     let metrics = world.file("wolley-push.prom", "");
-    let output = stats(&world, &["-q", "--metrics-file", metrics.to_str().unwrap()]);
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    stats(&world, &["-q", "--metrics-file", metrics.to_str().unwrap()]).exits(0);
     let text = std::fs::read_to_string(&metrics).unwrap();
     assert!(
         text.contains(
