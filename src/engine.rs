@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rand::Rng;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinHandle;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -148,10 +149,10 @@ impl Engine {
         deliveries: mpsc::Sender<Delivery>,
     ) -> Result<(), EngineError> {
         let mut workers = JoinSet::new();
-        for lane in 0..self.policy.concurrency.max(1) {
+        for _ in 0..self.policy.concurrency.max(1) {
             let engine = Arc::clone(&self);
             let (targets, deliveries) = (targets.clone(), deliveries.clone());
-            workers.spawn(async move { engine.work(lane, targets, deliveries).await });
+            workers.spawn(async move { engine.work(targets, deliveries).await });
         }
         let mut first_error = None;
         while let Some(joined) = workers.join_next().await {
@@ -172,7 +173,6 @@ impl Engine {
 
     async fn work(
         &self,
-        lane: usize,
         targets: async_channel::Receiver<Target>,
         deliveries: mpsc::Sender<Delivery>,
     ) -> Result<(), EngineError> {
@@ -182,7 +182,7 @@ impl Engine {
                 () = self.stop.stopped() => return Ok(()),
                 next = targets.recv() => match next { Ok(target) => target, Err(_) => return Ok(()) },
             };
-            let outcome = self.deliver(lane, &target).await?;
+            let outcome = self.deliver(&target).await?;
             if outcome.delivered() {
                 // Counted now, not when the tally gets to it: the ledger's bound on what a crash
                 // sends again must not slip by the tally's lag.
@@ -194,7 +194,7 @@ impl Engine {
         }
     }
 
-    async fn deliver(&self, lane: usize, target: &Target) -> Result<Outcome, EngineError> {
+    async fn deliver(&self, target: &Target) -> Result<Outcome, EngineError> {
         let mut body = Vec::new();
         self.template.render_for(target.kind, &target.token, target.message.as_deref(), &mut body);
         let body = Bytes::from(body);
@@ -204,7 +204,7 @@ impl Engine {
             if !self.pacing.admit(&self.stop).await || !self.gate.passed(&self.stop).await {
                 return Ok(Outcome::Expired);
             }
-            let (retry_after, quota, reason, cause) = match self.client.send(lane, body.clone()).await? {
+            let (retry_after, quota, reason, cause) = match self.client.send(body.clone()).await? {
                 Verdict::Accepted => return Ok(Outcome::Sent),
                 Verdict::Dead(reason) => return Ok(Outcome::Dead(reason)),
                 Verdict::Fatal(error) => return Err(error.into()),
@@ -255,38 +255,33 @@ pub(crate) fn backoff_delay(base: Duration, attempt: u32, retry_after: Option<Du
     floor + jitter
 }
 
-/// Requests held by the rate cap are let go together at the end of the tick their slot falls
-/// in, not each at its own instant: at 9,000/s that is 90 requests in one write a tick instead
-/// of 90 writes (and 90 wake-ups), which had made a capped message cost 2.3 times the CPU of
-/// an uncapped one (BENCHMARKS.md, issue 21). The rate holds: slots stay one interval apart,
-/// only their release is rounded up, by less than a tick.
+/// The rate cap lets requests go a tick's worth at a time, all at the tick's start, rather
+/// than each at its own instant: at 9,000/s that is 90 requests in a few writes a tick instead
+/// of 90 writes, 90 timers and 90 wake-ups, which had made a capped message cost 2.3 times the
+/// CPU of an uncapped one (BENCHMARKS.md, issue 21). Over any whole number of ticks the rate
+/// holds exactly.
 const PACING_TICK: Duration = Duration::from_millis(10);
+/// A rate below one message a tick is counted at its own interval, but a tick is never
+/// longer than this, so a slow spread still starts on time.
+const LONGEST_TICK: Duration = Duration::from_secs(1);
 
 /// The run-wide gate every request passes: a pause after a 429, and the rate cap.
 struct Pacing {
-    interval: Option<Duration>,
-    /// Ticks are counted from here.
-    start: Instant,
-    next_slot: Mutex<Instant>,
+    /// Under a rate cap, one permit per message, added by the ticker.
+    permits: Option<Arc<Semaphore>>,
+    ticker: Option<JoinHandle<()>>,
     paused_until: Mutex<Instant>,
 }
 
 impl Pacing {
     fn new(rate: Option<f64>) -> Self {
-        let interval = rate.filter(|&r| r > 0.0).map(|r| Duration::from_nanos((1e9 / r).round() as u64));
-        let now = Instant::now();
-        Pacing { interval, start: now, next_slot: Mutex::new(now), paused_until: Mutex::new(now) }
+        let rate = rate.filter(|&r| r > 0.0);
+        let permits = rate.map(|_| Arc::new(Semaphore::new(0)));
+        let ticker = rate.zip(permits.clone()).map(|(rate, permits)| tokio::spawn(tick(rate, permits)));
+        Pacing { permits, ticker, paused_until: Mutex::new(Instant::now()) }
     }
 
-    /// The end of the tick `slot` falls in (`slot` itself when it is on a tick's end).
-    fn release_at(&self, slot: Instant) -> Instant {
-        let tick = PACING_TICK.as_nanos();
-        let since_start = slot.duration_since(self.start).as_nanos();
-        let ticks = since_start.div_ceil(tick);
-        self.start + Duration::from_nanos(u64::try_from(ticks * tick).unwrap_or(u64::MAX))
-    }
-
-    /// Waits for the pause to end and for a rate slot; false when the run stops meanwhile.
+    /// Waits for the pause to end and for a permit; false when the run stops meanwhile.
     async fn admit(&self, stop: &RunStop) -> bool {
         loop {
             let until = *self.paused_until.lock().expect("pacing lock");
@@ -298,25 +293,14 @@ impl Pacing {
                 () = stop.stopped() => return false,
             }
         }
-        let Some(interval) = self.interval else {
+        let Some(permits) = &self.permits else {
             return true;
         };
-        let now = Instant::now();
-        // Slots of the last tick not yet taken may still be: a request let go at a tick's end
-        // must not push the slots of those let go with it to later ticks. Idle time earns no
-        // more credit than that.
-        let earliest = now.checked_sub(PACING_TICK).unwrap_or(now);
-        let slot = {
-            let mut next = self.next_slot.lock().expect("pacing lock");
-            let slot = (*next).max(earliest);
-            *next = slot + interval;
-            slot
-        };
-        if slot <= now {
-            return true;
-        }
         tokio::select! {
-            () = tokio::time::sleep_until(self.release_at(slot)) => true,
+            permit = permits.acquire() => {
+                permit.expect("the pacing semaphore is never closed").forget();
+                true
+            }
             () = stop.stopped() => false,
         }
     }
@@ -330,6 +314,36 @@ impl Pacing {
             );
             *paused = until;
         }
+    }
+}
+
+impl Drop for Pacing {
+    fn drop(&mut self) {
+        if let Some(ticker) = &self.ticker {
+            ticker.abort();
+        }
+    }
+}
+
+/// Adds the permits `rate` has earned since the start, once a tick. Permits nobody took are
+/// kept up to one tick's worth: idle time earns no burst beyond that.
+async fn tick(rate: f64, permits: Arc<Semaphore>) {
+    let period = Duration::from_secs_f64(1.0 / rate).clamp(PACING_TICK, LONGEST_TICK);
+    let most_waiting = (rate * period.as_secs_f64()).ceil().max(1.0) as usize;
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let start = Instant::now();
+    let mut granted = 0_u64;
+    loop {
+        ticks.tick().await;
+        // The first message goes at once; the small epsilon keeps 100/s x 10 ms at one.
+        let earned = 1 + (rate * start.elapsed().as_secs_f64() + 1e-9).floor() as u64;
+        let due = usize::try_from(earned - granted).unwrap_or(usize::MAX);
+        // A late tick's permits all go to the requests waiting for them; only unused ones
+        // are capped.
+        let room = most_waiting.max(due).saturating_sub(permits.available_permits());
+        permits.add_permits(due.min(room));
+        granted = earned;
     }
 }
 

@@ -7,7 +7,7 @@
 //! a header block handed to `h2`'s stream state, and the worker awaits the answer itself.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -289,6 +289,25 @@ pub(crate) struct Lane {
     connecting: tokio::sync::Mutex<Option<String>>,
     /// Connection attempts so far, to tell whether one ended while a worker waited.
     attempts: AtomicU64,
+    /// Requests on this lane now, counted by [`Busy`].
+    in_flight: AtomicUsize,
+}
+
+/// A request's claim on its lane, released when the request ends however it ends.
+pub(crate) struct Busy<'a>(&'a Lane);
+
+impl std::ops::Deref for Busy<'_> {
+    type Target = Lane;
+
+    fn deref(&self) -> &Lane {
+        self.0
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Lane {
@@ -297,7 +316,19 @@ impl Lane {
             live: Mutex::new(None),
             connecting: tokio::sync::Mutex::new(None),
             attempts: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
         }
+    }
+
+    /// Requests on this lane now.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Claims the lane for one request.
+    pub(crate) fn busy(&self) -> Busy<'_> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        Busy(self)
     }
 
     /// POSTs `body` on this lane's connection within the request timeout.

@@ -72,13 +72,13 @@ impl FcmClient {
         self.lanes.len()
     }
 
-    /// Sends one request body on connection `lane`, refreshing the access token once when FCM
+    /// Sends one request body, refreshing the access token once when FCM
     /// says it expired. A body whose message FCM would find too big is not sent: it is answered
     /// [`Verdict::Rejected`] at once.
     ///
     /// # Errors
     /// When no access token can be obtained.
-    pub(crate) async fn send(&self, lane: usize, body: Bytes) -> Result<Verdict, AuthError> {
+    pub(crate) async fn send(&self, body: Bytes) -> Result<Verdict, AuthError> {
         let size = message::message_bytes(&body);
         if size > message::MAX_MESSAGE_BYTES {
             // Only an unusually long token gets here (the template kept room for a normal one):
@@ -90,34 +90,42 @@ impl FcmClient {
             )));
         }
         let bearer = self.auth.bearer().await?;
-        let answer = self.post(lane, &bearer.header, body.clone()).await;
+        let answer = self.post(&bearer.header, body.clone()).await;
         let Verdict::Unauthenticated(_) = answer else {
             return Ok(answer);
         };
         // Boxed, like every rare path: the state of a second POST would make every request's
         // future larger (BENCHMARKS.md, issue 21).
-        Box::pin(self.send_with_fresh_token(lane, bearer.generation, body)).await
+        Box::pin(self.send_with_fresh_token(bearer.generation, body)).await
     }
 
     /// FCM said the access token of `generation` expired: sends once more with a new one.
-    async fn send_with_fresh_token(
-        &self,
-        lane: usize,
-        generation: u64,
-        body: Bytes,
-    ) -> Result<Verdict, AuthError> {
+    async fn send_with_fresh_token(&self, generation: u64, body: Bytes) -> Result<Verdict, AuthError> {
         tracing::debug!("FCM says the access token expired; refreshing it");
         let fresh = self.auth.reject(generation).await?;
-        Ok(match self.post(lane, &fresh.header, body).await {
+        Ok(match self.post(&fresh.header, body).await {
             Verdict::Unauthenticated(message) => Verdict::Fatal(FatalSendError::Unauthenticated(message)),
             other => other,
         })
     }
 
+    /// The first lane with room for another stream, or the least busy when all are full: a
+    /// light load (a rate cap, a spread) rides few connections and packs more requests into
+    /// each write, while a full one fills every lane (BENCHMARKS.md, issue 21).
+    fn pick_lane(&self) -> http2::Busy<'_> {
+        let has_room = |lane: &&Lane| lane.in_flight() < STREAMS_PER_CONNECTION;
+        let lane = self
+            .lanes
+            .iter()
+            .find(has_room)
+            .or_else(|| self.lanes.iter().min_by_key(|lane| lane.in_flight()));
+        lane.expect("a client has at least one lane").busy()
+    }
+
     /// One POST and its verdict. Per request only the header block is built: the URI and the
     /// fixed headers are shared, the body is handed to `h2` as it is.
-    async fn post(&self, lane: usize, authorization: &HeaderValue, body: Bytes) -> Verdict {
-        let lane = &self.lanes[lane % self.lanes.len()];
+    async fn post(&self, authorization: &HeaderValue, body: Bytes) -> Verdict {
+        let lane = self.pick_lane();
         match lane.post(&self.endpoint, authorization, body).await {
             Ok(answer) => {
                 let retry_after = answer.retry_after.as_ref().and_then(|v| v.to_str().ok());
