@@ -361,9 +361,7 @@ impl Authenticator {
         if let Some(bearer) = self.cached_bearer(None) {
             return Ok(bearer);
         }
-        // Boxed: the exchange's state (gcp_auth's and reqwest's futures) is kilobytes, and every
-        // request in flight would otherwise carry room for it (BENCHMARKS.md, issue 21).
-        Box::pin(self.refresh(None)).await
+        self.refresh(None).await
     }
 
     /// FCM said the token of `generation` is not valid: get a new one (once, however many
@@ -372,7 +370,7 @@ impl Authenticator {
     /// # Errors
     /// As [`Authenticator::bearer`].
     pub(crate) async fn reject(&self, generation: u64) -> Result<Bearer, AuthError> {
-        Box::pin(self.refresh(Some(generation))).await
+        self.refresh(Some(generation)).await
     }
 
     fn cached_bearer(&self, rejected: Option<u64>) -> Option<Bearer> {
@@ -392,7 +390,11 @@ impl Authenticator {
             // to make it exchange again.
             *provider = Arc::new(self.key.provider()?);
         }
-        let token = self.exchange(&provider).await?;
+        // Boxed, and only by the request that exchanges: the exchange's state (gcp_auth's and
+        // reqwest's futures) is kilobytes. Inline, every request's future carried room for it;
+        // boxed by every request that waits for the lock, a refresh under full load would hold
+        // that much per request in flight (BENCHMARKS.md, issue 21).
+        let token = Box::pin(self.exchange(&provider)).await?;
         let mut header = HeaderValue::try_from(format!("Bearer {}", token.as_str()))
             .map_err(|_| self.unreachable("the token endpoint returned a malformed access token".into()))?;
         header.set_sensitive(true);

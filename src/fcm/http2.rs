@@ -364,13 +364,6 @@ impl Lane {
         if let Some(sender) = self.open() {
             return Ok(sender);
         }
-        // Boxed: connecting (TCP, TLS, the HTTP/2 preface) is kilobytes of state, and every
-        // request in flight would otherwise carry room for it (BENCHMARKS.md, issue 21).
-        Box::pin(self.connect(endpoint)).await
-    }
-
-    /// Connects, or waits for the worker that is connecting and shares its outcome.
-    async fn connect(&self, endpoint: &Endpoint) -> Result<SendRequest<Bytes>, TransportError> {
         let before = self.attempts.load(Ordering::Acquire);
         let mut last_failure = self.connecting.lock().await;
         if let Some(sender) = self.open() {
@@ -384,7 +377,11 @@ impl Lane {
             return Err(TransportError::Connect(failure.clone()));
         }
         let closed = Arc::new(AtomicBool::new(false));
-        let connected = endpoint.connect(closed.clone()).await;
+        // Boxed, and only by the worker that connects: connecting (TCP, TLS, the HTTP/2
+        // preface) is kilobytes of state. Inline, every request's future carried room for it;
+        // boxed by every worker that waits, the 1,500 waiting at the start held 5.7 MB at the
+        // run's peak (BENCHMARKS.md, issue 21).
+        let connected = Box::pin(endpoint.connect(closed.clone())).await;
         self.attempts.fetch_add(1, Ordering::Release);
         let sender = match connected {
             Ok(sender) => sender,
