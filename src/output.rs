@@ -172,8 +172,15 @@ struct Answers {
 }
 
 /// A run's progress bar: answered/total, share, sent/pruned/failed, rate and ETA. Hidden unless
-/// asked for or on a terminal; a hidden bar costs a few atomic adds per message.
+/// asked for or on a terminal.
 pub(crate) struct RunProgress {
+    /// `None` when the bar is hidden (under cron): nothing reads a hidden bar's counts, so none
+    /// are kept and an answer costs one branch.
+    drawn: Option<DrawnBar>,
+}
+
+/// A bar on stderr and what it shows.
+struct DrawnBar {
     bar: ProgressBar,
     answers: Arc<Answers>,
     /// The total took in repeated tokens ([`Expected::repeats_counted`]).
@@ -184,11 +191,39 @@ impl RunProgress {
     /// A bar for the `expected` messages (total not known: a spinner with the counts instead),
     /// drawn as `policy` says.
     pub(crate) fn new(policy: ProgressWhen, expected: Expected, label: &str) -> Self {
-        let answers = Arc::new(Answers::default());
-        let repeats_counted = expected.repeats_counted;
-        if !policy.shown() {
-            return RunProgress { bar: ProgressBar::hidden(), answers, repeats_counted };
+        RunProgress { drawn: policy.shown().then(|| DrawnBar::new(expected, label)) }
+    }
+
+    /// One more answer; `counts` are the run's counts after it.
+    pub(crate) fn answered(&self, counts: &Counts) {
+        let Some(DrawnBar { bar, answers, .. }) = &self.drawn else { return };
+        answers.sent.store(counts.sent, Ordering::Relaxed);
+        answers.pruned.store(counts.pruned, Ordering::Relaxed);
+        answers.failed.store(counts.failed, Ordering::Relaxed);
+        bar.inc(1);
+    }
+
+    /// Takes off the total the rows of a page that were `rejected` and that it had counted.
+    pub(crate) fn rejected(&self, rejected: &Rejections) {
+        let Some(DrawnBar { bar, repeats_counted, .. }) = &self.drawn else { return };
+        let by = not_coming(rejected, *repeats_counted);
+        if let Some(total) = bar.length().filter(|_| by > 0) {
+            bar.set_length(total.saturating_sub(by).max(bar.position()));
         }
+    }
+
+    /// Removes the bar (the summary follows).
+    pub(crate) fn finish(&self) {
+        if let Some(DrawnBar { bar, .. }) = &self.drawn {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl DrawnBar {
+    /// Draws a bar for `expected` on stderr, labelled `label`.
+    fn new(expected: Expected, label: &str) -> Self {
+        let answers = Arc::new(Answers::default());
         let template = match expected.total {
             Some(_) => "{prefix} [{bar:25}] {counts}",
             None => "{prefix} {spinner} {counts}",
@@ -206,28 +241,7 @@ impl RunProgress {
         let bar = bars().add(bar);
         bars().set_draw_target(ProgressDrawTarget::term_like(Box::new(console::Term::stderr())));
         bar.enable_steady_tick(Duration::from_millis(200));
-        RunProgress { bar, answers, repeats_counted }
-    }
-
-    /// One more answer; `counts` are the run's counts after it.
-    pub(crate) fn answered(&self, counts: &Counts) {
-        self.answers.sent.store(counts.sent, Ordering::Relaxed);
-        self.answers.pruned.store(counts.pruned, Ordering::Relaxed);
-        self.answers.failed.store(counts.failed, Ordering::Relaxed);
-        self.bar.inc(1);
-    }
-
-    /// Takes off the total the rows of a page that were `rejected` and that it had counted.
-    pub(crate) fn rejected(&self, rejected: &Rejections) {
-        let by = not_coming(rejected, self.repeats_counted);
-        if let Some(total) = self.bar.length().filter(|_| by > 0) {
-            self.bar.set_length(total.saturating_sub(by).max(self.bar.position()));
-        }
-    }
-
-    /// Removes the bar (the summary follows).
-    pub(crate) fn finish(&self) {
-        self.bar.finish_and_clear();
+        DrawnBar { bar, answers, repeats_counted: expected.repeats_counted }
     }
 }
 
@@ -366,6 +380,14 @@ mod tests {
     }
 
     #[test]
+    fn a_hidden_bar_keeps_nothing() {
+        let expected = Expected { total: Some(10), repeats_counted: true };
+        let progress = RunProgress::new(ProgressWhen::Never, expected, "send");
+        progress.answered(&Counts { sent: 1, ..Counts::default() });
+        assert!(progress.drawn.is_none());
+    }
+
+    #[test]
     fn a_repeated_token_is_not_coming_only_when_the_total_counted_repeats() {
         let rejected = Rejections { no_token: 1, gone: 2, invalid: 4, duplicate: 8, unusable_lines: 16 };
         assert_eq!(not_coming(&rejected, true), 31);
@@ -375,8 +397,9 @@ mod tests {
     #[test]
     fn rejections_shrink_the_total_but_never_below_the_answers_so_far() {
         let bar = ProgressBar::with_draw_target(Some(10), ProgressDrawTarget::hidden());
-        let progress = RunProgress { bar, answers: Arc::default(), repeats_counted: false };
-        let bar = &progress.bar;
+        let drawn = DrawnBar { bar, answers: Arc::default(), repeats_counted: false };
+        let progress = RunProgress { drawn: Some(drawn) };
+        let bar = &progress.drawn.as_ref().unwrap().bar;
         progress.rejected(&Rejections { invalid: 1, duplicate: 5, ..Rejections::default() });
         assert_eq!(bar.length(), Some(9));
         bar.inc(7);
