@@ -14,6 +14,7 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
 use crate::counts::Counts;
+use crate::tokens::{Expected, Rejections};
 
 /// Output settings.
 #[derive(Debug, Clone, Copy)]
@@ -171,20 +172,59 @@ struct Answers {
 }
 
 /// A run's progress bar: answered/total, share, sent/pruned/failed, rate and ETA. Hidden unless
-/// asked for or on a terminal; a hidden bar costs a few atomic adds per message.
+/// asked for or on a terminal.
 pub(crate) struct RunProgress {
+    /// `None` when the bar is hidden (under cron): nothing reads a hidden bar's counts, so none
+    /// are kept and an answer costs one branch.
+    drawn: Option<DrawnBar>,
+}
+
+/// A bar on stderr and what it shows.
+struct DrawnBar {
     bar: ProgressBar,
     answers: Arc<Answers>,
+    /// The total took in repeated tokens ([`Expected::repeats_counted`]).
+    repeats_counted: bool,
 }
 
 impl RunProgress {
-    /// A bar for `total` messages (`None`: not known, a spinner with the counts instead).
-    pub(crate) fn new(policy: ProgressWhen, total: Option<u64>, label: &str) -> Self {
-        let answers = Arc::new(Answers::default());
-        if !policy.shown() {
-            return RunProgress { bar: ProgressBar::hidden(), answers };
+    /// A bar for the `expected` messages (total not known: a spinner with the counts instead),
+    /// drawn as `policy` says.
+    pub(crate) fn new(policy: ProgressWhen, expected: Expected, label: &str) -> Self {
+        RunProgress { drawn: policy.shown().then(|| DrawnBar::new(expected, label)) }
+    }
+
+    /// One more answer; `counts` are the run's counts after it.
+    pub(crate) fn answered(&self, counts: &Counts) {
+        let Some(DrawnBar { bar, answers, .. }) = &self.drawn else { return };
+        answers.sent.store(counts.sent, Ordering::Relaxed);
+        answers.pruned.store(counts.pruned, Ordering::Relaxed);
+        answers.failed.store(counts.failed, Ordering::Relaxed);
+        bar.inc(1);
+    }
+
+    /// Takes off the total the rows of a page that were `rejected` and that it had counted.
+    pub(crate) fn rejected(&self, rejected: &Rejections) {
+        let Some(DrawnBar { bar, repeats_counted, .. }) = &self.drawn else { return };
+        let by = not_coming(rejected, *repeats_counted);
+        if let Some(total) = bar.length().filter(|_| by > 0) {
+            bar.set_length(total.saturating_sub(by).max(bar.position()));
         }
-        let template = match total {
+    }
+
+    /// Removes the bar (the summary follows).
+    pub(crate) fn finish(&self) {
+        if let Some(DrawnBar { bar, .. }) = &self.drawn {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl DrawnBar {
+    /// Draws a bar for `expected` on stderr, labelled `label`.
+    fn new(expected: Expected, label: &str) -> Self {
+        let answers = Arc::new(Answers::default());
+        let template = match expected.total {
             Some(_) => "{prefix} [{bar:25}] {counts}",
             None => "{prefix} {spinner} {counts}",
         };
@@ -195,35 +235,23 @@ impl RunProgress {
             .with_key("counts", move |state: &ProgressState, w: &mut dyn std::fmt::Write| {
                 let _ = w.write_str(&progress_counts(&Snapshot::of(state, &shown)));
             });
-        let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::hidden())
+        let bar = ProgressBar::with_draw_target(expected.total, ProgressDrawTarget::hidden())
             .with_style(style)
             .with_prefix(label.to_owned());
         let bar = bars().add(bar);
         bars().set_draw_target(ProgressDrawTarget::term_like(Box::new(console::Term::stderr())));
         bar.enable_steady_tick(Duration::from_millis(200));
-        RunProgress { bar, answers }
+        DrawnBar { bar, answers, repeats_counted: expected.repeats_counted }
     }
+}
 
-    /// One more answer; `counts` are the run's counts after it.
-    pub(crate) fn answered(&self, counts: &Counts) {
-        self.answers.sent.store(counts.sent, Ordering::Relaxed);
-        self.answers.pruned.store(counts.pruned, Ordering::Relaxed);
-        self.answers.failed.store(counts.failed, Ordering::Relaxed);
-        self.bar.inc(1);
-    }
-
-    /// Takes `by` off the total: targets it counted that will not be sent after all (an invalid
-    /// token, a user gone from the retry set, a token seen before in a file).
-    pub(crate) fn not_coming(&self, by: u64) {
-        if let Some(total) = self.bar.length().filter(|_| by > 0) {
-            self.bar.set_length(total.saturating_sub(by).max(self.bar.position()));
-        }
-    }
-
-    /// Removes the bar (the summary follows).
-    pub(crate) fn finish(&self) {
-        self.bar.finish_and_clear();
-    }
+/// Of a page's `rejected` rows, the messages the expected total had counted: every one (an
+/// invalid token, a line that is not one, a user gone from the retry set), except a repeated
+/// token when the count had left repeats out already (the database's).
+fn not_coming(rejected: &Rejections, repeats_counted: bool) -> u64 {
+    let Rejections { no_token, gone, invalid, duplicate, unusable_lines } = *rejected;
+    let repeats = if repeats_counted { duplicate } else { 0 };
+    no_token + gone + invalid + unusable_lines + repeats
 }
 
 /// What the bar's counts are drawn from, at one instant.
@@ -349,6 +377,34 @@ mod tests {
         assert!(progress_counts(&snapshot(1_000, Some(1_000), 50.0)).contains("1,000/1,000 100%"));
         assert!(progress_counts(&snapshot(1_000, Some(1_000), 50.0)).ends_with("ETA 0s"));
         assert!(progress_counts(&snapshot(0, Some(0), 0.0)).starts_with("0/0 100%"));
+    }
+
+    #[test]
+    fn a_hidden_bar_keeps_nothing() {
+        let expected = Expected { total: Some(10), repeats_counted: true };
+        let progress = RunProgress::new(ProgressWhen::Never, expected, "send");
+        progress.answered(&Counts { sent: 1, ..Counts::default() });
+        assert!(progress.drawn.is_none());
+    }
+
+    #[test]
+    fn a_repeated_token_is_not_coming_only_when_the_total_counted_repeats() {
+        let rejected = Rejections { no_token: 1, gone: 2, invalid: 4, duplicate: 8, unusable_lines: 16 };
+        assert_eq!(not_coming(&rejected, true), 31);
+        assert_eq!(not_coming(&rejected, false), 23);
+    }
+
+    #[test]
+    fn rejections_shrink_the_total_but_never_below_the_answers_so_far() {
+        let bar = ProgressBar::with_draw_target(Some(10), ProgressDrawTarget::hidden());
+        let drawn = DrawnBar { bar, answers: Arc::default(), repeats_counted: false };
+        let progress = RunProgress { drawn: Some(drawn) };
+        let bar = &progress.drawn.as_ref().unwrap().bar;
+        progress.rejected(&Rejections { invalid: 1, duplicate: 5, ..Rejections::default() });
+        assert_eq!(bar.length(), Some(9));
+        bar.inc(7);
+        progress.rejected(&Rejections { gone: 5, ..Rejections::default() });
+        assert_eq!(bar.length(), Some(7));
     }
 
     #[test]

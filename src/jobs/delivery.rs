@@ -24,7 +24,8 @@ use crate::output::{RunProgress, StdoutBodies, Written};
 use crate::spread::{self, Spread};
 use crate::stop::{RunStop, SendGate, Signal, StopReason};
 use crate::tokens::{
-    Candidate, Rejection, SourceError, Target, TokenCounts, TokenFilter, TokenPages, TokenSource,
+    Candidate, PreparedSource, Rejection, Rejections, SourceError, Target, TokenCounts, TokenFilter,
+    TokenPages, TokenSource,
 };
 
 /// Targets waiting for a sender; bounded so memory does not grow with the user count.
@@ -64,7 +65,7 @@ pub(crate) struct Timing {
 /// A message over FCM's size limit, the source failing, stdout failing.
 pub(crate) async fn print_all(source: TokenSource, message: &Message, targets: Targets) -> Result<Counts> {
     let template = RequestTemplate::new(message, false)?;
-    let (mut source, mut filter) = source.prepare(false, targets).await?;
+    let PreparedSource { pages: mut source, mut filter, .. } = source.prepare(false, targets).await?;
     let mut stdout = StdoutBodies::new();
     let mut body = Vec::new();
     let mut printed = 0;
@@ -144,11 +145,12 @@ pub(crate) async fn deliver(
 ) -> SendReport {
     // A spread needs the count up front, like a drawn progress bar.
     let count_total = config.output.progress.shown() || timing.spread.is_some();
-    let (pages, filter) = match source.prepare(count_total, config.sending.targets).await {
-        Ok(prepared) => prepared,
-        Err(error) => return SendReport::failed(error.into()),
-    };
-    let (pace, rate) = pace_and_rate(config, timing, filter.expected());
+    let PreparedSource { pages, filter, expected } =
+        match source.prepare(count_total, config.sending.targets).await {
+            Ok(prepared) => prepared,
+            Err(error) => return SendReport::failed(error.into()),
+        };
+    let (pace, rate) = pace_and_rate(config, timing, expected.total);
     let signals = tokio::spawn(stop_on_signal(stop.clone()));
     let timer = timing.deadline.map(|after| tokio::spawn(stop_at_deadline(stop.clone(), after)));
     let gate = recorder.as_ref().map_or_else(SendGate::new, Recorder::gate);
@@ -156,7 +158,7 @@ pub(crate) async fn deliver(
     let engine = Engine::new(prepared.client, prepared.template, policy, stop.clone(), gate);
     let (targets_tx, targets_rx) = async_channel::bounded(TARGET_QUEUE);
     let (deliveries_tx, deliveries_rx) = mpsc::channel(TARGET_QUEUE);
-    let progress = Arc::new(RunProgress::new(config.output.progress, filter.expected(), job));
+    let progress = Arc::new(RunProgress::new(config.output.progress, expected, job));
     let feeding =
         tokio::spawn(feed(pages, filter, targets_tx, recorder.clone(), stop.clone(), progress.clone()));
     let sending = tokio::spawn(engine.run(targets_rx, deliveries_tx));
@@ -229,7 +231,7 @@ async fn feed(
                 return Err(error);
             }
         };
-        let mut gone = 0;
+        let mut rejected = Rejections::of(&page);
         for candidate in page.candidates {
             let_the_next_page_in().await;
             match filter.admit(&candidate) {
@@ -241,15 +243,15 @@ async fn feed(
                     }
                 }
                 // The database does not return users without a token, except from a retry set.
-                Err(Rejection::NoToken) if !candidate.in_retry_set => {}
+                Err(Rejection::NoToken) if !candidate.in_retry_set => rejected.no_token += 1,
                 Err(rejection) => {
-                    gone += u64::from(rejection == Rejection::NoToken);
+                    rejected.add(rejection, &candidate);
                     report(recorder.as_ref(), &candidate, true);
                 }
             }
         }
-        filter.count_unread(page.unusable_lines, gone);
-        progress.not_coming(filter.take_unexpected());
+        filter.count_unread(rejected.unusable_lines, rejected.gone);
+        progress.rejected(&rejected);
     }
 }
 

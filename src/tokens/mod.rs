@@ -104,10 +104,6 @@ pub(crate) struct TokenFilter {
     dedup: Dedup,
     targets: Targets,
     counts: TokenCounts,
-    /// Messages the run expects to send, when it can tell (the progress bar's total).
-    expected: Option<u64>,
-    /// Rejections of candidates that `expected` counted, not yet taken off it.
-    unexpected: u64,
 }
 
 /// How a token seen twice is recognised.
@@ -146,11 +142,44 @@ pub(crate) enum Rejection {
     Duplicate,
 }
 
+/// How many of a page's rows were not sent, by why (what a progress bar takes off its total).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Rejections {
+    /// Rows without a token outside the retry set (an empty or placeholder line of a file).
+    pub no_token: u64,
+    /// Users of the retry set who have no token any more.
+    pub gone: u64,
+    /// Tokens that cannot be valid.
+    pub invalid: u64,
+    /// Tokens already sent in this run.
+    pub duplicate: u64,
+    /// Lines of a tokens file that are not a token.
+    pub unusable_lines: u64,
+}
+
+impl Rejections {
+    /// The lines of `page` that could not even be offered, and no rejection yet.
+    pub(crate) fn of(page: &Page) -> Self {
+        Rejections { unusable_lines: page.unusable_lines, ..Rejections::default() }
+    }
+
+    /// Counts one `candidate` the filter rejected for `rejection`.
+    pub(crate) fn add(&mut self, rejection: Rejection, candidate: &Candidate) {
+        let count = match rejection {
+            Rejection::NoToken if candidate.in_retry_set => &mut self.gone,
+            Rejection::NoToken => &mut self.no_token,
+            Rejection::Invalid => &mut self.invalid,
+            Rejection::Duplicate => &mut self.duplicate,
+        };
+        *count += 1;
+    }
+}
+
 impl TokenFilter {
     /// A filter for a database source: a token held by several users goes only to the users
     /// the source did not mark (see [`owners`]).
-    fn for_database(expected: Option<u64>) -> Self {
-        TokenFilter { dedup: Dedup::Database, expected, ..TokenFilter::default() }
+    fn for_database() -> Self {
+        TokenFilter { dedup: Dedup::Database, ..TokenFilter::default() }
     }
 
     /// Reads the values as `targets` says (`--targets`; `auto` by default).
@@ -162,12 +191,7 @@ impl TokenFilter {
     /// The target for a candidate, or why it is not sent.
     pub(crate) fn admit(&mut self, candidate: &Candidate) -> Result<Target, Rejection> {
         let Some(stored) = candidate.stored.as_deref() else { return Err(Rejection::NoToken) };
-        let admitted = self.admit_token(candidate.user_id, stored, candidate.held_by_lower);
-        // A retry-set user without a token is counted as gone ([`TokenFilter::count_unread`]).
-        if admitted == Err(Rejection::NoToken) && !candidate.in_retry_set {
-            self.unexpected += 1;
-        }
-        admitted
+        self.admit_token(candidate.user_id, stored, candidate.held_by_lower)
     }
 
     fn admit_token(
@@ -182,13 +206,10 @@ impl TokenFilter {
         }
         if !could_be_valid(token) {
             self.counts.invalid += 1;
-            self.unexpected += 1;
             return Err(Rejection::Invalid);
         }
         if self.dedup.is_duplicate(held_by_lower, token) {
             self.counts.duplicate += 1;
-            // The database's count already left out the users sharing a lower user's token.
-            self.unexpected += u64::from(matches!(self.dedup, Dedup::Seen { .. }));
             return Err(Rejection::Duplicate);
         }
         self.counts.targeted += 1;
@@ -202,21 +223,6 @@ impl TokenFilter {
     pub(crate) fn count_unread(&mut self, unusable_lines: u64, gone: u64) {
         self.counts.unusable_lines += unusable_lines;
         self.counts.gone += gone;
-        self.unexpected += unusable_lines + gone;
-    }
-
-    /// How many messages the run expects to send, when the source can tell cheaply: the
-    /// database's users with a token (minus those sharing a lower user's token, plus the retry
-    /// set), a file's token lines. Candidates rejected later are reported by
-    /// [`TokenFilter::take_unexpected`].
-    pub(crate) fn expected(&self) -> Option<u64> {
-        self.expected
-    }
-
-    /// Candidates rejected since the last call that [`TokenFilter::expected`] had counted (an
-    /// impossible token, a line that is not one, a repeated line of a file).
-    pub(crate) fn take_unexpected(&mut self) -> u64 {
-        std::mem::take(&mut self.unexpected)
     }
 
     /// What was admitted and rejected so far.
@@ -259,6 +265,41 @@ pub(crate) struct Page {
     pub candidates: Vec<Candidate>,
     /// Lines of a tokens file that could not be read as a token.
     pub unusable_lines: u64,
+}
+
+/// How many messages a run expects to send (a progress bar's total, a spread's pace), and what
+/// that count took in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Expected {
+    /// The messages, when the source can tell cheaply: the database's users with a token (minus
+    /// those sharing a lower user's token, plus the retry set), a file's token lines, the one
+    /// token given. Rows rejected later were counted too (see [`Rejections`]).
+    pub total: Option<u64>,
+    /// The count took in repeated tokens: a file's lines and a single token are counted as they
+    /// are, while the database's count leaves out the users sharing a lower user's token.
+    pub repeats_counted: bool,
+}
+
+impl Expected {
+    /// The database's count, which leaves out the users sharing a lower user's token.
+    fn of_database(total: Option<u64>) -> Self {
+        Expected { total, repeats_counted: false }
+    }
+
+    /// A count of the tokens as given (a file's lines, one token), repeats and all.
+    fn as_given(total: Option<u64>) -> Self {
+        Expected { total, repeats_counted: true }
+    }
+}
+
+/// A source ready to be read: its pages, the filter they go through, and what it expects.
+pub(crate) struct PreparedSource {
+    /// The pages, read one at a time.
+    pub pages: TokenPages,
+    /// What decides which of the pages' candidates are sent.
+    pub filter: TokenFilter,
+    /// The messages the run expects to send.
+    pub expected: Expected,
 }
 
 /// Where a run's tokens come from, before it reads any: [`TokenSource::prepare`] makes it
@@ -351,12 +392,13 @@ impl TokenSource {
         TokenSource::Single { token, reading }
     }
 
-    /// Prepares the source to be read: its pages, and the filter its candidates go through
-    /// (reading values as `targets` says, unless the source says otherwise). From the database,
-    /// a token held by several users goes to its owner only: the shared-token owners are read
-    /// here ([`prepare_owners`]). When `count_total` asks for it, the users the run expects to
-    /// reach are counted at the same time (only a drawn progress bar or a spread needs the total:
-    /// under cron the count, or a second read of a tokens file, would be work for nothing).
+    /// Prepares the source to be read: its pages, the filter its candidates go through
+    /// (reading values as `targets` says, unless the source says otherwise) and the messages it
+    /// expects. From the database, a token held by several users goes to its owner only: the
+    /// shared-token owners are read here ([`prepare_owners`]). When `count_total` asks for it,
+    /// the users the run expects to reach are counted at the same time (only a drawn progress
+    /// bar or a spread needs the total: under cron the count, or a second read of a tokens file,
+    /// would be work for nothing).
     ///
     /// # Errors
     /// When the database or the file fails.
@@ -364,28 +406,37 @@ impl TokenSource {
         self,
         count_total: bool,
         targets: Targets,
-    ) -> Result<(TokenPages, TokenFilter), SourceError> {
-        Ok(match self {
+    ) -> Result<PreparedSource, SourceError> {
+        let (pages, filter, expected) = match self {
             TokenSource::Users { db, users, start } => {
                 let reach = count_total.then(|| users.reach(&start));
-                let (owners, expected) = prepare_owners(&db, reach).await?;
+                let (owners, total) = prepare_owners(&db, reach).await?;
                 let pages = KeysetPages::new(db, users, start, owners);
-                (TokenPages::Users(pages), TokenFilter::for_database(expected).reading(targets))
+                (
+                    TokenPages::Users(pages),
+                    TokenFilter::for_database().reading(targets),
+                    Expected::of_database(total),
+                )
             }
             TokenSource::Winners { db, winners, start } => {
-                let (owners, expected) = prepare_owners(&db, None).await?;
+                let (owners, total) = prepare_owners(&db, None).await?;
                 let pages = KeysetPages::new(db, winners, start, owners);
-                (TokenPages::Winners(pages), TokenFilter::for_database(expected).reading(targets))
+                (
+                    TokenPages::Winners(pages),
+                    TokenFilter::for_database().reading(targets),
+                    Expected::of_database(total),
+                )
             }
             TokenSource::File(pages) => {
-                let expected = if count_total { pages.count_token_lines().await? } else { None };
-                (TokenPages::File(pages), TokenFilter { expected, ..TokenFilter::default() }.reading(targets))
+                let total = if count_total { pages.count_token_lines().await? } else { None };
+                (TokenPages::File(pages), TokenFilter::default().reading(targets), Expected::as_given(total))
             }
             TokenSource::Single { token, reading } => {
-                let filter = TokenFilter { expected: Some(1), ..TokenFilter::default() };
-                (TokenPages::Single(Some(token)), filter.reading(reading))
+                let pages = TokenPages::Single(Some(token));
+                (pages, TokenFilter::default().reading(reading), Expected::as_given(Some(1)))
             }
-        })
+        };
+        Ok(PreparedSource { pages, filter, expected })
     }
 }
 
@@ -477,28 +528,29 @@ mod tests {
 
     #[test]
     fn from_the_database_a_user_marked_as_sharing_a_lower_users_token_is_a_duplicate() {
-        let mut filter = TokenFilter::for_database(Some(2));
+        let mut filter = TokenFilter::for_database();
         let owner = Candidate::read(Some(1), Some(TOKEN.to_owned()), None);
         let sharer =
             Candidate { held_by_lower: true, ..Candidate::read(Some(2), Some(TOKEN.to_owned()), None) };
         assert!(filter.admit(&owner).is_ok());
         assert_eq!(filter.admit(&sharer), Err(Rejection::Duplicate));
-        // The database's count had left the sharer out already.
-        assert_eq!(filter.take_unexpected(), 0);
     }
 
     #[test]
-    fn rejections_the_total_counted_are_taken_off_it_once() {
-        let mut filter = TokenFilter { expected: Some(4), ..TokenFilter::default() };
-        assert!(filter.admit_token(None, TOKEN, false).is_ok());
-        assert_eq!(filter.admit_token(None, TOKEN, false), Err(Rejection::Duplicate));
-        assert_eq!(filter.admit_token(None, "bad token", false), Err(Rejection::Invalid));
-        assert_eq!(filter.admit(&Candidate::read(None, Some("abc".into()), None)), Err(Rejection::NoToken));
-        let gone = Candidate { in_retry_set: true, ..Candidate::read(Some(7), Some(String::new()), None) };
-        assert_eq!(filter.admit(&gone), Err(Rejection::NoToken));
-        filter.count_unread(1, 1);
-        assert_eq!(filter.take_unexpected(), 5);
-        assert_eq!(filter.take_unexpected(), 0);
+    fn a_pages_rejections_are_counted_by_why_and_a_retry_set_user_without_a_token_is_gone() {
+        let mut filter = TokenFilter::default();
+        let mut rejected = Rejections::of(&Page { candidates: Vec::new(), unusable_lines: 1 });
+        let no_token = Candidate::read(None, Some(" abc ".into()), None);
+        let gone = Candidate { in_retry_set: true, ..Candidate::read(Some(7), None, None) };
+        let candidates =
+            [TOKEN, TOKEN, "bad token"].map(|token| Candidate::read(None, Some(token.into()), None));
+        for candidate in candidates.iter().chain([&no_token, &gone]) {
+            if let Err(rejection) = filter.admit(candidate) {
+                rejected.add(rejection, candidate);
+            }
+        }
+        let expected = Rejections { no_token: 1, gone: 1, invalid: 1, duplicate: 1, unusable_lines: 1 };
+        assert_eq!(rejected, expected);
     }
 
     #[test]
