@@ -18,6 +18,7 @@ use crate::fcm::auth::AuthError;
 use crate::fcm::message::RequestTemplate;
 use crate::fcm::{DeadReason, FatalSendError, FcmClient, Verdict};
 use crate::stop::{RunStop, SendGate, StopReason};
+use crate::timeout::RequestTimer;
 use crate::tokens::Target;
 
 /// One back-off never exceeds this, whatever the attempt number.
@@ -176,13 +177,14 @@ impl Engine {
         targets: async_channel::Receiver<Target>,
         deliveries: mpsc::Sender<Delivery>,
     ) -> Result<(), EngineError> {
+        let mut timer = RequestTimer::new();
         loop {
             let target = tokio::select! {
                 biased;
                 () = self.stop.stopped() => return Ok(()),
                 next = targets.recv() => match next { Ok(target) => target, Err(_) => return Ok(()) },
             };
-            let outcome = self.deliver(&target).await?;
+            let outcome = self.deliver(&target, &mut timer).await?;
             if outcome.delivered() {
                 // Counted now, not when the tally gets to it: the ledger's bound on what a crash
                 // sends again must not slip by the tally's lag.
@@ -194,7 +196,7 @@ impl Engine {
         }
     }
 
-    async fn deliver(&self, target: &Target) -> Result<Outcome, EngineError> {
+    async fn deliver(&self, target: &Target, timer: &mut RequestTimer) -> Result<Outcome, EngineError> {
         let mut body = Vec::new();
         self.template.render_for(target.kind, &target.token, target.message.as_deref(), &mut body);
         let body = Bytes::from(body);
@@ -204,7 +206,7 @@ impl Engine {
             if !self.pacing.admit(&self.stop).await || !self.gate.passed(&self.stop).await {
                 return Ok(Outcome::Expired);
             }
-            let (retry_after, quota, reason, cause) = match self.client.send(body.clone()).await? {
+            let (retry_after, quota, reason, cause) = match self.client.send(body.clone(), timer).await? {
                 Verdict::Accepted => return Ok(Outcome::Sent),
                 Verdict::Dead(reason) => return Ok(Outcome::Dead(reason)),
                 Verdict::Fatal(error) => return Err(error.into()),

@@ -6,7 +6,9 @@
 use std::future::Future;
 use std::time::Duration;
 
-use tokio::time::Instant;
+use std::pin::Pin;
+
+use tokio::time::{Instant, Sleep};
 
 /// A timer that fires this much after its deadline did not measure the work: the process was
 /// not running.
@@ -32,6 +34,51 @@ pub(crate) async fn within<T>(limit: Duration, work: impl Future<Output = T>) ->
     }
 }
 
+/// [`within`] for a stream of requests, one at a time, on a timer the caller keeps: the timer
+/// is re-armed only when a request could outlive it, so a request costs no timer of its own
+/// (arming and cancelling one per request was 3-4% of a message's CPU: BENCHMARKS.md, issue
+/// 21). A request still gets its whole limit; it is given up at most [`RequestTimer::slack`]
+/// later.
+pub(crate) struct RequestTimer {
+    timer: Pin<Box<Sleep>>,
+}
+
+impl RequestTimer {
+    pub(crate) fn new() -> Self {
+        RequestTimer { timer: Box::pin(tokio::time::sleep(Duration::ZERO)) }
+    }
+
+    /// How late after its limit a request may be given up: a second, or a quarter of a short
+    /// limit.
+    fn slack(limit: Duration) -> Duration {
+        (limit / 4).min(Duration::from_secs(1))
+    }
+
+    /// `work`'s output, or `None` when it took longer than `limit` of the time this process ran.
+    pub(crate) async fn within<T>(&mut self, limit: Duration, work: impl Future<Output = T>) -> Option<T> {
+        tokio::pin!(work);
+        let mut limit_at = Instant::now() + limit;
+        if self.timer.deadline() < limit_at {
+            self.timer.as_mut().reset(limit_at + Self::slack(limit));
+        }
+        loop {
+            tokio::select! {
+                biased;
+                done = &mut work => return Some(done),
+                () = self.timer.as_mut() => {}
+            }
+            let (armed_for, now) = (self.timer.deadline(), Instant::now());
+            if now.duration_since(armed_for) >= LATE_TIMER {
+                // The process was not running: what arrived meanwhile gets its chance.
+                limit_at = limit_at.max(now + AFTER_FREEZE_GRACE);
+            } else if now >= limit_at {
+                return None;
+            }
+            self.timer.as_mut().reset(limit_at);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,6 +99,34 @@ mod tests {
         tokio::task::yield_now().await;
         // The process was stopped for 40 s: the timer is overdue when the task next runs,
         // before anything has read the answer that arrived meanwhile.
+        tokio::time::advance(Duration::from_secs(40)).await;
+        tokio::task::yield_now().await;
+        answer.send(200).unwrap();
+        assert_eq!(request.await.unwrap().map(Result::unwrap), Some(200));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_kept_timer_gives_a_request_its_whole_limit_and_at_most_the_slack_more() {
+        let mut timer = RequestTimer::new();
+        // The first request arms the timer for 30 s plus the slack; the next, 10 s later, would
+        // outlive neither: it has the armed timer, and is given up after 30 s, not 20.
+        assert_eq!(
+            timer.within(Duration::from_secs(30), tokio::time::sleep(Duration::from_secs(10))).await,
+            Some(())
+        );
+        let start = Instant::now();
+        let (_answer, waiting) = oneshot::channel::<()>();
+        assert!(timer.within(Duration::from_secs(30), waiting).await.is_none());
+        let waited = start.elapsed();
+        assert!(waited >= Duration::from_secs(30) && waited <= Duration::from_secs(31), "{waited:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_kept_timer_takes_an_answer_read_after_a_freeze() {
+        let (answer, waiting) = oneshot::channel();
+        let request =
+            tokio::spawn(async move { RequestTimer::new().within(Duration::from_secs(30), waiting).await });
+        tokio::task::yield_now().await;
         tokio::time::advance(Duration::from_secs(40)).await;
         tokio::task::yield_now().await;
         answer.send(200).unwrap();

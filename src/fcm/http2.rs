@@ -19,7 +19,7 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use crate::timeout::within;
+use crate::timeout::RequestTimer;
 
 /// Time allowed for TCP connect and TLS handshake together.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -331,12 +331,13 @@ impl Lane {
         Busy(self)
     }
 
-    /// POSTs `body` on this lane's connection within the request timeout.
+    /// POSTs `body` on this lane's connection within the request timeout, kept by `timer`.
     pub(crate) async fn post(
         &self,
         endpoint: &Endpoint,
         authorization: &HeaderValue,
         body: Bytes,
+        timer: &mut RequestTimer,
     ) -> Result<Answer, TransportError> {
         let exchange = async {
             let sender = self.sender(endpoint).await?;
@@ -349,7 +350,8 @@ impl Lane {
             answer
         };
         // Counted on the time the process ran: after a freeze the answer may be waiting unread.
-        within(endpoint.request_timeout, exchange)
+        timer
+            .within(endpoint.request_timeout, exchange)
             .await
             .unwrap_or(Err(TransportError::TimedOut(endpoint.request_timeout)))
     }

@@ -17,6 +17,7 @@ use http::HeaderValue;
 
 pub(crate) use verdict::{DeadReason, FatalSendError, Verdict};
 
+use crate::timeout::RequestTimer;
 use auth::{AuthError, Authenticator};
 use http2::{Endpoint, Lane};
 
@@ -78,7 +79,7 @@ impl FcmClient {
     ///
     /// # Errors
     /// When no access token can be obtained.
-    pub(crate) async fn send(&self, body: Bytes) -> Result<Verdict, AuthError> {
+    pub(crate) async fn send(&self, body: Bytes, timer: &mut RequestTimer) -> Result<Verdict, AuthError> {
         let size = message::message_bytes(&body);
         if size > message::MAX_MESSAGE_BYTES {
             // Only an unusually long token gets here (the template kept room for a normal one):
@@ -90,20 +91,25 @@ impl FcmClient {
             )));
         }
         let bearer = self.auth.bearer().await?;
-        let answer = self.post(&bearer.header, body.clone()).await;
+        let answer = self.post(&bearer.header, body.clone(), timer).await;
         let Verdict::Unauthenticated(_) = answer else {
             return Ok(answer);
         };
         // Boxed, like every rare path: the state of a second POST would make every request's
         // future larger (BENCHMARKS.md, issue 21).
-        Box::pin(self.send_with_fresh_token(bearer.generation, body)).await
+        Box::pin(self.send_with_fresh_token(bearer.generation, body, timer)).await
     }
 
     /// FCM said the access token of `generation` expired: sends once more with a new one.
-    async fn send_with_fresh_token(&self, generation: u64, body: Bytes) -> Result<Verdict, AuthError> {
+    async fn send_with_fresh_token(
+        &self,
+        generation: u64,
+        body: Bytes,
+        timer: &mut RequestTimer,
+    ) -> Result<Verdict, AuthError> {
         tracing::debug!("FCM says the access token expired; refreshing it");
         let fresh = self.auth.reject(generation).await?;
-        Ok(match self.post(&fresh.header, body).await {
+        Ok(match self.post(&fresh.header, body, timer).await {
             Verdict::Unauthenticated(message) => Verdict::Fatal(FatalSendError::Unauthenticated(message)),
             other => other,
         })
@@ -124,9 +130,9 @@ impl FcmClient {
 
     /// One POST and its verdict. Per request only the header block is built: the URI and the
     /// fixed headers are shared, the body is handed to `h2` as it is.
-    async fn post(&self, authorization: &HeaderValue, body: Bytes) -> Verdict {
+    async fn post(&self, authorization: &HeaderValue, body: Bytes, timer: &mut RequestTimer) -> Verdict {
         let lane = self.pick_lane();
-        match lane.post(&self.endpoint, authorization, body).await {
+        match lane.post(&self.endpoint, authorization, body, timer).await {
             Ok(answer) => {
                 let retry_after = answer.retry_after.as_ref().and_then(|v| v.to_str().ok());
                 verdict::classify(answer.status, retry_after, &answer.body)
