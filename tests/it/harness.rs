@@ -375,6 +375,11 @@ impl Ran {
         String::from_utf8_lossy(&self.output.stdout).into_owned()
     }
 
+    /// stdout as text, failing the test when it is not UTF-8.
+    pub fn stdout_utf8(&self) -> String {
+        String::from_utf8(self.output.stdout.clone()).expect("stdout is UTF-8")
+    }
+
     /// The JSON summary a `--format json` run printed: the last line of stdout.
     #[track_caller]
     pub fn summary(&self) -> Value {

@@ -163,7 +163,7 @@ fn report_week_summarises_medians_worsts_deliveries_and_the_weekly_jobs() {
 
 #[test]
 fn report_week_human_output_starts_with_the_summary_lines() {
-    let text = report(&fixture(), &[]).stdout();
+    let text = report(&fixture(), &[]).stdout_utf8();
     let lines: Vec<&str> = text.lines().take(9).collect();
     assert_eq!(
         lines,
