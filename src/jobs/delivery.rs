@@ -28,8 +28,10 @@ use crate::tokens::{
     TokenPages, TokenSource,
 };
 
-/// Targets waiting for a sender; bounded so memory does not grow with the user count.
-const TARGET_QUEUE: usize = 4096;
+/// Targets waiting for a sender; bounded so memory does not grow with the user count. 1,024
+/// keeps 1,500 senders fed (a page is read ahead) and held 2 MiB less at the peak than 4,096
+/// (BENCHMARKS.md, issue 21).
+const TARGET_QUEUE: usize = 1024;
 
 /// What must be ready before any token is read: a message that fits FCM's limit, and an FCM
 /// client with an access token (a bad key fails here, before the slot is touched).

@@ -6,8 +6,9 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader, Lines};
 
 use super::{Candidate, Page};
 
-/// Lines read per page.
-const LINES_PER_PAGE: usize = 5_000;
+/// Lines read per page: a page's tokens are all in memory at once, and reading a file is
+/// never what holds a send back (BENCHMARKS.md, issue 21).
+const LINES_PER_PAGE: usize = 1_000;
 
 /// A tokens file that cannot be read.
 #[derive(Debug, thiserror::Error)]
