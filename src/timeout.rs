@@ -57,7 +57,10 @@ impl RequestTimer {
     /// `work`'s output, or `None` when it took longer than `limit` of the time this process ran.
     pub(crate) async fn within<T>(&mut self, limit: Duration, work: impl Future<Output = T>) -> Option<T> {
         tokio::pin!(work);
-        let mut limit_at = Instant::now() + limit;
+        // Armed for no earlier than this request's limit: a timer that fires on time has seen
+        // the whole limit pass. (The limit is the same for every request of a run; a shorter
+        // one after a longer would be given up later than the slack.)
+        let limit_at = Instant::now() + limit;
         if self.timer.deadline() < limit_at {
             self.timer.as_mut().reset(limit_at + Self::slack(limit));
         }
@@ -67,14 +70,12 @@ impl RequestTimer {
                 done = &mut work => return Some(done),
                 () = self.timer.as_mut() => {}
             }
-            let (armed_for, now) = (self.timer.deadline(), Instant::now());
-            if now.duration_since(armed_for) >= LATE_TIMER {
-                // The process was not running: what arrived meanwhile gets its chance.
-                limit_at = limit_at.max(now + AFTER_FREEZE_GRACE);
-            } else if now >= limit_at {
+            let now = Instant::now();
+            if now.duration_since(self.timer.deadline()) < LATE_TIMER {
                 return None;
             }
-            self.timer.as_mut().reset(limit_at);
+            // The process was not running: what arrived meanwhile gets its chance.
+            self.timer.as_mut().reset(now + AFTER_FREEZE_GRACE);
         }
     }
 }
