@@ -4,12 +4,13 @@
 //! targets when the run's [`RunStop`] fires (a signal, the deadline, a lost ledger): requests in
 //! flight finish, and every target it held or left queued is reported [`Outcome::Expired`].
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use rand::Rng;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -121,6 +122,7 @@ pub(crate) struct Engine {
     template: Arc<RequestTemplate>,
     policy: Policy,
     pacing: Pacing,
+    crew: Crew,
     stop: RunStop,
     gate: SendGate,
 }
@@ -136,7 +138,8 @@ impl Engine {
         gate: SendGate,
     ) -> Arc<Self> {
         let pacing = Pacing::new(policy.rate);
-        Arc::new(Engine { client, template: Arc::new(template), policy, pacing, stop, gate })
+        let crew = Crew::default();
+        Arc::new(Engine { client, template: Arc::new(template), policy, pacing, crew, stop, gate })
     }
 
     /// Sends every target from `targets`, reporting each on `deliveries`, until the channel
@@ -149,20 +152,30 @@ impl Engine {
         targets: async_channel::Receiver<Target>,
         deliveries: mpsc::Sender<Delivery>,
     ) -> Result<(), EngineError> {
+        let concurrency = self.policy.concurrency.max(1);
         let mut workers = JoinSet::new();
-        for _ in 0..self.policy.concurrency.max(1) {
-            let engine = Arc::clone(&self);
-            let (targets, deliveries) = (targets.clone(), deliveries.clone());
-            workers.spawn(async move { engine.work(targets, deliveries).await });
-        }
+        self.add_worker(&mut workers, &targets, &deliveries);
+        let mut started = 1;
         let mut first_error = None;
-        while let Some(joined) = workers.join_next().await {
-            let result = joined.unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
-            if let Err(error) = result {
-                self.stop.stop(StopReason::Refused);
-                first_error.get_or_insert(error);
+        loop {
+            let can_grow = started < concurrency && first_error.is_none();
+            tokio::select! {
+                biased;
+                joined = workers.join_next() => {
+                    let Some(joined) = joined else { break };
+                    let result = joined.unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
+                    if let Err(error) = result {
+                        self.stop.stop(StopReason::Refused);
+                        first_error.get_or_insert(error);
+                    }
+                }
+                () = self.crew.wanted(), if can_grow => {
+                    self.add_worker(&mut workers, &targets, &deliveries);
+                    started += 1;
+                }
             }
         }
+        tracing::debug!(workers = started, concurrency, "the engine is done");
         // Whatever the workers left queued when the run stopped was never sent.
         while let Ok(target) = targets.try_recv() {
             if deliveries.send(Delivery { target, outcome: Outcome::Expired }).await.is_err() {
@@ -172,6 +185,18 @@ impl Engine {
         first_error.map_or(Ok(()), Err)
     }
 
+    fn add_worker(
+        self: &Arc<Self>,
+        workers: &mut JoinSet<Result<(), EngineError>>,
+        targets: &async_channel::Receiver<Target>,
+        deliveries: &mpsc::Sender<Delivery>,
+    ) {
+        let engine = Arc::clone(self);
+        let (targets, deliveries) = (targets.clone(), deliveries.clone());
+        self.crew.joined();
+        workers.spawn(async move { engine.work(targets, deliveries).await });
+    }
+
     async fn work(
         &self,
         targets: async_channel::Receiver<Target>,
@@ -179,12 +204,12 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let mut timer = RequestTimer::new();
         loop {
-            let target = tokio::select! {
-                biased;
-                () = self.stop.stopped() => return Ok(()),
-                next = targets.recv() => match next { Ok(target) => target, Err(_) => return Ok(()) },
-            };
-            let outcome = self.deliver(&target, &mut timer).await?;
+            // Counted as waiting here: by `joined` when new, by `back` after a delivery.
+            let Some(target) = self.next_target(&targets).await else { return Ok(()) };
+            let admitted = self.admitted().await;
+            self.crew.started();
+            let outcome = if admitted { self.deliver(&target, &mut timer).await? } else { Outcome::Expired };
+            self.crew.back();
             if outcome.delivered() {
                 // Counted now, not when the tally gets to it: the ledger's bound on what a crash
                 // sends again must not slip by the tally's lag.
@@ -196,6 +221,30 @@ impl Engine {
         }
     }
 
+    /// The next target, or None when the queue is closed or the run stops. A target already
+    /// queued is taken without registering for the stop, which costs two lock round trips.
+    async fn next_target(&self, targets: &async_channel::Receiver<Target>) -> Option<Target> {
+        if self.stop.is_stopped() {
+            return None;
+        }
+        match targets.try_recv() {
+            Ok(target) => return Some(target),
+            Err(async_channel::TryRecvError::Closed) => return None,
+            Err(async_channel::TryRecvError::Empty) => {}
+        }
+        tokio::select! {
+            biased;
+            () = self.stop.stopped() => None,
+            next = targets.recv() => next.ok(),
+        }
+    }
+
+    /// Waits for the rate cap, a pause after a 429 and the ledger's gate; false when the run
+    /// stops first.
+    async fn admitted(&self) -> bool {
+        self.pacing.admit(&self.stop).await && self.gate.passed(&self.stop).await
+    }
+
     async fn deliver(&self, target: &Target, timer: &mut RequestTimer) -> Result<Outcome, EngineError> {
         let mut body = Vec::new();
         self.template.render_for(target.kind, &target.token, target.message.as_deref(), &mut body);
@@ -203,7 +252,8 @@ impl Engine {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            if !self.pacing.admit(&self.stop).await || !self.gate.passed(&self.stop).await {
+            // The first attempt was admitted by the worker while it still counted as waiting.
+            if attempt > 1 && !self.admitted().await {
                 return Ok(Outcome::Expired);
             }
             let (retry_after, quota, reason, cause) = match self.client.send(body.clone(), timer).await? {
@@ -248,6 +298,41 @@ impl Engine {
     }
 }
 
+/// How many workers wait for a target (or, holding one, for the rate cap), so that the engine
+/// starts another only when none does: a run starts workers up to `--concurrency` as its load
+/// needs them. A capped run (`--rate 9000` at 20 ms keeps ~180 requests in flight) then keeps
+/// a few hundred workers instead of 1,500, whose state no longer crowds the CPU's caches
+/// (BENCHMARKS.md, issue 21); a run at full speed starts them all within its first answers.
+#[derive(Default)]
+struct Crew {
+    waiting: AtomicUsize,
+    more_wanted: Notify,
+}
+
+impl Crew {
+    /// Counts a new worker as waiting (it is about to take its first target).
+    fn joined(&self) {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A worker starts a request: when it was the last one waiting, another is wanted.
+    fn started(&self) {
+        if self.waiting.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.more_wanted.notify_one();
+        }
+    }
+
+    /// A worker is done with its target and waits for the next.
+    fn back(&self) {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Resolves when a worker started a request and none was left waiting.
+    async fn wanted(&self) {
+        self.more_wanted.notified().await;
+    }
+}
+
 /// Exponential back-off from `base`, or the server's `Retry-After` when it gave one, plus up to
 /// 25% random jitter so retries from many requests do not arrive together.
 pub(crate) fn backoff_delay(base: Duration, attempt: u32, retry_after: Option<Duration>) -> Duration {
@@ -273,6 +358,7 @@ struct Pacing {
     permits: Option<Arc<Semaphore>>,
     ticker: Option<JoinHandle<()>>,
     paused_until: Mutex<Instant>,
+    ever_paused: AtomicBool,
 }
 
 impl Pacing {
@@ -280,12 +366,18 @@ impl Pacing {
         let rate = rate.filter(|&r| r > 0.0);
         let permits = rate.map(|_| Arc::new(Semaphore::new(0)));
         let ticker = rate.zip(permits.clone()).map(|(rate, permits)| tokio::spawn(tick(rate, permits)));
-        Pacing { permits, ticker, paused_until: Mutex::new(Instant::now()) }
+        Pacing {
+            permits,
+            ticker,
+            paused_until: Mutex::new(Instant::now()),
+            ever_paused: AtomicBool::new(false),
+        }
     }
 
     /// Waits for the pause to end and for a permit; false when the run stops meanwhile.
     async fn admit(&self, stop: &RunStop) -> bool {
-        loop {
+        // Until the first 429 there is no pause to look up (nor a clock to read).
+        while self.ever_paused.load(Ordering::Relaxed) {
             let until = *self.paused_until.lock().expect("pacing lock");
             if until <= Instant::now() {
                 break;
@@ -315,6 +407,7 @@ impl Pacing {
                 "FCM quota exceeded: pausing all sends"
             );
             *paused = until;
+            self.ever_paused.store(true, Ordering::Relaxed);
         }
     }
 }

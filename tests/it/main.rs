@@ -33,3 +33,4 @@ mod secrets;
 mod spread;
 mod stats;
 mod targeting;
+mod workers;
