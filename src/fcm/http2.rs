@@ -339,7 +339,7 @@ impl Lane {
         body: Bytes,
         timer: &mut RequestTimer,
     ) -> Result<Answer, TransportError> {
-        let exchange = async {
+        let exchange = std::pin::pin!(async {
             let sender = self.sender(endpoint).await?;
             let answer = exchange(sender, endpoint.request(authorization), body).await;
             if let Err(TransportError::Http2(error)) = &answer {
@@ -348,7 +348,7 @@ impl Lane {
                 }
             }
             answer
-        };
+        });
         // Counted on the time the process ran: after a freeze the answer may be waiting unread.
         timer
             .within(endpoint.request_timeout, exchange)
