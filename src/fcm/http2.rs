@@ -341,7 +341,7 @@ impl Lane {
     ) -> Result<Answer, TransportError> {
         let exchange = std::pin::pin!(async {
             let sender = self.sender(endpoint).await?;
-            let answer = exchange(sender, endpoint.request(authorization), body).await;
+            let answer = exchange(sender, || endpoint.request(authorization), body).await;
             if let Err(TransportError::Http2(error)) = &answer {
                 if error.is_go_away() || error.is_io() {
                     self.forget();
@@ -409,14 +409,19 @@ impl Lane {
 /// One request and its answer on `sender`'s connection, the body read to its end.
 async fn exchange(
     sender: SendRequest<Bytes>,
-    request: Request<()>,
+    request: impl FnOnce() -> Request<()>,
     body: Bytes,
 ) -> Result<Answer, TransportError> {
-    // Waits while the connection already carries as many streams as the server allows.
+    // Waits while the connection already carries as many streams as the server allows. The
+    // request is built after the wait, so its 224 bytes are not kept in the future's state.
     let mut sender = sender.ready().await?;
-    let (response, mut stream) = sender.send_request(request, false)?;
+    let (response, mut stream) = sender.send_request(request(), false)?;
     stream.send_data(body, true)?;
-    let (head, mut incoming) = response.await?.into_parts();
+    // Only the status and `Retry-After` are kept while the body is read, not the whole head.
+    let (status, retry_after, mut incoming) = {
+        let (head, incoming) = response.await?.into_parts();
+        (head.status.as_u16(), head.headers.get(http::header::RETRY_AFTER).cloned(), incoming)
+    };
     let mut body = Bytes::new();
     while let Some(chunk) = incoming.data().await {
         let chunk = chunk?;
@@ -424,6 +429,5 @@ async fn exchange(
         // An answer is nearly always one DATA frame: kept as it came, not copied.
         body = if body.is_empty() { chunk } else { [body, chunk].concat().into() };
     }
-    let retry_after = head.headers.get(http::header::RETRY_AFTER).cloned();
-    Ok(Answer { status: head.status.as_u16(), retry_after, body })
+    Ok(Answer { status, retry_after, body })
 }
