@@ -17,6 +17,10 @@ use crate::slot::RunKey;
 /// the read, for a few MiB more; larger pages were no faster (BENCHMARKS.md, "Why the code
 /// looks like this").
 pub(crate) const PAGE_SIZE: usize = 10_000;
+/// Rows per page of `app_user` when the run sends: a send goes at tens of thousands a second,
+/// not the stream's million, so a page of 2,000 lasts far longer than the next takes to read,
+/// and holds 3 MiB less than 10,000 (BENCHMARKS.md, issue 21).
+pub(crate) const SEND_PAGE_SIZE: usize = 2_000;
 
 /// One `app_user` row with a token, as stored (untrimmed).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -272,8 +276,8 @@ impl Database {
         Ok(count.unwrap_or(0))
     }
 
-    /// The next page of users with a token, after `after_user_id`; only those `among` the
-    /// reminder's audience when given.
+    /// The next page of at most `rows` users with a token, after `after_user_id`; only those
+    /// `among` the reminder's audience when given.
     ///
     /// # Errors
     /// [`DbError::MissingBackendSchema`] when `app_user` is not there; others as classified.
@@ -282,10 +286,11 @@ impl Database {
         after_user_id: i64,
         shard: Shard,
         among: Option<&NotArrived>,
+        rows: usize,
     ) -> Result<Vec<TokenRow>, DbError> {
         let mut conn = self.conn().await?;
         let (sql, mut params) = users_query((PAGE_SQL, REMIND_PAGE_SQL), after_user_id, shard, among);
-        params.push((PAGE_SIZE as u64).into());
+        params.push((rows as u64).into());
         let rows: Vec<(i64, String)> =
             conn.exec(sql, params).await.map_err(|e| self.classify(e, "reading app_user tokens"))?;
         Ok(rows.into_iter().map(|(user_id, token)| TokenRow { user_id, token }).collect())

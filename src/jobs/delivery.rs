@@ -148,7 +148,7 @@ pub(crate) async fn deliver(
     // A spread needs the count up front, like a drawn progress bar.
     let count_total = config.output.progress.shown() || timing.spread.is_some();
     let PreparedSource { pages, filter, expected } =
-        match source.prepare(count_total, config.sending.targets).await {
+        match source.paged_for_sending().prepare(count_total, config.sending.targets).await {
             Ok(prepared) => prepared,
             Err(error) => return SendReport::failed(error.into()),
         };

@@ -377,6 +377,17 @@ impl TokenSource {
         TokenSource::Users { db, users: users::Users::new(shard, Some(among)), start }
     }
 
+    /// The same source, its database pages sized for a run that sends (a printing run keeps
+    /// the larger pages its stream speed needs).
+    pub(crate) fn paged_for_sending(self) -> Self {
+        match self {
+            TokenSource::Users { db, users, start } => {
+                TokenSource::Users { db, users: users.paged_for_sending(), start }
+            }
+            other => other,
+        }
+    }
+
     /// The badge winners `winners` names, from `start`.
     pub(crate) fn winners(db: Database, winners: Winners, start: ReadFrom) -> Self {
         TokenSource::Winners { db, winners, start }

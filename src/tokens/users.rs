@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::keyset::{retry_candidates, Keyset, KeysetPage, PageRead};
 use super::{Candidate, Page, Reach, ReadFrom};
-use crate::db::tokens::{NotArrived, TokenRow, PAGE_SIZE};
+use crate::db::tokens::{NotArrived, TokenRow, PAGE_SIZE, SEND_PAGE_SIZE};
 use crate::db::{Database, DbError};
 use crate::shard::Shard;
 
@@ -18,11 +18,18 @@ pub(crate) struct Users {
     shard: Shard,
     /// Only the reminder's audience; `None`: everyone with a token.
     among: Option<Arc<NotArrived>>,
+    /// Rows a page: [`PAGE_SIZE`], or [`SEND_PAGE_SIZE`] for a run that sends.
+    page_rows: usize,
 }
 
 impl Users {
     pub(super) fn new(shard: Shard, among: Option<NotArrived>) -> Self {
-        Users { shard, among: among.map(Arc::new) }
+        Users { shard, among: among.map(Arc::new), page_rows: PAGE_SIZE }
+    }
+
+    /// Pages sized for a run that sends rather than prints.
+    pub(super) fn paged_for_sending(self) -> Self {
+        Users { page_rows: SEND_PAGE_SIZE, ..self }
     }
 
     /// The users the pages reach from `start`: its checkpoint and retry set, this shard, and
@@ -52,7 +59,7 @@ impl Keyset for Users {
     }
 
     fn page_after(&self, db: Database, after: i64) -> PageRead {
-        Box::pin(keyset_page(db, after, self.shard, self.among.clone()))
+        Box::pin(keyset_page(db, after, self.shard, self.among.clone(), self.page_rows))
     }
 }
 
@@ -63,9 +70,10 @@ async fn keyset_page(
     after: i64,
     shard: Shard,
     among: Option<Arc<NotArrived>>,
+    page_rows: usize,
 ) -> Result<KeysetPage, DbError> {
-    let rows = db.token_page(after, shard, among.as_deref()).await?;
-    let is_last = rows.len() < PAGE_SIZE;
+    let rows = db.token_page(after, shard, among.as_deref(), page_rows).await?;
+    let is_last = rows.len() < page_rows;
     let last_user_id = rows.last().map(|row| row.user_id);
     let candidates = rows
         .into_iter()
