@@ -253,8 +253,12 @@ fn a_database_cut_mid_run_stops_sending_at_once_and_exits_75() {
     proxy.restore();
     world.cmd().env("WOLLEY_DATABASE_URL", &url).args(["save-location", "--rate", "0"]).ran().exits(0);
     assert_eq!(never_reached(&world.fcm, users), Vec::<u32>::new());
+    // What the journal had not recorded at the cut is sent again: typically the answers of two
+    // 40 ms write intervals (about 80 here), but more while commits are slow (writes of 60 to
+    // 125 ms gave 139 to 283 in a run of this test with the database slowed through the
+    // proxy), so the bound is the promised one, which the send gate enforces at any speed.
     let duplicated = duplicates(&world.fcm, users);
-    assert!(duplicated <= 20 + 100 + after_cut, "{duplicated} duplicates");
+    assert!(duplicated <= 20 + UNRECORDED_ANSWERS + after_cut, "{duplicated} duplicates");
 }
 
 #[test]
