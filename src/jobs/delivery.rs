@@ -73,9 +73,9 @@ pub(crate) async fn print_all(source: TokenSource, message: &Message, targets: T
     let mut printed = 0;
     'pages: while let Some(page) = source.next_page().await? {
         filter.count_unread(page.unusable_lines, 0);
-        for candidate in page.candidates {
+        for mut candidate in page.candidates {
             let_the_next_page_in().await;
-            let Ok(target) = filter.admit(&candidate) else { continue };
+            let Ok(target) = filter.admit(&mut candidate) else { continue };
             template.render_for(target.kind, &target.token, candidate.message.as_deref(), &mut body);
             body.push(b'\n');
             // The reader has gone (`| head -1`): the rest would go nowhere.
@@ -234,9 +234,9 @@ async fn feed(
             }
         };
         let mut rejected = Rejections::of(&page);
-        for candidate in page.candidates {
+        for mut candidate in page.candidates {
             let_the_next_page_in().await;
-            match filter.admit(&candidate) {
+            match filter.admit(&mut candidate) {
                 Ok(mut target) => {
                     report(recorder.as_ref(), &candidate, false);
                     target.message = candidate.message;
