@@ -246,9 +246,11 @@ impl Engine {
     }
 
     async fn deliver(&self, target: &Target, timer: &mut RequestTimer) -> Result<Outcome, EngineError> {
-        let mut body = Vec::new();
-        self.template.render_for(target.kind, &target.token, target.message.as_deref(), &mut body);
-        let body = Bytes::from(body);
+        let render = || {
+            let mut body = Vec::new();
+            self.template.render_for(target.kind, &target.token, target.message.as_deref(), &mut body);
+            Bytes::from(body)
+        };
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -256,7 +258,7 @@ impl Engine {
             if attempt > 1 && !self.admitted().await {
                 return Ok(Outcome::Expired);
             }
-            let (retry_after, quota, reason, cause) = match self.client.send(body.clone(), timer).await? {
+            let (retry_after, quota, reason, cause) = match self.client.send(render, timer).await? {
                 Verdict::Accepted => return Ok(Outcome::Sent),
                 Verdict::Dead(reason) => return Ok(Outcome::Dead(reason)),
                 Verdict::Fatal(error) => return Err(error.into()),

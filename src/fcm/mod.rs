@@ -73,13 +73,20 @@ impl FcmClient {
         self.lanes.len()
     }
 
-    /// Sends one request body, refreshing the access token once when FCM
+    /// Sends one request body, made by `render`, refreshing the access token once when FCM
     /// says it expired. A body whose message FCM would find too big is not sent: it is answered
-    /// [`Verdict::Rejected`] at once.
+    /// [`Verdict::Rejected`] at once. The body is handed to `h2` as it is, and rendered again
+    /// for a second POST rather than shared: sharing it cost an allocation and two atomic
+    /// counts a request (BENCHMARKS.md, issue 21).
     ///
     /// # Errors
     /// When no access token can be obtained.
-    pub(crate) async fn send(&self, body: Bytes, timer: &mut RequestTimer) -> Result<Verdict, AuthError> {
+    pub(crate) async fn send(
+        &self,
+        render: impl Fn() -> Bytes,
+        timer: &mut RequestTimer,
+    ) -> Result<Verdict, AuthError> {
+        let body = render();
         let size = message::message_bytes(&body);
         if size > message::MAX_MESSAGE_BYTES {
             // Only an unusually long token gets here (the template kept room for a normal one):
@@ -91,13 +98,13 @@ impl FcmClient {
             )));
         }
         let bearer = self.auth.bearer().await?;
-        let answer = self.post(&bearer.header, body.clone(), timer).await;
+        let answer = self.post(&bearer.header, body, timer).await;
         let Verdict::Unauthenticated(_) = answer else {
             return Ok(answer);
         };
         // Boxed, like every rare path: the state of a second POST would make every request's
         // future larger (BENCHMARKS.md, issue 21).
-        Box::pin(self.send_with_fresh_token(bearer.generation, body, timer)).await
+        Box::pin(self.send_with_fresh_token(bearer.generation, render(), timer)).await
     }
 
     /// FCM said the access token of `generation` expired: sends once more with a new one.

@@ -305,7 +305,7 @@ async fn fcm_send(config: &Config, auth: Arc<Authenticator>) -> Check {
         Ok(template) => template,
         Err(error) => return Check::fail(FCM, error.exit_code(), error.to_string(), "report this as a bug"),
     };
-    match client.send(Bytes::from(template.render(DOCTOR_TOKEN)), &mut RequestTimer::new()).await {
+    match client.send(|| Bytes::from(template.render(DOCTOR_TOKEN)), &mut RequestTimer::new()).await {
         Ok(answer) => fcm_answer(endpoint(config), &project, answer),
         Err(error) => auth_failure(FCM, &error),
     }
