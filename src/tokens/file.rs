@@ -9,6 +9,10 @@ use super::{Candidate, Page};
 /// Lines read per page: a page's tokens are all in memory at once, and reading a file is
 /// never what holds a send back (BENCHMARKS.md, issue 21).
 const LINES_PER_PAGE: usize = 1_000;
+/// Bytes a read of the file asks for. Each read of a file is handed to tokio's blocking pool
+/// and back: with the default 8 KiB, the hand-offs (a thread woken, the runtime woken) cost
+/// more than the reading (BENCHMARKS.md, issue 21).
+const READ_SIZE: usize = 64 * 1024;
 
 /// A tokens file that cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +55,7 @@ impl FilePages {
             } else {
                 Box::new(tokio::fs::File::open(&self.path).await.map_err(|e| self.unreadable(e))?)
             };
-            self.lines = Some(BufReader::new(reader).lines());
+            self.lines = Some(BufReader::with_capacity(READ_SIZE, reader).lines());
         }
         let mut page = Page::default();
         while page.candidates.len() < LINES_PER_PAGE {
