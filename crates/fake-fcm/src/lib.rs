@@ -259,6 +259,11 @@ impl FakeFcm {
         self.shared.counters.max_in_flight.load(Ordering::Relaxed)
     }
 
+    /// Connections that carried at least one send request.
+    pub fn send_connections(&self) -> u64 {
+        self.shared.counters.send_connections.load(Ordering::Relaxed)
+    }
+
     /// A Healthchecks-style ping URL on this fake for the check `name`:
     /// `http://127.0.0.1:PORT/ping/{name}`. Any request under it is answered 200 and recorded.
     pub fn ping_url(&self, name: &str) -> String {

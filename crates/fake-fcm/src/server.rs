@@ -5,6 +5,7 @@
 //! and stop cleanly when the handle is dropped.
 
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -86,7 +87,14 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let (shared, builder, tls) = (shared.clone(), builder.clone(), tls.clone());
         tokio::spawn(async move {
-            let service = service_fn(move |request| route(shared.clone(), request));
+            // Counted once, at its first send: the token exchange and pings ride other connections.
+            let carried_a_send = Arc::new(AtomicBool::new(false));
+            let service = service_fn(move |request: Request<Incoming>| {
+                if is_send(&request) && !carried_a_send.swap(true, Ordering::Relaxed) {
+                    shared.counters.send_connections.fetch_add(1, Ordering::Relaxed);
+                }
+                route(shared.clone(), request)
+            });
             // A client that goes away mid-request (or mid-handshake) is not the fake's problem.
             match tls {
                 None => {
@@ -100,6 +108,10 @@ async fn accept_loop(
             }
         });
     }
+}
+
+fn is_send(request: &Request<Incoming>) -> bool {
+    request.method() == Method::POST && send_path_project(request.uri().path()).is_some()
 }
 
 async fn route(shared: Arc<Shared>, request: Request<Incoming>) -> Result<HttpResponse, Infallible> {

@@ -78,6 +78,7 @@ pub(crate) struct Counters {
     pub(crate) oauth_requests: AtomicU64,
     in_flight: AtomicU64,
     pub(crate) max_in_flight: AtomicU64,
+    pub(crate) send_connections: AtomicU64,
 }
 
 impl Counters {
