@@ -222,7 +222,8 @@ impl Engine {
     }
 
     /// The next target, or None when the queue is closed or the run stops. A target already
-    /// queued is taken without registering for the stop, which costs two lock round trips.
+    /// queued is taken at once: only a worker that has to wait registers to be woken by the
+    /// stop (a waiter added to and removed from a locked list).
     async fn next_target(&self, targets: &async_channel::Receiver<Target>) -> Option<Target> {
         if self.stop.is_stopped() {
             return None;
