@@ -36,6 +36,7 @@ pub mod output;
 pub mod panic_hook;
 mod ping;
 mod report;
+pub mod runtime;
 mod shard;
 mod slot;
 mod spread;

@@ -5,7 +5,7 @@ use std::panic::AssertUnwindSafe;
 use clap::Parser;
 use futures::FutureExt;
 use mimalloc::MiMalloc;
-use wolley_push::{cli::Cli, exit::ExitCode, output, panic_hook};
+use wolley_push::{cli::Cli, exit::ExitCode, output, panic_hook, runtime};
 
 // Many small, short-lived allocations per message (HTTP/2 frames, headers, bodies): mimalloc
 // spends less CPU on them than glibc's allocator and its arena locks. Built with `no_thp`:
@@ -15,12 +15,19 @@ use wolley_push::{cli::Cli, exit::ExitCode, output, panic_hook};
 #[global_allocator]
 static ALLOCATOR: MiMalloc = MiMalloc;
 
-// One runtime thread: the work per message is small, and with two workers most of the CPU went
-// into handing connection and request tasks between the threads (wake-ups, cross-thread
-// queues, cache misses). One thread spends less CPU and memory per message and still sends far
-// faster than any rate a run is capped at (see BENCHMARKS.md, "Why the code looks like this").
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
+    match runtime::build() {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(error) => {
+            // Before any job: nothing ran, and a rerun may find the resources free.
+            eprintln!("wolley-push: error: cannot start the async runtime: {error}; check the process's limits (ulimit -n, memory)");
+            ExitCode::TempFail.into()
+        }
+    }
+}
+
+/// Parses, runs the job and maps how it ended to an exit code.
+async fn run() -> std::process::ExitCode {
     panic_hook::install();
     let cli = Cli::parse();
     output::init_logging(cli.global.quiet, cli.global.verbose);

@@ -147,6 +147,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "mode",
             "names",
             "panic_hook",
+            "runtime",
             "shard",
             "slot",
             "spread",
