@@ -143,7 +143,8 @@ impl Engine {
     }
 
     /// Sends every target from `targets`, reporting each on `deliveries`, until the channel
-    /// closes or the run stops.
+    /// closes or the run stops. The queue closes when this returns (its last receiver is
+    /// dropped), which ends a feed's wait for room.
     ///
     /// # Errors
     /// [`EngineError`] when FCM or OAuth refuse the run; in-flight requests finish first.

@@ -80,9 +80,11 @@ impl RunStop {
         self.reason.get().copied()
     }
 
-    /// Whether the run was stopped.
+    /// Whether the run was stopped. Read from the reason, which [`RunStop::stop`] sets first:
+    /// one atomic load, where the token's own check takes its lock, and every request asks
+    /// (that lock was 1.6% of a message's CPU: BENCHMARKS.md, issue 21).
     pub(crate) fn is_stopped(&self) -> bool {
-        self.token.is_cancelled()
+        self.reason.get().is_some()
     }
 
     /// Resolves once the run is stopped.

@@ -274,12 +274,12 @@ async fn let_the_next_page_in() {
     tokio::task::consume_budget().await;
 }
 
+/// Queues `target` for the engine; false when the run has stopped. A send that waits for room
+/// does not also wait for the stop: the queue closes when the engine is done, which ends the
+/// wait. (Registering with the stop and leaving it again, for nearly every target
+/// while the queue was full, was a cost of every message: BENCHMARKS.md, issue 21.)
 async fn forward(out: &async_channel::Sender<Target>, target: Target, stop: &RunStop) -> bool {
-    tokio::select! {
-        biased;
-        () = stop.stopped() => false,
-        sent = out.send(target) => sent.is_ok(),
-    }
+    !stop.is_stopped() && out.send(target).await.is_ok()
 }
 
 /// Counts every answer, tells the ledger, and watches the breakers.
