@@ -71,7 +71,12 @@ impl FilePages {
                 page.unusable_lines += 1;
                 continue;
             };
-            page.candidates.push(Candidate::read(user_id, Some(token.to_owned()), None));
+            // The token ends the line: a line that is only a token becomes it, not a copy.
+            let token = match token.len() == line.len() {
+                true => line,
+                false => token.to_owned(),
+            };
+            page.candidates.push(Candidate::read(user_id, Some(token), None));
         }
         Ok(Some(page))
     }
@@ -115,8 +120,9 @@ fn parse_line(line: &str) -> Option<(Option<&str>, &str)> {
     if trimmed.is_empty() || trimmed.starts_with('#') {
         return None;
     }
-    Some(match line.split_once('\t') {
-        Some((user_id, token)) => (Some(user_id.trim()), token),
+    // memchr: `split_once` looked for the tab a byte at a time, 1% of a send's instructions.
+    Some(match memchr::memchr(b'\t', line.as_bytes()) {
+        Some(tab) => (Some(line[..tab].trim()), &line[tab + 1..]),
         None => (None, line),
     })
 }

@@ -14,7 +14,7 @@ mod winners;
 pub(crate) use winners::Winners;
 
 use std::collections::HashSet;
-use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher, Hasher};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -110,7 +110,7 @@ pub(crate) struct TokenFilter {
 enum Dedup {
     /// Remember a 64-bit fingerprint of every token (files and single tokens: no database to
     /// ask). Grows by 8 bytes per token.
-    Seen { seen: HashSet<u64>, hasher: BuildHasherDefault<DefaultHasher> },
+    Seen { seen: HashSet<u64, BuildHasherDefault<AsHashed>>, hasher: BuildHasherDefault<DefaultHasher> },
     /// The source marked each user whose token a lower user holds (see [`owners`]): only the
     /// owner's row is sent, and the rule holds across shards and resumed runs.
     Database,
@@ -118,7 +118,30 @@ enum Dedup {
 
 impl Default for Dedup {
     fn default() -> Self {
-        Dedup::Seen { seen: HashSet::new(), hasher: BuildHasherDefault::default() }
+        Dedup::Seen { seen: HashSet::default(), hasher: BuildHasherDefault::default() }
+    }
+}
+
+/// The set of fingerprints hashes each one as itself: a fingerprint is a hash already, and
+/// hashing it again (and again for every one at each growth of the set) was 1.4% of a send's
+/// instructions from a tokens file (BENCHMARKS.md, issue 21).
+#[derive(Default)]
+struct AsHashed(u64);
+
+impl Hasher for AsHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64`s are hashed here; anything else still gets a usable hash.
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, fingerprint: u64) {
+        self.0 = fingerprint;
     }
 }
 
