@@ -2,7 +2,7 @@
 //!
 //! A capped run (`--rate 9000` is the default) is idle most of the time, and FCM's answers
 //! come back spread over each pacing tick: the thread used to wake for every few answers, some
-//! 2,000 times a second, and each wake-up found its caches cold. While a capped send runs, the
+//! 3,000 times a second, and each wake-up found its caches cold. While a capped send runs, the
 //! thread instead naps for [`IDLE_NAP`] whenever it has nothing left to do, before it waits
 //! for I/O: what arrived meanwhile (answers, the next tick) is then handled in one go.
 //! Everything a capped run waits for (an answer, a database row, a signal) is at most that much
