@@ -498,8 +498,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_rate_cap_spaces_requests_evenly() {
-        let pacing = Pacing::new(Some(100.0), &RunStop::new());
         let stop = RunStop::new();
+        let pacing = Pacing::new(Some(100.0), &stop);
         let start = Instant::now();
         for _ in 0..51 {
             assert!(pacing.admit(&stop).await);
@@ -509,8 +509,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn requests_held_by_the_rate_cap_are_let_go_together_once_a_tick() {
-        let pacing = Pacing::new(Some(9000.0), &RunStop::new());
         let stop = RunStop::new();
+        let pacing = Pacing::new(Some(9000.0), &stop);
         let start = Instant::now();
         let mut released = Vec::new();
         for _ in 0..181 {
@@ -547,10 +547,11 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_pause_holds_every_request_until_it_ends() {
-        let pacing = Pacing::new(None, &RunStop::new());
+        let stop = RunStop::new();
+        let pacing = Pacing::new(None, &stop);
         let start = Instant::now();
         pacing.pause_until(start + Duration::from_secs(60));
-        assert!(pacing.admit(&RunStop::new()).await);
+        assert!(pacing.admit(&stop).await);
         assert!(Instant::now() - start >= Duration::from_secs(60));
     }
 }

@@ -123,7 +123,7 @@ impl Default for Dedup {
 }
 
 /// The set of fingerprints hashes each one as itself: a fingerprint is a hash already, and
-/// hashing it again (and again for every one at each growth of the set) was 1.4% of a send's
+/// hashing it again (and again for every one at each growth of the set) was 1% of a send's
 /// instructions from a tokens file (BENCHMARKS.md, issue 21).
 #[derive(Default)]
 struct AsHashed(u64);
