@@ -19,6 +19,7 @@
 
 mod fcm;
 mod http;
+mod message;
 mod oauth;
 mod ping;
 mod reply;

@@ -69,8 +69,8 @@ impl OAuthError {
 pub(crate) async fn token_endpoint(shared: &Shared, request: Request<Incoming>) -> HttpResponse {
     let oauth_requests = &shared.counters.oauth_requests;
     oauth_requests.fetch_add(1, Ordering::Relaxed);
-    let content_type = header(&request, CONTENT_TYPE).unwrap_or_default();
-    let form = read_body(request).await;
+    let content_type = header(request.headers(), CONTENT_TYPE).unwrap_or_default().to_owned();
+    let form = read_body(request.into_body()).await;
     let failing = shared.fail_oauth.load(Ordering::Relaxed);
     if failing != 0 {
         return temporary_failure(failing);

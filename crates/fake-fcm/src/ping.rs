@@ -75,7 +75,7 @@ pub(crate) async fn endpoint(shared: &Shared, request: Request<Incoming>) -> Htt
     let method = request.method().to_string();
     let path = request.uri().path().to_owned();
     let query = request.uri().query().map(str::to_owned);
-    let body = String::from_utf8_lossy(&read_body(request).await).into_owned();
+    let body = String::from_utf8_lossy(&read_body(request.into_body()).await).into_owned();
     let status = {
         let mut state = shared.pings.state();
         state.received.push(Ping { method, path, query, body, at });

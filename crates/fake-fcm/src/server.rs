@@ -90,7 +90,8 @@ async fn accept_loop(
             // Counted once, at its first send: the token exchange and pings ride other connections.
             let carried_a_send = Arc::new(AtomicBool::new(false));
             let service = service_fn(move |request: Request<Incoming>| {
-                if is_send(&request) && !carried_a_send.swap(true, Ordering::Relaxed) {
+                let first_send = !carried_a_send.load(Ordering::Relaxed) && is_send(&request);
+                if first_send && !carried_a_send.swap(true, Ordering::Relaxed) {
                     shared.counters.send_connections.fetch_add(1, Ordering::Relaxed);
                 }
                 route(shared.clone(), request)
@@ -115,15 +116,19 @@ fn is_send(request: &Request<Incoming>) -> bool {
 }
 
 async fn route(shared: Arc<Shared>, request: Request<Incoming>) -> Result<HttpResponse, Infallible> {
-    let path = request.uri().path().to_owned();
-    let response = match (request.method() == Method::POST, path.as_str()) {
-        (_, path) if crate::ping::is_ping(path) => crate::ping::endpoint(&shared, request).await,
-        (true, "/token") => token_endpoint(&shared, request).await,
-        (true, path) => match send_path_project(path) {
-            Some(project) => send_endpoint(&shared, request, project).await,
+    let (head, body) = request.into_parts();
+    let path = head.uri.path();
+    let response = if crate::ping::is_ping(path) {
+        crate::ping::endpoint(&shared, Request::from_parts(head, body)).await
+    } else if head.method != Method::POST {
+        not_found()
+    } else if path == "/token" {
+        token_endpoint(&shared, Request::from_parts(head, body)).await
+    } else {
+        match send_path_project(path) {
+            Some(project) => send_endpoint(&shared, &head, body, project).await,
             None => not_found(),
-        },
-        (false, _) => not_found(),
+        }
     };
     Ok(response)
 }
