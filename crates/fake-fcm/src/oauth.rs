@@ -23,7 +23,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::http::{header, json_response, read_body, HttpResponse};
-use crate::state::Shared;
+use crate::state::{Shared, TokenMap};
 
 /// The throwaway RSA key of the fake service account (PKCS#8 PEM).
 pub(crate) const TEST_KEY_PEM: &str = include_str!("test-key.pem");
@@ -216,7 +216,7 @@ struct Issued {
 /// The access tokens issued so far, and which of them still work.
 #[derive(Default)]
 pub(crate) struct AccessTokens {
-    issued: HashMap<String, Issued>,
+    issued: TokenMap<Issued>,
     issued_count: u64,
     /// Tokens numbered up to this one were revoked.
     revoked_up_to: u64,
