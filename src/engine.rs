@@ -306,8 +306,8 @@ impl Engine {
 
 /// How many workers wait for a target (or, holding one, for the rate cap), so that the engine
 /// starts another only when none does: a run starts workers up to `--concurrency` as its load
-/// needs them. A capped run (`--rate 9000` at 20 ms keeps ~180 requests in flight) then keeps
-/// a few hundred workers instead of 1,500, whose state no longer crowds the CPU's caches
+/// needs them. A capped run (`--rate 9000` at 20 ms keeps a few hundred requests in flight) then
+/// keeps a few hundred workers instead of 1,500, whose state no longer crowds the CPU's caches
 /// (BENCHMARKS.md, issue 21); a run at full speed starts them all within its first answers.
 #[derive(Default)]
 struct Crew {
@@ -349,11 +349,14 @@ pub(crate) fn backoff_delay(base: Duration, attempt: u32, retry_after: Option<Du
 }
 
 /// The rate cap lets requests go a tick's worth at a time, all at the tick's start, rather
-/// than each at its own instant: at 9,000/s that is 90 requests in a few writes a tick instead
-/// of 90 writes, 90 timers and 90 wake-ups, which had made a capped message cost 2.3 times the
-/// CPU of an uncapped one (BENCHMARKS.md, issue 21). Over any whole number of ticks the rate
+/// than each at its own instant: at 9,000/s that is 180 requests in a few writes a tick instead
+/// of 180 writes, 180 timers and 180 wake-ups, which had made a capped message cost 2.3 times
+/// the CPU of an uncapped one. The idle thread sleeps until the next tick (`crate::runtime`),
+/// so a tick is one wake-up: 20 ms rather than 10 halved them and took a tenth off a capped
+/// message's CPU. 40 ms gained little more and would hold each of the run journal's round
+/// trips twice as long (BENCHMARKS.md, issue 21). Over any whole number of ticks the rate
 /// holds exactly.
-const PACING_TICK: Duration = Duration::from_millis(10);
+const PACING_TICK: Duration = Duration::from_millis(20);
 /// A rate below one message a tick is counted at its own interval, but a tick is never
 /// longer than this, so a slow spread still starts on time.
 const LONGEST_TICK: Duration = Duration::from_secs(1);
@@ -451,8 +454,9 @@ async fn tick(rate: f64, permits: Arc<Semaphore>) {
     let start = Instant::now();
     let mut granted = 0_u64;
     loop {
-        ticks.tick().await;
-        // The first message goes at once; the small epsilon keeps 100/s x 10 ms at one.
+        let ticked = ticks.tick().await;
+        crate::runtime::next_tick_at((ticked + period).into_std());
+        // The first message goes at once; the small epsilon keeps 50/s x 20 ms at one.
         let earned = 1 + (rate * start.elapsed().as_secs_f64() + 1e-9).floor() as u64;
         let due = usize::try_from(earned - granted).unwrap_or(usize::MAX);
         // A late tick's permits all go to the requests waiting for them; only unused ones
@@ -513,16 +517,16 @@ mod tests {
         let pacing = Pacing::new(Some(9000.0), &stop);
         let start = Instant::now();
         let mut released = Vec::new();
-        for _ in 0..181 {
+        for _ in 0..361 {
             assert!(pacing.admit(&stop).await);
             released.push(Instant::now() - start);
         }
         let mut instants = released.clone();
         instants.dedup();
-        // 9,000/s is 90 slots a 10 ms tick: the first goes at once, the next 90 at 10 ms, the
-        // last 90 at 20 ms.
+        // 9,000/s is 180 slots a 20 ms tick: the first goes at once, the next 180 at 20 ms, the
+        // last 180 at 40 ms.
         assert_eq!(instants, [Duration::ZERO, PACING_TICK, PACING_TICK * 2]);
-        assert_eq!(released.iter().filter(|&&at| at == PACING_TICK).count(), 90);
+        assert_eq!(released.iter().filter(|&&at| at == PACING_TICK).count(), 180);
     }
 
     #[tokio::test(start_paused = true)]
